@@ -1,0 +1,307 @@
+"""The driver contract: what the gateway asks of every lock, whatever the link.
+
+A driver turns these calls into bytes for one lock (over serial, BLE, or in-process for the
+simulator). It declares what the lock can do in :class:`Capabilities`; the gateway plans with
+that and never asks for more. All methods may raise :class:`drivers.errors.DriverError`
+subclasses; they never swallow ``asyncio.CancelledError``.
+
+Secrets (PIN digits, card numbers, key material) travel only in :attr:`Credential.secret` and
+:attr:`AccessRequest.secret`; both are left out of ``repr`` so they cannot reach a log line by
+accident.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import ClassVar, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict
+
+from drivers.errors import DriverError, UnsupportedError
+
+
+class CredentialKind(enum.StrEnum):
+    CODE = "code"
+    CARD = "card"
+    MOBILE_KEY = "mobile_key"
+
+
+class BoltState(enum.StrEnum):
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+    JAMMED = "jammed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A validity window in UTC. ``None`` on either side means open on that side."""
+
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    def contains(self, t: datetime) -> bool:
+        if self.starts_at is not None and t < self.starts_at:
+            return False
+        return self.ends_at is None or t < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One credential to put on a lock.
+
+    ``credential_id`` is the cloud's access-method id. ``tag`` is an opaque 8-byte content tag
+    (a keyed hash of kind, secret and window computed by the gateway): the lock stores it and
+    returns it when listed, so a read-back check needs no secret. ``window`` is attached only
+    for locks that enforce time windows themselves; otherwise it is ``None`` and the gateway
+    removes the credential on time.
+    """
+
+    credential_id: str
+    kind: CredentialKind
+    secret: bytes = field(repr=False)
+    tag: bytes
+    window: TimeWindow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    """What a lock reports holding: never the secret."""
+
+    credential_id: str
+    kind: CredentialKind
+    tag: bytes
+    window: TimeWindow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the lock can hold and do; the gateway plans with this."""
+
+    slots: int
+    max_batch: int
+    kinds: frozenset[CredentialKind]
+    enforces_time_windows: bool
+    code_min_length: int = 4
+    code_max_length: int = 8
+    code_alphabet: str = "0123456789"
+    has_keypad: bool = True
+    has_card_reader: bool = False
+    online_validation: bool = True
+    """The lock asks the gateway (:class:`AccessRequest`) when its own memory cannot decide."""
+
+    def code_problem(self, code: str) -> str | None:
+        """Why ``code`` breaks this lock's code rules, or ``None`` when it is fine."""
+        if not self.code_min_length <= len(code) <= self.code_max_length:
+            return f"length {len(code)} outside {self.code_min_length}..{self.code_max_length}"
+        if any(ch not in self.code_alphabet for ch in code):
+            return "character outside the lock's code alphabet"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Outcome of a put or delete batch: the ids that failed, with why. Absent means done."""
+
+    failures: Mapping[str, DriverError] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True, slots=True)
+class LockStatus:
+    bolt: BoltState
+    battery_percent: int | None = None
+    tamper: bool = False
+    lock_time: datetime | None = None
+    firmware: str | None = None
+
+
+class EventKind(enum.StrEnum):
+    ACCESS_ALLOWED = "access_allowed"
+    ACCESS_DENIED = "access_denied"
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+    TAMPER = "tamper"
+    REBOOTED = "rebooted"
+    BATTERY_LOW = "battery_low"
+
+
+@dataclass(frozen=True, slots=True)
+class LockEvent:
+    """One entry of the lock's audit log. ``seq`` increases by one per entry, per lock."""
+
+    seq: int
+    occurred_at: datetime
+    kind: EventKind
+    credential_kind: CredentialKind | None = None
+    credential_id: str | None = None
+    reason: str | None = None
+    decided_by: str | None = None
+    """``"lock"`` when the lock decided from its own memory, ``"gateway"`` when it asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: Sequence[LockEvent]
+    next_seq: int
+    """Pass this as ``after_seq`` next time. Equal to the input when nothing new."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """A lock asks the gateway to decide a credential its memory does not hold."""
+
+    lock_id: str
+    kind: CredentialKind
+    secret: bytes = field(repr=False)
+    at: datetime | None = None
+    """The lock's own idea of the time, for the record; the gateway decides on its own clock."""
+    proof: bytes | None = field(default=None, repr=False)
+    """For mobile keys: the phone's signed answer to the lock's challenge."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessAnswer:
+    allow: bool
+    reason: str
+    credential_id: str | None = None
+
+
+class KeyStore(Protocol):
+    """Where a driver keeps long-term link secrets (commissioning keys), encrypted at rest."""
+
+    def get(self, name: str) -> bytes | None: ...
+
+    def put(self, name: str, value: bytes) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+Decider = Callable[[AccessRequest], Awaitable[AccessAnswer]]
+
+
+async def _deny_all(request: AccessRequest) -> AccessAnswer:
+    return AccessAnswer(allow=False, reason="no_gateway_decider")
+
+
+def _no_hint() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class DriverContext:
+    """What the gateway hands a driver: its clock, a way to ask for decisions, a key store."""
+
+    now: Callable[[], datetime]
+    keystore: KeyStore
+    decide: Decider = _deny_all
+    events_waiting: Callable[[], None] = _no_hint
+    """Call when the lock signalled new audit-log entries, so the gateway fetches them soon."""
+
+
+class DriverOptions(BaseModel):
+    """Base of every driver's typed options. Subclasses set ``type: Literal["name"]``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: str
+
+
+class LockDriver(ABC):
+    """One lock, as the gateway sees it. Use as an async context manager for its lifetime.
+
+    Operations on one driver are issued one at a time by the gateway; a driver whose transport
+    is shared (an RS-485 bus, one BLE adapter) serialises across locks itself.
+    """
+
+    type_name: ClassVar[str]
+    options_model: ClassVar[type[DriverOptions]]
+
+    def __init__(self, lock_id: str, options: DriverOptions, ctx: DriverContext) -> None:
+        self.lock_id = lock_id
+        self.options = options
+        self.ctx = ctx
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start background work the driver needs (none by default)."""
+
+    async def close(self) -> None:
+        """Stop background work and drop the link."""
+        await self.disconnect()
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool: ...
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open and authenticate the link. Idempotent."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Close the link. Idempotent; never raises for an already closed link."""
+
+    @abstractmethod
+    async def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    async def list_credentials(self) -> list[StoredCredential]: ...
+
+    @abstractmethod
+    async def put_credentials(self, batch: Sequence[Credential]) -> BatchResult:
+        """Add or replace (same ``credential_id``) up to ``max_batch`` credentials."""
+
+    @abstractmethod
+    async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
+        """Remove credentials; an id the lock does not hold counts as done."""
+
+    @abstractmethod
+    async def lock(self) -> None: ...
+
+    @abstractmethod
+    async def unlock(self, hold_seconds: float | None = None) -> None: ...
+
+    @abstractmethod
+    async def status(self) -> LockStatus: ...
+
+    @abstractmethod
+    async def fetch_events(self, after_seq: int, limit: int = 100) -> EventPage: ...
+
+    @abstractmethod
+    async def ack_events(self, up_to_seq: int) -> None:
+        """Tell the lock it may free log entries up to and including ``up_to_seq``."""
+
+    @abstractmethod
+    async def set_time(self, t: datetime) -> None: ...
+
+    async def commission(self, pairing_secret: str) -> None:
+        """Bind this gateway to the lock with its out-of-band pairing secret."""
+        raise UnsupportedError(
+            f"driver {self.type_name!r} has no commissioning", lock_id=self.lock_id
+        )
+
+
+def ensure_driver_error(err: BaseException) -> DriverError:
+    """Return ``err`` when it is a :class:`DriverError`, else wrap it (never CancelledError)."""
+    if isinstance(err, DriverError):
+        return err
+    return DriverError(f"{type(err).__name__}: {err}")

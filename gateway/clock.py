@@ -1,0 +1,96 @@
+"""Injectable time.
+
+Everything that reads the time or waits for a moment takes a :class:`Clock`. Production uses
+:class:`SystemClock`; tests move a :class:`FakeClock` instead of sleeping. Wall time is always an
+aware UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current wall time, aware UTC."""
+        ...
+
+    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        """Return when ``deadline`` has passed or ``wake`` is set, whichever comes first.
+
+        ``None`` waits for ``wake`` only. Does not clear ``wake``.
+        """
+        ...
+
+
+MAX_WAIT_SECONDS = 30.0
+"""A wall-clock step (NTP correcting a Pi that booted in 1970) must not strand a timer."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        while not wake.is_set():
+            if deadline is None:
+                timeout = MAX_WAIT_SECONDS
+            else:
+                remaining = (deadline - self.now()).total_seconds()
+                if remaining <= 0:
+                    return
+                timeout = min(remaining, MAX_WAIT_SECONDS)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except TimeoutError:
+                continue
+
+
+class FakeClock:
+    """A clock that moves only when told. ``advance`` wakes every waiter whose time has come."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        self._waiters: list[tuple[datetime, int, asyncio.Future[None]]] = []
+        self._counter = itertools.count()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, t: datetime) -> None:
+        self._now = t
+        self._fire()
+
+    def advance(self, seconds: float = 0.0, **kwargs: float) -> datetime:
+        self._now += timedelta(seconds=seconds, **kwargs)
+        self._fire()
+        return self._now
+
+    def _fire(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        if wake.is_set():
+            return
+        if deadline is not None and deadline <= self._now:
+            return
+        wake_task = asyncio.ensure_future(wake.wait())
+        waits: set[asyncio.Future[object]] = {wake_task}  # type: ignore[arg-type]
+        timer: asyncio.Future[None] | None = None
+        if deadline is not None:
+            timer = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (deadline, next(self._counter), timer))
+            waits.add(timer)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake_task.cancel()
+            if timer is not None and not timer.done():
+                timer.cancel()

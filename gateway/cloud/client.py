@@ -1,0 +1,196 @@
+"""A thin async client for Seam's HTTP API on httpx.
+
+Every endpoint is ``POST /<resource>/<verb>`` with a JSON body and a bearer key. List calls
+follow Seam's cursor pagination (``limit`` + ``page_cursor`` in, ``pagination`` out; an endpoint
+that returns no ``pagination`` is one page). 429 and 5xx are retried with backoff, honouring
+``Retry-After``; 401/403 raise :class:`CloudAuthError` at once. The server's ``Date`` header is
+kept (:attr:`CloudClient.last_server_time`) for the clock-trust check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from gateway.backoff import Backoff
+from gateway.cloud.errors import (
+    CloudAuthError,
+    CloudBadResponseError,
+    CloudError,
+    CloudRateLimitedError,
+    CloudRequestError,
+    CloudUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+MAX_RETRY_AFTER_S = 300.0
+
+
+class CloudClient:
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        *,
+        timeout_s: float = 10.0,
+        max_retries: int = 5,
+        backoff: Backoff | None = None,
+        sleep: Sleep = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=endpoint.rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": "lockgate/0.1",
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+        )
+        self._max_retries = max_retries
+        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._sleep = sleep
+        self.last_server_time: datetime | None = None
+        self.requests = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+
+    async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST ``path`` with ``body``; returns the decoded JSON object or raises CloudError."""
+        self._backoff.reset()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._once(path, body or {})
+            except (CloudUnavailableError, CloudBadResponseError) as err:
+                if attempt > self._max_retries:
+                    raise
+                delay = self._backoff.next_delay()
+                if isinstance(err, _RetryAfter) and err.retry_after is not None:
+                    delay = max(delay, err.retry_after)
+                log.log(
+                    logging.WARNING if attempt == 1 else logging.DEBUG,
+                    "cloud %s failed (%s); retry %d in %.1fs",
+                    path,
+                    err,
+                    attempt,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    async def _once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        try:
+            resp = await self._http.post(path, json=body)
+        except httpx.TimeoutException as err:
+            raise CloudUnavailableError(f"{path}: timed out") from err
+        except httpx.HTTPError as err:
+            raise CloudUnavailableError(f"{path}: {type(err).__name__}: {err}") from err
+        self._note_date(resp)
+        status = resp.status_code
+        if status in (401, 403):
+            raise CloudAuthError(
+                f"{path}: HTTP {status} — the cloud refused the API key; check the key file"
+            )
+        if status == 429:
+            raise _RateLimited(f"{path}: HTTP 429 rate limited", _retry_after(resp))
+        if status >= 500:
+            raise _Unavailable(f"{path}: HTTP {status}", _retry_after(resp))
+        try:
+            data = resp.json()
+        except ValueError as err:
+            if status >= 400:
+                raise CloudRequestError(f"{path}: HTTP {status} with a non-JSON body") from err
+            raise CloudBadResponseError(f"{path}: response is not valid JSON") from err
+        if not isinstance(data, dict):
+            raise CloudBadResponseError(f"{path}: response is not a JSON object")
+        if status >= 400:
+            error = data.get("error") or {}
+            kind = error.get("type", "error") if isinstance(error, dict) else "error"
+            message = error.get("message", "") if isinstance(error, dict) else ""
+            raise CloudRequestError(f"{path}: HTTP {status} {kind}: {message}")
+        return data
+
+    async def list_all(
+        self, path: str, items_key: str, body: dict[str, Any] | None = None, page_size: int = 500
+    ) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, following ``pagination`` to the last page."""
+        items: list[dict[str, Any]] = []
+        request = dict(body or {})
+        request["limit"] = page_size
+        seen_cursors: set[str] = set()
+        while True:
+            data = await self.call(path, request)
+            page = data.get(items_key)
+            if not isinstance(page, list):
+                raise CloudBadResponseError(f"{path}: '{items_key}' missing or not a list")
+            items.extend(page)
+            pagination = data.get("pagination")
+            if not isinstance(pagination, dict) or not pagination.get("has_next_page"):
+                return items
+            cursor = pagination.get("next_page_cursor")
+            if not isinstance(cursor, str) or cursor in seen_cursors:
+                raise CloudBadResponseError(f"{path}: pagination cursor missing or repeating")
+            seen_cursors.add(cursor)
+            request["page_cursor"] = cursor
+
+    def _note_date(self, resp: httpx.Response) -> None:
+        value = resp.headers.get("Date")
+        if value:
+            try:
+                self.last_server_time = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                log.debug("unparseable Date header from the cloud")
+
+
+class _RetryAfter(CloudError):
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _RateLimited(_RetryAfter, CloudRateLimitedError):
+    pass
+
+
+class _Unavailable(_RetryAfter, CloudUnavailableError):
+    pass
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    date = resp.headers.get("Date")
+    now = email.utils.parsedate_to_datetime(date) if date else None
+    if now is None:
+        return None
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)

@@ -1,0 +1,184 @@
+"""The gateway, assembled: store, cloud client and sync, one reconciler per lock, the validator.
+
+Resources are entered in one :class:`contextlib.AsyncExitStack`; long-running loops run in one
+:class:`asyncio.TaskGroup`, each task named. :class:`Gateway` is an async context manager, so a
+test, the demo and the ``lockgate run`` command all start it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from drivers.base import AccessAnswer, AccessRequest, DriverContext, LockDriver
+from drivers.registry import DriverRegistry
+from gateway.clock import Clock, SystemClock
+from gateway.cloud.client import CloudClient
+from gateway.config import GatewayConfig, LockConfig
+from gateway.lockout import LockoutPolicy
+from gateway.planner import LockScope
+from gateway.reconciler import LockReconciler
+from gateway.store.store import Store
+from gateway.sync import CloudSync, Scope
+from gateway.sync_loop import SyncLoop
+from gateway.timetrust import TimeTrust, kernel_clock_synchronised
+from gateway.validator import Decision, Validator
+from gateway.views import ViewCache
+
+log = logging.getLogger(__name__)
+
+FLOOR_EVERY = timedelta(minutes=10)
+
+
+def scope_of(lock: LockConfig) -> LockScope:
+    return LockScope(
+        lock.id,
+        frozenset(lock.space_ids),
+        frozenset(lock.acs_entrance_ids),
+        frozenset(lock.device_ids),
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: DriverRegistry,
+        *,
+        clock: Clock | None = None,
+        kernel_synchronised: Callable[[], bool | None] = kernel_clock_synchronised,
+        extra_tasks: list[Callable[[Gateway], Coroutine[Any, Any, None]]] | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self._kernel = kernel_synchronised
+        self._extra = extra_tasks or []
+        self._stack = contextlib.AsyncExitStack()
+        self._runner: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self.locks: dict[str, LockReconciler] = {}
+
+    # --- lifetime ----------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        await self._stack.__aenter__()
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._runner = asyncio.create_task(self._run(), name="lockgate-main")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        await self._stack.aclose()
+
+    async def wait(self) -> None:
+        """Run until the gateway's tasks end (they end only by failing or being cancelled)."""
+        assert self._runner is not None
+        await self._runner
+
+    async def _open(self) -> None:
+        cfg = self.config
+        self.store = Store.open(cfg.store.path, cfg.store.key)
+        self._stack.callback(self.store.close)
+        self.views = ViewCache(self.store)
+        self.trust = TimeTrust(self.clock, self.store.meta, cfg.time, self._kernel)
+        self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
+        self.validator = Validator(
+            self.store,
+            self.views.current,
+            self.scopes,
+            self.clock,
+            self.trust,
+            cfg.time,
+            LockoutPolicy(self.store.lockouts, cfg.validator),
+        )
+        self.client = CloudClient(
+            str(cfg.cloud.endpoint),
+            cfg.cloud.api_key.read_text(),
+            timeout_s=cfg.cloud.request_timeout_s,
+            max_retries=cfg.cloud.max_retries,
+        )
+        await self._stack.enter_async_context(self.client)
+        self.cloud_sync = CloudSync(
+            self.client,
+            self.store,
+            Scope.of(cfg),
+            self.clock,
+            page_size=cfg.cloud.page_size,
+            on_change=self._cloud_changed,
+        )
+        self.sync_loop = SyncLoop(self.cloud_sync, self.client, self.clock, cfg.cloud, self.trust)
+        for lock in cfg.locks:
+            await self._add_lock(lock)
+
+    async def _add_lock(self, lock: LockConfig) -> None:
+        cls = self.registry.get(lock.driver.type)
+        holder: list[LockReconciler] = []
+        ctx = DriverContext(
+            now=self.clock.now,
+            keystore=self.store.keystore(lock.id),
+            decide=self._decider(lock.id),
+            events_waiting=lambda: holder[0].events_waiting() if holder else None,
+        )
+        driver: LockDriver = cls(lock.id, lock.driver, ctx)
+        await self._stack.enter_async_context(driver)
+        reconciler = LockReconciler(
+            driver,
+            self.scopes[lock.id],
+            self.store,
+            self.views.current,
+            self.clock,
+            self.config.reconcile,
+        )
+        holder.append(reconciler)
+        self.locks[lock.id] = reconciler
+
+    def _decider(self, lock_id: str) -> Callable[[AccessRequest], Awaitable[AccessAnswer]]:
+        async def decide(request: AccessRequest) -> AccessAnswer:
+            d = self.validator.decide(request.kind, request.secret, lock_id, proof=request.proof)
+            return AccessAnswer(d.allow, d.reason, d.access_method_id)
+
+        return decide
+
+    def _cloud_changed(self) -> None:
+        for reconciler in self.locks.values():
+            reconciler.wake()
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.sync_loop.run(), name="cloud-sync")
+            for lock_id, reconciler in self.locks.items():
+                tg.create_task(reconciler.run(), name=f"lock:{lock_id}")
+            tg.create_task(self._keep_floor(), name="time-floor")
+            for extra in self._extra:
+                tg.create_task(extra(self), name=getattr(extra, "__name__", "extra"))
+            self.ready.set()
+            log.info("gateway %s serving %d locks", self.config.gateway_id, len(self.locks))
+
+    async def _keep_floor(self) -> None:
+        never = asyncio.Event()
+        while True:
+            self.trust.raise_floor()
+            await self.clock.wait_until(self.clock.now() + FLOOR_EVERY, never)
+
+    # --- what the management plane and tests use ---------------------------------------------
+    def decide(self, kind_value: str, secret: bytes, lock_id: str, *, dry_run: bool) -> Decision:
+        from drivers.base import CredentialKind
+
+        return self.validator.decide(CredentialKind(kind_value), secret, lock_id, dry_run=dry_run)

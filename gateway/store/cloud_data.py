@@ -1,0 +1,219 @@
+"""Grants, access methods, entrances and the raw cloud objects: written whole, read by all.
+
+A full snapshot replaces the previous one in one transaction; what it no longer holds is
+tombstoned (``revoked_at``), not deleted, so the validator can still say *revoked* instead of
+*unknown*. Incremental changes from cloud events apply in one transaction with the event cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+
+from gateway.models import AccessMethod, CloudChanges, CloudSnapshot, Entrance, Grant
+from gateway.store.crypto import SecretBox
+from gateway.store.db import Database
+from gateway.store.meta import Meta
+from gateway.store.timefmt import from_db, to_db
+
+
+class CloudData:
+    def __init__(self, db: Database, box: SecretBox, meta: Meta) -> None:
+        self._db = db
+        self._box = box
+        self._meta = meta
+
+    @property
+    def version(self) -> int:
+        """Increases with every committed change: caches compare it."""
+        return self._meta.get_int("data_version")
+
+    # --- writing -----------------------------------------------------------------------------
+    def apply_snapshot(self, snap: CloudSnapshot, now: datetime) -> None:
+        with self._db.transaction() as conn:
+            self._upsert(conn, snap.grants, snap.methods, snap.raw)
+            conn.execute("DELETE FROM entrances")
+            conn.executemany(
+                "INSERT INTO entrances VALUES (?, ?)",
+                [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances],
+            )
+            self._tombstone_missing(
+                conn, "grants", "grant_id", [g.grant_id for g in snap.grants], now
+            )
+            self._tombstone_missing(
+                conn, "methods", "method_id", [m.method_id for m in snap.methods], now
+            )
+            conn.execute("DELETE FROM sync_issues")
+            self._issues(conn, snap.issues, now)
+            self._meta.set("last_full_sync", to_db(now) or "")
+            self._meta.incr("data_version")
+
+    def apply_changes(self, changes: CloudChanges, now: datetime) -> None:
+        with self._db.transaction() as conn:
+            self._upsert(conn, changes.grants, changes.methods, changes.raw)
+            stamp = to_db(now)
+            conn.executemany(
+                "UPDATE grants SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
+                [(stamp, gid) for gid in changes.deleted_grant_ids],
+            )
+            conn.executemany(
+                "UPDATE methods SET revoked_at = ? WHERE (method_id = ? OR grant_id = ?)"
+                " AND revoked_at IS NULL",
+                [(stamp, mid, None) for mid in changes.deleted_method_ids]
+                + [(stamp, None, gid) for gid in changes.deleted_grant_ids],
+            )
+            self._issues(conn, changes.issues, now)
+            conn.executemany(
+                "INSERT OR IGNORE INTO cloud_events_seen VALUES (?, ?)", changes.seen_event_ids
+            )
+            if changes.cursor is not None:
+                self._meta.set("event_cursor", changes.cursor)
+            self._meta.set("last_sync", stamp or "")
+            self._meta.incr("data_version")
+
+    def _upsert(
+        self,
+        conn: sqlite3.Connection,
+        grants: list[Grant],
+        methods: list[AccessMethod],
+        raw: dict[str, list[tuple[str, str]]],
+    ) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            [
+                (
+                    g.grant_id,
+                    to_db(g.starts_at),
+                    to_db(g.ends_at),
+                    g.user_identity_id,
+                    g.display_name,
+                    json.dumps(sorted(g.space_ids)),
+                    json.dumps(sorted(g.entrance_ids)),
+                    json.dumps(sorted(g.device_ids)),
+                    g.problem,
+                )
+                for g in grants
+            ],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO methods VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            [self._method_row(m) for m in methods],
+        )
+        for object_type, rows in raw.items():
+            conn.executemany(
+                "INSERT OR REPLACE INTO cloud_objects VALUES (?, ?, ?)",
+                [(object_type, oid, text) for oid, text in rows],
+            )
+
+    def _method_row(self, m: AccessMethod) -> tuple[object, ...]:
+        sealed = index = None
+        if m.secret is not None:
+            sealed = self._box.seal(m.secret, m.method_id)
+            index = self._box.index(m.mode, m.secret)
+        return (m.method_id, m.grant_id, m.mode, m.display_name, sealed, index, m.problem)
+
+    def _tombstone_missing(
+        self, conn: sqlite3.Connection, table: str, key: str, keep: list[str], now: datetime
+    ) -> None:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM keep_ids")
+        conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", [(k,) for k in keep])
+        conn.execute(
+            f"UPDATE {table} SET revoked_at = ? WHERE revoked_at IS NULL"  # noqa: S608
+            f" AND {key} NOT IN (SELECT id FROM keep_ids)",
+            (to_db(now),),
+        )
+
+    def _issues(
+        self, conn: sqlite3.Connection, issues: Iterable[tuple[str, str, str]], now: datetime
+    ) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO sync_issues VALUES (?, ?, ?, ?)",
+            [(t, oid, problem, to_db(now)) for t, oid, problem in issues],
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+    def grants(self, *, include_revoked: bool = False) -> dict[str, Grant]:
+        sql = "SELECT * FROM grants"
+        if not include_revoked:
+            sql += " WHERE revoked_at IS NULL"
+        return {row["grant_id"]: _grant(row) for row in self._db.conn.execute(sql)}
+
+    def grant(self, grant_id: str) -> Grant | None:
+        row = self._db.conn.execute(
+            "SELECT * FROM grants WHERE grant_id = ?", (grant_id,)
+        ).fetchone()
+        return None if row is None else _grant(row)
+
+    def methods(self, *, include_revoked: bool = False) -> list[AccessMethod]:
+        sql = "SELECT * FROM methods"
+        if not include_revoked:
+            sql += " WHERE revoked_at IS NULL"
+        return [self._method(row) for row in self._db.conn.execute(sql)]
+
+    def methods_of_grant(self, grant_id: str) -> list[AccessMethod]:
+        rows = self._db.conn.execute("SELECT * FROM methods WHERE grant_id = ?", (grant_id,))
+        return [self._method(row) for row in rows]
+
+    def find_by_secret(self, mode: str, secret: bytes) -> list[AccessMethod]:
+        """Methods (revoked ones too) whose secret is exactly this one."""
+        rows = self._db.conn.execute(
+            "SELECT * FROM methods WHERE secret_index = ?", (self._box.index(mode, secret),)
+        )
+        return [m for m in (self._method(row) for row in rows) if m.secret == secret]
+
+    def entrances(self) -> list[Entrance]:
+        return [
+            Entrance(row[0], frozenset(json.loads(row[1])))
+            for row in self._db.conn.execute("SELECT * FROM entrances")
+        ]
+
+    def issues(self) -> list[tuple[str, str, str]]:
+        return [
+            (row[0], row[1], row[2])
+            for row in self._db.conn.execute("SELECT * FROM sync_issues ORDER BY 1, 2")
+        ]
+
+    def raw(self, object_type: str, object_id: str) -> dict[str, object] | None:
+        row = self._db.conn.execute(
+            "SELECT raw FROM cloud_objects WHERE object_type = ? AND object_id = ?",
+            (object_type, object_id),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def event_seen(self, event_id: str) -> bool:
+        row = self._db.conn.execute(
+            "SELECT 1 FROM cloud_events_seen WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return row is not None
+
+    def _method(self, row: sqlite3.Row) -> AccessMethod:
+        secret = None
+        if row["secret_ct"] is not None:
+            secret = self._box.open(row["secret_ct"], row["method_id"])
+        return AccessMethod(
+            method_id=row["method_id"],
+            grant_id=row["grant_id"],
+            mode=row["mode"],
+            secret=secret,
+            problem=row["problem"],
+            display_name=row["display_name"],
+            revoked_at=from_db(row["revoked_at"]),
+        )
+
+
+def _grant(row: sqlite3.Row) -> Grant:
+    return Grant(
+        grant_id=row["grant_id"],
+        starts_at=from_db(row["starts_at"]),
+        ends_at=from_db(row["ends_at"]),
+        space_ids=frozenset(json.loads(row["space_ids"])),
+        entrance_ids=frozenset(json.loads(row["entrance_ids"])),
+        device_ids=frozenset(json.loads(row["device_ids"])),
+        user_identity_id=row["user_identity_id"],
+        display_name=row["display_name"],
+        problem=row["problem"],
+        revoked_at=from_db(row["revoked_at"]),
+    )

@@ -1,0 +1,37 @@
+"""Long-term link secrets of drivers (commissioning keys), encrypted like every other secret."""
+
+from __future__ import annotations
+
+from gateway.store.crypto import SecretBox
+from gateway.store.db import Database
+
+
+class EncryptedKeyStore:
+    """Implements :class:`drivers.base.KeyStore` for one lock: names are prefixed with its id."""
+
+    def __init__(self, db: Database, box: SecretBox, lock_id: str) -> None:
+        self._db = db
+        self._box = box
+        self._prefix = f"{lock_id}/"
+
+    def get(self, name: str) -> bytes | None:
+        key = self._prefix + name
+        row = self._db.conn.execute(
+            "SELECT value_ct FROM keystore WHERE name = ?", (key,)
+        ).fetchone()
+        return None if row is None else self._box.open(row[0], key)
+
+    def put(self, name: str, value: bytes) -> None:
+        key = self._prefix + name
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO keystore VALUES (?, ?)", (key, self._box.seal(value, key))
+            )
+
+    def delete(self, name: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM keystore WHERE name = ?", (self._prefix + name,))
+
+    def clear(self) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM keystore WHERE name LIKE ?", (self._prefix + "%",))

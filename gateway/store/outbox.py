@@ -1,0 +1,98 @@
+"""The outbox of access events and the per-lock audit-log cursors.
+
+Events enter in the same transaction as whatever produced them (a decision, a cursor move), so
+a crash can neither lose one nor record one twice (``event_id`` is unique). They leave only when
+a publisher marks them delivered, after the broker acknowledged them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.events import AccessEvent
+from gateway.store.db import Database
+from gateway.store.timefmt import to_db
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    seq: int
+    event_id: str
+    payload: dict[str, Any]
+    delivered: bool
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.changed = asyncio.Event()
+        """Set whenever events were added; a publisher clears it before reading."""
+
+    def add(self, events: Sequence[AccessEvent]) -> int:
+        """Add events (joining an open transaction if any); returns how many were new."""
+        with self._db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO outbox (event_id, occurred_at, lock_id, payload)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (e.event_id, to_db(e.occurred_at), e.lock_id, json.dumps(e.payload()))
+                    for e in events
+                ],
+            )
+            added = conn.total_changes - before
+        if added:
+            self.changed.set()
+        return added
+
+    def ingest_lock_events(self, lock_id: str, events: Sequence[AccessEvent], next_seq: int) -> int:
+        """Record a page of a lock's audit log and move its cursor, atomically."""
+        with self._db.transaction() as conn:
+            added = self.add(events)
+            conn.execute("INSERT OR REPLACE INTO lock_cursors VALUES (?, ?)", (lock_id, next_seq))
+        return added
+
+    def cursor(self, lock_id: str) -> int:
+        row = self._db.conn.execute(
+            "SELECT event_seq FROM lock_cursors WHERE lock_id = ?", (lock_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def reset_cursor(self, lock_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM lock_cursors WHERE lock_id = ?", (lock_id,))
+
+    def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxEntry]:
+        rows = self._db.conn.execute(
+            "SELECT seq, event_id, payload FROM outbox WHERE delivered_at IS NULL AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [OutboxEntry(r[0], r[1], json.loads(r[2]), False) for r in rows]
+
+    def mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE seq = ?",
+                [(to_db(at), s) for s in seqs],
+            )
+
+    def entries(self, lock_id: str | None = None) -> list[OutboxEntry]:
+        sql = "SELECT seq, event_id, payload, delivered_at FROM outbox"
+        args: tuple[str, ...] = ()
+        if lock_id is not None:
+            sql += " WHERE lock_id = ?"
+            args = (lock_id,)
+        rows = self._db.conn.execute(sql + " ORDER BY seq", args)
+        return [OutboxEntry(r[0], r[1], json.loads(r[2]), r[3] is not None) for r in rows]
+
+    def count_pending(self) -> int:
+        row = self._db.conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"
+        ).fetchone()
+        return int(row[0])

@@ -1,0 +1,79 @@
+"""Schema migrations, in order. Never edit a released one: append a new one.
+
+``PRAGMA user_version`` holds how many have been applied; an upgrade runs the rest at start.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE grants (
+        grant_id TEXT PRIMARY KEY,
+        starts_at TEXT, ends_at TEXT,
+        user_identity_id TEXT,
+        display_name TEXT NOT NULL DEFAULT '',
+        space_ids TEXT NOT NULL, entrance_ids TEXT NOT NULL, device_ids TEXT NOT NULL,
+        problem TEXT,
+        revoked_at TEXT
+    );
+    CREATE TABLE methods (
+        method_id TEXT PRIMARY KEY,
+        grant_id TEXT,
+        mode TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        secret_ct BLOB,
+        secret_index BLOB,
+        problem TEXT,
+        revoked_at TEXT
+    );
+    CREATE INDEX methods_by_secret ON methods(secret_index);
+    CREATE INDEX methods_by_grant ON methods(grant_id);
+
+    CREATE TABLE cloud_objects (
+        object_type TEXT NOT NULL, object_id TEXT NOT NULL, raw TEXT NOT NULL,
+        PRIMARY KEY (object_type, object_id)
+    );
+    CREATE TABLE entrances (acs_entrance_id TEXT PRIMARY KEY, space_ids TEXT NOT NULL);
+    CREATE TABLE sync_issues (
+        object_type TEXT NOT NULL, object_id TEXT NOT NULL, problem TEXT NOT NULL,
+        seen_at TEXT NOT NULL, PRIMARY KEY (object_type, object_id)
+    );
+    CREATE TABLE cloud_events_seen (event_id TEXT PRIMARY KEY, occurred_at TEXT NOT NULL);
+
+    CREATE TABLE lock_credentials (
+        lock_id TEXT NOT NULL,
+        method_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('scheduled', 'pending', 'applied', 'removing', 'failed')),
+        tag BLOB,
+        error_code TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (lock_id, method_id)
+    );
+    CREATE INDEX lock_credentials_by_method ON lock_credentials(method_id);
+    CREATE TABLE lock_cursors (lock_id TEXT PRIMARY KEY, event_seq INTEGER NOT NULL);
+
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        occurred_at TEXT NOT NULL,
+        lock_id TEXT,
+        payload TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE INDEX outbox_undelivered ON outbox(seq) WHERE delivered_at IS NULL;
+
+    CREATE TABLE lockouts (
+        lock_id TEXT PRIMARY KEY,
+        failures TEXT NOT NULL,
+        locked_until TEXT,
+        level INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE keystore (name TEXT PRIMARY KEY, value_ct BLOB NOT NULL)
+    """,
+]

@@ -1,0 +1,110 @@
+"""Per (lock, credential) sync state: what the gateway wants on each lock and how far it got.
+
+States: ``scheduled`` (due later), ``pending`` (to be put), ``applied`` (on the lock, read back),
+``removing`` (to be taken off), ``failed`` (with a machine-readable ``error_code``, a message and
+the attempt count). A row disappears once its credential is off the lock and no longer wanted.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.store.db import Database
+from gateway.store.timefmt import from_db, to_db
+
+
+class SyncStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    APPLIED = "applied"
+    REMOVING = "removing"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSyncState:
+    lock_id: str
+    method_id: str
+    state: SyncStatus
+    tag: bytes | None = None
+    error_code: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    updated_at: datetime | None = None
+
+
+class SyncStates:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def for_lock(self, lock_id: str) -> dict[str, CredentialSyncState]:
+        rows = self._db.conn.execute("SELECT * FROM lock_credentials WHERE lock_id = ?", (lock_id,))
+        return {r["method_id"]: _row(r) for r in rows}
+
+    def for_methods(self, method_ids: Iterable[str]) -> list[CredentialSyncState]:
+        ids = list(method_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._db.conn.execute(
+            f"SELECT * FROM lock_credentials WHERE method_id IN ({marks})"  # noqa: S608
+            " ORDER BY lock_id, method_id",
+            ids,
+        )
+        return [_row(r) for r in rows]
+
+    def write(self, states: Iterable[CredentialSyncState], now: datetime) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO lock_credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        s.lock_id,
+                        s.method_id,
+                        s.state.value,
+                        s.tag,
+                        s.error_code,
+                        s.error,
+                        s.attempts,
+                        to_db(now),
+                    )
+                    for s in states
+                ],
+            )
+
+    def remove(self, lock_id: str, method_ids: Iterable[str]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "DELETE FROM lock_credentials WHERE lock_id = ? AND method_id = ?",
+                [(lock_id, m) for m in method_ids],
+            )
+
+    def remove_lock(self, lock_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM lock_credentials WHERE lock_id = ?", (lock_id,))
+
+    def counts(self, lock_id: str) -> dict[str, int]:
+        rows = self._db.conn.execute(
+            "SELECT state, COUNT(*) FROM lock_credentials WHERE lock_id = ? GROUP BY state",
+            (lock_id,),
+        )
+        counts = {s.value: 0 for s in SyncStatus}
+        counts.update({r[0]: int(r[1]) for r in rows})
+        return counts
+
+
+def _row(row: sqlite3.Row) -> CredentialSyncState:
+    return CredentialSyncState(
+        lock_id=row["lock_id"],
+        method_id=row["method_id"],
+        state=SyncStatus(row["state"]),
+        tag=row["tag"],
+        error_code=row["error_code"],
+        error=row["error"],
+        attempts=int(row["attempts"]),
+        updated_at=from_db(row["updated_at"]),
+    )

@@ -1,0 +1,313 @@
+"""Cloud sync: a whole snapshot now and then, cheap incremental polls in between.
+
+A full sync fetches everything in the gateway's scope (the spaces, entrances and devices its
+locks serve) into memory, and only when every page has arrived does it replace the previous
+snapshot, in one transaction. Between full syncs, ``/events/list`` since the last event seen
+says which grants changed; only those are fetched again. Deleted grants and methods are
+noticed either way: an event names them, or the next snapshot no longer holds them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.clock import Clock
+from gateway.cloud.client import CloudClient
+from gateway.cloud.errors import CloudError
+from gateway.cloud.models import CloudEntrance, parse_grant, parse_method, raw_without_secrets
+from gateway.config import GatewayConfig
+from gateway.models import AccessMethod, CloudChanges, CloudSnapshot, Entrance, Grant
+from gateway.store.store import Store
+from gateway.store.timefmt import from_db, to_db
+
+log = logging.getLogger(__name__)
+
+EVENT_OVERLAP = timedelta(seconds=5)
+"""Ask for events a little before the cursor: ids already seen are skipped."""
+CHUNK = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    space_ids: frozenset[str]
+    entrance_ids: frozenset[str]
+    device_ids: frozenset[str]
+
+    @classmethod
+    def of(cls, config: GatewayConfig) -> Scope:
+        return cls(
+            frozenset(s for lock in config.locks for s in lock.space_ids),
+            frozenset(e for lock in config.locks for e in lock.acs_entrance_ids),
+            frozenset(d for lock in config.locks for d in lock.device_ids),
+        )
+
+    def covers(self, grant: Grant, entrance_spaces: frozenset[str]) -> bool:
+        return bool(
+            grant.space_ids & (self.space_ids | entrance_spaces)
+            or grant.entrance_ids & self.entrance_ids
+            or grant.device_ids & self.device_ids
+        )
+
+
+@dataclass(slots=True)
+class SyncReport:
+    kind: str
+    grants: int = 0
+    methods: int = 0
+    deleted: int = 0
+    issues: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class CloudSync:
+    def __init__(
+        self,
+        client: CloudClient,
+        store: Store,
+        scope: Scope,
+        clock: Clock,
+        *,
+        page_size: int = 500,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._scope = scope
+        self._clock = clock
+        self._page_size = page_size
+        self._on_change = on_change
+
+    # --- full --------------------------------------------------------------------------------
+    async def full(self) -> SyncReport:
+        started = self._client.last_server_time or self._clock.now()
+        entrances_raw = await self._client.list_all(
+            "/acs/entrances/list", "acs_entrances", page_size=self._page_size
+        )
+        started = self._client.last_server_time or started
+        raw: dict[str, list[tuple[str, str]]] = {"acs_entrance": [], "space": []}
+        issues: list[tuple[str, str, str]] = []
+        entrances = self._entrances(entrances_raw, raw, issues)
+        spaces_raw = await self._client.list_all(
+            "/spaces/list", "spaces", page_size=self._page_size
+        )
+        for s in spaces_raw:
+            if isinstance(s, dict) and isinstance(s.get("space_id"), str):
+                raw["space"].append((s["space_id"], raw_without_secrets(s)))
+        entrance_spaces = self._entrance_spaces(entrances)
+
+        grant_objs: dict[str, Any] = {}
+        method_objs: dict[str, Any] = {}
+        for key, ids in (
+            ("space_id", sorted(self._scope.space_ids | entrance_spaces)),
+            ("acs_entrance_id", sorted(self._scope.entrance_ids)),
+            ("device_id", sorted(self._scope.device_ids)),
+        ):
+            for one in ids:
+                for g in await self._client.list_all(
+                    "/access_grants/list", "access_grants", {key: one}, self._page_size
+                ):
+                    grant_objs[_id_of(g, "access_grant_id")] = g
+                for m in await self._client.list_all(
+                    "/access_methods/list", "access_methods", {key: one}, self._page_size
+                ):
+                    method_objs[_id_of(m, "access_method_id")] = m
+        grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
+        await self._identities(grants, raw)
+        snap = CloudSnapshot(grants, methods, entrances, raw, issues)
+        self._store.cloud.apply_snapshot(snap, self._clock.now())
+        # The snapshot holds everything up to its start: events from then on are news.
+        self._store.meta.set("event_cursor", to_db(started) or "")
+        self._on_change()
+        log.info(
+            "full sync: %d grants, %d access methods, %d issues",
+            len(grants),
+            len(methods),
+            len(issues),
+        )
+        return SyncReport("full", len(grants), len(methods), 0, issues)
+
+    def _entrances(
+        self,
+        objs: list[Any],
+        raw: dict[str, list[tuple[str, str]]],
+        issues: list[tuple[str, str, str]],
+    ) -> list[Entrance]:
+        out = []
+        for obj in objs:
+            try:
+                e = CloudEntrance.model_validate(obj)
+            except ValueError:
+                issues.append(("acs_entrance", _id_of(obj, "acs_entrance_id"), "invalid entrance"))
+                continue
+            out.append(Entrance(e.acs_entrance_id, frozenset(e.space_ids)))
+            raw["acs_entrance"].append((e.acs_entrance_id, raw_without_secrets(obj)))
+        return out
+
+    def _entrance_spaces(self, entrances: Iterable[Entrance]) -> frozenset[str]:
+        return frozenset(
+            s for e in entrances if e.entrance_id in self._scope.entrance_ids for s in e.space_ids
+        )
+
+    def _parse(
+        self,
+        grant_objs: dict[str, Any],
+        method_objs: dict[str, Any],
+        raw: dict[str, list[tuple[str, str]]],
+        issues: list[tuple[str, str, str]],
+        entrance_spaces: frozenset[str],
+    ) -> tuple[list[Grant], list[AccessMethod]]:
+        grants: list[Grant] = []
+        owner: dict[str, str] = {}
+        raw.setdefault("access_grant", [])
+        raw.setdefault("access_method", [])
+        for gid, obj in grant_objs.items():
+            grant, problem = parse_grant(obj)
+            if problem:
+                issues.append(("access_grant", gid, problem))
+            if grant is None:
+                continue
+            if not self._scope.covers(grant, entrance_spaces):
+                continue
+            grants.append(grant)
+            raw["access_grant"].append((grant.grant_id, raw_without_secrets(obj)))
+            ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
+            for mid in ids if isinstance(ids, list) else []:
+                if isinstance(mid, str):
+                    owner[mid] = grant.grant_id
+        methods: list[AccessMethod] = []
+        for mid, obj in method_objs.items():
+            method, problem = parse_method(obj, owner.get(mid))
+            if problem:
+                issues.append(("access_method", mid, problem))
+            if method is None:
+                continue
+            if method.grant_id is None:
+                continue  # a method of a grant outside our scope
+            methods.append(method)
+            raw["access_method"].append((method.method_id, raw_without_secrets(obj)))
+        return grants, methods
+
+    async def _identities(self, grants: list[Grant], raw: dict[str, list[tuple[str, str]]]) -> None:
+        ids = sorted({g.user_identity_id for g in grants if g.user_identity_id})
+        raw["user_identity"] = []
+        for i in range(0, len(ids), CHUNK):
+            for u in await self._client.list_all(
+                "/user_identities/list",
+                "user_identities",
+                {"user_identity_ids": ids[i : i + CHUNK]},
+                self._page_size,
+            ):
+                uid = _id_of(u, "user_identity_id")
+                raw["user_identity"].append((uid, raw_without_secrets(u)))
+
+    # --- incremental -------------------------------------------------------------------------
+    async def incremental(self) -> SyncReport:
+        """Fetch what the cloud's events say changed; returns how much was applied."""
+        cursor_text = self._store.meta.get("event_cursor")
+        cursor = from_db(cursor_text) if cursor_text else None
+        if cursor is None:
+            return await self.full()
+        data = await self._client.call(
+            "/events/list", {"since": (cursor - EVENT_OVERLAP).isoformat(), "limit": 1000}
+        )
+        events = data.get("events")
+        if not isinstance(events, list):
+            raise CloudError("/events/list: 'events' missing or not a list")
+        fresh = [
+            e
+            for e in events
+            if isinstance(e, dict)
+            and isinstance(e.get("event_id"), str)
+            and not self._store.cloud.event_seen(e["event_id"])
+        ]
+        if not fresh:
+            return SyncReport("incremental")
+        grant_ids: set[str] = set()
+        full_needed = False
+        newest = cursor
+        for e in fresh:
+            etype = str(e.get("event_type", ""))
+            when = _event_time(e) or newest
+            newest = max(newest, when)
+            if etype.startswith("access_grant.") and isinstance(e.get("access_grant_id"), str):
+                grant_ids.add(e["access_grant_id"])
+            elif etype.startswith("access_method."):
+                grant_ids.update(g for g in e.get("access_grant_ids") or [] if isinstance(g, str))
+            elif etype.startswith(("acs_entrance.", "space.", "device.")):
+                full_needed = True
+        seen = [(e["event_id"], to_db(_event_time(e) or newest) or "") for e in fresh]
+        if full_needed:
+            report = await self.full()
+            self._store.cloud.apply_changes(
+                CloudChanges([], [], [], [], {}, [], seen, to_db(newest)), self._clock.now()
+            )
+            return report
+        changes = await self._changes(sorted(grant_ids), seen, to_db(newest))
+        self._store.cloud.apply_changes(changes, self._clock.now())
+        self._on_change()
+        log.info(
+            "incremental sync: %d grants changed, %d deleted",
+            len(changes.grants),
+            len(changes.deleted_grant_ids),
+        )
+        return SyncReport(
+            "incremental",
+            len(changes.grants),
+            len(changes.methods),
+            len(changes.deleted_grant_ids) + len(changes.deleted_method_ids),
+            changes.issues,
+        )
+
+    async def _changes(
+        self, grant_ids: list[str], seen: list[tuple[str, str]], cursor: str | None
+    ) -> CloudChanges:
+        grant_objs: dict[str, Any] = {}
+        for i in range(0, len(grant_ids), CHUNK):
+            for g in await self._client.list_all(
+                "/access_grants/list",
+                "access_grants",
+                {"access_grant_ids": grant_ids[i : i + CHUNK]},
+                self._page_size,
+            ):
+                grant_objs[_id_of(g, "access_grant_id")] = g
+        method_objs: dict[str, Any] = {}
+        for gid in grant_objs:
+            for m in await self._client.list_all(
+                "/access_methods/list", "access_methods", {"access_grant_id": gid}, self._page_size
+            ):
+                method_objs[_id_of(m, "access_method_id")] = m
+        raw: dict[str, list[tuple[str, str]]] = {}
+        issues: list[tuple[str, str, str]] = []
+        entrance_spaces = self._entrance_spaces(self._store.cloud.entrances())
+        grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
+        kept = {g.grant_id for g in grants}
+        deleted_grants = [gid for gid in grant_ids if gid not in kept]
+        live_methods = {m.method_id for m in methods}
+        deleted_methods = [
+            m.method_id
+            for gid in kept
+            for m in self._store.cloud.methods_of_grant(gid)
+            if m.method_id not in live_methods and m.revoked_at is None
+        ]
+        return CloudChanges(
+            grants, methods, deleted_grants, deleted_methods, raw, issues, seen, cursor
+        )
+
+
+def _id_of(obj: Any, key: str) -> str:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and value else "?"
+
+
+def _event_time(e: dict[str, Any]) -> datetime | None:
+    for key in ("created_at", "occurred_at"):
+        value = e.get(key)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return None

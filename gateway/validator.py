@@ -1,0 +1,220 @@
+"""Offline credential decisions: allow or deny, always with a reason, always recorded.
+
+When a lock's own memory cannot decide (a PIN it does not hold, a lock that is full) or an
+operator asks for a dry run, the gateway decides from its local copy of the cloud data, without
+the cloud. Reasons: ``valid`` (allow), ``valid_clock_tolerance`` (allow under the tolerance
+policy), and for denials ``unknown_credential``, ``revoked``, ``not_for_this_entrance``,
+``outside_window``, ``invalid_grant``, ``clock_untrusted``, ``locked_out``,
+``unsupported_credential``. Every real decision becomes an access event in the outbox, in the
+same transaction as the lockout bookkeeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from drivers.base import CredentialKind
+from gateway.clock import Clock
+from gateway.config import TimeConfig
+from gateway.events import AccessEvent
+from gateway.lockout import LockoutPolicy
+from gateway.models import AccessMethod, Grant
+from gateway.planner import CloudView, LockScope
+from gateway.store.store import Store
+from gateway.timetrust import TimeTrust
+
+log = logging.getLogger(__name__)
+
+FAILURES_THAT_COUNT = frozenset(
+    {"unknown_credential", "revoked", "not_for_this_entrance", "outside_window"}
+)
+
+ProofCheck = Callable[[AccessMethod, bytes | None, str], bool]
+"""Mobile keys: verifies the phone's proof for this method at this lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allow: bool
+    reason: str
+    lock_id: str
+    kind: CredentialKind
+    access_method_id: str | None = None
+    access_grant_id: str | None = None
+    user_identity_id: str | None = None
+    detail: str = ""
+    event_id: str | None = None
+
+
+def _no_proofs(method: AccessMethod, proof: bytes | None, lock_id: str) -> bool:
+    return False
+
+
+class Validator:
+    def __init__(
+        self,
+        store: Store,
+        views: Callable[[], CloudView],
+        scopes: dict[str, LockScope],
+        clock: Clock,
+        trust: TimeTrust,
+        time_config: TimeConfig,
+        lockouts: LockoutPolicy,
+        proof_check: ProofCheck = _no_proofs,
+    ) -> None:
+        self._store = store
+        self._views = views
+        self._scopes = scopes
+        self._clock = clock
+        self._trust = trust
+        self._time = time_config
+        self._lockouts = lockouts
+        self._proof_check = proof_check
+
+    def decide(
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        *,
+        proof: bytes | None = None,
+        dry_run: bool = False,
+        t: datetime | None = None,
+    ) -> Decision:
+        t = t or self._clock.now()
+        decision = self._decide(kind, secret, lock_id, proof, t)
+        if dry_run:
+            return decision
+        with self._store.db.transaction():
+            if decision.allow:
+                self._lockouts.success(lock_id)
+            elif kind is CredentialKind.CODE and decision.reason in FAILURES_THAT_COUNT:
+                until = self._lockouts.failure(lock_id, t)
+                if until is not None:
+                    log.warning("%s: keypad locked out until %s", lock_id, until.isoformat())
+            event = AccessEvent(
+                event_id=AccessEvent.new_id(),
+                occurred_at=t,
+                kind="access_allowed" if decision.allow else "access_denied",
+                lock_id=lock_id,
+                source="gateway",
+                credential_kind=kind.value,
+                access_method_id=decision.access_method_id,
+                access_grant_id=decision.access_grant_id,
+                user_identity_id=decision.user_identity_id,
+                reason=decision.reason,
+            )
+            self._store.outbox.add([event])
+        return _with_event(decision, event.event_id)
+
+    def _decide(
+        self, kind: CredentialKind, secret: bytes, lock_id: str, proof: bytes | None, t: datetime
+    ) -> Decision:
+        def deny(
+            reason: str, m: AccessMethod | None = None, g: Grant | None = None, detail: str = ""
+        ) -> Decision:
+            return _decision(False, reason, lock_id, kind, m, g, detail)
+
+        scope = self._scopes.get(lock_id)
+        if scope is None:
+            return deny("not_for_this_entrance", detail="unknown lock")
+        until = self._lockouts.locked_until(lock_id, t)
+        if until is not None:
+            return deny("locked_out", detail=f"keypad locked out until {until.isoformat()}")
+        matches = self._store.cloud.find_by_secret(kind.value, secret)
+        if not matches:
+            return deny("unknown_credential")
+        view = self._views()
+        live: list[tuple[AccessMethod, Grant]] = []
+        revoked: tuple[AccessMethod, Grant | None] | None = None
+        for m in matches:
+            g = self._store.cloud.grant(m.grant_id) if m.grant_id else None
+            if m.revoked_at is not None or g is None or g.revoked_at is not None:
+                revoked = revoked or (m, g)
+                continue
+            live.append((m, g))
+        if not live:
+            assert revoked is not None
+            return deny("revoked", revoked[0], revoked[1])
+        here = [(m, g) for m, g in live if view.serves(scope, g)]
+        if not here:
+            return deny("not_for_this_entrance", *live[0])
+        best: Decision | None = None
+        for m, g in here:
+            d = self._judge(kind, m, g, lock_id, proof, t)
+            if d.allow:
+                return d
+            best = best or d
+        assert best is not None
+        return best
+
+    def _judge(
+        self,
+        kind: CredentialKind,
+        m: AccessMethod,
+        g: Grant,
+        lock_id: str,
+        proof: bytes | None,
+        t: datetime,
+    ) -> Decision:
+        if g.problem is not None:
+            return _decision(False, "invalid_grant", lock_id, kind, m, g, g.problem)
+        if kind is CredentialKind.MOBILE_KEY and not self._proof_check(m, proof, lock_id):
+            return _decision(False, "bad_proof", lock_id, kind, m, g)
+        bounded = g.starts_at is not None or g.ends_at is not None
+        trust = self._trust.assess()
+        if bounded and not trust.trusted:
+            if self._time.policy == "deny_time_bounded":
+                return _decision(
+                    False, "clock_untrusted", lock_id, kind, m, g, ",".join(trust.reasons)
+                )
+            slack = timedelta(seconds=self._time.tolerance_s)
+            inside = (g.starts_at is None or t >= g.starts_at - slack) and (
+                g.ends_at is None or t < g.ends_at + slack
+            )
+            if inside:
+                return _decision(True, "valid_clock_tolerance", lock_id, kind, m, g)
+            return _decision(False, "outside_window", lock_id, kind, m, g, "clock untrusted")
+        if g.starts_at is not None and t < g.starts_at:
+            return _decision(False, "outside_window", lock_id, kind, m, g, "not yet valid")
+        if g.ends_at is not None and t >= g.ends_at:
+            return _decision(False, "outside_window", lock_id, kind, m, g, "expired")
+        return _decision(True, "valid", lock_id, kind, m, g)
+
+
+def _decision(
+    allow: bool,
+    reason: str,
+    lock_id: str,
+    kind: CredentialKind,
+    m: AccessMethod | None,
+    g: Grant | None,
+    detail: str = "",
+) -> Decision:
+    return Decision(
+        allow=allow,
+        reason=reason,
+        lock_id=lock_id,
+        kind=kind,
+        access_method_id=m.method_id if m else None,
+        access_grant_id=(g.grant_id if g else (m.grant_id if m else None)),
+        user_identity_id=g.user_identity_id if g else None,
+        detail=detail,
+    )
+
+
+def _with_event(d: Decision, event_id: str) -> Decision:
+    return Decision(
+        d.allow,
+        d.reason,
+        d.lock_id,
+        d.kind,
+        d.access_method_id,
+        d.access_grant_id,
+        d.user_identity_id,
+        d.detail,
+        event_id,
+    )

@@ -1,0 +1,102 @@
+"""The durable store: migrations, encryption at rest, atomic snapshots, tombstones."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.secrets import SecretError, SecretRef
+from gateway.store.crypto import StoreKeyError
+from gateway.store.schema import MIGRATIONS
+from gateway.store.store import Store
+from tests.core.conftest import snapshot
+from tests.core.factories import code, grant
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_first_start_creates_a_private_key_and_migrates(tmp_path: Path) -> None:
+    key = tmp_path / "k" / "store.key"
+    with Store.open(tmp_path / "db.sqlite", SecretRef(file=key)) as s:
+        assert s.db.schema_version == len(MIGRATIONS)
+        assert s.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert len(key.read_bytes()) == 32
+
+
+def test_pins_are_not_in_the_database_file_in_clear(store: Store, tmp_path: Path) -> None:
+    pin = "73914682"
+    store.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", pin)]), T0)
+    store.db.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("lockgate.db"))
+    assert pin.encode() not in blob
+    assert store.cloud.methods()[0].secret == pin.encode()
+    assert [m.method_id for m in store.cloud.find_by_secret("code", pin.encode())] == ["m1"]
+
+
+def test_a_wrong_key_is_refused_not_silently_used(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    with Store.open(db, SecretRef(file=tmp_path / "a.key")):
+        pass
+    other = tmp_path / "b.key"
+    other.write_bytes(os.urandom(32))
+    other.chmod(0o600)
+    with pytest.raises(StoreKeyError, match="not the one"):
+        Store.open(db, SecretRef(file=other))
+    # And a missing key for an existing database is an error, never a fresh key.
+    with pytest.raises(SecretError):
+        Store.open(db, SecretRef(file=tmp_path / "missing.key"))
+
+
+def test_key_files_readable_by_others_are_refused(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    with pytest.raises(SecretError, match="chmod 600"):
+        Store.open(tmp_path / "db", SecretRef(file=key))
+
+
+def test_a_failed_snapshot_leaves_the_previous_one_whole(store: Store) -> None:
+    store.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", "1111")]), T0)
+    version = store.cloud.version
+    broken = snapshot([grant("g2", start=T0)], [code("m2", "g2", "2222"), code("m2", "g2", "x")])
+    # A duplicate primary key is fine for INSERT OR REPLACE; force a failure mid-write instead.
+    broken.methods.append(object())  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        store.cloud.apply_snapshot(broken, T0)
+    assert set(store.cloud.grants()) == {"g1"}
+    assert [m.method_id for m in store.cloud.methods()] == ["m1"]
+    assert store.cloud.version == version
+
+
+def test_what_a_snapshot_no_longer_holds_is_tombstoned(store: Store) -> None:
+    store.cloud.apply_snapshot(
+        snapshot(
+            [grant("g1", start=T0), grant("g2", start=T0)],
+            [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+        ),
+        T0,
+    )
+    store.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", "1111")]), T0)
+    assert set(store.cloud.grants()) == {"g1"}
+    gone = store.cloud.grant("g2")
+    assert gone is not None and gone.revoked_at == T0
+    revoked = store.cloud.find_by_secret("code", b"2222")
+    assert revoked and revoked[0].revoked_at == T0
+
+
+def test_newer_schema_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    with Store.open(path, SecretRef(file=tmp_path / "k")):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    conn.close()
+    from gateway.store.db import StoreError
+
+    with pytest.raises(StoreError, match="newer than this Lockgate"):
+        Store.open(path, SecretRef(file=tmp_path / "k"))
