@@ -15,7 +15,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from drivers.base import AccessAnswer, AccessRequest, DriverContext, LockDriver
+from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
 from drivers.registry import DriverRegistry
 from gateway.clock import Clock, SystemClock
 from gateway.cloud.client import CloudClient
@@ -63,6 +63,7 @@ class Gateway:
         self._runner: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         self.locks: dict[str, LockReconciler] = {}
+        self._lock_tasks: dict[str, asyncio.Task[None]] = {}
 
     # --- lifetime ----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -164,7 +165,7 @@ class Gateway:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.sync_loop.run(), name="cloud-sync")
             for lock_id, reconciler in self.locks.items():
-                tg.create_task(reconciler.run(), name=f"lock:{lock_id}")
+                self._lock_tasks[lock_id] = tg.create_task(reconciler.run(), name=f"lock:{lock_id}")
             tg.create_task(self._keep_floor(), name="time-floor")
             for extra in self._extra:
                 tg.create_task(extra(self), name=getattr(extra, "__name__", "extra"))
@@ -178,7 +179,24 @@ class Gateway:
             await self.clock.wait_until(self.clock.now() + FLOOR_EVERY, never)
 
     # --- what the management plane and tests use ---------------------------------------------
-    def decide(self, kind_value: str, secret: bytes, lock_id: str, *, dry_run: bool) -> Decision:
-        from drivers.base import CredentialKind
+    def decide(
+        self, kind: CredentialKind, secret: bytes, lock_id: str, *, dry_run: bool
+    ) -> Decision:
+        return self.validator.decide(kind, secret, lock_id, dry_run=dry_run)
 
-        return self.validator.decide(CredentialKind(kind_value), secret, lock_id, dry_run=dry_run)
+    async def remove_lock(self, lock_id: str) -> None:
+        """Stop serving a lock until the next start: its reconciler stops, its link closes,
+        its sync state and link keys are forgotten. (Remove it from the config to make it
+        permanent.)"""
+        reconciler = self.locks.pop(lock_id)
+        task = self._lock_tasks.pop(lock_id, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with reconciler.exclusive:
+            await reconciler.driver.close()
+        self.scopes.pop(lock_id, None)
+        self.store.sync_states.remove_lock(lock_id)
+        self.store.keystore(lock_id).clear()
+        log.warning("lock %s removed at runtime", lock_id, extra={"lock": lock_id})

@@ -62,6 +62,9 @@ class LockReconciler:
         self._log = logging.LoggerAdapter(logging.getLogger(__name__), {"lock": self.lock_id})
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
+        self.exclusive = asyncio.Lock()
+        """Held around every driver operation: one operation at a time per lock. Commands
+        (lock, unlock, status, commission) take it too."""
         self._caps: Capabilities | None = None
         self._refused: dict[str, bytes] = {}
         self._force_put = False
@@ -103,7 +106,8 @@ class LockReconciler:
             if next_wake is None or t >= next_wake:
                 self._creds_due = True
             try:
-                p = await self._pass(t)
+                async with self.exclusive:
+                    p = await self._pass(t)
             except DriverError as err:
                 await self._failed(err)
                 retry = t + timedelta(seconds=self._backoff.next_delay())

@@ -1,0 +1,29 @@
+"""Where optional parts plug into the daemon and the command line.
+
+The MQTT plane, systemd notification and the demo register here, so ``cli.py`` and
+``daemon.py`` stay ignorant of them (imports still point one way: this module imports them).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from gateway.config import GatewayConfig
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+
+Extra = Callable[["Gateway"], Coroutine[Any, Any, None]]
+
+
+def gateway_extensions(cfg: GatewayConfig) -> list[Extra]:
+    """Long-running tasks to run beside the gateway's own, chosen by the config."""
+    extras: list[Extra] = []
+    return extras
+
+
+def add_subcommands(sub: Any) -> None:
+    """Subcommands contributed by optional parts (``ctl``, ``demo``)."""
+    _ = argparse  # subcommands are added by the parts that own them
