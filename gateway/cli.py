@@ -39,6 +39,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _serve(cfg: GatewayConfig) -> None:
     from gateway.daemon import Gateway
     from gateway.extensions import gateway_extensions
+    from gateway.supervise import shutdown
 
     registry = default_registry()
     async with Gateway(cfg, registry, extra_tasks=gateway_extensions(cfg)) as gw:
@@ -54,9 +55,8 @@ async def _serve(cfg: GatewayConfig) -> None:
             waiter.result()  # re-raise why the gateway stopped
         else:
             log.info("stopping on signal")
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
+            # STOPPING=1, wait (bounded) for lock operations in flight, then cancel.
+            await shutdown(gw, waiter)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -93,6 +93,30 @@ class MqttConfig(_Model):
     """A TOML file of trusted operator public keys and their roles (see docs/mqtt.md)."""
     homeassistant_discovery: bool = False
     max_payload_bytes: int = Field(16384, gt=0)
+    # --- added with the management plane (gateway/mqtt, docs/mqtt.md) ---
+    client_id: str | None = None
+    """Defaults to ``lockgate-<gateway_id>``; must stay the same for the persistent session."""
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    """How long the broker keeps the gateway's session (subscriptions, queued requests)."""
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(60.0, gt=0)
+    command_timeout_s: float = Field(15.0, gt=0)
+    """Bound on one command: waiting for the lock, the driver call, a sync."""
+    commission_timeout_s: float = Field(120.0, gt=0)
+    command_max_age_s: float = Field(30.0, gt=0)
+    """Signed commands whose timestamp is further than this from the gateway's clock are stale."""
+    require_signed_reads: bool = False
+    """Also require a viewer signature on read-only commands (status, locks, ...)."""
+    max_concurrent_commands: int = Field(8, ge=1)
+    state_interval_s: float = Field(10.0, gt=0)
+    """How often retained state is rebuilt (and republished only when it changed)."""
+    lock_status_interval_s: float = Field(300.0, gt=0)
+    """How often bolt and battery are read from connected locks for the retained state."""
+    homeassistant_prefix: str = "homeassistant"
+    homeassistant_unlock: bool = False
+    """Honour UNLOCK from Home Assistant's unsigned command topic (LOCK is always honoured
+    when discovery is on). Only safe when the broker ACL lets nobody but HA write there."""
 
 
 class LockConfigBase(_Model):

@@ -21,9 +21,21 @@ Extra = Callable[["Gateway"], Coroutine[Any, Any, None]]
 def gateway_extensions(cfg: GatewayConfig) -> list[Extra]:
     """Long-running tasks to run beside the gateway's own, chosen by the config."""
     extras: list[Extra] = []
+    from gateway.notify import SdNotifier
+    from gateway.supervise import systemd_notify
+
+    if SdNotifier.from_environment().enabled:  # under systemd Type=notify
+        extras.append(systemd_notify)
+    if cfg.mqtt.enabled:
+        from gateway.mqtt.plane import mqtt_plane
+
+        extras.append(mqtt_plane)
     return extras
 
 
 def add_subcommands(sub: Any) -> None:
     """Subcommands contributed by optional parts (``ctl``, ``demo``)."""
     _ = argparse  # subcommands are added by the parts that own them
+    from gateway import ctl
+
+    ctl.add_parser(sub)

@@ -97,7 +97,8 @@ class LockReconciler:
 
     # --- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        next_wake: datetime | None = None
+        # The first pass at once: with the cloud away, the store alone says what is due.
+        next_wake: datetime | None = self._clock.now()
         poll = timedelta(seconds=self._config.event_poll_s)
         while True:
             await self._clock.wait_until(next_wake, self._wake)
@@ -202,6 +203,13 @@ class LockReconciler:
         for mid in to_delete:
             row(mid, SyncStatus.REMOVING)
         self._write(old, rows)
+        if to_delete or to_put:
+            self._log.info(
+                "%s: applying %d removals and %d additions",
+                self.lock_id,
+                len(to_delete),
+                len(to_put),
+            )
 
         size = max(1, caps.max_batch)
         for batch in _chunks(to_delete, size):
@@ -211,6 +219,7 @@ class LockReconciler:
         put_failed: set[str] = set()
         for creds in _chunks(to_put, size):
             result = await self.driver.put_credentials(creds)
+            self._log.debug("%s: put batch of %d", self.lock_id, len(creds))
             for mid, err in result.failures.items():
                 put_failed.add(mid)
                 rows[mid] = self._failure(rows.get(mid), mid, err, SyncStatus.FAILED)
@@ -230,6 +239,15 @@ class LockReconciler:
         self._write(old, rows)
         if gone:
             self._store.sync_states.remove(self.lock_id, gone)
+        if to_delete or to_put:
+            counts = self._store.sync_states.counts(self.lock_id)
+            self._log.info(
+                "%s: pass done: %d applied, %d failed, %d scheduled",
+                self.lock_id,
+                counts["applied"],
+                counts["failed"],
+                counts["scheduled"],
+            )
 
     async def _read_back(
         self,
@@ -314,7 +332,13 @@ class LockReconciler:
                 for e in page.events
                 if e.decided_by != "gateway"  # the gateway recorded its own decisions
             ]
-            self._store.outbox.ingest_lock_events(self.lock_id, events, page.next_seq)
+            added = self._store.outbox.ingest_lock_events(self.lock_id, events, page.next_seq)
+            self._log.info(
+                "%s: %d audit-log entries recorded, up to seq %d",
+                self.lock_id,
+                added,
+                page.next_seq,
+            )
             await self.driver.ack_events(page.next_seq)
 
 

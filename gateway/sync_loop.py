@@ -63,7 +63,7 @@ class SyncLoop:
         return await fut
 
     async def run(self) -> None:
-        next_at: datetime | None = None
+        next_at: datetime | None = self._clock.now()  # the first sync at once
         last_full: datetime | None = None
         while True:
             await self._clock.wait_until(next_at, self._now)

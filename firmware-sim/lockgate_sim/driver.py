@@ -7,6 +7,8 @@ the same lock model; this one calls it directly.
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +58,8 @@ class SimOptions(DriverOptions):
     code_min_length: int = 4
     code_max_length: int = 8
     mobile_keys: bool = False
+    write_delay_s: float = 0.0
+    """Time the lock takes to write one slot (slow flash, slow link): spreads a batch out."""
 
 
 class SimDriver(LockDriver):
@@ -123,8 +127,15 @@ class SimDriver(LockDriver):
     async def put_credentials(self, batch: Sequence[Credential]) -> BatchResult:
         await self._ready()
         slots = [Slot(c.credential_id, c.kind, c.secret, c.tag, c.window) for c in batch]
+        delay = self.options.write_delay_s if isinstance(self.options, SimOptions) else 0.0
         try:
-            refused = self.sim.put(slots)
+            if delay:
+                refused: dict[str, str] = {}
+                for slot in slots:  # slot by slot, as a slow lock writes them
+                    await asyncio.sleep(delay)
+                    refused.update(self.sim.put([slot]))
+            else:
+                refused = self.sim.put(slots)
         except LockRebooted as err:
             self._connected = False
             raise LockLinkError("lock rebooted during the batch", lock_id=self.lock_id) from err

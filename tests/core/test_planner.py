@@ -86,7 +86,9 @@ def test_refusals_are_reported_per_credential_never_dropped() -> None:
 def test_capacity_keeps_the_earliest_and_reports_the_rest() -> None:
     grants = {f"g{i}": grant(f"g{i}", start=T0 - timedelta(minutes=10 - i)) for i in range(5)}
     methods = [code(f"m{i}", f"g{i}", f"10{i:02d}") for i in range(5)]
-    p = plan(CloudView(grants, methods, []), LOCK, caps(slots=3), T0, lead_time=timedelta(0), tag=tag)
+    p = plan(
+        CloudView(grants, methods, []), LOCK, caps(slots=3), T0, lead_time=timedelta(0), tag=tag
+    )
     assert set(p.desired) == {"m0", "m1", "m2"}
     assert {k: v[0] for k, v in p.rejected.items()} == {"m3": "capacity", "m4": "capacity"}
 

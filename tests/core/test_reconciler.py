@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from lockgate_sim.driver import SimDriver, SimOptions
+from lockgate_sim.lock import SimLock
 
 from drivers.base import DriverContext
 from gateway.clock import FakeClock
@@ -17,8 +20,6 @@ from gateway.reconciler import LockReconciler
 from gateway.store.store import Store
 from gateway.store.sync_state import SyncStatus
 from gateway.views import ViewCache
-from lockgate_sim.driver import SimDriver, SimOptions
-from lockgate_sim.lock import SimLock
 from tests.core.conftest import snapshot
 from tests.core.factories import code, grant
 
@@ -46,6 +47,7 @@ class Rig:
             await self.rec.wait_for(predicate)  # type: ignore[arg-type]
 
 
+@asynccontextmanager
 async def make_rig(store: Store, clock: FakeClock, **options: object) -> AsyncIterator[Rig]:
     driver = SimDriver(
         "front",
@@ -70,7 +72,7 @@ async def make_rig(store: Store, clock: FakeClock, **options: object) -> AsyncIt
 
 @pytest.fixture
 async def rig(store: Store, clock: FakeClock) -> AsyncIterator[Rig]:
-    async for r in make_rig(store, clock, slots=5, max_batch=2):
+    async with make_rig(store, clock, slots=5, max_batch=2) as r:
         yield r
 
 
@@ -105,7 +107,11 @@ async def test_batches_respect_the_lock_and_nothing_is_written_twice(rig: Rig) -
 async def test_refusals_become_per_credential_failures_and_the_rest_applies(rig: Rig) -> None:
     t = rig.clock.now()
     rig.sim.faults.reject_ids.add("m-a-refused")
-    methods = [code("m-ok", "g1", "1234"), code("m-letters", "g1", "12ab"), code("m-a-refused", "g1", "5678")]
+    methods = [
+        code("m-ok", "g1", "1234"),
+        code("m-letters", "g1", "12ab"),
+        code("m-a-refused", "g1", "5678"),
+    ]
     methods += [code(f"m-more{i}", "g1", f"900{i}") for i in range(3)]
     load(rig, [grant("g1", start=t)], methods)
     await rig.until(lambda: "m-ok" in rig.held())
@@ -148,7 +154,7 @@ async def test_deleted_grant_comes_off(rig: Rig) -> None:
 
 
 async def test_enforcing_lock_gets_codes_ahead_with_window(store: Store, clock: FakeClock) -> None:
-    async for rig in make_rig(store, clock, enforces_time_windows=True):
+    async with make_rig(store, clock, enforces_time_windows=True) as rig:
         g = grant("g1", start=clock.now() + timedelta(minutes=5))
         load(rig, [g], [code("m1", "g1", "1234")])
         await rig.until(lambda: rig.held() == {"m1"})  # lead time 600 s > 5 min

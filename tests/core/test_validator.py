@@ -47,7 +47,10 @@ def seeded(store: Store, clock: FakeClock) -> Store:
     t = clock.now()
     store.cloud.apply_snapshot(
         snapshot(
-            [grant("g1", start=t + timedelta(hours=1), hours=2), grant("g2", start=t - timedelta(hours=1))],
+            [
+                grant("g1", start=t + timedelta(hours=1), hours=2),
+                grant("g2", start=t - timedelta(hours=1)),
+            ],
             [code("m1", "g1", "123456"), card("m2", "g1", "44556677"), code("m3", "g2", "999000")],
         ),
         t,
@@ -72,7 +75,9 @@ def test_every_reason(seeded: Store, clock: FakeClock) -> None:
     assert v.decide(CODE, b"999000", "front").reason == "revoked"
 
 
-def test_every_decision_is_an_access_event_without_the_secret(seeded: Store, clock: FakeClock) -> None:
+def test_every_decision_is_an_access_event_without_the_secret(
+    seeded: Store, clock: FakeClock
+) -> None:
     v = make(seeded, clock)
     decisions = [v.decide(CODE, pin, "front") for pin in (b"123456", b"999000", b"000001")]
     entries = seeded.outbox.entries()
@@ -93,7 +98,9 @@ def test_dry_run_decides_without_recording(seeded: Store, clock: FakeClock) -> N
     assert seeded.outbox.entries() == []
 
 
-def test_keypad_lockout_after_failures_even_for_a_valid_code(seeded: Store, clock: FakeClock) -> None:
+def test_keypad_lockout_after_failures_even_for_a_valid_code(
+    seeded: Store, clock: FakeClock
+) -> None:
     v = make(seeded, clock, lockout=3)
     for pin in (b"1", b"2", b"3"):
         assert v.decide(CODE, pin, "front").reason == "unknown_credential"
@@ -137,7 +144,9 @@ def test_a_clock_behind_its_floor_is_not_trusted(seeded: Store, clock: FakeClock
     assert v.decide(CODE, b"999000", "front").reason == "clock_untrusted"
 
 
-def test_cloud_date_can_vouch_for_the_clock_and_can_refute_it(seeded: Store, clock: FakeClock) -> None:
+def test_cloud_date_can_vouch_for_the_clock_and_can_refute_it(
+    seeded: Store, clock: FakeClock
+) -> None:
     trust = TimeTrust(clock, seeded.meta, TimeConfig(max_cloud_skew_s=60), kernel=lambda: False)
     assert not trust.assess().trusted
     trust.observe_cloud_time(clock.now() - timedelta(seconds=20))

@@ -1,0 +1,479 @@
+"""One handler per command, and the router that checks a request before any handler runs.
+
+Order of checks, each refusing with a typed error and changing nothing: size, JSON, known
+command, envelope, arguments (strict, with the field path), signature and role, freshness and
+replay. Only then does the handler run. Driver calls run under the lock's ``exclusive`` lock
+and within ``command_timeout_s``; driver and cloud errors become typed errors from their
+``code``. No handler returns or logs a secret: the PIN of ``test_credential`` and the pairing
+secret of ``commission`` stay in :class:`~pydantic.SecretStr` until the one call that needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from drivers.base import CredentialKind, LockDriver, LockStatus, TimeWindow
+from drivers.errors import DriverError
+from gateway.cloud.errors import CloudError
+from gateway.logs import set_level
+from gateway.mqtt.auth import Authoriser, Role
+from gateway.mqtt.payloads import (
+    CommandError,
+    CommissionArgs,
+    Envelope,
+    ErrorCode,
+    GrantArgs,
+    JsonObject,
+    LockArgs,
+    LogLevelArgs,
+    NoArgs,
+    Response,
+    SyncArgs,
+    TestCredentialArgs,
+    UnlockArgs,
+    bad_payload,
+    parse_json,
+    transaction_of,
+)
+from gateway.mqtt.state import StateView, iso
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+    from gateway.reconciler import LockReconciler
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=BaseModel)
+T = TypeVar("T")
+
+_DRIVER_CODES: dict[str, ErrorCode] = {
+    "lock_offline": ErrorCode.LOCK_OFFLINE,
+    "link_error": ErrorCode.LOCK_OFFLINE,
+    "timeout": ErrorCode.TIMEOUT,
+    "busy": ErrorCode.BUSY,
+    "unauthorised": ErrorCode.LOCK_UNAUTHORISED,
+    "unsupported": ErrorCode.UNSUPPORTED,
+    "not_found": ErrorCode.NOT_FOUND,
+}
+_CLOUD_CODES: dict[str, ErrorCode] = {
+    "cloud_unavailable": ErrorCode.CLOUD_UNAVAILABLE,
+    "cloud_rate_limited": ErrorCode.CLOUD_UNAVAILABLE,
+    "cloud_unauthorised": ErrorCode.CLOUD_UNAUTHORISED,
+}
+
+
+def from_driver(err: DriverError, lock_id: str) -> CommandError:
+    code = _DRIVER_CODES.get(err.code, ErrorCode.DRIVER_ERROR)
+    return CommandError(code, err.message, lock_id=err.lock_id or lock_id, cause=err.code)
+
+
+def from_cloud(err: CloudError) -> CommandError:
+    code = _CLOUD_CODES.get(err.code, ErrorCode.CLOUD_ERROR)
+    return CommandError(code, str(err) or err.code, cause=err.code)
+
+
+# --- what handlers are given ---------------------------------------------------------------
+class CommandContext:
+    def __init__(
+        self,
+        gw: Gateway,
+        view: StateView,
+        *,
+        timeout_s: float,
+        commission_timeout_s: float,
+        on_lock_removed: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.gw = gw
+        self.view = view
+        self.timeout_s = timeout_s
+        self.commission_timeout_s = commission_timeout_s
+        self.on_lock_removed = on_lock_removed
+
+    def reconciler(self, lock_id: str) -> LockReconciler:
+        rec = self.gw.locks.get(lock_id)
+        if rec is None:
+            raise CommandError(
+                ErrorCode.UNKNOWN_LOCK, f"no lock {lock_id!r} on this gateway", lock_id=lock_id
+            )
+        return rec
+
+    async def driver_op(
+        self,
+        lock_id: str,
+        op: Callable[[LockDriver], Awaitable[T]],
+        *,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Run ``op`` on the lock's driver, connected, under its exclusive lock, in time."""
+        rec = self.reconciler(lock_id)
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                async with rec.exclusive:
+                    if not rec.driver.connected:
+                        await rec.driver.connect()
+                    return await op(rec.driver)
+        except DriverError as err:
+            raise from_driver(err, lock_id) from err
+        except TimeoutError:
+            raise CommandError(
+                ErrorCode.TIMEOUT,
+                f"lock {lock_id} did not answer within {limit:g}s",
+                lock_id=lock_id,
+            ) from None
+
+    async def read_status(self, lock_id: str) -> LockStatus:
+        status = await self.driver_op(lock_id, lambda d: d.status())
+        self.view.note_status(lock_id, status)
+        return status
+
+
+Handler = Callable[[CommandContext, A], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Generic[A]):
+    name: str
+    args: type[A]
+    role: Role | None
+    """The role a signature must carry; ``None``: read-only, unsigned allowed (unless the
+    config requires signed reads)."""
+    handler: Handler[A]
+    summary: str
+
+
+# --- handlers ------------------------------------------------------------------------------
+async def cmd_status(ctx: CommandContext, args: NoArgs) -> object:
+    return {**ctx.view.gateway_state(), "time": iso(ctx.gw.clock.now())}
+
+
+async def cmd_sync(ctx: CommandContext, args: SyncArgs) -> object:
+    try:
+        async with asyncio.timeout(ctx.timeout_s):
+            report = await ctx.gw.sync_loop.sync_now(full=args.full)
+    except CloudError as err:
+        raise from_cloud(err) from err
+    except TimeoutError:
+        raise CommandError(
+            ErrorCode.TIMEOUT, f"sync did not finish within {ctx.timeout_s:g}s"
+        ) from None
+    ctx.view.dirty.set()
+    return {
+        "kind": report.kind,
+        "grants": report.grants,
+        "methods": report.methods,
+        "deleted": report.deleted,
+        "issues": len(report.issues),
+    }
+
+
+async def cmd_locks(ctx: CommandContext, args: NoArgs) -> object:
+    return [ctx.view.lock_state(lock_id, rec) for lock_id, rec in ctx.gw.locks.items()]
+
+
+async def cmd_lock_state(ctx: CommandContext, args: LockArgs) -> object:
+    await ctx.read_status(args.lock_id)
+    return ctx.view.lock_state(args.lock_id, ctx.reconciler(args.lock_id))
+
+
+async def cmd_lock(ctx: CommandContext, args: LockArgs) -> object:
+    async def op(driver: LockDriver) -> LockStatus:
+        await driver.lock()
+        return await driver.status()
+
+    status = await ctx.driver_op(args.lock_id, op)
+    ctx.view.note_status(args.lock_id, status)
+    return {"lock_id": args.lock_id, "bolt": status.bolt.value}
+
+
+async def cmd_unlock(ctx: CommandContext, args: UnlockArgs) -> object:
+    async def op(driver: LockDriver) -> LockStatus:
+        await driver.unlock(args.hold_seconds)
+        return await driver.status()
+
+    status = await ctx.driver_op(args.lock_id, op)
+    ctx.view.note_status(args.lock_id, status)
+    return {"lock_id": args.lock_id, "bolt": status.bolt.value, "hold_seconds": args.hold_seconds}
+
+
+def _window(w: TimeWindow | None) -> JsonObject | None:
+    return None if w is None else {"starts_at": iso(w.starts_at), "ends_at": iso(w.ends_at)}
+
+
+async def cmd_credentials(ctx: CommandContext, args: LockArgs) -> object:
+    held = await ctx.driver_op(args.lock_id, lambda d: d.list_credentials())
+    states = ctx.gw.store.sync_states.for_lock(args.lock_id)
+    on_lock = []
+    for c in held:
+        s = states.get(c.credential_id)
+        on_lock.append(
+            {
+                "credential_id": c.credential_id,
+                "kind": c.kind.value,
+                "window": _window(c.window),
+                "sync_state": s.state.value if s else None,
+                "matches_wanted": bool(s and s.tag == c.tag),
+            }
+        )
+    held_ids = {c.credential_id for c in held}
+    not_on_lock = [
+        {"credential_id": mid, "sync_state": s.state.value, "error_code": s.error_code}
+        for mid, s in sorted(states.items())
+        if mid not in held_ids
+    ]
+    return {"lock_id": args.lock_id, "on_lock": on_lock, "not_on_lock": not_on_lock}
+
+
+async def cmd_grant_sync_state(ctx: CommandContext, args: GrantArgs) -> object:
+    cloud = ctx.gw.store.cloud
+    grant = cloud.grant(args.grant_id)
+    if grant is None:
+        raise CommandError(ErrorCode.NOT_FOUND, f"no grant {args.grant_id!r} in the local copy")
+    methods = cloud.methods_of_grant(args.grant_id)
+    states = ctx.gw.store.sync_states.for_methods(m.method_id for m in methods)
+    by_method: dict[str, list[JsonObject]] = {m.method_id: [] for m in methods}
+    for s in states:
+        by_method.setdefault(s.method_id, []).append(
+            {
+                "lock_id": s.lock_id,
+                "state": s.state.value,
+                "error_code": s.error_code,
+                "error": s.error,
+                "attempts": s.attempts,
+                "updated_at": iso(s.updated_at),
+            }
+        )
+    return {
+        "grant_id": grant.grant_id,
+        "starts_at": iso(grant.starts_at),
+        "ends_at": iso(grant.ends_at),
+        "revoked": grant.revoked_at is not None,
+        "problem": grant.problem,
+        "methods": [
+            {
+                "method_id": m.method_id,
+                "mode": m.mode,
+                "revoked": m.revoked_at is not None,
+                "locks": by_method[m.method_id],
+            }
+            for m in methods
+        ],
+    }
+
+
+async def cmd_test_credential(ctx: CommandContext, args: TestCredentialArgs) -> object:
+    ctx.reconciler(args.lock_id)
+    secret = args.secret.get_secret_value().encode("utf-8")
+    d = ctx.gw.decide(CredentialKind(args.kind), secret, args.lock_id, dry_run=True)
+    return {
+        "lock_id": args.lock_id,
+        "dry_run": True,
+        "allow": d.allow,
+        "reason": d.reason,
+        "detail": d.detail or None,
+        "access_method_id": d.access_method_id,
+        "access_grant_id": d.access_grant_id,
+        "user_identity_id": d.user_identity_id,
+    }
+
+
+async def cmd_repush(ctx: CommandContext, args: LockArgs) -> object:
+    ctx.reconciler(args.lock_id).repush()
+    return {"lock_id": args.lock_id, "queued": True}
+
+
+async def cmd_commission(ctx: CommandContext, args: CommissionArgs) -> object:
+    secret = args.pairing_secret.get_secret_value()
+    await ctx.driver_op(
+        args.lock_id, lambda d: d.commission(secret), timeout_s=ctx.commission_timeout_s
+    )
+    ctx.reconciler(args.lock_id).wake()
+    return {"lock_id": args.lock_id, "commissioned": True}
+
+
+async def cmd_remove_lock(ctx: CommandContext, args: LockArgs) -> object:
+    ctx.reconciler(args.lock_id)
+    try:
+        async with asyncio.timeout(ctx.timeout_s):
+            await ctx.gw.remove_lock(args.lock_id)
+    except TimeoutError:
+        raise CommandError(
+            ErrorCode.TIMEOUT, "the lock was busy; removal did not finish", lock_id=args.lock_id
+        ) from None
+    await ctx.on_lock_removed(args.lock_id)
+    return {"lock_id": args.lock_id, "removed": True}
+
+
+async def cmd_log_level(ctx: CommandContext, args: LogLevelArgs) -> object:
+    if args.logger is None:
+        set_level(args.level)
+    else:
+        logging.getLogger(args.logger).setLevel(args.level)
+    return {"level": args.level, "logger": args.logger or "root"}
+
+
+COMMANDS: Mapping[str, Command[Any]] = {
+    c.name: c
+    for c in (
+        Command("status", NoArgs, None, cmd_status, "gateway state"),
+        Command("locks", NoArgs, None, cmd_locks, "every lock's state"),
+        Command("lock_state", LockArgs, None, cmd_lock_state, "one lock, read live"),
+        Command("credentials", LockArgs, None, cmd_credentials, "what a lock holds (redacted)"),
+        Command("grant_sync_state", GrantArgs, None, cmd_grant_sync_state, "a grant per lock"),
+        Command("sync", SyncArgs, Role.OPERATOR, cmd_sync, "sync with the cloud now"),
+        Command("lock", LockArgs, Role.OPERATOR, cmd_lock, "lock a lock"),
+        Command("unlock", UnlockArgs, Role.OPERATOR, cmd_unlock, "unlock a lock"),
+        Command("repush", LockArgs, Role.OPERATOR, cmd_repush, "write every credential again"),
+        Command(
+            "test_credential",
+            TestCredentialArgs,
+            Role.OPERATOR,
+            cmd_test_credential,
+            "dry-run decision",
+        ),
+        Command("commission", CommissionArgs, Role.ADMIN, cmd_commission, "pair a lock"),
+        Command("remove_lock", LockArgs, Role.ADMIN, cmd_remove_lock, "stop serving a lock"),
+        Command("log_level", LogLevelArgs, Role.ADMIN, cmd_log_level, "set the log level"),
+    )
+}
+
+
+# --- the router ----------------------------------------------------------------------------
+class CommandRouter:
+    def __init__(
+        self,
+        ctx: CommandContext,
+        authoriser: Authoriser,
+        *,
+        max_payload_bytes: int,
+        require_signed_reads: bool,
+        commands: Mapping[str, Command[Any]] = COMMANDS,
+    ) -> None:
+        self.ctx = ctx
+        self._auth = authoriser
+        self._max = max_payload_bytes
+        self._signed_reads = require_signed_reads
+        self._commands = commands
+
+    async def handle(self, command: str, topic: str, payload: bytes) -> Response:
+        """Answer one request; never raises except for cancellation."""
+        too_large = len(payload) > self._max
+        parsed: object = None
+        parse_error: CommandError | None = None
+        if not too_large:
+            try:
+                parsed = parse_json(payload)
+            except CommandError as err:
+                parse_error = err
+        transaction = transaction_of(parsed)
+        try:
+            data = await self._answer(command, topic, len(payload), parsed, parse_error)
+        except CommandError as err:
+            self._log_refusal(command, err)
+            return Response.fail(err, transaction)
+        except Exception:
+            log.exception("command %s failed unexpectedly", command)
+            return Response.fail(
+                CommandError(ErrorCode.INTERNAL_ERROR, "internal error; see the gateway log"),
+                transaction,
+            )
+        return Response.ok(data, transaction)
+
+    async def _answer(
+        self,
+        command: str,
+        topic: str,
+        size: int,
+        parsed: object,
+        parse_error: CommandError | None,
+    ) -> object:
+        if size > self._max:
+            raise CommandError(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"payload of {size} bytes exceeds {self._max}"
+            )
+        spec = self._commands.get(command)
+        if spec is None:
+            raise CommandError(ErrorCode.UNKNOWN_COMMAND, f"no command {command!r}")
+        if parse_error is not None:
+            raise parse_error
+        if not isinstance(parsed, dict):
+            raise CommandError(ErrorCode.BAD_PAYLOAD, "payload is not a JSON object")
+        return await self._run(spec, topic, parsed)
+
+    async def _run(self, spec: Command[Any], topic: str, parsed: dict[str, Any]) -> object:
+        try:
+            envelope = Envelope.model_validate(parsed)
+        except ValidationError as err:
+            raise bad_payload(err) from None
+        try:
+            args = spec.args.model_validate(envelope.args)
+        except ValidationError as err:
+            raise bad_payload(err, "args") from None
+        needed = spec.role or (Role.VIEWER if self._signed_reads else None)
+        if envelope.auth is not None and not self._auth.operators:
+            raise CommandError(
+                ErrorCode.UNAUTHORISED,
+                "this gateway trusts no operator keys (mqtt.operator_keys is not set)",
+            )
+        operator = self._auth.check(spec.name, envelope.args, envelope.auth, topic, needed)
+        who = operator.name if operator else "anonymous"
+        data = await spec.handler(self.ctx, args)
+        lock_id = getattr(args, "lock_id", None)
+        log.log(
+            logging.INFO if spec.role is not None else logging.DEBUG,
+            "command %s by %s: ok",
+            spec.name,
+            who,
+            extra={"lock": lock_id} if lock_id else None,
+        )
+        return data
+
+    def _log_refusal(self, command: str, err: CommandError) -> None:
+        level = (
+            logging.WARNING
+            if err.code
+            in {ErrorCode.UNAUTHORISED, ErrorCode.FORBIDDEN, ErrorCode.REPLAYED, ErrorCode.STALE}
+            else logging.INFO
+        )
+        log.log(
+            level,
+            "command %s refused: %s (%s)",
+            command,
+            err.code.value,
+            err.message,
+            extra={"lock": err.lock_id} if err.lock_id else None,
+        )
+
+
+# --- Home Assistant's unsigned lock entity -------------------------------------------------
+async def ha_set(ctx: CommandContext, lock_id: str, payload: bytes, *, allow_unlock: bool) -> None:
+    """``LOCK`` / ``UNLOCK`` from Home Assistant's command topic (no response is read)."""
+    text = payload.decode("utf-8", "replace").strip()
+    try:
+        ctx.reconciler(lock_id)
+        if text == "LOCK":
+            await cmd_lock(ctx, LockArgs(lock_id=lock_id))
+        elif text == "UNLOCK" and allow_unlock:
+            await cmd_unlock(ctx, UnlockArgs(lock_id=lock_id))
+        elif text == "UNLOCK":
+            log.warning(
+                "UNLOCK from Home Assistant refused: homeassistant_unlock is off",
+                extra={"lock": lock_id},
+            )
+            return
+        else:
+            log.info("unknown Home Assistant payload ignored (%d bytes)", len(payload))
+            return
+        log.info("%s from Home Assistant done", text, extra={"lock": lock_id})
+    except CommandError as err:
+        log.warning(
+            "%s from Home Assistant failed: %s", text, err.code.value, extra={"lock": lock_id}
+        )
+    finally:
+        ctx.view.dirty.set()

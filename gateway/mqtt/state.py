@@ -1,0 +1,165 @@
+"""Retained state: what the gateway and each lock look like now, published when it changes.
+
+:class:`StateView` builds the documents from the running gateway (no MQTT here) and remembers
+what only the management plane learns: the bolt and battery last read from each lock and the
+last access at each lock. :class:`RetainedState` publishes a document only when it differs from
+what it last published on this connection, so a broker restart (a new connection) gets
+everything again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from drivers.base import LockStatus
+from gateway.mqtt.payloads import JsonObject
+from gateway.mqtt.topics import Topics
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+    from gateway.reconciler import LockReconciler
+
+log = logging.getLogger(__name__)
+
+ACCESS_KINDS = frozenset({"access_allowed", "access_denied"})
+
+
+def iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReading:
+    status: LockStatus
+    at: datetime
+
+
+class StateView:
+    def __init__(self, gw: Gateway, topics: Topics) -> None:
+        self.gw = gw
+        self.topics = topics
+        self.status: dict[str, StatusReading] = {}
+        self.last_access: dict[str, JsonObject] = {}
+        self.dirty = asyncio.Event()
+        """Set when something worth republishing happened (a command, an event, a pass)."""
+
+    # --- what the plane learns ---------------------------------------------------------------
+    def note_status(self, lock_id: str, status: LockStatus) -> None:
+        self.status[lock_id] = StatusReading(status, self.gw.clock.now())
+        self.dirty.set()
+
+    def note_event(self, payload: JsonObject) -> None:
+        lock_id = payload.get("lock_id")
+        kind = payload.get("kind")
+        if not isinstance(lock_id, str) or kind not in ACCESS_KINDS:
+            return
+        verdict = "allowed" if kind == "access_allowed" else "denied"
+        self.last_access[lock_id] = {
+            "summary": f"{verdict}: {payload.get('reason') or 'unknown'}",
+            "allowed": kind == "access_allowed",
+            "reason": payload.get("reason"),
+            "at": payload.get("occurred_at"),
+            "credential_kind": payload.get("credential_kind"),
+            "access_method_id": payload.get("access_method_id"),
+            "access_grant_id": payload.get("access_grant_id"),
+            "event_id": payload.get("event_id"),
+        }
+        self.dirty.set()
+
+    def forget(self, lock_id: str) -> None:
+        self.status.pop(lock_id, None)
+        self.last_access.pop(lock_id, None)
+
+    # --- documents ---------------------------------------------------------------------------
+    def gateway_state(self) -> JsonObject:
+        gw = self.gw
+        cloud = gw.sync_loop.health
+        trust = gw.trust.assess()
+        totals: dict[str, int] = {}
+        for lock_id in gw.locks:
+            for state, n in gw.store.sync_states.counts(lock_id).items():
+                totals[state] = totals.get(state, 0) + n
+        return {
+            "gateway_id": gw.config.gateway_id,
+            "cloud": {
+                "reachable": cloud.reachable,
+                "last_sync_at": iso(cloud.last_sync_at),
+                "last_full_sync_at": iso(cloud.last_full_sync_at),
+                "last_error_code": cloud.last_error_code,
+            },
+            "clock": {"trusted": trust.trusted, "reasons": list(trust.reasons)},
+            "counts": {
+                "locks": len(gw.locks),
+                "locks_connected": sum(1 for r in gw.locks.values() if r.driver.connected),
+                "events_pending": gw.store.outbox.count_pending(),
+                "credentials": totals,
+            },
+        }
+
+    def lock_state(self, lock_id: str, rec: LockReconciler) -> JsonObject:
+        cfg = next((lock for lock in self.gw.config.locks if lock.id == lock_id), None)
+        reading = self.status.get(lock_id)
+        status = reading.status if reading else None
+        health = rec.health
+        return {
+            "lock_id": lock_id,
+            "name": cfg.display_name if cfg else lock_id,
+            "driver": rec.driver.type_name,
+            "connected": rec.driver.connected,
+            "bolt": status.bolt.value if status else "unknown",
+            "battery_percent": status.battery_percent if status else None,
+            "tamper": status.tamper if status else None,
+            "status_at": iso(reading.at) if reading else None,
+            "last_pass_at": iso(health.last_pass_at),
+            "last_error_code": health.last_error_code,
+            "last_error": health.last_error,
+            "credentials": self.gw.store.sync_states.counts(lock_id),
+            "last_access": self.last_access.get(lock_id),
+        }
+
+    def documents(self) -> dict[str, JsonObject]:
+        """Every retained state document, by topic."""
+        docs = {self.topics.state: self.gateway_state()}
+        for lock_id, rec in list(self.gw.locks.items()):
+            docs[self.topics.lock_state(lock_id)] = self.lock_state(lock_id, rec)
+        return docs
+
+
+Publish = Callable[[str, bytes, bool], Awaitable[None]]
+"""(topic, payload, retain) -> publishes at QoS 1."""
+
+
+def encode(doc: object) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+
+class RetainedState:
+    """Publishes retained documents that changed since this connection last published them."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, bytes] = {}
+
+    def reset(self) -> None:
+        self._sent.clear()
+
+    async def publish(self, publish: Publish, docs: dict[str, Any]) -> int:
+        n = 0
+        for topic, doc in docs.items():
+            body = encode(doc)
+            if self._sent.get(topic) == body:
+                continue
+            await publish(topic, body, True)
+            self._sent[topic] = body
+            n += 1
+        return n
+
+    async def clear(self, publish: Publish, topic: str) -> None:
+        """Remove a retained document (an empty retained payload deletes it)."""
+        await publish(topic, b"", True)
+        self._sent.pop(topic, None)

@@ -1,0 +1,260 @@
+"""Living under a service manager: ready, watchdog, status, and a clean stop.
+
+:func:`systemd_notify` runs as one of the gateway's tasks (registered in
+:mod:`gateway.extensions` when ``$NOTIFY_SOCKET`` is set). It sends ``READY=1`` once the gateway
+serves its locks, then every half watchdog interval a ``WATCHDOG=1`` — but only while
+
+* the event loop turns (the ping is an ordinary task: a blocked loop sends nothing),
+* the gateway's task group is alive (a failed task cancels the group, and this task with it),
+* no lock has had one operation under way, without finishing a pass, for ``stall_after_s``
+  (a driver call that hangs forever holds the lock's ``exclusive``; restarting is the cure).
+
+When a lock hangs, it logs why, sends ``WATCHDOG=trigger`` and stops pinging, so systemd
+restarts the gateway at once instead of waiting out the interval. A cloud that cannot be
+reached never withholds the watchdog: the gateway is built to serve its locks without it.
+
+:func:`shutdown` is the other end: ``STOPPING=1``, then wait (bounded) until no driver operation
+is in flight, then cancel the gateway's tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.notify import SdNotifier, watchdog_timeout
+from gateway.store.sync_state import SyncStatus
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+    from gateway.reconciler import LockHealth, LockReconciler
+
+log = logging.getLogger(__name__)
+
+STALL_AFTER_S = 600.0
+"""One lock operation (or a run of them with no pass finished) this long means a hung driver."""
+SHUTDOWN_GRACE_S = 20.0
+"""How long a stop waits for lock operations in flight; the unit's TimeoutStopSec= is larger."""
+STATUS_EVERY_S = 30.0
+"""How often STATUS= is refreshed when systemd asks for no watchdog."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    lock_id: str
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"lock {self.lock_id}: operation hung for {self.seconds:.0f}s"
+
+
+@dataclass(slots=True)
+class _Busy:
+    since: float
+    health: LockHealth
+
+
+class StallDetector:
+    """Finds locks whose ``exclusive`` has been held at every look for ``stall_after_s`` while
+    their ``health`` did not change (a reconciler pass, finished or failed, replaces it)."""
+
+    def __init__(
+        self, stall_after_s: float = STALL_AFTER_S, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._after = stall_after_s
+        self._monotonic = monotonic
+        self._busy: dict[str, _Busy] = {}
+
+    def check(self, locks: Mapping[str, LockReconciler]) -> list[Stall]:
+        now = self._monotonic()
+        stalls: list[Stall] = []
+        for lock_id in self._busy.keys() - locks.keys():  # removed at runtime
+            del self._busy[lock_id]
+        for lock_id, reconciler in locks.items():
+            seen = self._busy.get(lock_id)
+            if not reconciler.exclusive.locked():
+                self._busy.pop(lock_id, None)
+            elif seen is None or seen.health is not reconciler.health:
+                self._busy[lock_id] = _Busy(now, reconciler.health)
+            elif now - seen.since >= self._after:
+                stalls.append(Stall(lock_id, now - seen.since))
+        return stalls
+
+
+def describe(gw: Gateway) -> str:
+    """One line for ``systemctl status``: the locks, their credentials, then the cloud."""
+    locks = list(gw.locks.values())
+    failing = [r.lock_id for r in locks if r.health.last_error_code is not None]
+    text = f"{len(locks)} lock{'' if len(locks) == 1 else 's'}"
+    if failing:
+        shown = ", ".join(failing[:3]) + (", …" if len(failing) > 3 else "")
+        text += f" ({len(failing)} failing: {shown})"
+    try:
+        totals: Counter[str] = Counter()
+        for lock_id in gw.locks:
+            totals.update(gw.store.sync_states.counts(lock_id))
+    except sqlite3.Error as err:
+        text += f", credentials unknown ({err})"
+    else:
+        text += f", {totals[SyncStatus.APPLIED]} credentials applied"
+        for state in (SyncStatus.PENDING, SyncStatus.REMOVING, SyncStatus.FAILED):
+            if totals[state]:
+                text += f", {totals[state]} {state}"
+    cloud = gw.sync_loop.health
+    if cloud.reachable is None:
+        text += "; cloud: no sync yet"
+    elif cloud.reachable:
+        text += "; cloud: in sync"
+    else:
+        text += f"; cloud: unreachable ({cloud.last_error_code or 'error'})"
+    if cloud.last_sync_at is not None:
+        text += f", last sync {cloud.last_sync_at:%Y-%m-%d %H:%M:%SZ}"
+    return text
+
+
+class Watchdog:
+    """Tells systemd the gateway is ready, alive and how it is; see the module docstring."""
+
+    def __init__(
+        self,
+        gw: Gateway,
+        notifier: SdNotifier,
+        timeout_s: float | None,
+        *,
+        stall_after_s: float = STALL_AFTER_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._gw = gw
+        self._notifier = notifier
+        self.timeout_s = timeout_s
+        self._monotonic = monotonic
+        self._stalls = StallDetector(stall_after_s, monotonic)
+        self._status: str | None = None
+        self._withheld = False
+
+    @property
+    def period_s(self) -> float:
+        return self.timeout_s / 2 if self.timeout_s else STATUS_EVERY_S
+
+    async def run(self) -> None:
+        await self._gw.ready.wait()
+        self.tick("READY=1")
+        log.info(
+            "told systemd we are ready%s",
+            f"; watchdog every {self.period_s:.3g}s" if self.timeout_s else "",
+        )
+        period = self.period_s
+        last = self._monotonic()
+        while True:
+            await asyncio.sleep(period)
+            now = self._monotonic()
+            late = now - last - period
+            last = now
+            if late > period:
+                log.warning("the event loop did not run for %.1fs", late + period)
+            self.tick()
+
+    def tick(self, *extra: str) -> None:
+        """Look at the gateway once and send what systemd should hear now."""
+        stalls = self._stalls.check(self._gw.locks)
+        fields = list(extra)
+        if stalls:
+            status = "watchdog withheld: " + "; ".join(str(s) for s in stalls)
+        else:
+            status = describe(self._gw)
+        if status != self._status:
+            fields.append(f"STATUS={status}")
+            self._status = status
+        if stalls:
+            if not self._withheld:
+                for stall in stalls:
+                    log.error(
+                        "%s: an operation on this lock has not finished for %.0fs; "
+                        "withholding the watchdog so that the gateway restarts",
+                        stall.lock_id,
+                        stall.seconds,
+                        extra={"lock": stall.lock_id},
+                    )
+                if self.timeout_s:
+                    fields.append("WATCHDOG=trigger")
+                self._withheld = True
+        else:
+            if self._withheld:
+                log.warning("the hung lock operation finished; feeding the watchdog again")
+                self._withheld = False
+            if self.timeout_s:
+                fields.append("WATCHDOG=1")
+        if fields:
+            self._notifier.notify(*fields)
+
+
+async def systemd_notify(gw: Gateway) -> None:
+    """The gateway task that talks to systemd (does nothing without ``$NOTIFY_SOCKET``)."""
+    notifier = SdNotifier.from_environment()
+    if not notifier.enabled:
+        return
+    await Watchdog(gw, notifier, watchdog_timeout()).run()
+
+
+@contextlib.asynccontextmanager
+async def quiesced(
+    locks: Mapping[str, LockReconciler], timeout_s: float
+) -> AsyncIterator[list[str]]:
+    """Hold every lock's ``exclusive`` for the block: no driver operation is in flight inside.
+
+    Operations under way get ``timeout_s`` in all to finish. Yields the ids of the locks whose
+    operation did not; the caller cancels those with everything else. A reconciler pass is
+    idempotent, so the next start finds what a cancelled one left and finishes it.
+    """
+    busy = [lock_id for lock_id, r in locks.items() if r.exclusive.locked()]
+    if busy:
+        log.info("waiting up to %.3gs for lock operations: %s", timeout_s, ", ".join(busy))
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    held: list[asyncio.Lock] = []
+    stuck: list[str] = []
+    try:
+        for lock_id, reconciler in list(locks.items()):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await reconciler.exclusive.acquire()
+            except TimeoutError:
+                stuck.append(lock_id)
+                log.warning(
+                    "%s: operation still running after %.3gs; cancelling it "
+                    "(the next start takes it up again)",
+                    lock_id,
+                    timeout_s,
+                    extra={"lock": lock_id},
+                )
+            else:
+                held.append(reconciler.exclusive)
+        yield stuck
+    finally:
+        for lock in reversed(held):
+            lock.release()
+
+
+async def shutdown(
+    gw: Gateway,
+    runner: asyncio.Task[None],
+    *,
+    notifier: SdNotifier | None = None,
+    grace_s: float = SHUTDOWN_GRACE_S,
+) -> None:
+    """Stop on request: ``STOPPING=1``, let lock operations finish (bounded), cancel ``runner``
+    (the task running :meth:`Gateway.wait`). The caller's ``async with Gateway`` then closes
+    the drivers and the store."""
+    notifier = notifier or SdNotifier.from_environment()
+    notifier.notify("STOPPING=1", "STATUS=stopping: letting lock operations finish")
+    async with quiesced(gw.locks, grace_s):
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    log.info("gateway stopped")

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), lint, type-check, then the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+echo "== ruff"
+.venv/bin/ruff check gateway drivers firmware-sim fakecloud tests bench
+echo "== mypy --strict (gateway, drivers)"
+.venv/bin/mypy gateway drivers
+echo "== pytest"
+.venv/bin/pytest "$@"
