@@ -7,6 +7,7 @@ The MQTT plane, systemd notification and the demo register here, so ``cli.py`` a
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,9 @@ Extra = Callable[["Gateway"], Coroutine[Any, Any, None]]
 def gateway_extensions(cfg: GatewayConfig) -> list[Extra]:
     """Long-running tasks to run beside the gateway's own, chosen by the config."""
     extras: list[Extra] = []
-    from gateway.notify import SdNotifier
-    from gateway.supervise import systemd_notify
+    if os.environ.get("NOTIFY_SOCKET"):  # under systemd Type=notify
+        from gateway.supervise import systemd_notify
 
-    if SdNotifier.from_environment().enabled:  # under systemd Type=notify
         extras.append(systemd_notify)
     if cfg.mqtt.enabled:
         from gateway.mqtt.plane import mqtt_plane

@@ -157,8 +157,8 @@ class Watchdog:
             now = self._monotonic()
             late = now - last - period
             last = now
-            if late > period:
-                log.warning("the event loop did not run for %.1fs", late + period)
+            if late > period / 2:  # a quarter of the watchdog timeout lost
+                log.warning("the event loop was blocked for about %.1fs", late)
             self.tick()
 
     def tick(self, *extra: str) -> None:
