@@ -40,8 +40,13 @@ def _key(i: int) -> str:
 
 
 def seed(grants: int) -> dict:  # type: ignore[type-arg]
-    spaces = [{"space_id": f"00000000-0000-4000-8000-{i:012d}", "name": f"S{i}"} for i in range(SPACES)]
-    users = [{"user_identity_id": f"00000000-0000-4000-9000-{i:012d}", "full_name": f"U{i}"} for i in range(100)]
+    spaces = [
+        {"space_id": f"00000000-0000-4000-8000-{i:012d}", "name": f"S{i}"} for i in range(SPACES)
+    ]
+    users = [
+        {"user_identity_id": f"00000000-0000-4000-9000-{i:012d}", "full_name": f"U{i}"}
+        for i in range(100)
+    ]
     now = datetime.now(UTC)
     out = []
     for i in range(grants):
@@ -70,10 +75,20 @@ async def wait_url(proc: subprocess.Popen[str]) -> str:
 async def run(args: argparse.Namespace, tmp: Path) -> None:
     (tmp / "seed.json").write_text(json.dumps(seed(args.grants)))
     print(f"seeding the fake cloud with {args.grants:,} grants x 3 access methods ...", flush=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fakecloud", "--seed", str(tmp / "seed.json"), "--port", "0",
-         "--api-key-file", str(tmp / "key")],
-        stdout=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measured part
+        [
+            sys.executable,
+            "-m",
+            "fakecloud",
+            "--seed",
+            str(tmp / "seed.json"),
+            "--port",
+            "0",
+            "--api-key-file",
+            str(tmp / "key"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = await wait_url(proc)
@@ -109,15 +124,19 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         if args.trace_memory:
             tracemalloc.stop()
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"full sync over HTTP ({client.requests} requests, {report.grants:,} grants, "
-              f"{report.methods:,} methods): {t1 - t0:6.2f} s wall, {c1 - c0:5.2f} s gateway CPU")
+        print(
+            f"full sync over HTTP ({client.requests} requests, {report.grants:,} grants, "
+            f"{report.methods:,} methods): {t1 - t0:6.2f} s wall, {c1 - c0:5.2f} s gateway CPU"
+        )
         print("  (the difference is the fake cloud answering in its own process)")
         print(f"decrypt + index the cloud view:                  {t2 - t1:6.2f} s")
         print(f"plan {args.locks} locks ({desired:,} credentials due):            {t3 - t2:6.2f} s")
         print(f"total sync + plan:                                {t3 - t0:6.2f} s")
         traced = f"peak traced Python memory {peak / 2**20:.1f} MiB; " if args.trace_memory else ""
-        print(f"memory: {traced}process RSS grew {(rss1 - rss0) / 1024:.1f} MiB during sync + plan"
-              f" (max RSS {rss1 / 1024:.0f} MiB)")
+        print(
+            f"memory: {traced}process RSS grew {(rss1 - rss0) / 1024:.1f} MiB during sync + plan"
+            f" (max RSS {rss1 / 1024:.0f} MiB)"
+        )
         store.close()
     finally:
         proc.terminate()

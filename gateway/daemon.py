@@ -23,6 +23,7 @@ from gateway.config import GatewayConfig, LockConfig
 from gateway.lockout import LockoutPolicy
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
+from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
@@ -42,6 +43,10 @@ def scope_of(lock: LockConfig) -> LockScope:
         frozenset(lock.acs_entrance_ids),
         frozenset(lock.device_ids),
     )
+
+
+def _scope_sets(scope: LockScope) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    return scope.space_ids, scope.entrance_ids, scope.device_ids
 
 
 class Gateway:
@@ -100,6 +105,15 @@ class Gateway:
         self.views = ViewCache(self.store)
         self.trust = TimeTrust(self.clock, self.store.meta, cfg.time, self._kernel)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
+        dropped = self.store.lock_map.replace(
+            [
+                LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
+                for lock in cfg.locks
+            ],
+            self.clock.now(),
+        )
+        for lock_id in dropped:
+            log.warning("lock %s is no longer configured: its sync state was cleared", lock_id)
         self.validator = Validator(
             self.store,
             self.views.current,
@@ -199,4 +213,5 @@ class Gateway:
         self.scopes.pop(lock_id, None)
         self.store.sync_states.remove_lock(lock_id)
         self.store.keystore(lock_id).clear()
+        self.store.lock_map.remove(lock_id)
         log.warning("lock %s removed at runtime", lock_id, extra={"lock": lock_id})

@@ -116,10 +116,14 @@ class CloudSync:
                     method_objs[_id_of(m, "access_method_id")] = m
         grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
         await self._identities(grants, raw)
+        covered = await self._events_covered_by(started)
         snap = CloudSnapshot(grants, methods, entrances, raw, issues)
-        self._store.cloud.apply_snapshot(snap, self._clock.now())
-        # The snapshot holds everything up to its start: events from then on are news.
-        self._store.meta.set("event_cursor", to_db(started) or "")
+        with self._store.db.transaction():
+            self._store.cloud.apply_snapshot(snap, self._clock.now())
+            # The snapshot holds everything up to its start: events from then on are news.
+            self._store.cloud.apply_changes(
+                CloudChanges([], [], [], [], {}, [], covered, to_db(started)), self._clock.now()
+            )
         self._on_change()
         log.info(
             "full sync: %d grants, %d access methods, %d issues",
@@ -128,6 +132,23 @@ class CloudSync:
             len(issues),
         )
         return SyncReport("full", len(grants), len(methods), 0, issues)
+
+    async def _events_covered_by(self, started: datetime) -> list[tuple[str, str]]:
+        """Events the snapshot already reflects, so the next poll does not fetch them again.
+
+        ``started`` comes from the server's ``Date`` header, which is the server time rounded
+        down to the second: an event stamped at or before it happened before the snapshot.
+        """
+        data = await self._client.call(
+            "/events/list", {"since": (started - EVENT_OVERLAP).isoformat(), "limit": 1000}
+        )
+        events = data.get("events")
+        covered = []
+        for e in events if isinstance(events, list) else []:
+            when = _event_time(e) if isinstance(e, dict) else None
+            if when is not None and when <= started and isinstance(e.get("event_id"), str):
+                covered.append((e["event_id"], to_db(when) or ""))
+        return covered
 
     def _entrances(
         self,

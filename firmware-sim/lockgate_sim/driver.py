@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from drivers.base import (
     AccessRequest,
     BatchResult,
@@ -51,8 +53,8 @@ class SimOptions(DriverOptions):
     type: Literal["sim"] = "sim"
     state_file: Path | None = None
     """Where the simulated lock keeps its flash; ``None`` keeps it in memory only."""
-    slots: int = 200
-    max_batch: int = 50
+    slots: int = Field(200, gt=0)
+    max_batch: int = Field(50, gt=0)
     enforces_time_windows: bool = False
     has_card_reader: bool = True
     code_min_length: int = 4

@@ -145,9 +145,19 @@ def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, s
 
 
 def raw_without_secrets(raw: Any) -> str:
+    """The object as JSON with every secret field removed, at any depth (a grant's
+    ``requested_access_methods[].code`` repeats the PIN, for one)."""
     if not isinstance(raw, dict):
         return json.dumps({"unreadable": True})
-    return json.dumps({k: v for k, v in raw.items() if k not in SECRET_FIELDS}, sort_keys=True)
+    return json.dumps(_scrub(raw), sort_keys=True)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def _str_set(value: Any) -> frozenset[str]:

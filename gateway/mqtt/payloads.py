@@ -134,9 +134,17 @@ class Auth(_Strict):
 
 
 class Envelope(_Strict):
-    transaction: Annotated[str, Field(max_length=MAX_TRANSACTION_CHARS)] | int | None = None
+    transaction: Any = None
+    """A string (up to 128 characters) or an integer, echoed in the response."""
     args: JsonObject = Field(default_factory=dict)
     auth: Auth | None = None
+
+    @field_validator("transaction")
+    @classmethod
+    def _transaction(cls, value: object) -> object:
+        if value is not None and transaction_of({"transaction": value}) is None:
+            raise ValueError(f"a string of up to {MAX_TRANSACTION_CHARS} characters or an integer")
+        return value
 
 
 def transaction_of(obj: object) -> str | int | None:

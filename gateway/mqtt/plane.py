@@ -123,6 +123,9 @@ class MqttPlane:
         self._inflight = 0
         self.online = asyncio.Event()
         """Set while connected, subscribed and announced; cleared when the connection ends."""
+        self.offline = asyncio.Event()
+        """The opposite of :attr:`online`, so either can be awaited."""
+        self.offline.set()
         self.connections = 0
 
     # --- lifetime ----------------------------------------------------------------------------
@@ -159,7 +162,7 @@ class MqttPlane:
             except* Exception as group:
                 failure = group.exceptions[0]
                 log.exception("management plane session failed", exc_info=failure)
-            self.online.clear()
+            self._set_online(False)
             self._client = None
             if task.cancelling():
                 raise asyncio.CancelledError
@@ -185,8 +188,16 @@ class MqttPlane:
                 await self._goodbye(client)
                 raise
 
+    def _set_online(self, online: bool) -> None:
+        if online:
+            self.offline.clear()
+            self.online.set()
+        else:
+            self.online.clear()
+            self.offline.set()
+
     async def _goodbye(self, client: aiomqtt.Client) -> None:
-        self.online.clear()
+        self._set_online(False)
         with contextlib.suppress(MqttError, TimeoutError):
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
                 await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
@@ -208,7 +219,7 @@ class MqttPlane:
         log.info(
             "MQTT connected to %s:%s as %s", self.config.host, self.config.port, client.identifier
         )
-        self.online.set()
+        self._set_online(True)
 
         async def events(topic: str, body: bytes) -> None:
             await client.publish(topic, body, qos=1)

@@ -76,4 +76,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE keystore (name TEXT PRIMARY KEY, value_ct BLOB NOT NULL)
     """,
+    # 2: the lock map, as configured at the last start
+    """
+    CREATE TABLE locks (
+        lock_id TEXT PRIMARY KEY,
+        driver_type TEXT NOT NULL,
+        space_ids TEXT NOT NULL, entrance_ids TEXT NOT NULL, device_ids TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
 ]

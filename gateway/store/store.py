@@ -12,6 +12,7 @@ from gateway.store.cloud_data import CloudData
 from gateway.store.crypto import KEY_BYTES, SecretBox, StoreKeyError
 from gateway.store.db import Database
 from gateway.store.keystore import EncryptedKeyStore
+from gateway.store.lock_map import LockMap
 from gateway.store.lockouts import Lockouts
 from gateway.store.meta import Meta
 from gateway.store.outbox import Outbox
@@ -36,6 +37,7 @@ class Store:
         self.sync_states = SyncStates(self.db)
         self.outbox = Outbox(self.db)
         self.lockouts = Lockouts(self.db)
+        self.lock_map = LockMap(self.db)
 
     @classmethod
     def open(cls, path: Path, key: SecretRef) -> Store:

@@ -100,3 +100,19 @@ def test_newer_schema_than_the_code_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="newer than this Lockgate"):
         Store.open(path, SecretRef(file=tmp_path / "k"))
+
+
+def test_the_lock_map_clears_state_of_locks_no_longer_configured(store: Store) -> None:
+    from gateway.store.lock_map import LockRecord
+    from gateway.store.sync_state import CredentialSyncState, SyncStatus
+
+    def rec(lock_id: str) -> LockRecord:
+        return LockRecord(lock_id, "sim", frozenset({"s"}), frozenset(), frozenset())
+
+    assert store.lock_map.replace([rec("a"), rec("b")], T0) == []
+    store.sync_states.write([CredentialSyncState("b", "m1", SyncStatus.APPLIED)], T0)
+    store.keystore("b").put("link", b"k")
+    assert store.lock_map.replace([rec("a")], T0) == ["b"]
+    assert set(store.lock_map.all()) == {"a"}
+    assert store.sync_states.for_lock("b") == {}
+    assert store.keystore("b").get("link") is None

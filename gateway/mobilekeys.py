@@ -1,0 +1,84 @@
+"""The gateway's check of a mobile-key attempt that a lock forwarded (docs/mobile-keys.md).
+
+A lock that holds a mobile key decides it alone, offline. A lock that does not (it was
+offline when the key was pushed, or it has no room) forwards the attempt through the lock
+protocol: ``AccessRequest(kind=mobile_key, secret=<the public key's base64 text>,
+proof=challenge ‖ device_id ‖ signature)``. The :class:`~gateway.validator.Validator` finds the
+access method by that secret and calls :class:`MobileKeyProofCheck` with the method, the proof
+and the lock; the check passes when
+
+* the signature verifies under the method's public key (so the phone holds the private key),
+* the signed device id is the one this gateway commissioned under that lock id (so a proof
+  made at another lock fails here), and
+* this method never passed with this challenge before (the lock draws a fresh challenge per
+  attempt and refuses a second answer; refusing a repeated one here too means even a lock that
+  forwarded a recorded exchange cannot make it count twice).
+
+The window, revocation and entrance checks stay the validator's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+
+from drivers.base import KeyStore
+from drivers.ble import mobilekey as mk
+from drivers.lockproto.errors import DecodeError
+from drivers.lockproto.keys import LinkKeys, keystore_name
+from gateway.models import AccessMethod
+
+log = logging.getLogger(__name__)
+
+DeviceIds = Callable[[str], bytes | None]
+"""lock id -> the 8-byte device id the gateway commissioned (``None``: no such record)."""
+
+
+def device_ids_from_keystores(keystore_for: Callable[[str], KeyStore]) -> DeviceIds:
+    """Device ids from the link keys the serial and BLE drivers store per lock."""
+
+    def device_id(lock_id: str) -> bytes | None:
+        raw = keystore_for(lock_id).get(keystore_name(lock_id))
+        if raw is None:
+            return None
+        try:
+            return LinkKeys.from_bytes(raw).device_id
+        except ValueError:
+            return None
+
+    return device_id
+
+
+class MobileKeyProofCheck:
+    """The validator's ``proof_check`` for mobile keys."""
+
+    def __init__(self, device_ids: DeviceIds, *, remember: int = 4096) -> None:
+        self._device_ids = device_ids
+        self._remember = remember
+        self._seen: OrderedDict[bytes, set[str]] = OrderedDict()
+
+    def __call__(self, method: AccessMethod, proof: bytes | None, lock_id: str) -> bool:
+        if proof is None or method.secret is None:
+            return False
+        try:
+            public_key = mk.parse_public_key_text(method.secret)
+            parsed = mk.Proof.decode(proof)
+        except (ValueError, DecodeError):
+            return False
+        expected = self._device_ids(lock_id)
+        if expected is not None and parsed.device_id != expected:
+            log.warning("%s: mobile-key proof made for another lock", lock_id)
+            return False
+        if not mk.verify(public_key, parsed):
+            return False
+        passed = self._seen.get(parsed.challenge)
+        if passed is not None and method.method_id in passed:
+            log.warning("%s: mobile-key proof replayed (method %s)", lock_id, method.method_id)
+            return False
+        if passed is None:
+            passed = self._seen[parsed.challenge] = set()
+            while len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+        passed.add(method.method_id)
+        return True
