@@ -160,6 +160,7 @@ class Gateway:
             self.views.current,
             self.clock,
             self.config.reconcile,
+            clock_trusted=lambda: self.trust.assess().trusted,
         )
         holder.append(reconciler)
         self.locks[lock.id] = reconciler

@@ -28,6 +28,7 @@ from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
 
 T = TypeVar("T")
+LOCK_TIME_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class LockReconciler:
         config: ReconcileConfig,
         *,
         backoff: Backoff | None = None,
+        clock_trusted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.driver = driver
         self.scope = scope
@@ -71,6 +73,8 @@ class LockReconciler:
         self._creds_due = True
         self._events_due = True
         self._seen_version = -1
+        self._clock_trusted = clock_trusted
+        self._time_set_at: datetime | None = None
         self.health = LockHealth()
         self.last_plan: Plan | None = None
 
@@ -145,6 +149,8 @@ class LockReconciler:
             await self.driver.connect()
         if self._caps is None:
             self._caps = await self.driver.capabilities()
+            self._time_set_at = None
+        await self._keep_lock_time(t, self._caps)
         view = self._views()
         if not self._creds_due and self.last_plan is not None:
             if self._events_due:
@@ -170,6 +176,17 @@ class LockReconciler:
         self.health = LockHealth(True, t, None, None, self.health.passes + 1)
         return p
 
+    async def _keep_lock_time(self, t: datetime, caps: Capabilities) -> None:
+        """Locks that enforce windows judge them on their own clock: set it after every
+        (re)connect and hourly, but only from a clock the gateway trusts."""
+        if not caps.enforces_time_windows or not self._clock_trusted():
+            return
+        if self._time_set_at is not None and t - self._time_set_at < LOCK_TIME_EVERY:
+            return
+        await self.driver.set_time(t)
+        self._time_set_at = t
+        self._log.info("%s: lock clock set", self.lock_id)
+
     async def _apply(self, p: Plan, held: dict[str, StoredCredential], caps: Capabilities) -> None:
         old = self._store.sync_states.for_lock(self.lock_id)
         force = self._force_put
@@ -183,10 +200,19 @@ class LockReconciler:
         ]
         rows: dict[str, CredentialSyncState] = {}
 
-        def row(mid: str, state: SyncStatus, **kw: object) -> None:
+        def row(
+            mid: str,
+            state: SyncStatus,
+            *,
+            tag: bytes | None = None,
+            error_code: str | None = None,
+            error: str | None = None,
+        ) -> None:
             prev = old.get(mid)
             attempts = prev.attempts if prev else 0
-            rows[mid] = CredentialSyncState(self.lock_id, mid, state, attempts=attempts, **kw)  # type: ignore[arg-type]
+            rows[mid] = CredentialSyncState(
+                self.lock_id, mid, state, tag, error_code, error, attempts
+            )
 
         for mid, when in p.scheduled.items():
             row(mid, SyncStatus.SCHEDULED, error=f"due {when.isoformat()}")

@@ -174,3 +174,19 @@ async def test_repush_writes_everything_again(rig: Rig) -> None:
     await rig.until(lambda: sum(rig.sim.put_counts.values()) == 2)
     assert rig.states()["m1"] == ("applied", None)
     assert SyncStatus.APPLIED.value == "applied"
+
+
+async def test_window_enforcing_locks_get_their_clock_set_only_when_trusted(
+    store: Store, clock: FakeClock
+) -> None:
+    trusted = False
+    async with make_rig(store, clock, enforces_time_windows=True) as rig:
+        rig.rec._clock_trusted = lambda: trusted
+        rig.sim.faults.clock_drift_seconds = 600.0
+        rig.rec.wake()
+        passes = rig.rec.health.passes
+        await rig.until(lambda: rig.rec.health.passes > passes)
+        assert rig.sim.now() - clock.now() == timedelta(minutes=10)  # not from an untrusted clock
+        trusted = True
+        rig.rec.wake()
+        await rig.until(lambda: rig.sim.now() == clock.now())
