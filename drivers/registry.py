@@ -78,7 +78,10 @@ def builtin_drivers() -> list[type[LockDriver]]:
     return found
 
 
-BUILTINS: list[tuple[str, str]] = []
+BUILTINS: list[tuple[str, str]] = [
+    ("drivers.serial.driver", "SerialDriver"),
+    ("drivers.ble.driver", "BleDriver"),
+]
 """(module, class) of built-in drivers; the serial and BLE drivers add themselves here."""
 
 

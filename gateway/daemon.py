@@ -199,6 +199,14 @@ class Gateway:
     ) -> Decision:
         return self.validator.decide(kind, secret, lock_id, dry_run=dry_run)
 
+    async def commission(self, lock_id: str, pairing_secret: str) -> None:
+        """Pair a lock with this gateway (its out-of-band secret), then bring it in line."""
+        reconciler = self.locks[lock_id]
+        async with reconciler.exclusive:
+            await reconciler.driver.commission(pairing_secret)
+        log.info("lock %s commissioned", lock_id, extra={"lock": lock_id})
+        reconciler.repush()
+
     async def remove_lock(self, lock_id: str) -> None:
         """Stop serving a lock until the next start: its reconciler stops, its link closes,
         its sync state and link keys are forgotten. (Remove it from the config to make it

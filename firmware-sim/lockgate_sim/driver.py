@@ -8,7 +8,6 @@ the same lock model; this one calls it directly.
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path

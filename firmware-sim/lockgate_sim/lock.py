@@ -38,6 +38,9 @@ OnlineDecider = Callable[
 ]
 """(kind, secret, proof) -> (allow, reason, credential_id)."""
 
+MobileKeyVerifier = Callable[[bytes, bytes], bool]
+"""(the mobile-key material stored in the slot, the attempt's proof) -> whether it verifies."""
+
 
 @dataclass(frozen=True, slots=True)
 class SimLockSpec:
@@ -116,6 +119,9 @@ class SimLock:
         self._true_now = now
         self._flash = Flash(state_file)
         self.online_decider: OnlineDecider | None = None
+        self.mobile_key_verifier: MobileKeyVerifier | None = None
+        """Set by links whose lock checks mobile keys itself (BLE); without it every mobile-key
+        attempt goes to the gateway through :attr:`online_decider`."""
         self.on_event: Callable[[LockEvent], None] | None = None
         self.put_counts: Counter[tuple[str, bytes]] = Counter()
         """How often each (credential id, tag) was written: a second write is a wasted one."""
@@ -239,6 +245,20 @@ class SimLock:
 
     async def _present(self, kind: CredentialKind, secret: bytes, proof: bytes | None) -> bool:
         slot = self._find(kind, secret)
+        if (
+            slot is not None
+            and kind is CredentialKind.MOBILE_KEY
+            and self.mobile_key_verifier is not None
+        ):
+            if not self.mobile_key_verifier(slot.secret, proof or b""):
+                return self._decided(False, "bad_proof", slot.credential_id, kind, "lock")
+            if (
+                self.spec.enforces_time_windows
+                and slot.window
+                and not slot.window.contains(self.now())
+            ):
+                return self._decided(False, "outside_window", slot.credential_id, kind, "lock")
+            return self._decided(True, "valid", slot.credential_id, kind, "lock")
         if slot is not None and kind is not CredentialKind.MOBILE_KEY:
             if (
                 self.spec.enforces_time_windows
@@ -326,6 +346,11 @@ class SimLock:
             self._acked_seq = min(up_to_seq, self._next_seq - 1)
             self._log = [e for e in self._log if e.seq > self._acked_seq]
             self._save()
+
+    @property
+    def last_seq(self) -> int:
+        """The newest sequence number ever written (0 before the first entry)."""
+        return self._next_seq - 1
 
     @property
     def log(self) -> list[LockEvent]:

@@ -17,7 +17,7 @@ from typing import Any
 from lockgate_sim.driver import SimDriver
 from lockgate_sim.lock import SimLock
 
-from drivers.registry import DriverRegistry
+from drivers.registry import default_registry
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
 from gateway.config import GatewayConfig, parse_config
@@ -35,11 +35,10 @@ class Site:
     space_a: str
     space_b: str
     user: str
+    sims: dict[str, SimLock]
 
     def lock(self, lock_id: str) -> SimLock:
-        driver = self.gateway.locks[lock_id].driver
-        assert isinstance(driver, SimDriver)
-        return driver.sim
+        return self.sims[lock_id]
 
     def held(self, lock_id: str) -> set[str]:
         return {c.credential_id for c in self.lock(lock_id).list_credentials()}
@@ -72,7 +71,7 @@ def site_config(
         "locks": locks,
     }
     data.update(extra)
-    return parse_config(data, DriverRegistry([SimDriver]), "test")
+    return parse_config(data, default_registry(), "test")
 
 
 def write_secret(path: Path, value: str) -> Path:
@@ -82,30 +81,66 @@ def write_secret(path: Path, value: str) -> Path:
     return path
 
 
+LOCK_IDS = ("front", "back", "office")
+
+
+@asynccontextmanager
+async def _links(
+    link: str, tmp: Path, lock_options: dict[str, Any]
+) -> AsyncIterator[tuple[dict[str, dict[str, Any]], dict[str, SimLock], dict[str, str]]]:
+    """Per lock: driver options, the simulated lock, and a pairing secret (if it needs one)."""
+    if link == "sim":
+        yield {i: {"type": "sim", **lock_options} for i in LOCK_IDS}, {}, {}
+        return
+    if link == "serial":
+        from lockgate_sim.serial_testing import serial_options, serial_site
+
+        async with serial_site(lock_ids=list(LOCK_IDS), state_dir=tmp) as bus:
+            yield (
+                {i: serial_options(bus, i).model_dump(mode="json") for i in LOCK_IDS},
+                dict(bus.locks),
+                {i: bus.pairing_secret(i) for i in LOCK_IDS},
+            )
+        return
+    raise ValueError(link)
+
+
 @asynccontextmanager
 async def running_site(
-    tmp: Path, clock: FakeClock, *, lock_options: dict[str, Any] | None = None
+    tmp: Path,
+    clock: FakeClock,
+    *,
+    link: str = "sim",
+    lock_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Site]:
-    async with FakeCloudServer(now=clock.now) as cloud:
+    async with (
+        FakeCloudServer(now=clock.now) as cloud,
+        _links(link, tmp, lock_options or {}) as (options, sims, secrets),
+    ):
         state = cloud.state
         space_a = state.add_space(name="Building A")["space_id"]
         space_b = state.add_space(name="Building B")["space_id"]
         user = state.add_user_identity(full_name="Jane Doe")["user_identity_id"]
         key_file = write_secret(tmp / "api-key", cloud.api_key)
-        opts = {"type": "sim", **(lock_options or {})}
+        spaces = {"front": space_a, "back": space_a, "office": space_b}
         cfg = site_config(
             tmp,
             cloud.url,
             key_file,
-            [
-                {"id": "front", "space_ids": [space_a], "driver": opts},
-                {"id": "back", "space_ids": [space_a], "driver": opts},
-                {"id": "office", "space_ids": [space_b], "driver": opts},
-            ],
+            [{"id": i, "space_ids": [spaces[i]], "driver": options[i]} for i in LOCK_IDS],
         )
         async with Gateway(
-            cfg, DriverRegistry([SimDriver]), clock=clock, kernel_synchronised=lambda: True
+            cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
         ) as gw:
-            site = Site(cloud, gw, clock, space_a, space_b, user)
+            await gw.ready.wait()
+            for lock_id, secret in secrets.items():
+                await gw.commission(lock_id, secret)
+            if not sims:
+                sims = {}
+                for lock_id in LOCK_IDS:
+                    driver = gw.locks[lock_id].driver
+                    assert isinstance(driver, SimDriver)
+                    sims[lock_id] = driver.sim
+            site = Site(cloud, gw, clock, space_a, space_b, user, sims)
             await site.sync()
             yield site

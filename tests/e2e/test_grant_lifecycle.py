@@ -14,8 +14,12 @@ from gateway.cloud.errors import CloudError
 from tests.e2e.site import running_site
 
 
-async def test_grant_flows_to_locks_opens_them_and_leaves(tmp_path: Path, clock: FakeClock) -> None:
-    async with running_site(tmp_path, clock) as site:
+@pytest.mark.parametrize("link", ["sim", "serial"])
+async def test_grant_flows_to_locks_opens_them_and_leaves(
+    tmp_path: Path, clock: FakeClock, link: str
+) -> None:
+    async with running_site(tmp_path, clock, link=link) as site:
+        assert site.gateway.locks["front"].driver.type_name == link
         start = clock.now() + timedelta(minutes=30)
         end = start + timedelta(hours=2)
         grant = site.grant(
@@ -72,10 +76,11 @@ async def test_grant_flows_to_locks_opens_them_and_leaves(tmp_path: Path, clock:
         assert "482913" not in text and "10047733" not in text
 
 
+@pytest.mark.parametrize("link", ["sim", "serial"])
 async def test_expiry_removes_codes_on_time_while_the_cloud_is_down(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, link: str
 ) -> None:
-    async with running_site(tmp_path, clock) as site:
+    async with running_site(tmp_path, clock, link=link) as site:
         end = clock.now() + timedelta(hours=1)
         short = site.grant(
             space=site.space_a, modes=[{"mode": "code", "code": "111222"}], ends_at=end

@@ -1,0 +1,80 @@
+"""The message layer (docs/protocol.md §7): what travels inside sealed DATA datagrams.
+
+A request is ``type ‖ req_id(u16) ‖ body``; its reply is ``type|0x80 ‖ req_id ‖ status ‖ body``.
+The gateway numbers its requests; a lock answers a repeated ``req_id`` from its reply cache
+instead of executing the request again (§7.2).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from drivers.lockproto.errors import DecodeError
+from drivers.lockproto.status import Status
+from drivers.lockproto.wire import Reader, Writer
+
+REPLY_FLAG = 0x80
+REQUEST_HEADER_LEN = 3
+REPLY_HEADER_LEN = 4
+
+
+class MsgType(enum.IntEnum):
+    GET_INFO = 0x01
+    SET_TIME = 0x02
+    GET_STATUS = 0x03
+    LIST_CREDENTIALS = 0x04
+    PUT_CREDENTIALS = 0x05
+    DELETE_CREDENTIALS = 0x06
+    LOCK = 0x07
+    UNLOCK = 0x08
+    READ_EVENTS = 0x09
+    ACK_EVENTS = 0x0A
+    POLL = 0x0B
+    ACCESS_ANSWER = 0x0C
+    NOTIFY = 0x40
+    """Lock-initiated, ``req_id`` 0, on full-duplex carriers only (BLE); never on RS-485."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    type: int
+    req_id: int
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    type: int
+    req_id: int
+    status: Status
+    body: bytes = b""
+
+
+def encode_request(req: Request) -> bytes:
+    return Writer().u8(req.type).u16(req.req_id).raw(req.body).getvalue()
+
+
+def decode_request(data: bytes) -> Request:
+    r = Reader(data)
+    kind, req_id = r.u8(), r.u16()
+    if kind & REPLY_FLAG:
+        raise DecodeError("a reply where a request was expected")
+    return Request(kind, req_id, r.rest())
+
+
+def encode_reply(rep: Reply) -> bytes:
+    w = Writer().u8(rep.type | REPLY_FLAG).u16(rep.req_id).u8(rep.status)
+    return w.raw(rep.body).getvalue()
+
+
+def decode_reply(data: bytes) -> Reply:
+    r = Reader(data)
+    kind, req_id, status = r.u8(), r.u16(), r.u8()
+    if not kind & REPLY_FLAG:
+        raise DecodeError("a request where a reply was expected")
+    try:
+        parsed = Status(status)
+    except ValueError as err:
+        raise DecodeError(f"unknown status 0x{status:02x}") from err
+    return Reply(kind & ~REPLY_FLAG, req_id, parsed, r.rest())

@@ -1,0 +1,43 @@
+"""Typed options of the serial driver.
+
+.. code-block:: toml
+
+    [[locks]]
+    id = "front-door"
+    [locks.driver]
+    type = "serial"
+    port = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1XYZ-if00-port0"
+    baud = 115200
+    address = 3
+    poll_interval = 0.15
+
+Locks on one RS-485 bus name the same ``port`` (and ``baud``) with different addresses. The
+link keys come from commissioning (``SerialDriver.commission(pairing_secret)``), not config.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from drivers.base import DriverOptions
+from drivers.lockproto.framing import ADDRESS_MAX, ADDRESS_MIN
+
+
+class SerialOptions(DriverOptions):
+    type: Literal["serial"] = "serial"
+    port: str = Field(min_length=1)
+    """Device path; prefer a stable one (``/dev/serial/by-id/...``): it survives replugging."""
+    baud: int = Field(115200, gt=0)
+    address: int = Field(ge=ADDRESS_MIN, le=ADDRESS_MAX)
+    """The lock's address on the bus (set on the lock at installation)."""
+    poll_interval: float = Field(0.15, gt=0, le=60)
+    """Seconds between polls of an idle lock (access requests, new events, keep-alive)."""
+    reply_timeout: float | None = Field(None, gt=0, le=30)
+    """The lock's processing time budget; ``None`` takes what the lock announces."""
+    attempts: int = Field(4, ge=1, le=10)
+    """Transmissions of one request before the lock counts as not answering."""
+    reconnect_min: float = Field(0.05, gt=0)
+    reconnect_max: float = Field(10.0, gt=0)
+    """Capped exponential backoff (with jitter) for reopening the port and reconnecting."""

@@ -1,0 +1,116 @@
+"""Polling one lock on a bus: access requests, new audit-log entries, keep-alive.
+
+On RS-485 the gateway is the bus master, so a lock that needs a decision queues it and says
+so in its POLL reply (the reply carries the oldest request inline, so a decision costs one
+poll plus one ACCESS_ANSWER). An idle lock is polled every ``interval``; after a request it is
+polled again at once. Failures back off with the policy (authentication failures to its
+maximum); :meth:`Poller.wake` cuts a wait short (after commissioning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from drivers.base import AccessAnswer, AccessRequest, DriverContext
+from drivers.errors import DriverError, LockAuthError
+from drivers.lockproto import convert
+from drivers.lockproto.lockclient import LockClient
+from drivers.lockproto.records import AccessRequestRecord, PollFlag, WireKind
+from drivers.serial.backoff import BackoffPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    def __init__(
+        self,
+        lock_id: str,
+        ctx: DriverContext,
+        get_client: Callable[[], Awaitable[LockClient]],
+        *,
+        interval: float,
+        policy: BackoffPolicy,
+    ) -> None:
+        self.lock_id = lock_id
+        self.interval = interval
+        self.policy = policy
+        self.polls = 0
+        self.decisions = 0
+        self._ctx = ctx
+        self._get_client = get_client
+        self._seen_seq = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"serial-poll:{self.lock_id}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    def wake(self) -> None:
+        self.policy.reset()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                delay = await self._cycle()
+                if failing:
+                    log.info("%s: lock answers polls again", self.lock_id)
+                failing = False
+                self.policy.reset()
+            except DriverError as err:
+                auth = isinstance(err, LockAuthError)
+                delay = self.policy.next_delay(auth_failure=auth)
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "%s: poll failed (%s); next try in %.2f s", self.lock_id,
+                        err.code, delay)
+                failing = True
+            except Exception:  # a bug must not end polling: access requests would go unanswered
+                delay = self.policy.next_delay()
+                log.exception("%s: poll failed unexpectedly; next try in %.2f s",
+                              self.lock_id, delay)
+                failing = True
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                self._wake.clear()
+
+    async def _cycle(self) -> float:
+        client = await self._get_client()
+        reply = await client.poll()
+        self.polls += 1
+        if reply.last_seq > self._seen_seq:
+            self._seen_seq = reply.last_seq
+            self._ctx.events_waiting()
+        if reply.request is not None:
+            await self._decide(client, reply.request)
+            return 0.0
+        return 0.0 if reply.flags & PollFlag.MORE_REQUESTS else self.interval
+
+    async def _decide(self, client: LockClient, rec: AccessRequestRecord) -> None:
+        request = AccessRequest(
+            lock_id=self.lock_id,
+            kind=convert.WIRE_TO_KIND[WireKind(rec.kind)],
+            secret=rec.secret,
+            at=convert.from_unix(rec.at),
+            proof=rec.proof or None,
+        )
+        try:
+            answer = await self._ctx.decide(request)
+        except Exception:
+            log.exception("%s: the gateway's decider failed; denying", self.lock_id)
+            answer = AccessAnswer(allow=False, reason="gateway_error")
+        self.decisions += 1
+        if not await client.answer(rec.handle, answer):
+            log.warning("%s: lock stopped waiting for decision %d", self.lock_id, rec.handle)
