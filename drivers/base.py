@@ -12,6 +12,7 @@ accident.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -188,6 +189,20 @@ class KeyStore(Protocol):
 Decider = Callable[[AccessRequest], Awaitable[AccessAnswer]]
 
 
+class WaitClock(Protocol):
+    """The gateway's clock, for drivers' own timers (idle disconnect, keep-alive, backoff).
+
+    Tests hand drivers a fake clock and move time instead of sleeping; timeouts that measure
+    the air or the wire (one request) stay on the event loop's own time.
+    """
+
+    def now(self) -> datetime: ...
+
+    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        """Return when ``deadline`` passed or ``wake`` is set (does not clear ``wake``)."""
+        ...
+
+
 async def _deny_all(request: AccessRequest) -> AccessAnswer:
     return AccessAnswer(allow=False, reason="no_gateway_decider")
 
@@ -205,6 +220,8 @@ class DriverContext:
     decide: Decider = _deny_all
     events_waiting: Callable[[], None] = _no_hint
     """Call when the lock signalled new audit-log entries, so the gateway fetches them soon."""
+    clock: WaitClock | None = None
+    """The gateway's clock for the driver's timers; ``None``: the system clock."""
 
 
 class DriverOptions(BaseModel):

@@ -94,3 +94,31 @@ class FakeClock:
             wake_task.cancel()
             if timer is not None and not timer.done():
                 timer.cancel()
+
+
+class FlowingClock:
+    """A clock for drivers' short timers (keep-alive, idle disconnect, reconnect delays).
+
+    It reads the wall time from ``inner`` (so a test's fake clock still decides what time it
+    is), but a wait always ends after its duration has passed on the event loop too: durations
+    flow even while a fake clock stands still, and a jump of the fake clock ends them early.
+    """
+
+    def __init__(self, inner: Clock) -> None:
+        self._inner = inner
+
+    def now(self) -> datetime:
+        return self._inner.now()
+
+    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        if deadline is None:
+            await self._inner.wait_until(None, wake)
+            return
+        seconds = (deadline - self._inner.now()).total_seconds()
+        if seconds <= 0:
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self._inner.wait_until(deadline, wake)
+        except TimeoutError:
+            return

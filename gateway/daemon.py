@@ -17,10 +17,11 @@ from typing import Any, Self
 
 from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
 from drivers.registry import DriverRegistry
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, FlowingClock, SystemClock
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
 from gateway.lockout import LockoutPolicy
+from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
 from gateway.store.lock_map import LockRecord
@@ -122,6 +123,7 @@ class Gateway:
             self.trust,
             cfg.time,
             LockoutPolicy(self.store.lockouts, cfg.validator),
+            proof_check=MobileKeyProofCheck(device_ids_from_keystores(self.store.keystore)),
         )
         self.client = CloudClient(
             str(cfg.cloud.endpoint),
@@ -150,6 +152,7 @@ class Gateway:
             keystore=self.store.keystore(lock.id),
             decide=self._decider(lock.id),
             events_waiting=lambda: holder[0].events_waiting() if holder else None,
+            clock=FlowingClock(self.clock),
         )
         driver: LockDriver = cls(lock.id, lock.driver, ctx)
         await self._stack.enter_async_context(driver)

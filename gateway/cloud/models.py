@@ -11,13 +11,17 @@ on a ``card`` access method, ``mobile_key`` on a ``mobile_key`` access method.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.models import AccessMethod, Grant
+
+PUBLIC_KEY_BYTES = 32
 
 SECRET_FIELDS = frozenset(
     {"code", "card_number", "mobile_key", "client_session_token", "instant_key_url"}
@@ -43,7 +47,22 @@ class CloudGrant(_CloudModel):
 
 class CloudMobileKey(_CloudModel):
     public_key: str
-    """Base64 of the phone's Ed25519 public key (see docs/mobile-keys.md)."""
+    """Base64 of the phone's raw 32-byte Ed25519 public key (see docs/mobile-keys.md)."""
+
+    @field_validator("public_key")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        """Standard or URL-safe base64, padding optional, becomes standard padded base64:
+        locks and the validator match keys by this exact text."""
+        text = value.strip().replace("-", "+").replace("_", "/")
+        text += "=" * (-len(text) % 4)
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("mobile_key.public_key is not base64") from None
+        if len(raw) != PUBLIC_KEY_BYTES:
+            raise ValueError("mobile_key.public_key is not a 32-byte Ed25519 key")
+        return base64.b64encode(raw).decode("ascii")
 
 
 class CloudAccessMethod(_CloudModel):

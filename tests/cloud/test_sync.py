@@ -121,3 +121,26 @@ async def test_an_event_already_applied_is_not_applied_again(rig: Rig) -> None:
     version = rig.store.cloud.version
     report = await rig.sync.incremental()  # same events again within the overlap window
     assert report.grants == 0 and rig.store.cloud.version == version
+
+
+def test_mobile_key_material_is_canonicalised_or_refused() -> None:
+    import base64
+
+    from gateway.cloud.models import parse_method
+
+    raw = bytes(range(32))
+    for text in (
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        base64.b64encode(raw).decode(),
+    ):
+        method, problem = parse_method(
+            {"access_method_id": "m", "mode": "mobile_key", "mobile_key": {"public_key": text}}, "g"
+        )
+        assert problem is None and method is not None
+        assert method.secret == base64.b64encode(raw)
+    method, problem = parse_method(
+        {"access_method_id": "m", "mode": "mobile_key", "mobile_key": {"public_key": "c2hvcnQ="}},
+        "g",
+    )
+    assert method is not None and method.problem == problem
+    assert problem is not None and "32-byte Ed25519" in problem

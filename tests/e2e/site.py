@@ -36,6 +36,8 @@ class Site:
     space_b: str
     user: str
     sims: dict[str, SimLock]
+    radio: Any = None
+    """The BLE simulator, when the locks are on BLE (a phone joins its radio)."""
 
     def lock(self, lock_id: str) -> SimLock:
         return self.sims[lock_id]
@@ -86,20 +88,49 @@ LOCK_IDS = ("front", "back", "office")
 
 @asynccontextmanager
 async def _links(
-    link: str, tmp: Path, lock_options: dict[str, Any]
-) -> AsyncIterator[tuple[dict[str, dict[str, Any]], dict[str, SimLock], dict[str, str]]]:
+    link: str, tmp: Path, lock_options: dict[str, Any], clock: FakeClock
+) -> AsyncIterator[
+    tuple[dict[str, dict[str, Any]], dict[str, SimLock], dict[str, str], Any]
+]:
     """Per lock: driver options, the simulated lock, and a pairing secret (if it needs one)."""
     if link == "sim":
-        yield {i: {"type": "sim", **lock_options} for i in LOCK_IDS}, {}, {}
+        yield {i: {"type": "sim", **lock_options} for i in LOCK_IDS}, {}, {}, None
         return
     if link == "serial":
         from lockgate_sim.serial_testing import serial_options, serial_site
 
-        async with serial_site(lock_ids=list(LOCK_IDS), state_dir=tmp) as bus:
+        async with serial_site(lock_ids=list(LOCK_IDS), state_dir=tmp, now=clock.now) as bus:
             yield (
                 {i: serial_options(bus, i).model_dump(mode="json") for i in LOCK_IDS},
                 dict(bus.locks),
                 {i: bus.pairing_secret(i) for i in LOCK_IDS},
+                None,
+            )
+        return
+    if link == "ble":
+        from lockgate_sim.ble.simulator import BleSimulator
+
+        async with BleSimulator(state_dir=tmp, now=clock.now) as radio:
+            ble_locks = {i: await radio.add_lock(i) for i in LOCK_IDS}
+            hci = await radio.expose("gateway")
+            yield (
+                {
+                    i: {
+                        "type": "ble",
+                        "device_id": lock.device_id.hex(),
+                        "backend": "lockgate_sim.ble.remote:hci_backends",
+                        "adapter": hci.client_spec,
+                        "max_connections": 3,
+                        "scan_timeout": 2.0,
+                        "connect_timeout": 2.0,
+                        "reconnect_min": 0.05,
+                        "reconnect_max": 0.5,
+                    }
+                    for i, lock in ble_locks.items()
+                },
+                {i: lock.lock for i, lock in ble_locks.items()},
+                {i: lock.pairing_secret for i, lock in ble_locks.items()},
+                radio,
             )
         return
     raise ValueError(link)
@@ -115,7 +146,7 @@ async def running_site(
 ) -> AsyncIterator[Site]:
     async with (
         FakeCloudServer(now=clock.now) as cloud,
-        _links(link, tmp, lock_options or {}) as (options, sims, secrets),
+        _links(link, tmp, lock_options or {}, clock) as (options, sims, secrets, radio),
     ):
         state = cloud.state
         space_a = state.add_space(name="Building A")["space_id"]
@@ -141,6 +172,6 @@ async def running_site(
                     driver = gw.locks[lock_id].driver
                     assert isinstance(driver, SimDriver)
                     sims[lock_id] = driver.sim
-            site = Site(cloud, gw, clock, space_a, space_b, user, sims)
+            site = Site(cloud, gw, clock, space_a, space_b, user, sims, radio)
             await site.sync()
             yield site

@@ -14,7 +14,7 @@ from gateway.cloud.errors import CloudError
 from tests.e2e.site import running_site
 
 
-@pytest.mark.parametrize("link", ["sim", "serial"])
+@pytest.mark.parametrize("link", ["sim", "serial", "ble"])
 async def test_grant_flows_to_locks_opens_them_and_leaves(
     tmp_path: Path, clock: FakeClock, link: str
 ) -> None:
@@ -76,7 +76,7 @@ async def test_grant_flows_to_locks_opens_them_and_leaves(
         assert "482913" not in text and "10047733" not in text
 
 
-@pytest.mark.parametrize("link", ["sim", "serial"])
+@pytest.mark.parametrize("link", ["sim", "serial", "ble"])
 async def test_expiry_removes_codes_on_time_while_the_cloud_is_down(
     tmp_path: Path, clock: FakeClock, link: str
 ) -> None:

@@ -1,0 +1,392 @@
+"""The link to one lock over time: connect on demand, drop it when idle.
+
+Following yalexs-ble: the driver never owns the radio (the adapter's scanner feeds it
+advertisements); it connects only when an operation needs the lock, runs one operation at a
+time, keeps a connected lock alive with polls below the lock's own idle timeout (announced in
+its device-info record), drops the link after ``idle_disconnect`` without operations or as soon
+as another lock waits for one of the adapter's connection slots, and reconnects with capped,
+jittered backoff that a fresh advertisement of the lock cuts short.
+
+Timers (idle, keep-alive, backoff) run on the injected :class:`~drivers.ble.clock.Clock`;
+radio timeouts (scan, connect, GATT) on the event loop's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from drivers.ble.adapter import BleAdapter
+from drivers.ble.carrier import GattCarrier
+from drivers.ble.clock import Clock, sleep
+from drivers.ble.link import GattLink, LinkStats
+from drivers.ble.options import BleOptions
+from drivers.ble.policy import ReconnectPolicy
+from drivers.ble.profile import AdvertFlag
+from drivers.ble.scanner import Sighting
+from drivers.errors import (
+    DriverError,
+    LockAuthError,
+    LockBusyError,
+    LockLinkError,
+    LockOfflineError,
+    ProtocolError,
+)
+
+log = logging.getLogger(__name__)
+
+YIELD_GRACE = 0.02
+"""Seconds without an operation before a link gives its slot to a lock that waits: a burst
+of operations (one reconciler pass) keeps its link, the next lock gets the slot right after."""
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    connects: int = 0
+    connect_failures: int = 0
+    lost: int = 0
+    idle_disconnects: int = 0
+    yielded: int = 0
+    keepalives: int = 0
+    attention_polls: int = 0
+
+
+class LockConnection:
+    def __init__(
+        self,
+        lock_id: str,
+        options: BleOptions,
+        carrier: GattCarrier,
+        *,
+        clock: Clock,
+        policy: ReconnectPolicy,
+        keepalive: Callable[[], Awaitable[None]],
+        attention: Callable[[], Awaitable[None]],
+        on_advert: Callable[[Sighting], None],
+        on_status: Callable[[AdvertFlag], None],
+    ) -> None:
+        self.lock_id = lock_id
+        self.options = options
+        self.carrier = carrier
+        self.policy = policy
+        self.stats = ConnectionStats()
+        self.link_stats = LinkStats()
+        self.expect_device_id: bytes | None = options.device_id_bytes
+        self._clock = clock
+        self._keepalive_op = keepalive
+        self._attention_op = attention
+        self._on_advert = on_advert
+        self._on_status = on_status
+        self._adapter: BleAdapter | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._link: GattLink | None = None
+        self._link_gen = 0
+        self._op_lock = asyncio.Lock()
+        self._busy = False
+        self._release = False
+        self._attention = False
+        self._attention_after: datetime | None = None
+        self._wake = asyncio.Event()
+        self._advert_seen = asyncio.Event()
+        self._last_use: datetime | None = None
+        self._last_traffic: datetime | None = None
+        self._keepalive_every = options.keepalive
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._changed = asyncio.Event()
+        self._op_end = 0.0
+        self._yield_timer: asyncio.TimerHandle | None = None
+
+    # --- lifetime ----------------------------------------------------------------------------
+    def start(self, adapter: BleAdapter) -> None:
+        self._adapter = adapter
+        self._unsubscribe = adapter.scanner.subscribe(self.matches, self._advertised)
+        self._task = asyncio.create_task(self._housekeeper(), name=f"ble:{self.lock_id}")
+
+    async def close(self) -> None:
+        if self._yield_timer is not None:
+            self._yield_timer.cancel()
+            self._yield_timer = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._op_lock:
+            await self.drop_link("closing")
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    @property
+    def adapter(self) -> BleAdapter:
+        if self._adapter is None:
+            raise LockOfflineError("BLE driver not started", lock_id=self.lock_id)
+        return self._adapter
+
+    # --- what the adapter sees ---------------------------------------------------------------
+    def matches(self, sighting: Sighting) -> bool:
+        if self.options.address is not None:
+            return sighting.address.upper() == self.options.address.upper()
+        dev = self.expect_device_id
+        return dev is not None and sighting.advert.short_id == dev[: len(sighting.advert.short_id)]
+
+    def _advertised(self, sighting: Sighting) -> None:
+        self._advert_seen.set()
+        self._on_advert(sighting)
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds after a change of the link (bound it yourself)."""
+        while not predicate():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _bump(self) -> None:
+        self._changed.set()
+        self._wake.set()
+
+    def attention(self) -> None:
+        """The lock asks for the gateway (an access request): connect and poll soon."""
+        self._attention = True
+        self._wake.set()
+
+    # --- SlotHolder ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def release_requested(self) -> None:
+        self._release = True
+        self._wake.set()
+
+    # --- the link ------------------------------------------------------------------------------
+    @property
+    def link_up(self) -> bool:
+        return self._link is not None and self._link.is_connected
+
+    @contextlib.asynccontextmanager
+    async def operation(self, *, user: bool = True, connect: bool = True) -> AsyncIterator[None]:
+        """Hold the lock's only operation slot, with the link up for the whole of it."""
+        async with self._op_lock:
+            self._busy = True
+            try:
+                if connect:
+                    await self._ensure_link()
+                elif not self.link_up:
+                    raise LockOfflineError("not connected", lock_id=self.lock_id)
+                try:
+                    yield
+                except LockLinkError as err:
+                    # a timed-out or broken exchange: start the next one on a fresh link
+                    await self.drop_link(f"after {err.code}")
+                    raise
+            finally:
+                self._busy = False
+                now = self._clock.now()
+                self._last_traffic = now
+                if user:
+                    self._last_use = now
+                self._op_end = asyncio.get_running_loop().time()
+                if self.link_up and self._adapter is not None and self._adapter.slots.contended:
+                    self._release = True
+                self._bump()
+
+    async def _ensure_link(self) -> None:
+        if self.link_up:
+            return
+        if self._link is not None:
+            await self.drop_link("link gone")
+        last: DriverError | None = None
+        for attempt in range(self.options.connect_attempts):
+            if attempt:
+                delay = self.policy.next_delay()
+                self._advert_seen.clear()
+                await sleep(self._clock, delay, self._advert_seen)
+            try:
+                await self._connect_once()
+            except (LockAuthError, ProtocolError):
+                self.stats.connect_failures += 1
+                self.policy.next_delay(auth_failure=True)
+                raise
+            except DriverError as err:
+                self.stats.connect_failures += 1
+                last = err
+                log.log(
+                    logging.DEBUG if self._failing else logging.WARNING,
+                    "%s: connect failed (%s): %s",
+                    self.lock_id,
+                    err.code,
+                    err.message,
+                )
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("%s: connected again", self.lock_id)
+                self._failing = False
+                self.policy.reset()
+                return
+        assert last is not None
+        raise last
+
+    async def _connect_once(self) -> None:
+        adapter = self.adapter
+        opts = self.options
+        try:
+            sighting = await adapter.scanner.wait_for(
+                self.matches, within=opts.scan_timeout, fresh=opts.advert_fresh
+            )
+        except TimeoutError as err:
+            raise LockOfflineError(
+                f"not advertising (waited {opts.scan_timeout:g} s)", lock_id=self.lock_id
+            ) from err
+        try:
+            async with asyncio.timeout(opts.scan_timeout + opts.connect_timeout):
+                await adapter.slots.acquire(self)
+        except TimeoutError as err:
+            raise LockBusyError(
+                "no free BLE connection on the adapter", lock_id=self.lock_id
+            ) from err
+        gen = self._link_gen + 1
+        try:
+            async with adapter.connect_lock:
+                link = await GattLink.open(
+                    adapter,
+                    sighting.device,
+                    lock_id=self.lock_id,
+                    expect_device_id=self.expect_device_id,
+                    connect_timeout=opts.connect_timeout,
+                    gatt_timeout=opts.gatt_timeout,
+                    pair=opts.pair,
+                    on_segment=self.carrier.on_segment,
+                    on_lost=lambda: self._lost(gen),
+                    on_status=self._on_status,
+                    stats=self.link_stats,
+                )
+        except BaseException as err:
+            adapter.slots.release(self)
+            if isinstance(err, LockOfflineError):
+                adapter.scanner.forget(sighting.address)
+            raise
+        self._link_gen = gen
+        self._link = link
+        self._release = False
+        self.carrier.attach(link)
+        self.stats.connects += 1
+        idle = link.info.idle_timeout_s
+        self._keepalive_every = min(opts.keepalive, idle / 2) if idle else opts.keepalive
+        self._last_use = self._last_traffic = self._clock.now()
+        log.debug(
+            "%s: connected to %s (segments of %d bytes)",
+            self.lock_id,
+            sighting.address,
+            link.segment_size,
+        )
+        self._bump()
+
+    def _lost(self, gen: int) -> None:
+        """bleak's disconnected callback: the lock or the air dropped the link."""
+        if gen != self._link_gen or self._link is None:
+            return
+        self.stats.lost += 1
+        log.debug("%s: link lost", self.lock_id)
+        self._link = None
+        self.carrier.detach()
+        if self._adapter is not None:
+            self._adapter.slots.release(self)
+        self._bump()
+
+    async def disconnect(self) -> None:
+        """Drop the link once no operation runs (the next operation connects again)."""
+        async with self._op_lock:
+            await self.drop_link("disconnect requested")
+
+    async def drop_link(self, why: str) -> None:
+        link = self._link
+        if link is None:
+            return
+        self._link = None
+        self._link_gen += 1
+        self.carrier.detach()
+        log.debug("%s: disconnecting (%s)", self.lock_id, why)
+        try:
+            await link.close()
+        finally:
+            if self._adapter is not None:
+                self._adapter.slots.release(self)
+            self._release = False
+            self._bump()
+
+    # --- housekeeping --------------------------------------------------------------------------
+    def _next_deadline(self) -> datetime | None:
+        """When the housekeeper must act next; ``None``: only when woken (an operation that
+        ends, a link that drops, a slot hand-off timer, an advertisement)."""
+        if self._attention and self._attention_after is not None:
+            return self._attention_after
+        if self._busy or self._yield_timer is not None:
+            return None
+        if not self.link_up or self._last_use is None or self._last_traffic is None:
+            return None
+        idle = self._last_use + timedelta(seconds=self.options.idle_disconnect)
+        keep = self._last_traffic + timedelta(seconds=self._keepalive_every)
+        return min(idle, keep)
+
+    async def _housekeeper(self) -> None:
+        acted_on: datetime | None = None
+        while True:
+            deadline = self._next_deadline()
+            if deadline is not None and deadline == acted_on:
+                deadline = None  # tended to it and it did not move: wait to be woken
+            await self._clock.wait_until(deadline, self._wake)
+            self._wake.clear()
+            acted_on = deadline if deadline is not None and deadline <= self._clock.now() else None
+            try:
+                await self._tend()
+            except DriverError as err:
+                log.debug("%s: housekeeping: %s (%s)", self.lock_id, err.message, err.code)
+            self._changed.set()
+
+    def _yield_due(self) -> None:
+        self._yield_timer = None
+        self._wake.set()
+
+    async def _tend(self) -> None:
+        now = self._clock.now()
+        if self._attention and (self._attention_after is None or now >= self._attention_after):
+            self._attention = False
+            self.stats.attention_polls += 1
+            try:
+                await self._attention_op()
+            except DriverError:
+                # the flag stays in the lock's adverts: do not answer each one at once
+                self._attention_after = now + timedelta(seconds=self.policy.next_delay())
+                raise
+            self._attention_after = None
+        if not self.link_up or self._busy:
+            return
+        if self._release or (self._adapter is not None and self._adapter.slots.contended):
+            loop = asyncio.get_running_loop()
+            wait = self._op_end + YIELD_GRACE - loop.time()
+            if wait > 0:
+                if self._yield_timer is not None:
+                    self._yield_timer.cancel()
+                self._yield_timer = loop.call_later(wait, self._yield_due)
+                return
+            async with self._op_lock:
+                if self.link_up and not self._busy:
+                    self.stats.yielded += 1
+                    await self.drop_link("another lock waits for a connection slot")
+            return
+        assert self._last_use is not None
+        assert self._last_traffic is not None
+        if now >= self._last_use + timedelta(seconds=self.options.idle_disconnect):
+            async with self._op_lock:
+                if self.link_up and not self._busy:
+                    self.stats.idle_disconnects += 1
+                    await self.drop_link("idle")
+        elif now >= self._last_traffic + timedelta(seconds=self._keepalive_every):
+            self.stats.keepalives += 1
+            async with self.operation(user=False, connect=False):
+                await self._keepalive_op()

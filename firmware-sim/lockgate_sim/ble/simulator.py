@@ -1,0 +1,105 @@
+"""Simulated BLE locks on one virtual radio, reachable from other processes over HCI.
+
+:class:`BleSimulator` is what ``python -m lockgate_sim.ble serve`` runs, and what a test can run
+in-process: a :class:`VirtualRadio`, the locks on it (their flash in ``state_dir`` so that
+commissioning survives a restart), and HCI endpoints. Each endpoint is a controller on the same
+virtual link whose host lives elsewhere: the gateway (``tcp-client:...`` with
+:func:`lockgate_sim.ble.remote.hci_backends`) or a phone. Bumble's own ``controllers`` app links
+exactly two transports; this links any number of locks with any number of remote hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+
+from drivers.base import CredentialKind
+from lockgate_sim.ble.peripheral import BleLock
+from lockgate_sim.ble.radio import VirtualRadio
+from lockgate_sim.lock import SimLock, SimLockSpec
+
+BLE_LOCK_SPEC = SimLockSpec(
+    slots=250,
+    max_batch=100,
+    enforces_time_windows=True,
+    kinds=frozenset(CredentialKind),
+    firmware="lockgate-sim-ble 1.0",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    port: int
+
+    @property
+    def client_spec(self) -> str:
+        return f"tcp-client:127.0.0.1:{self.port}"
+
+
+class BleSimulator:
+    def __init__(
+        self, *, state_dir: Path | None = None, now: Callable[[], datetime] | None = None
+    ) -> None:
+        self.state_dir = state_dir
+        self._now = now or (lambda: datetime.now(UTC))
+        self.radio: VirtualRadio | None = None
+        self.locks: dict[str, BleLock] = {}
+        self.endpoints: list[Endpoint] = []
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        self.radio = VirtualRadio()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def add_lock(self, lock_id: str, spec: SimLockSpec = BLE_LOCK_SPEC) -> BleLock:
+        assert self.radio is not None, "use BleSimulator as an async context manager"
+        state = None if self.state_dir is None else self.state_dir / f"{lock_id}.json"
+        sim = SimLock(lock_id, spec, now=self._now, state_file=state)
+        lock = await self._stack.enter_async_context(
+            BleLock(sim, self.radio.device(f"lock-{lock_id}"))
+        )
+        self.locks[lock_id] = lock
+        return lock
+
+    async def expose(self, name: str, port: int = 0) -> Endpoint:
+        """An HCI endpoint on 127.0.0.1 (``port`` 0: the system picks one)."""
+        assert self.radio is not None, "use BleSimulator as an async context manager"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        transport = await open_tcp_server_transport_with_socket(sock)
+        self._stack.push_async_callback(transport.close)
+        self.radio.attach_transport(name, transport.source, transport.sink)
+        endpoint = Endpoint(name, sock.getsockname()[1])
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "locks": {
+                lock_id: {
+                    "device_id": lock.device_id.hex(),
+                    "address": lock.address,
+                    "pairing_secret": lock.pairing_secret,
+                }
+                for lock_id, lock in self.locks.items()
+            },
+            "hci": {e.name: e.client_spec for e in self.endpoints},
+        }
