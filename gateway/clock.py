@@ -8,6 +8,7 @@ aware UTC ``datetime``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from datetime import UTC, datetime, timedelta
@@ -44,10 +45,11 @@ class SystemClock:
                 if remaining <= 0:
                     return
                 timeout = min(remaining, MAX_WAIT_SECONDS)
-            try:
-                await asyncio.wait_for(wake.wait(), timeout)
-            except TimeoutError:
-                continue
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait ends, and a loop that ignores cancellation hangs shutdown.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
 
 
 class FakeClock:

@@ -118,6 +118,14 @@ class MqttConfig(_Model):
     """Honour UNLOCK from Home Assistant's unsigned command topic (LOCK is always honoured
     when discovery is on). Only safe when the broker ACL lets nobody but HA write there."""
 
+    @field_validator("base_topic", "homeassistant_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        levels = value.split("/")
+        if any(not level or any(c in level for c in "#+\x00") for level in levels):
+            raise ValueError("must be non-empty topic levels without '#', '+' or '//'")
+        return value
+
 
 class LockConfigBase(_Model):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

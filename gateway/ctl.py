@@ -94,8 +94,14 @@ class CtlSettings:
         )
 
 
-_PATH_FIELDS = {"unix_socket", "ca_file", "client_cert", "client_key", "password_file",
-                "private_key"}  # fmt: skip
+_PATH_FIELDS = {
+    "unix_socket",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "password_file",
+    "private_key",
+}
 
 
 def load_settings(path: Path | None) -> CtlSettings:
@@ -164,17 +170,23 @@ async def send_command(
         operator, key = sign_with
         ts = now_ms if now_ms is not None else int(time.time() * 1000)
         envelope["auth"] = sign(
-            key, operator, command, args, gateway_id=settings.gateway_id, topic=request_topic,
+            key,
+            operator,
+            command,
+            args,
+            gateway_id=settings.gateway_id,
+            topic=request_topic,
             ts=ts,
-        )  # fmt: skip
+        )
     correlation = os.urandom(16)
     reply_to = (
         topics.response(command)
         if settings.v311
         else f"{topics.response_prefix}ctl-{correlation.hex()}"
     )
-    client = make_client(settings.broker(), f"lockgate-ctl-{os.urandom(6).hex()}",
-                         timeout_s=settings.timeout_s)  # fmt: skip
+    client = make_client(
+        settings.broker(), f"lockgate-ctl-{os.urandom(6).hex()}", timeout_s=settings.timeout_s
+    )
     async with asyncio.timeout(settings.timeout_s), client:
         await client.subscribe(reply_to, qos=1)
         props = None

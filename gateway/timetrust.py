@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,13 +28,24 @@ _TIME_ERROR = 5
 CLOUD_CONFIRMATION_VALID = timedelta(hours=6)
 
 
-def kernel_clock_synchronised() -> bool | None:
-    """The kernel's view (``adjtimex``); ``None`` when it cannot be asked (not Linux)."""
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library forks ldconfig (about a millisecond): once per process is enough.
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
+def kernel_clock_synchronised() -> bool | None:
+    """The kernel's view (``adjtimex``); ``None`` when it cannot be asked (not Linux)."""
+    libc = _libc()
+    if libc is None:
+        return None
+    try:
         buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
         state = libc.adjtimex(buf)
     except (OSError, AttributeError):

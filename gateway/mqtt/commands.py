@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RELOCK_MARGIN_S = 0.5
+"""After a timed unlock, the bolt is read again this long after the hold should have ended."""
+
 A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
 
@@ -88,12 +91,15 @@ class CommandContext:
         timeout_s: float,
         commission_timeout_s: float,
         on_lock_removed: Callable[[str], Awaitable[None]],
+        reread_status_after: Callable[[str, float], None] = lambda lock_id, delay: None,
     ) -> None:
         self.gw = gw
         self.view = view
         self.timeout_s = timeout_s
         self.commission_timeout_s = commission_timeout_s
         self.on_lock_removed = on_lock_removed
+        self.reread_status_after = reread_status_after
+        """Read the lock's status again after a delay (when a timed unlock should be over)."""
 
     def reconciler(self, lock_id: str) -> LockReconciler:
         rec = self.gw.locks.get(lock_id)
@@ -199,6 +205,8 @@ async def cmd_unlock(ctx: CommandContext, args: UnlockArgs) -> object:
 
     status = await ctx.driver_op(args.lock_id, op)
     ctx.view.note_status(args.lock_id, status)
+    if args.hold_seconds is not None:
+        ctx.reread_status_after(args.lock_id, args.hold_seconds + RELOCK_MARGIN_S)
     return {"lock_id": args.lock_id, "bolt": status.bolt.value, "hold_seconds": args.hold_seconds}
 
 
@@ -399,7 +407,7 @@ class CommandRouter:
             )
         spec = self._commands.get(command)
         if spec is None:
-            raise CommandError(ErrorCode.UNKNOWN_COMMAND, f"no command {command!r}")
+            raise CommandError(ErrorCode.UNKNOWN_COMMAND, f"no command {command[:64]!r}")
         if parse_error is not None:
             raise parse_error
         if not isinstance(parsed, dict):
@@ -443,8 +451,8 @@ class CommandRouter:
         )
         log.log(
             level,
-            "command %s refused: %s (%s)",
-            command,
+            "command %r refused: %s (%s)",
+            command[:64],
             err.code.value,
             err.message,
             extra={"lock": err.lock_id} if err.lock_id else None,

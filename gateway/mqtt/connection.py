@@ -77,6 +77,19 @@ class BrokerOptions:
         return ctx
 
 
+def reraise_lost_cancel() -> None:
+    """Raise ``CancelledError`` if this task was asked to stop and the request got lost.
+
+    On Python 3.11, :func:`asyncio.wait_for` (which aiomqtt awaits PUBACKs and SUBACKs with)
+    returns the result and drops a cancellation that arrives in the same loop turn as the
+    acknowledgement. A loop that carried on would hang its TaskGroup's shutdown forever, so
+    call this after every aiomqtt await in a loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def payload_bytes(payload: object) -> bytes:
     """aiomqtt hands payloads as bytes, but types them wider."""
     if isinstance(payload, bytes | bytearray):
@@ -181,5 +194,6 @@ __all__ = [
     "is_auth_refusal",
     "make_client",
     "payload_bytes",
+    "reraise_lost_cancel",
     "v5_properties",
 ]

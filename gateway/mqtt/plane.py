@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.config import MqttConfig
 from gateway.mqtt.auth import Authoriser, load_operator_keys
@@ -33,6 +34,7 @@ from gateway.mqtt.connection import (
     ReconnectPolicy,
     make_client,
     payload_bytes,
+    reraise_lost_cancel,
     v5_properties,
 )
 from gateway.mqtt.discovery import gateway_configs, lock_configs
@@ -63,6 +65,19 @@ def _version() -> str:
         return metadata.version("lockgate")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+async def _publish(
+    client: aiomqtt.Client,
+    topic: str,
+    body: bytes,
+    *,
+    retain: bool = False,
+    properties: Properties | None = None,
+) -> None:
+    """Publish at QoS 1 (returns once the broker acknowledged it)."""
+    await client.publish(topic, body, qos=1, retain=retain, properties=properties)
+    reraise_lost_cancel()
 
 
 class MqttPlane:
@@ -101,6 +116,7 @@ class MqttPlane:
             timeout_s=cfg.command_timeout_s,
             commission_timeout_s=cfg.commission_timeout_s,
             on_lock_removed=self._lock_removed,
+            reread_status_after=self._reread_status_after,
         )
         self.router = CommandRouter(
             self.ctx,
@@ -155,8 +171,12 @@ class MqttPlane:
         assert task is not None
         while True:
             failure: BaseException | None = None
+            # Each connection in a task of its own: on Python 3.11 a TaskGroup whose child
+            # fails leaves a cancel request counted on its parent task (``cancelling()``),
+            # which must not outlive the connection it belonged to.
+            session = asyncio.create_task(self._connect_and_serve(), name="mqtt-session")
             try:
-                await self._connect_and_serve()
+                await session
             except* MqttError as group:
                 failure = group.exceptions[0]
             except* Exception as group:
@@ -164,7 +184,7 @@ class MqttPlane:
                 log.exception("management plane session failed", exc_info=failure)
             self._set_online(False)
             self._client = None
-            if task.cancelling():
+            if task.cancelling():  # a cancel that a library swallowed: stop all the same
                 raise asyncio.CancelledError
             delay = self.policy.next_delay(failure)
             log.log(
@@ -207,7 +227,8 @@ class MqttPlane:
         await client.subscribe(topics.request_filter, qos=1)
         if self.config.homeassistant_discovery:
             await client.subscribe(topics.ha_filter, qos=1)
-        await client.publish(topics.availability, ONLINE, qos=1, retain=True)
+        reraise_lost_cancel()
+        await _publish(client, topics.availability, ONLINE, retain=True)
         self._client = client
         self._retained.reset()
         for lock_id in sorted(self._removed):
@@ -222,7 +243,7 @@ class MqttPlane:
         self._set_online(True)
 
         async def events(topic: str, body: bytes) -> None:
-            await client.publish(topic, body, qos=1)
+            await _publish(client, topic, body)
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client), name="mqtt-receive")
@@ -233,7 +254,7 @@ class MqttPlane:
         client = self._client
         if client is None:
             raise MqttError("not connected")
-        await client.publish(topic, body, qos=1, retain=retain)
+        await _publish(client, topic, body, retain=retain)
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         version = _version()
@@ -246,14 +267,14 @@ class MqttPlane:
                     )
                 )
         for topic, doc in docs.items():
-            await client.publish(topic, encode(doc), qos=1, retain=True)
+            await _publish(client, topic, encode(doc), retain=True)
 
     async def _clear_lock_topics(self, client: aiomqtt.Client, lock_id: str) -> None:
         topics = [self.topics.lock_state(lock_id)]
         if self.config.homeassistant_discovery:
             topics += list(lock_configs(self.topics, lock_id, "", "", version="").keys())
         for topic in topics:
-            await client.publish(topic, b"", qos=1, retain=True)
+            await _publish(client, topic, b"", retain=True)
 
     # --- receiving -----------------------------------------------------------------------------
     async def _receive(self, client: aiomqtt.Client) -> None:
@@ -317,7 +338,7 @@ class MqttPlane:
         if correlation is not None:
             props = v5_properties(PacketTypes.PUBLISH, CorrelationData=correlation)
         try:
-            await client.publish(reply_to, response.encode(), qos=1, properties=props)
+            await _publish(client, reply_to, response.encode(), properties=props)
         except MqttError as err:
             log.info("response on %s lost: %s", reply_to, err)
 
@@ -345,6 +366,18 @@ class MqttPlane:
                     except CommandError as err:
                         log.debug("status of %s not read: %s", lock_id, err.code.value)
             await asyncio.sleep(self.config.lock_status_interval_s)
+
+    def _reread_status_after(self, lock_id: str, delay: float) -> None:
+        async def reread() -> None:
+            await asyncio.sleep(delay)
+            rec = self.gw.locks.get(lock_id)
+            if rec is not None and rec.driver.connected:
+                try:
+                    await self.ctx.read_status(lock_id)
+                except CommandError as err:
+                    log.debug("status of %s not read: %s", lock_id, err.code.value)
+
+        self._spawn(reread(), f"mqtt-reread:{lock_id}")
 
     async def _watch_lock(self, lock_id: str, rec: LockReconciler) -> None:
         seen: object = None

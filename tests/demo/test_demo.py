@@ -1,0 +1,215 @@
+"""The demo site end to end: ``lockgate-sim demo`` as a person (or CI) runs it, in a subprocess.
+
+The walk-through's plain output is the evidence: each step says what it did and what happened
+(``✓``) or what went wrong (``✗``). The demo must also end cleanly: exit status 0, the broker
+process gone, the temporary state removed, on its own (``--duration``) and on SIGINT/SIGTERM,
+even in the middle of starting up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from lockgate_sim.cli import available_tools, build_parser, main
+from lockgate_sim.demo.scenario import JANE_PIN, LI_CARD, OMAR_CARD, OMAR_PIN, mask, staff_pin
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = [JANE_PIN, OMAR_PIN, OMAR_CARD, LI_CARD, staff_pin(0)]
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).parent / "lockgate-sim"
+    if script.exists():
+        return [str(script), "demo"]
+    return [sys.executable, "-m", "lockgate_sim.cli", "demo"]
+
+
+def env() -> dict[str, str]:
+    path = os.pathsep.join([str(ROOT), str(ROOT / "firmware-sim")])
+    return dict(os.environ, PYTHONPATH=path, NO_COLOR="1")
+
+
+async def start(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *command(),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env(),
+    )
+
+
+async def read_until(proc: asyncio.subprocess.Process, marker: str, lines: list[str]) -> None:
+    assert proc.stdout is not None
+    while True:
+        raw = await proc.stdout.readline()
+        if not raw:
+            raise AssertionError(f"the demo ended before {marker!r}:\n" + "".join(lines))
+        lines.append(raw.decode())
+        if marker in lines[-1]:
+            return
+
+
+def in_order(text: str, *needles: str) -> None:
+    at = 0
+    for needle in needles:
+        found = text.find(needle, at)
+        assert found >= 0, f"{needle!r} missing (after position {at}) in:\n{text}"
+        at = found + len(needle)
+
+
+def broker_gone(text: str) -> None:
+    pid = re.search(r"mosquitto \(pid (\d+)\)", text)
+    assert pid is not None, text
+    assert not Path(f"/proc/{pid.group(1)}").exists(), "mosquitto outlived the demo"
+
+
+def cleaned_up(text: str) -> None:
+    """The broker process is gone and the temporary state directory removed."""
+    broker_gone(text)
+    removed = re.search(r"state removed \((\S+)\)", text)
+    assert removed is not None, text
+    assert not Path(removed.group(1)).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_walk_through_runs_every_step_and_ends_cleanly() -> None:
+    proc = await start("--duration", "0", "--no-live")
+    async with asyncio.timeout(100):
+        out_b, err_b = await proc.communicate()
+    out, err = out_b.decode(), err_b.decode()
+    assert proc.returncode == 0, out + err
+    assert "✗" not in out, out
+    pin = mask(JANE_PIN)
+    in_order(
+        out,
+        "gateway demo started: 4 locks: front (sim), side (serial), gate (BLE), office (serial)",
+        "✓ every lock holds what its grants say",
+        f"creating a grant for Jane Doe, PIN {pin}, for Building A",
+        "✓ gateway synced with the cloud",
+        "✓ gate holds the PIN already, with its window",
+        "✓ front, side: scheduled for",
+        "Jane types her PIN at the front door",
+        "✓ denied: outside_window (decided by the gateway)",
+        "she tries it at the car-park gate",
+        "✓ denied: outside_window (decided by the lock)",
+        "Omar opens the car-park gate (gate, BLE) with his phone",
+        "✓ allowed: valid (decided by the lock)",
+        f"✓ PIN {pin} is on front (sim), side (serial), gate (BLE)",
+        "Jane types her PIN at the front door (front, sim)",
+        "✓ allowed: valid (decided by the lock)",
+        "Jane types her PIN at the side door (side, serial)",
+        "✓ allowed: valid (decided by the lock)",
+        "Jane tries the office (office, serial), in Building B",
+        "✓ denied: not_for_this_entrance (decided by the gateway)",
+        "someone types 000000 at the side door",
+        "✓ denied: unknown_credential (decided by the gateway)",
+        "Omar holds his card to the reader of the side door",
+        "✓ allowed: valid (decided by the lock)",
+        "Li's grant for Building B is deleted in the cloud",
+        "✓ Li's card left the office",
+        "✓ denied: revoked (decided by the gateway)",
+        "waiting for Jane's grant to end",
+        f"✓ PIN {pin} left front, side, gate",
+        "✓ denied: outside_window (decided by the gateway) — her grant has ended",
+        "access events over MQTT",
+        "received over MQTT",
+        "every step went as expected",
+        "gateway closed",
+        "MQTT: the gateway's retained availability says offline",
+        "serial bus closed (pty gone)",
+        "broker stopped",
+        "state removed",
+    )
+    # the access events as they happened, each with its reason
+    in_order(
+        out,
+        f"event  front (sim)  denied  Jane Doe · PIN {pin}  outside_window",
+        f"event  front (sim)  allowed  Jane Doe · PIN {pin}  valid",
+        "event  side (serial)  denied  someone · an unknown PIN  unknown_credential",
+    )
+    assert f"event  office (serial)  denied  Jane Doe · PIN {pin}  not_for_this_entrance" in out
+    assert "event  office (serial)  denied  Li Wei · card ••••55  revoked" in out
+    recorded = re.search(r"(\d+) access events recorded by the gateway, (\d+) received", out)
+    assert recorded is not None and int(recorded.group(1)) >= 9
+    assert recorded.group(1) == recorded.group(2)
+    for secret in SECRETS:
+        assert secret not in out and secret not in err, f"a secret was shown: {secret}"
+    cleaned_up(out)
+    took = re.search(r"walk-through done in (\d+) s", out)
+    assert took is not None and int(took.group(1)) < 60
+
+
+async def test_ctrl_c_while_running_closes_everything() -> None:
+    proc = await start("--no-live")  # no --duration: it would stay up until stopped
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            await read_until(proc, "▶ 1.", lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(30):
+        rest, err = await proc.communicate()
+    out = "".join(lines) + rest.decode()
+    assert proc.returncode == 0, out + err.decode()
+    in_order(
+        out,
+        "gateway closed",
+        "serial bus closed (pty gone)",
+        "fake cloud stopped",
+        "BLE radio off",
+        "broker stopped",
+        "stopped on SIGINT: everything is closed",
+        "state removed",
+    )
+    assert "Traceback" not in err.decode()
+    cleaned_up(out)
+
+
+async def test_sigterm_during_start_up_keeps_the_state_when_asked(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = await start("--no-live", "--keep-state", str(state))
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            await read_until(proc, "fake cloud on", lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        rest, err = await proc.communicate()
+    out = "".join(lines) + rest.decode()
+    assert proc.returncode == 0, out + err.decode()
+    in_order(out, "fake cloud stopped", "broker stopped", "stopped on SIGTERM", "state kept")
+    broker_gone(out)
+    assert "demo.log" in os.listdir(state)
+
+
+def test_keep_state_refuses_a_directory_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "something").write_text("x")
+    assert main(["demo", "--no-live", "--duration", "0", "--keep-state", str(tmp_path)]) == 2
+    assert "give an empty or new directory" in capsys.readouterr().err
+
+
+def test_the_simulators_command_lines_are_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    tools = available_tools()
+    assert "serial-bus" in tools
+    help_text = build_parser(tools).format_help()
+    assert "demo" in help_text and "python -m lockgate_sim.serial_bus" in help_text
+    with pytest.raises(SystemExit) as exit_:
+        main(["serial-bus", "--help"])  # passed on to the simulator's own parser
+    assert exit_.value.code == 0
+    assert "--state-dir" in capsys.readouterr().out
+
+
+def test_secrets_are_masked() -> None:
+    assert mask("482913") == "••••13"
+    assert JANE_PIN not in mask(JANE_PIN)

@@ -1,0 +1,42 @@
+"""Fixtures: a real Mosquitto on a free port, operator keys, a running gateway with its plane,
+and a requester connected to the same broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.mqtt.broker import Mosquitto
+from tests.mqtt.harness import (
+    Operators,
+    Requester,
+    Site,
+    broker_options,
+    running_site,
+    write_operator_keys,
+)
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    async with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture
+def operators(tmp_path: Path) -> Operators:
+    return write_operator_keys(tmp_path)
+
+
+@pytest.fixture
+async def site(tmp_path: Path, broker: Mosquitto, operators: Operators) -> AsyncIterator[Site]:
+    async with running_site(tmp_path / "gw", broker, operators) as s:
+        yield s
+
+
+@pytest.fixture
+async def requester(site: Site) -> AsyncIterator[Requester]:
+    async with Requester(broker_options(site.broker), site.topics) as r:
+        yield r

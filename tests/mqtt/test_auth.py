@@ -1,0 +1,204 @@
+"""Operator signatures, roles, staleness and replays, without a broker."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.clock import FakeClock
+from gateway.mqtt.auth import (
+    Authoriser,
+    OperatorKeysError,
+    Role,
+    canonical_json,
+    load_operator_keys,
+    load_private_key,
+    private_key_pem,
+    sign,
+    signing_message,
+)
+from gateway.mqtt.payloads import Auth, CommandError, ErrorCode
+from tests.mqtt.harness import Operators, write_operator_keys
+
+GW = "gw-1"
+TOPIC = "lockgate/gw-1/request/unlock"
+ARGS = {"lock_id": "front", "hold_seconds": 5}
+
+
+class Floors(dict[str, str]):
+    def set(self, key: str, value: str) -> None:
+        self[key] = value
+
+
+@pytest.fixture
+def ops(tmp_path: Path) -> Operators:
+    return write_operator_keys(tmp_path)
+
+
+def authoriser(ops: Operators, clock: FakeClock, floors: Floors | None = None) -> Authoriser:
+    return Authoriser(
+        load_operator_keys(ops.path),
+        GW,
+        floors if floors is not None else Floors(),
+        clock.now,
+        max_age_s=30,
+    )
+
+
+def signed(
+    ops: Operators,
+    who: str,
+    clock: FakeClock,
+    *,
+    args: dict[str, object] = ARGS,
+    nonce: str | None = None,
+) -> Auth:
+    ts = int(clock.now().timestamp() * 1000)
+    body = sign(ops.keys[who], who, "unlock", args, gateway_id=GW, topic=TOPIC, ts=ts, nonce=nonce)
+    return Auth.model_validate(body)
+
+
+def refused(
+    a: Authoriser,
+    auth: Auth | None,
+    *,
+    args: dict[str, object] = ARGS,
+    topic: str = TOPIC,
+    command: str = "unlock",
+) -> ErrorCode:
+    with pytest.raises(CommandError) as info:
+        a.check(command, args, auth, topic, Role.OPERATOR)
+    return info.value.code
+
+
+def test_operator_signature_accepted_once(ops: Operators, clock: FakeClock) -> None:
+    a = authoriser(ops, clock)
+    auth = signed(ops, "olga", clock)
+    op = a.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR)
+    assert op is not None and op.name == "olga"
+    assert refused(a, auth) is ErrorCode.REPLAYED
+
+
+def test_admin_may_do_what_operators_may_and_viewers_may_not(
+    ops: Operators, clock: FakeClock
+) -> None:
+    a = authoriser(ops, clock)
+    assert a.check("unlock", ARGS, signed(ops, "ada", clock), TOPIC, Role.OPERATOR) is not None
+    assert refused(a, signed(ops, "vera", clock)) is ErrorCode.FORBIDDEN
+
+
+def test_unsigned_bad_signature_unknown_key(ops: Operators, clock: FakeClock) -> None:
+    a = authoriser(ops, clock)
+    assert refused(a, None) is ErrorCode.UNAUTHORISED
+    auth = signed(ops, "olga", clock)
+    tampered = {**ARGS, "hold_seconds": 3600}
+    assert refused(a, auth, args=tampered) is ErrorCode.UNAUTHORISED
+    assert refused(a, auth, topic="lockgate/gw-2/request/unlock") is ErrorCode.UNAUTHORISED
+    assert refused(a, auth, command="lock") is ErrorCode.UNAUTHORISED
+    stranger = Ed25519PrivateKey.generate()
+    ts = int(clock.now().timestamp() * 1000)
+    fake = Auth.model_validate(
+        sign(stranger, "olga", "unlock", ARGS, gateway_id=GW, topic=TOPIC, ts=ts)
+    )
+    assert refused(a, fake) is ErrorCode.UNAUTHORISED
+    nobody = Auth.model_validate({**auth.model_dump(), "operator": "mallory"})
+    assert refused(a, nobody) is ErrorCode.UNAUTHORISED
+    # none of these used up the genuine command
+    assert a.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR) is not None
+
+
+def test_stale_both_ways(ops: Operators, clock: FakeClock) -> None:
+    a = authoriser(ops, clock)
+    old = signed(ops, "olga", clock)
+    clock.advance(31)
+    assert refused(a, old) is ErrorCode.STALE
+    ahead = signed(ops, "olga", clock)
+    clock.advance(-62)  # the gateway's clock is now 62 s behind the signer's
+    assert refused(a, ahead) is ErrorCode.STALE
+
+
+def test_a_replay_after_a_restart_is_refused_by_the_persisted_floor(
+    ops: Operators, clock: FakeClock
+) -> None:
+    floors = Floors()
+    first = authoriser(ops, clock, floors)
+    auth = signed(ops, "olga", clock)
+    first.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR)
+    assert floors["mqtt.auth_floor.olga"] == str(auth.ts)
+    restarted = authoriser(ops, clock, floors)  # empty nonce cache
+    assert refused(restarted, auth) is ErrorCode.REPLAYED
+    clock.advance(0.001)
+    assert restarted.check("unlock", ARGS, signed(ops, "olga", clock), TOPIC, Role.OPERATOR)
+
+
+def test_within_a_run_out_of_order_timestamps_are_fine(ops: Operators, clock: FakeClock) -> None:
+    a = authoriser(ops, clock)
+    earlier = signed(ops, "olga", clock)
+    clock.advance(2)
+    later = signed(ops, "olga", clock)
+    assert a.check("unlock", ARGS, later, TOPIC, Role.OPERATOR)
+    assert a.check("unlock", ARGS, earlier, TOPIC, Role.OPERATOR)
+
+
+def test_nonce_cache_holds_only_the_window(ops: Operators, clock: FakeClock) -> None:
+    a = Authoriser(
+        load_operator_keys(ops.path), GW, Floors(), clock.now, max_age_s=30, max_nonces=3
+    )
+    for _ in range(3):
+        clock.advance(0.01)
+        a.check("unlock", ARGS, signed(ops, "olga", clock), TOPIC, Role.OPERATOR)
+    assert refused(a, signed(ops, "olga", clock, nonce="x" * 16)) is ErrorCode.RATE_LIMITED
+    clock.advance(31)  # the old ones fall out of the window
+    assert a.check("unlock", ARGS, signed(ops, "olga", clock), TOPIC, Role.OPERATOR)
+
+
+def test_unsigned_reads_pass_without_a_role(ops: Operators, clock: FakeClock) -> None:
+    assert authoriser(ops, clock).check("status", {}, None, TOPIC, None) is None
+
+
+def test_canonical_encoding_is_stable() -> None:
+    assert (
+        canonical_json({"b": 1, "a": ["é", None, True]}) == '{"a":["é",null,true],"b":1}'.encode()
+    )
+    msg = signing_message("unlock", {"lock_id": "x"}, 5, "n" * 16, "gw", "t")
+    assert msg.startswith(b"lockgate-command-v1\n{")
+    with pytest.raises(ValueError, match="JSON"):
+        canonical_json({"x": float("nan")})
+
+
+def test_private_key_formats_round_trip() -> None:
+    key = Ed25519PrivateKey.generate()
+    assert load_private_key(private_key_pem(key)).public_key() == key.public_key()
+    raw = key.private_bytes_raw()
+    assert load_private_key(base64.b64encode(raw)).public_key() == key.public_key()
+    with pytest.raises(ValueError, match="neither"):
+        load_private_key(b"not a key!")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[[operator]]\nname="a"\npublic_key="AAAA"\nrole="operator"\n', "32-byte"),
+        ('[[operator]]\nname="a"\npublic_key="%%"\nrole="operator"\n', "base64"),
+        ('[[operator]]\nname="a"\npublic_key="x"\nrole="root"\n', "operator.0.role"),
+        ("[[operator]]\nname=", "operators.toml"),
+        ('[[operator]]\nname="a"\npublic_key="x"\nrole="viewer"\ncolour="red"\n', "colour"),
+    ],
+)
+def test_bad_operator_keys_files_name_the_problem(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "operators.toml"
+    path.write_text(text)
+    with pytest.raises(OperatorKeysError, match=problem):
+        load_operator_keys(path)
+
+
+def test_duplicate_operator_names_refused(tmp_path: Path, ops: Operators) -> None:
+    text = ops.path.read_text()
+    olga = text[text.index('[[operator]]\nname = "olga"') :].split("\n\n")[0]
+    path = tmp_path / "dup.toml"
+    path.write_text(text + "\n" + olga + "\n")
+    with pytest.raises(OperatorKeysError, match="twice"):
+        load_operator_keys(path)
