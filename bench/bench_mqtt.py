@@ -33,11 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
+from lockgate_sim.broker import Mosquitto
 from paho.mqtt.packettypes import PacketTypes
 
 from gateway.mqtt.connection import make_client, v5_properties
 from gateway.timetrust import kernel_clock_synchronised
-from tests.mqtt.broker import Mosquitto
 from tests.mqtt.harness import (
     Requester,
     broker_options,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from lockgate_sim.broker import Mosquitto
 
-from tests.mqtt.broker import Mosquitto
 from tests.mqtt.harness import (
     Operators,
     Requester,

@@ -22,6 +22,7 @@ from typing import Any, Self, cast
 
 import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from lockgate_sim.broker import Mosquitto, free_port
 from lockgate_sim.driver import SimDriver
 from lockgate_sim.lock import SimLock
 from paho.mqtt.packettypes import PacketTypes
@@ -42,7 +43,6 @@ from gateway.mqtt.connection import (
 )
 from gateway.mqtt.plane import MqttPlane, Sleep
 from gateway.mqtt.topics import Topics
-from tests.mqtt.broker import Mosquitto, free_port
 
 GATEWAY_ID = "gw-test"
 WAIT = 5.0

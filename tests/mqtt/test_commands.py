@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lockgate_sim.broker import Mosquitto
 from lockgate_sim.driver import SimDriver
 
 from drivers.base import BoltState
 from gateway.mqtt.auth import sign
 from tests.core.factories import code, grant
-from tests.mqtt.broker import Mosquitto
 from tests.mqtt.harness import (
     WAIT,
     Operators,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from lockgate_sim.broker import Mosquitto
 
 from drivers.base import CredentialKind
 from gateway.events import AccessEvent
@@ -16,7 +17,6 @@ from gateway.mqtt.publisher import EventPublisher
 from gateway.secrets import SecretRef
 from gateway.store.store import Store
 from tests.core.factories import code, grant
-from tests.mqtt.broker import Mosquitto
 from tests.mqtt.harness import (
     WAIT,
     Consumer,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from lockgate_sim.broker import BrokerTls, Mosquitto, make_password_file
 
 from drivers.base import BoltState
 from gateway.mqtt.connection import BrokerOptions, ReconnectPolicy, is_auth_refusal, make_client
 from gateway.mqtt.topics import mosquitto_acl
 from gateway.secrets import SecretError
-from tests.mqtt.broker import BrokerTls, Mosquitto, make_password_file
 from tests.mqtt.certs import Pki, make_pki
 from tests.mqtt.harness import Operators, Requester, Watcher, running_site
 

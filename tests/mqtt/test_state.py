@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from lockgate_sim.broker import Mosquitto
 
 from drivers.base import BoltState, CredentialKind
 from tests.core.factories import code, grant
-from tests.mqtt.broker import Mosquitto
 from tests.mqtt.harness import (
     WAIT,
     Operators,

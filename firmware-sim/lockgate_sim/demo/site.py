@@ -35,7 +35,7 @@ from gateway.mqtt.topics import Topics
 from gateway.reconciler import LockReconciler
 from gateway.secrets import SecretRef
 from gateway.store.store import Store
-from lockgate_sim.demo.broker import BrokerUnavailable, Mosquitto
+from lockgate_sim.broker import BrokerUnavailable, Mosquitto
 from lockgate_sim.demo.mqtt_watch import EventWatch, watching
 from lockgate_sim.demo.scenario import LINK_LABEL, LOCKS, DemoLock, seed
 from lockgate_sim.driver import SimDriver
