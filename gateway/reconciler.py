@@ -151,11 +151,22 @@ class LockReconciler:
             self._caps = await self.driver.capabilities()
             self._time_set_at = None
         await self._keep_lock_time(t, self._caps)
-        view = self._views()
         if not self._creds_due and self.last_plan is not None:
             if self._events_due:
-                await self._pull_events(view)
+                await self._pull_events(self._views())
             return self.last_plan
+        # Cleared before the view is read, not after the pass: a wake() during the pass (the
+        # cloud changed while we talked to the lock) must ask for another one, not be lost.
+        self._creds_due = False
+        try:
+            return await self._credentials_pass(t)
+        except BaseException:
+            self._creds_due = True
+            raise
+
+    async def _credentials_pass(self, t: datetime) -> Plan:
+        assert self._caps is not None
+        view = self._views()
         if view.version != self._seen_version:
             self._refused.clear()
             self._seen_version = view.version
@@ -170,7 +181,6 @@ class LockReconciler:
         self.last_plan = p
         held = {c.credential_id: c for c in await self.driver.list_credentials()}
         await self._apply(p, held, self._caps)
-        self._creds_due = False
         if self._events_due:
             await self._pull_events(view)
         self.health = LockHealth(True, t, None, None, self.health.passes + 1)
@@ -347,11 +357,19 @@ class LockReconciler:
 
     async def _pull_events(self, view: CloudView) -> None:
         owner = {m.method_id: gid for gid, ms in view.by_grant.items() for m in ms}
+        # Cleared before fetching: a hint that arrives meanwhile asks for another round.
+        self._events_due = False
+        try:
+            await self._pull_pages(owner)
+        except BaseException:
+            self._events_due = True
+            raise
+
+    async def _pull_pages(self, owner: dict[str, str]) -> None:
         while True:
             cursor = self._store.outbox.cursor(self.lock_id)
             page = await self.driver.fetch_events(cursor)
             if not page.events:
-                self._events_due = False
                 return
             events = [
                 AccessEvent.from_lock(self.lock_id, e, owner.get(e.credential_id or ""))

@@ -7,8 +7,10 @@ its device-info record), drops the link after ``idle_disconnect`` without operat
 as another lock waits for one of the adapter's connection slots, and reconnects with capped,
 jittered backoff that a fresh advertisement of the lock cuts short.
 
-Timers (idle, keep-alive, backoff) run on the injected :class:`~drivers.ble.clock.Clock`;
-radio timeouts (scan, connect, GATT) on the event loop's time.
+Timers (idle, keep-alive, reconnect delays) run on the injected
+:class:`~drivers.ble.clock.Clock`, and a deadline counts as come when the clock's wait for it
+ends (whatever ``now()`` says after a step of the wall clock); radio timeouts (scan, connect,
+GATT) and the hold-off after a failed access-request poll run on the event loop's time.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class LockConnection:
         self._busy = False
         self._release = False
         self._attention = False
-        self._attention_after: datetime | None = None
+        self._attention_hold: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._advert_seen = asyncio.Event()
         self._last_use: datetime | None = None
@@ -108,9 +110,10 @@ class LockConnection:
         self._task = asyncio.create_task(self._housekeeper(), name=f"ble:{self.lock_id}")
 
     async def close(self) -> None:
-        if self._yield_timer is not None:
-            self._yield_timer.cancel()
-            self._yield_timer = None
+        for timer in (self._yield_timer, self._attention_hold):
+            if timer is not None:
+                timer.cancel()
+        self._yield_timer = self._attention_hold = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -322,9 +325,8 @@ class LockConnection:
     # --- housekeeping --------------------------------------------------------------------------
     def _next_deadline(self) -> datetime | None:
         """When the housekeeper must act next; ``None``: only when woken (an operation that
-        ends, a link that drops, a slot hand-off timer, an advertisement)."""
-        if self._attention and self._attention_after is not None:
-            return self._attention_after
+        ends, a link that drops, a slot hand-off timer, an access request, the end of the
+        hold-off after a failed one)."""
         if self._busy or self._yield_timer is not None:
             return None
         if not self.link_up or self._last_use is None or self._last_traffic is None:
@@ -340,10 +342,16 @@ class LockConnection:
             if deadline is not None and deadline == acted_on:
                 deadline = None  # tended to it and it did not move: wait to be woken
             await self._clock.wait_until(deadline, self._wake)
+            woken = self._wake.is_set()
             self._wake.clear()
-            acted_on = deadline if deadline is not None and deadline <= self._clock.now() else None
+            now = self._clock.now()
+            # The clock says when a deadline has come: a wait that ends unwoken ended at its
+            # deadline even if now() disagrees (a FlowingClock's durations flow while a fake
+            # clock stands still; a wall clock stepped back by NTP must not stall timers).
+            due = deadline is not None and (deadline <= now or not woken)
+            acted_on = deadline if due else None
             try:
-                await self._tend()
+                await self._tend(max(now, deadline) if due and deadline is not None else now)
             except DriverError as err:
                 log.debug("%s: housekeeping: %s (%s)", self.lock_id, err.message, err.code)
             self._changed.set()
@@ -352,18 +360,26 @@ class LockConnection:
         self._yield_timer = None
         self._wake.set()
 
-    async def _tend(self) -> None:
-        now = self._clock.now()
-        if self._attention and (self._attention_after is None or now >= self._attention_after):
+    def _attention_due(self) -> None:
+        self._attention_hold = None
+        self._wake.set()
+
+    async def _tend(self, now: datetime) -> None:
+        """Act on what is due at ``now`` (the clock's time, or the deadline it waited for)."""
+        if self._attention and self._attention_hold is None:
             self._attention = False
             self.stats.attention_polls += 1
             try:
                 await self._attention_op()
             except DriverError:
-                # the flag stays in the lock's adverts: do not answer each one at once
-                self._attention_after = now + timedelta(seconds=self.policy.next_delay())
+                # the flag stays in the lock's adverts: do not answer each one at once. The
+                # hold-off is a short radio back-off on the loop's monotonic time: a step of
+                # the wall clock must not postpone the lock's access request past its timeout.
+                loop = asyncio.get_running_loop()
+                self._attention_hold = loop.call_later(
+                    self.policy.next_delay(), self._attention_due
+                )
                 raise
-            self._attention_after = None
         if not self.link_up or self._busy:
             return
         if self._release or (self._adapter is not None and self._adapter.slots.contended):

@@ -1,9 +1,10 @@
 """One GATT connection to one lock, through the public ``bleak.BleakClient`` API.
 
 :meth:`GattLink.open` connects, finds the Lockgate service and its characteristics by UUID
-(never by handle), reads the device-info record, and subscribes to the response
-characteristic. Every bleak exception leaves here as a :mod:`drivers.errors` error; a silent
-link is cut after ``gatt_timeout``.
+(never by handle), reads the device-info record, subscribes to the response and status
+characteristics, then reads the status once: a flag the lock raised before the subscription
+(an access request) is never notified. Every bleak exception leaves here as a
+:mod:`drivers.errors` error; a silent link is cut after ``gatt_timeout``.
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ async def _set_up(
         on_segment(bytes(data))
 
     await client.start_notify(chars[RESPONSE_UUID], notified)
+    flags = info.flags
     if STATUS_UUID in chars:  # optional: a lock without it is polled by the keep-alive
 
         def status(_char: BleakGATTCharacteristic, data: bytearray) -> None:
@@ -182,8 +184,16 @@ async def _set_up(
                 on_status(AdvertFlag(data[0] & 0x0F))
 
         await client.start_notify(chars[STATUS_UUID], status)
+        # Notifications tell of changes, and only once subscribed: a flag raised before (an
+        # access request made while we were connecting, when the lock had stopped
+        # advertising for lack of a free slot) is never notified. Read the state now.
+        state = await client.read_gatt_char(chars[STATUS_UUID])
+        stats.reads += 1
+        if state:
+            flags = AdvertFlag(state[0] & 0x0F)
     if not client.is_connected:
         raise LockOfflineError("the link dropped while being set up", lock_id=lock_id)
+    on_status(flags)
     return chars[COMMAND_UUID], info
 
 

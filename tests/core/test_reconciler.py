@@ -190,3 +190,29 @@ async def test_window_enforcing_locks_get_their_clock_set_only_when_trusted(
         trusted = True
         rig.rec.wake()
         await rig.until(lambda: rig.sim.now() == clock.now())
+
+
+async def test_a_change_during_a_pass_gets_a_pass_of_its_own(rig: Rig) -> None:
+    """The cloud changes while the lock is being written: that wake-up must not be lost."""
+    gate = asyncio.Event()
+    putting = asyncio.Event()
+    driver = rig.rec.driver
+    real_put = driver.put_credentials
+
+    async def slow_put(batch):  # type: ignore[no-untyped-def]
+        putting.set()
+        await gate.wait()
+        return await real_put(batch)
+
+    driver.put_credentials = slow_put  # type: ignore[method-assign]
+    t = rig.clock.now()
+    load(rig, [grant("g1", start=t)], [code("m1", "g1", "1111")])
+    async with asyncio.timeout(WAIT):
+        await putting.wait()
+    load(
+        rig,
+        [grant("g1", start=t), grant("g2", start=t)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+    gate.set()
+    await rig.until(lambda: rig.held() == {"m1", "m2"})
