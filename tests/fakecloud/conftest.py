@@ -22,7 +22,14 @@ from seam.seam import AsyncSeam
 from fakecloud import DEMO_SEED, FakeCloudServer
 from fakecloud.clock import ManualClock
 
-OPENAPI_PATH = Path("/work/shared/reference/seam-connect-openapi-subset.json")
+# Seam's published OpenAPI subset lives in the shared folder beside the repository
+# (../shared/reference/), where CI puts it too.
+OPENAPI_PATH = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "reference"
+    / "seam-connect-openapi-subset.json"
+)
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
