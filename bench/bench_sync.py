@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from drivers.base import Capabilities, CredentialKind
-from gateway.clock import SystemClock
+from drivers.clock import SystemClock
 from gateway.cloud.client import CloudClient
 from gateway.planner import LockScope, plan
 from gateway.secrets import SecretRef

@@ -196,10 +196,15 @@ class WaitClock(Protocol):
     the air or the wire (one request) stay on the event loop's own time.
     """
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current wall time, aware UTC."""
+        ...
 
     async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
-        """Return when ``deadline`` passed or ``wake`` is set (does not clear ``wake``)."""
+        """Return when ``deadline`` has passed or ``wake`` is set, whichever comes first.
+
+        ``None`` waits for ``wake`` only. Does not clear ``wake``.
+        """
         ...
 
 

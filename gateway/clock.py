@@ -1,55 +1,22 @@
 """Injectable time.
 
-Everything that reads the time or waits for a moment takes a :class:`Clock`. Production uses
-:class:`SystemClock`; tests move a :class:`FakeClock` instead of sleeping. Wall time is always an
-aware UTC ``datetime``.
+Everything that reads the time or waits for a moment takes a :class:`Clock` (the interface the
+drivers' timers use too, :class:`drivers.base.WaitClock`). Production uses
+:class:`drivers.clock.SystemClock`; tests move a :class:`FakeClock` instead of sleeping. Wall time
+is always an aware UTC ``datetime``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
+from drivers.base import WaitClock
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current wall time, aware UTC."""
-        ...
-
-    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
-        """Return when ``deadline`` has passed or ``wake`` is set, whichever comes first.
-
-        ``None`` waits for ``wake`` only. Does not clear ``wake``.
-        """
-        ...
-
-
-MAX_WAIT_SECONDS = 30.0
-"""A wall-clock step (NTP correcting a Pi that booted in 1970) must not strand a timer."""
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
-        while not wake.is_set():
-            if deadline is None:
-                timeout = MAX_WAIT_SECONDS
-            else:
-                remaining = (deadline - self.now()).total_seconds()
-                if remaining <= 0:
-                    return
-                timeout = min(remaining, MAX_WAIT_SECONDS)
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that arrives as the wait ends, and a loop that ignores cancellation hangs shutdown.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await wake.wait()
+Clock = WaitClock
+"""The gateway's name for the clock interface it shares with drivers."""
 
 
 class FakeClock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from drivers.base import DriverOptions
@@ -64,6 +65,12 @@ class ReconcileConfig(_Model):
     retry_min_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     event_poll_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _retry_range(self) -> Self:
+        if self.retry_min_s > self.retry_max_s:
+            raise ValueError("retry_min_s above retry_max_s")
+        return self
 
 
 class ValidatorConfig(_Model):

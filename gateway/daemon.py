@@ -16,8 +16,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
+from drivers.clock import SystemClock
 from drivers.registry import DriverRegistry
-from gateway.clock import Clock, FlowingClock, SystemClock
+from gateway.clock import Clock, FlowingClock
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
 from gateway.lockout import LockoutPolicy

@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 from drivers.base import KeyStore
 from drivers.ble import mobilekey as mk
+from drivers.errors import LockAuthError
 from drivers.lockproto.errors import DecodeError
-from drivers.lockproto.keys import LinkKeys, keystore_name
+from drivers.lockproto.keys import load_link_keys
 from gateway.models import AccessMethod
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,11 @@ def device_ids_from_keystores(keystore_for: Callable[[str], KeyStore]) -> Device
     """Device ids from the link keys the serial and BLE drivers store per lock."""
 
     def device_id(lock_id: str) -> bytes | None:
-        raw = keystore_for(lock_id).get(keystore_name(lock_id))
-        if raw is None:
-            return None
         try:
-            return LinkKeys.from_bytes(raw).device_id
-        except ValueError:
+            keys = load_link_keys(keystore_for(lock_id), lock_id)
+        except LockAuthError:  # damaged keys: the lock's driver reports them
             return None
+        return None if keys is None else keys.device_id
 
     return device_id
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from drivers.backoff import Backoff
 from drivers.base import Capabilities, Credential, LockDriver, StoredCredential
 from drivers.errors import DriverError
-from gateway.backoff import Backoff
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
 from gateway.events import AccessEvent

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.backoff import Backoff
+from drivers.backoff import Backoff
 from gateway.clock import Clock
 from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import CloudAuthError, CloudError

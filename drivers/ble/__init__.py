@@ -11,8 +11,8 @@ imported here, and only through its public classes and ``backend=`` hook):
   scanner that feeds advertisements to the drivers, the connection limit, the connect lock.
 * :mod:`.link` - one ``bleak.BleakClient`` connection to one lock.
 * :mod:`.carrier` - that link as a :class:`drivers.lockproto.carrier.Carrier`.
-* :mod:`.clock`, :mod:`.policy`, :mod:`.connection` - connect on demand, idle disconnect,
-  keep-alive, reconnect with backoff: the link over time.
+* :mod:`.connection` - connect on demand, idle disconnect, keep-alive, reconnect with backoff
+  (:mod:`drivers.backoff`, timers on :mod:`drivers.clock`): the link over time.
 * :mod:`.options`, :mod:`.driver` - :class:`~drivers.ble.driver.BleDriver`, the ``ble`` driver.
 
 The specification is docs/ble.md (carrier) and docs/mobile-keys.md (mobile keys).

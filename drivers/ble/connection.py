@@ -8,7 +8,7 @@ as another lock waits for one of the adapter's connection slots, and reconnects 
 jittered backoff that a fresh advertisement of the lock cuts short.
 
 Timers (idle, keep-alive, reconnect delays) run on the injected
-:class:`~drivers.ble.clock.Clock`, and a deadline counts as come when the clock's wait for it
+:class:`~drivers.base.WaitClock`, and a deadline counts as come when the clock's wait for it
 ends (whatever ``now()`` says after a step of the wall clock); radio timeouts (scan, connect,
 GATT) and the hold-off after a failed access-request poll run on the event loop's time.
 """
@@ -22,14 +22,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from drivers.backoff import Backoff
+from drivers.base import WaitClock
 from drivers.ble.adapter import BleAdapter
 from drivers.ble.carrier import GattCarrier
-from drivers.ble.clock import Clock, sleep
 from drivers.ble.link import GattLink, LinkStats
 from drivers.ble.options import BleOptions
-from drivers.ble.policy import ReconnectPolicy
 from drivers.ble.profile import AdvertFlag
 from drivers.ble.scanner import Sighting
+from drivers.clock import sleep
 from drivers.errors import (
     DriverError,
     LockAuthError,
@@ -64,8 +65,8 @@ class LockConnection:
         options: BleOptions,
         carrier: GattCarrier,
         *,
-        clock: Clock,
-        policy: ReconnectPolicy,
+        clock: WaitClock,
+        policy: Backoff,
         keepalive: Callable[[], Awaitable[None]],
         attention: Callable[[], Awaitable[None]],
         on_advert: Callable[[Sighting], None],

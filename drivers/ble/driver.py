@@ -27,9 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from drivers.backoff import Backoff
 from drivers.base import (
-    AccessAnswer,
-    AccessRequest,
     BatchResult,
     Capabilities,
     Credential,
@@ -39,15 +38,15 @@ from drivers.base import (
     LockDriver,
     LockStatus,
     StoredCredential,
+    WaitClock,
 )
 from drivers.ble.adapter import AdapterRegistry, BleAdapter, default_adapter_registry
 from drivers.ble.carrier import GattCarrier
-from drivers.ble.clock import Clock, LoopClock
 from drivers.ble.connection import LockConnection
 from drivers.ble.options import BleOptions
-from drivers.ble.policy import ReconnectPolicy
 from drivers.ble.profile import AdvertFlag
 from drivers.ble.scanner import Sighting
+from drivers.clock import SystemClock
 from drivers.errors import (
     DriverConfigError,
     LockAuthError,
@@ -56,13 +55,13 @@ from drivers.errors import (
     LockTimeoutError,
     ProtocolError,
 )
-from drivers.lockproto import convert
 from drivers.lockproto.client import ClientSession, LinkTiming
-from drivers.lockproto.crypto import Rng, parse_pairing_secret
-from drivers.lockproto.keys import LinkKeys, keystore_name
+from drivers.lockproto.crypto import Rng
+from drivers.lockproto.keys import load_link_keys, require_link_keys, save_link_keys
 from drivers.lockproto.lockclient import LockClient
-from drivers.lockproto.pairing import commission
-from drivers.lockproto.records import AccessRequestRecord, PollFlag, WireKind
+from drivers.lockproto.pairing import commission, read_pairing_secret
+from drivers.lockproto.records import PollFlag
+from drivers.lockproto.requests import PollReplies
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class BleDriver(LockDriver):
         ctx: DriverContext,
         *,
         adapters: AdapterRegistry | None = None,
-        clock: Clock | None = None,
+        clock: WaitClock | None = None,
         rng: Rng = os.urandom,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -106,8 +105,8 @@ class BleDriver(LockDriver):
             lock_id,
             options,
             self.carrier,
-            clock=clock or ctx.clock or LoopClock(ctx.now),
-            policy=ReconnectPolicy(options.reconnect_min, options.reconnect_max, random=random),
+            clock=clock or ctx.clock or SystemClock(ctx.now),
+            policy=Backoff(options.reconnect_min, options.reconnect_max, random=random),
             keepalive=self._poll_cycle,
             attention=self._attention,
             on_advert=self._advertised,
@@ -117,12 +116,11 @@ class BleDriver(LockDriver):
         self._in_service = False
         self._unreachable = False
         self._events_flag = False
-        self._seen_seq = 0
-        self.decisions = 0
-        raw = ctx.keystore.get(keystore_name(lock_id))
-        with contextlib.suppress(ValueError):  # damaged keys are reported by the first operation
-            if raw is not None:
-                self.conn.expect_device_id = LinkKeys.from_bytes(raw).device_id
+        self.replies = PollReplies(lock_id, ctx)
+        with contextlib.suppress(LockAuthError):  # damaged keys: the first operation says so
+            keys = load_link_keys(ctx.keystore, lock_id)
+            if keys is not None:
+                self.conn.expect_device_id = keys.device_id
 
     # --- lifetime ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -143,23 +141,9 @@ class BleDriver(LockDriver):
             await (self._adapters or default_adapter_registry()).release(adapter)
 
     # --- keys and session --------------------------------------------------------------------
-    def _keys(self) -> LinkKeys | None:
-        raw = self.ctx.keystore.get(keystore_name(self.lock_id))
-        if raw is None:
-            return None
-        try:
-            return LinkKeys.from_bytes(raw)
-        except ValueError as err:
-            raise LockAuthError("stored link keys are damaged", lock_id=self.lock_id) from err
-
     async def _ready(self) -> LockClient:
         await self.start()
-        keys = self._keys()
-        if keys is None:
-            raise LockAuthError(
-                "lock not commissioned: call commission() with its pairing secret",
-                lock_id=self.lock_id,
-            )
+        keys = require_link_keys(self.ctx.keystore, self.lock_id)
         if self._client is None or self._client.session.keys != keys:
             session = ClientSession(
                 self.carrier, keys, lock_id=self.lock_id, rng=self._rng, timing=self._timing
@@ -167,6 +151,10 @@ class BleDriver(LockDriver):
             self._client = LockClient(session)
             self.conn.expect_device_id = keys.device_id
         return self._client
+
+    @property
+    def decisions(self) -> int:
+        return self.replies.decisions
 
     @property
     def session(self) -> ClientSession | None:
@@ -220,10 +208,7 @@ class BleDriver(LockDriver):
         await self.conn.disconnect()
 
     async def commission(self, pairing_secret: str) -> None:
-        try:
-            secret = parse_pairing_secret(pairing_secret)
-        except ValueError as err:
-            raise LockAuthError(f"unusable pairing secret: {err}", lock_id=self.lock_id) from err
+        secret = read_pairing_secret(pairing_secret, lock_id=self.lock_id)
         await self.start()
         try:
             async with self.conn.operation():
@@ -231,11 +216,11 @@ class BleDriver(LockDriver):
                     self.carrier, secret, lock_id=self.lock_id, rng=self._rng, timing=self._timing
                 )
         except LockAuthError:
-            if self._keys() is None:
+            if load_link_keys(self.ctx.keystore, self.lock_id) is None:
                 raise
             await self.connect()  # already ours: commissioning again is a no-op
             return
-        self.ctx.keystore.put(keystore_name(self.lock_id), keys.to_bytes())
+        save_link_keys(self.ctx.keystore, self.lock_id, keys)
         self._client = None
         self.conn.expect_device_id = keys.device_id
         log.info("%s: commissioned (device %s)", self.lock_id, keys.device_id.hex())
@@ -286,7 +271,10 @@ class BleDriver(LockDriver):
         if events and not self._events_flag:
             self.ctx.events_waiting()
         self._events_flag = events
-        if flags & AdvertFlag.ACCESS_REQUEST and self._keys() is not None:
+        if (
+            flags & AdvertFlag.ACCESS_REQUEST
+            and load_link_keys(self.ctx.keystore, self.lock_id) is not None
+        ):
             self.conn.attention()
 
     async def _attention(self) -> None:
@@ -300,28 +288,9 @@ class BleDriver(LockDriver):
 
     async def _poll(self, client: LockClient) -> None:
         reply = await client.poll()
-        if reply.last_seq > self._seen_seq:
-            self._seen_seq = reply.last_seq
-            self.ctx.events_waiting()
+        self.replies.note_log(reply)
         while reply.request is not None:
-            await self._decide(client, reply.request)
+            await self.replies.decide(client, reply.request)
             if not reply.flags & PollFlag.MORE_REQUESTS:
                 break
             reply = await client.poll()
-
-    async def _decide(self, client: LockClient, rec: AccessRequestRecord) -> None:
-        request = AccessRequest(
-            lock_id=self.lock_id,
-            kind=convert.WIRE_TO_KIND[WireKind(rec.kind)],
-            secret=rec.secret,
-            at=convert.from_unix(rec.at),
-            proof=rec.proof or None,
-        )
-        try:
-            answer = await self.ctx.decide(request)
-        except Exception:
-            log.exception("%s: the gateway's decider failed; denying", self.lock_id)
-            answer = AccessAnswer(allow=False, reason="gateway_error")
-        self.decisions += 1
-        if not await client.answer(rec.handle, answer):
-            log.warning("%s: lock stopped waiting for decision %d", self.lock_id, rec.handle)

@@ -13,7 +13,9 @@ reordered segment (the session layer retransmits), and never buffers more than
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from drivers.lockproto.stats import RefusalStats
 
 FIRST = 0x80
 INDEX_MASK = 0x7F
@@ -49,17 +51,9 @@ def segment_count(datagram_len: int, segment_size: int) -> int:
 
 
 @dataclass(slots=True)
-class ReassemblyStats:
+class ReassemblyStats(RefusalStats):
     segments: int = 0
     datagrams: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
-
-    def refuse(self, reason: str) -> None:
-        self.refused[reason] = self.refused.get(reason, 0) + 1
-
-    @property
-    def refused_total(self) -> int:
-        return sum(self.refused.values())
 
 
 class Reassembler:

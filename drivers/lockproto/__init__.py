@@ -11,6 +11,9 @@ Layers, bottom-up, one module each (imports point down only):
 * :mod:`.carrier`, :mod:`.client`, :mod:`.pairing` - the gateway's side of the session over any
   :class:`~.carrier.Carrier`.
 * :mod:`.lockclient` - lock operations in the driver contract's terms, on top of a session.
+* :mod:`.keys` - the link keys in the driver context's key store; :mod:`.requests` - serving
+  POLL replies (access requests, new audit entries): what every driver does the same way.
+* :mod:`.stats` - counts of refused input, by reason, for each layer that drops input.
 
 The specification a firmware engineer implements is ``docs/protocol.md``; the lock's side of the
 protocol in Python lives in ``firmware-sim/lockgate_sim/proto_lock``.

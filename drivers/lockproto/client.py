@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from drivers.errors import LockAuthError, LockBusyError, LockLinkError, ProtocolError
 from drivers.lockproto import datagrams as dgm
@@ -36,6 +36,7 @@ from drivers.lockproto.messages import (
     decode_reply,
     encode_request,
 )
+from drivers.lockproto.stats import RefusalStats
 from drivers.lockproto.status import Status
 
 log = logging.getLogger(__name__)
@@ -61,19 +62,11 @@ class LinkTiming:
 
 
 @dataclass(slots=True)
-class SessionStats:
+class SessionStats(RefusalStats):
     requests: int = 0
     retransmissions: int = 0
     handshakes: int = 0
     stale_replies: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
-
-    def refuse(self, reason: str) -> None:
-        self.refused[reason] = self.refused.get(reason, 0) + 1
-
-    @property
-    def refused_total(self) -> int:
-        return sum(self.refused.values())
 
 
 class SessionLostError(LockLinkError):

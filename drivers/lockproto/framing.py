@@ -8,11 +8,12 @@ never raises and holds at most ``max_frame`` bytes however long the garbage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from drivers.lockproto.cobs import cobs_decode, cobs_encode, cobs_max_encoded
 from drivers.lockproto.crc import crc16
 from drivers.lockproto.errors import DecodeError
+from drivers.lockproto.stats import RefusalStats
 
 DELIMITER = 0x00
 CTL_FROM_LOCK = 0x80
@@ -47,17 +48,9 @@ def wire_size(datagram_len: int) -> int:
 
 
 @dataclass(slots=True)
-class FramingStats:
+class FramingStats(RefusalStats):
     frames: int = 0
     bytes_in: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
-
-    def refuse(self, reason: str) -> None:
-        self.refused[reason] = self.refused.get(reason, 0) + 1
-
-    @property
-    def refused_total(self) -> int:
-        return sum(self.refused.values())
 
 
 def decode_frame(encoded: bytes) -> Frame:

@@ -1,9 +1,15 @@
-"""The long-term link keys a gateway keeps for one commissioned lock (docs/protocol.md §5.4)."""
+"""The long-term link keys a gateway keeps for one commissioned lock (docs/protocol.md §5.4).
+
+They live in the driver context's key store under :func:`keystore_name`, whatever carries the
+protocol (serial, BLE): :func:`load_link_keys`, :func:`require_link_keys`, :func:`save_link_keys`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from drivers.base import KeyStore
+from drivers.errors import LockAuthError
 from drivers.lockproto.crypto import gateway_id, private_key, public_bytes
 
 _MAGIC = b"LGK1"
@@ -40,3 +46,30 @@ class LinkKeys:
             raise ValueError("not a Lockgate link key record")
         body = data[len(_MAGIC) :]
         return cls(body[:32], body[32:64], body[64:96], body[96:104])
+
+
+def load_link_keys(keystore: KeyStore, lock_id: str) -> LinkKeys | None:
+    """The lock's link keys; ``None`` before it is commissioned. Damaged keys raise
+    :class:`~drivers.errors.LockAuthError` (commission the lock again)."""
+    raw = keystore.get(keystore_name(lock_id))
+    if raw is None:
+        return None
+    try:
+        return LinkKeys.from_bytes(raw)
+    except ValueError as err:
+        raise LockAuthError("stored link keys are damaged", lock_id=lock_id) from err
+
+
+def require_link_keys(keystore: KeyStore, lock_id: str) -> LinkKeys:
+    """The lock's link keys, or :class:`~drivers.errors.LockAuthError` when it is not
+    commissioned (or its keys are damaged)."""
+    keys = load_link_keys(keystore, lock_id)
+    if keys is None:
+        raise LockAuthError(
+            "lock not commissioned: call commission() with its pairing secret", lock_id=lock_id
+        )
+    return keys
+
+
+def save_link_keys(keystore: KeyStore, lock_id: str, keys: LinkKeys) -> None:
+    keystore.put(keystore_name(lock_id), keys.to_bytes())

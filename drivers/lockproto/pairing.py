@@ -25,6 +25,7 @@ from drivers.lockproto.crypto import (
     dh,
     pairing_keys,
     pairing_transcript,
+    parse_pairing_secret,
     private_key,
     public_bytes,
     same,
@@ -49,6 +50,15 @@ def _expect(kind: type[D], lock_id: str) -> Callable[[bytes], D | None]:
         return dg if isinstance(dg, kind) else None
 
     return accept
+
+
+def read_pairing_secret(text: str, *, lock_id: str) -> bytes:
+    """The pairing secret printed on the lock, as the operator typed it; an unreadable one
+    raises :class:`~drivers.errors.LockAuthError`."""
+    try:
+        return parse_pairing_secret(text)
+    except ValueError as err:
+        raise LockAuthError(f"unusable pairing secret: {err}", lock_id=lock_id) from err
 
 
 async def commission(

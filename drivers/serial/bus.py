@@ -3,9 +3,9 @@
 The gateway is the bus master: it speaks, one lock answers. :class:`SerialBus` owns the port,
 hands each received frame to the queue of its bus address, and holds :attr:`exchange_lock`
 so that one request/reply exchange runs at a time on the wire (several drivers share one
-bus). A supervisor task opens the port and reopens it with :class:`BackoffPolicy` delays when
-it disappears (USB adapter unplugged); every reopening bumps :attr:`generation`, which ends the
-sessions that ran over the old one.
+bus). A supervisor task opens the port and reopens it with :class:`~drivers.backoff.Backoff`
+delays when it disappears (USB adapter unplugged); every reopening bumps :attr:`generation`,
+which ends the sessions that ran over the old one.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Protocol
 
 import serial
 
+from drivers.backoff import Backoff
 from drivers.errors import LockOfflineError
 from drivers.lockproto.framing import Frame
-from drivers.serial.backoff import BackoffPolicy
 from drivers.serial.frames import FrameProtocol
 from drivers.serial.transport import FdTransport
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 16
 FIRST_OPEN_WAIT = 2.0
+SERIAL_JITTER = 0.25
+"""Backoff jitter on a bus: delays are cut by up to a quarter, so locks and buses spread out."""
 
 
 class Port(Protocol):
@@ -73,7 +75,7 @@ class SerialBus:
         baud: int,
         *,
         opener: Callable[[str, int], Port] = open_pyserial,
-        policy: BackoffPolicy | None = None,
+        policy: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.path = path
@@ -82,7 +84,7 @@ class SerialBus:
         self.generation = 0
         self.stats = BusStats()
         self.last_error = ""
-        self.policy = policy or BackoffPolicy()
+        self.policy = policy or Backoff(0.05, 10.0, jitter=SERIAL_JITTER)
         self._opener = opener
         self._sleep = sleep
         self._state = PortState.STOPPED

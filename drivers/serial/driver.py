@@ -15,6 +15,7 @@ import random as _random
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from drivers.backoff import Backoff
 from drivers.base import (
     BatchResult,
     Capabilities,
@@ -28,12 +29,11 @@ from drivers.base import (
 )
 from drivers.errors import DriverConfigError, LockAuthError
 from drivers.lockproto.client import ClientSession, LinkTiming, SessionState
-from drivers.lockproto.crypto import Rng, parse_pairing_secret
-from drivers.lockproto.keys import LinkKeys, keystore_name
+from drivers.lockproto.crypto import Rng
+from drivers.lockproto.keys import load_link_keys, require_link_keys, save_link_keys
 from drivers.lockproto.lockclient import LockClient
-from drivers.lockproto.pairing import commission
-from drivers.serial.backoff import BackoffPolicy
-from drivers.serial.bus import SerialBus
+from drivers.lockproto.pairing import commission, read_pairing_secret
+from drivers.serial.bus import SERIAL_JITTER, SerialBus
 from drivers.serial.buses import BusRegistry, default_bus_registry
 from drivers.serial.carrier import BusCarrier
 from drivers.serial.options import SerialOptions
@@ -71,7 +71,9 @@ class SerialDriver(LockDriver):
             ctx,
             self._ready,
             interval=options.poll_interval,
-            policy=BackoffPolicy(options.reconnect_min, options.reconnect_max, random=random),
+            policy=Backoff(
+                options.reconnect_min, options.reconnect_max, jitter=SERIAL_JITTER, random=random
+            ),
         )
 
     # --- lifetime ---------------------------------------------------------------------------
@@ -112,23 +114,9 @@ class SerialDriver(LockDriver):
     def session(self) -> ClientSession | None:
         return self._client.session if self._client else None
 
-    def _keys(self) -> LinkKeys | None:
-        raw = self.ctx.keystore.get(keystore_name(self.lock_id))
-        if raw is None:
-            return None
-        try:
-            return LinkKeys.from_bytes(raw)
-        except ValueError as err:
-            raise LockAuthError("stored link keys are damaged", lock_id=self.lock_id) from err
-
     async def _ready(self) -> LockClient:
         carrier = await self._attach()
-        keys = self._keys()
-        if keys is None:
-            raise LockAuthError(
-                "lock not commissioned: call commission() with its pairing secret",
-                lock_id=self.lock_id,
-            )
+        keys = require_link_keys(self.ctx.keystore, self.lock_id)
         if self._client is None or self._client.session.keys != keys:
             session = ClientSession(
                 carrier, keys, lock_id=self.lock_id, rng=self._rng, timing=self._timing
@@ -156,21 +144,18 @@ class SerialDriver(LockDriver):
             self._client.session.drop()
 
     async def commission(self, pairing_secret: str) -> None:
-        try:
-            secret = parse_pairing_secret(pairing_secret)
-        except ValueError as err:
-            raise LockAuthError(f"unusable pairing secret: {err}", lock_id=self.lock_id) from err
+        secret = read_pairing_secret(pairing_secret, lock_id=self.lock_id)
         carrier = await self._attach()
         try:
             keys = await commission(
                 carrier, secret, lock_id=self.lock_id, rng=self._rng, timing=self._timing
             )
         except LockAuthError:
-            if self._keys() is None:
+            if load_link_keys(self.ctx.keystore, self.lock_id) is None:
                 raise
             await self.connect()  # already ours: commissioning again is a no-op
             return
-        self.ctx.keystore.put(keystore_name(self.lock_id), keys.to_bytes())
+        save_link_keys(self.ctx.keystore, self.lock_id, keys)
         self._client = None
         log.info("%s: commissioned (device %s)", self.lock_id, keys.device_id.hex())
         await self.connect()

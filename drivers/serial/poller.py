@@ -14,12 +14,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from drivers.base import AccessAnswer, AccessRequest, DriverContext
+from drivers.backoff import Backoff
+from drivers.base import DriverContext
 from drivers.errors import DriverError, LockAuthError
-from drivers.lockproto import convert
 from drivers.lockproto.lockclient import LockClient
-from drivers.lockproto.records import AccessRequestRecord, PollFlag, WireKind
-from drivers.serial.backoff import BackoffPolicy
+from drivers.lockproto.records import PollFlag
+from drivers.lockproto.requests import PollReplies
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,20 @@ class Poller:
         get_client: Callable[[], Awaitable[LockClient]],
         *,
         interval: float,
-        policy: BackoffPolicy,
+        policy: Backoff,
     ) -> None:
         self.lock_id = lock_id
         self.interval = interval
         self.policy = policy
         self.polls = 0
-        self.decisions = 0
-        self._ctx = ctx
+        self.replies = PollReplies(lock_id, ctx)
         self._get_client = get_client
-        self._seen_seq = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def decisions(self) -> int:
+        return self.replies.decisions
 
     def start(self) -> None:
         if self._task is None:
@@ -90,27 +92,8 @@ class Poller:
         client = await self._get_client()
         reply = await client.poll()
         self.polls += 1
-        if reply.last_seq > self._seen_seq:
-            self._seen_seq = reply.last_seq
-            self._ctx.events_waiting()
+        self.replies.note_log(reply)
         if reply.request is not None:
-            await self._decide(client, reply.request)
+            await self.replies.decide(client, reply.request)
             return 0.0
         return 0.0 if reply.flags & PollFlag.MORE_REQUESTS else self.interval
-
-    async def _decide(self, client: LockClient, rec: AccessRequestRecord) -> None:
-        request = AccessRequest(
-            lock_id=self.lock_id,
-            kind=convert.WIRE_TO_KIND[WireKind(rec.kind)],
-            secret=rec.secret,
-            at=convert.from_unix(rec.at),
-            proof=rec.proof or None,
-        )
-        try:
-            answer = await self._ctx.decide(request)
-        except Exception:
-            log.exception("%s: the gateway's decider failed; denying", self.lock_id)
-            answer = AccessAnswer(allow=False, reason="gateway_error")
-        self.decisions += 1
-        if not await client.answer(rec.handle, answer):
-            log.warning("%s: lock stopped waiting for decision %d", self.lock_id, rec.handle)

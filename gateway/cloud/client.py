@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import httpx
 
-from gateway.backoff import Backoff
+from drivers.backoff import Backoff
 from gateway.cloud.errors import (
     CloudAuthError,
     CloudBadResponseError,

@@ -16,7 +16,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.backoff import Backoff
+from drivers.backoff import Backoff
 from gateway.config import MqttConfig
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]

@@ -7,11 +7,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from drivers.backoff import Backoff
 from drivers.ble.carrier import GattCarrier
 from drivers.ble.connection import LockConnection
 from drivers.ble.link import LinkStats, _set_up
 from drivers.ble.options import BleOptions
-from drivers.ble.policy import ReconnectPolicy
 from drivers.ble.profile import (
     COMMAND_UUID,
     DEVICE_INFO_UUID,
@@ -75,7 +75,7 @@ async def test_a_failed_access_poll_is_retried_after_a_backward_clock_step() -> 
         opts,
         GattCarrier("x", max_datagram=4096, write_mode="last", segment_time=0.01),
         clock=FlowingClock(fake),
-        policy=ReconnectPolicy(0.05, 0.1),
+        policy=Backoff(0.05, 0.1),
         keepalive=nothing,
         attention=attention,
         on_advert=lambda _s: None,

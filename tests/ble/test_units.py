@@ -13,8 +13,8 @@ from bleak.backends.scanner import AdvertisementData
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drivers.backoff import Backoff
 from drivers.ble import mobilekey as mk
-from drivers.ble.policy import ReconnectPolicy
 from drivers.ble.profile import (
     COMPANY_ID,
     SERVICE_UUID,
@@ -225,10 +225,10 @@ async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
 
 
 def test_reconnect_policy_backs_off_with_jitter_up_to_the_cap() -> None:
-    policy = ReconnectPolicy(0.5, 4.0, jitter=0.5, random=lambda: 1.0)
+    policy = Backoff(0.5, 4.0, jitter=0.5, random=lambda: 1.0)
     assert [policy.next_delay() for _ in range(5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
     policy.reset()
-    assert ReconnectPolicy(0.5, 4.0, random=lambda: 0.0).next_delay() == 0.5
+    assert Backoff(0.5, 4.0, random=lambda: 0.0).next_delay() == 0.5
     assert policy.next_delay(auth_failure=True) == 2.0  # the maximum, jittered
 
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from drivers.backoff import Backoff
 from fakecloud.server import FakeCloudServer
-from gateway.backoff import Backoff
 from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import (
     CloudAuthError,

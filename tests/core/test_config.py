@@ -55,6 +55,11 @@ def test_a_good_file_loads_typed_and_frozen(tmp_path: Path) -> None:
             "cloud.api_key",
             "",
         ),
+        (
+            ("[store]", "[reconcile]\nretry_min_s = 10\nretry_max_s = 5\n[store]"),
+            "reconcile",
+            "retry_min_s above retry_max_s",
+        ),
     ],
 )
 def test_a_bad_field_is_named(
