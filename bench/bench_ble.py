@@ -137,7 +137,8 @@ async def main() -> None:
             f"  = {r.att_requests / CODES:.3f} per code"
         )
         print(
-            f"    link setup (MTU, discovery, device info + status reads, 2 subscriptions): {r.setup_requests};"
+            f"    link setup (MTU, discovery, info + status reads, 2 subscriptions):"
+            f" {r.setup_requests};"
             f" carrying datagrams: {r.att_requests - r.setup_requests}"
         )
         print(
