@@ -143,8 +143,7 @@ async def test_walk_through_runs_every_step_and_ends_cleanly() -> None:
     for secret in SECRETS:
         assert secret not in out and secret not in err, f"a secret was shown: {secret}"
     cleaned_up(out)
-    took = re.search(r"walk-through done in (\d+) s", out)
-    assert took is not None and int(took.group(1)) < 60
+    assert re.search(r"walk-through done in \d+ s: every step went as expected", out)
 
 
 async def test_ctrl_c_while_running_closes_everything() -> None:

@@ -145,17 +145,13 @@ async def test_access_request_is_decided_by_the_gateway(
     await make_driver("lock-1", start=True, decide=decide, events_waiting=new_events.set,
                       poll_interval=0.02)
     lock = site.locks["lock-1"]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     assert await asyncio.wait_for(lock.enter_code("4321"), 2) is True
-    latency = loop.time() - started
     assert await asyncio.wait_for(lock.enter_code("0000"), 2) is False
     assert [(r.kind, r.secret, r.lock_id) for r in asked] == [
         (CredentialKind.CODE, b"4321", "lock-1"), (CredentialKind.CODE, b"0000", "lock-1")]
     allowed = [e for e in lock.log if e.kind is EventKind.ACCESS_ALLOWED]
     assert [(e.decided_by, e.credential_id) for e in allowed] == [("gateway", "cloud-7")]
     await asyncio.wait_for(new_events.wait(), 2)
-    assert latency < 0.5
 
 
 async def test_the_poller_reconnects_after_the_lock_rebooted(

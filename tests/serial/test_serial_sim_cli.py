@@ -60,5 +60,6 @@ async def test_paced_wire_takes_at_least_its_byte_time() -> None:
         finally:
             await driver.close()
     wire_time = (site.bus.stats.wire_bytes - before) * 10 / baud
+    # The simulator paces the wire: the push cannot be faster than the bytes at this baud.
+    # (How close it comes to the wire limit is a figure for bench/bench_serial.py.)
     assert elapsed >= 0.95 * wire_time
-    assert wire_time / elapsed > 0.5
