@@ -40,9 +40,12 @@ class CloudView:
         self.version = version
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
+        self.grant_of: dict[str, str] = {}
+        """Access method id -> its grant id (the lock's audit log names methods only)."""
         for m in methods:
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
+                self.grant_of[m.method_id] = m.grant_id
         self.entrance_spaces = {e.entrance_id: e.space_ids for e in entrances}
         self.grants_by_space: dict[str, set[str]] = defaultdict(set)
         self.grants_by_entrance: dict[str, set[str]] = defaultdict(set)

@@ -20,9 +20,9 @@ from typing import TypeVar
 from drivers.backoff import Backoff
 from drivers.base import Capabilities, Credential, LockDriver, StoredCredential
 from drivers.errors import DriverError
+from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
-from gateway.events import AccessEvent
 from gateway.planner import CloudView, LockScope, Plan, plan
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
@@ -356,34 +356,15 @@ class LockReconciler:
                 old[r.method_id] = r
 
     async def _pull_events(self, view: CloudView) -> None:
-        owner = {m.method_id: gid for gid, ms in view.by_grant.items() for m in ms}
         # Cleared before fetching: a hint that arrives meanwhile asks for another round.
         self._events_due = False
         try:
-            await self._pull_pages(owner)
+            await collect_audit_log(
+                self.driver, self._store.outbox, view.grant_of, self._log.logger
+            )
         except BaseException:
             self._events_due = True
             raise
-
-    async def _pull_pages(self, owner: dict[str, str]) -> None:
-        while True:
-            cursor = self._store.outbox.cursor(self.lock_id)
-            page = await self.driver.fetch_events(cursor)
-            if not page.events:
-                return
-            events = [
-                AccessEvent.from_lock(self.lock_id, e, owner.get(e.credential_id or ""))
-                for e in page.events
-                if e.decided_by != "gateway"  # the gateway recorded its own decisions
-            ]
-            added = self._store.outbox.ingest_lock_events(self.lock_id, events, page.next_seq)
-            self._log.info(
-                "%s: %d audit-log entries recorded, up to seq %d",
-                self.lock_id,
-                added,
-                page.next_seq,
-            )
-            await self.driver.ack_events(page.next_seq)
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
