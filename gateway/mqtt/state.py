@@ -48,6 +48,8 @@ class StateView:
         self.last_access: dict[str, JsonObject] = {}
         self.dirty = asyncio.Event()
         """Set when something worth republishing happened (a command, an event, a pass)."""
+        for payload in gw.store.outbox.last_access().values():
+            self.note_event(payload)  # the last-access sensor survives a restart
 
     # --- what the plane learns ---------------------------------------------------------------
     def note_status(self, lock_id: str, status: LockStatus) -> None:

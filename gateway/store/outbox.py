@@ -91,6 +91,17 @@ class Outbox:
         rows = self._db.conn.execute(sql + " ORDER BY seq", args)
         return [OutboxEntry(r[0], r[1], json.loads(r[2]), r[3] is not None) for r in rows]
 
+    def last_access(self) -> dict[str, dict[str, Any]]:
+        """Per lock, the payload of its newest allow or deny (survives a restart)."""
+        rows = self._db.conn.execute(
+            "SELECT lock_id, payload FROM outbox WHERE seq IN ("
+            " SELECT MAX(seq) FROM outbox"
+            " WHERE lock_id IS NOT NULL"
+            " AND json_extract(payload, '$.kind') IN ('access_allowed', 'access_denied')"
+            " GROUP BY lock_id)"
+        )
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def count_pending(self) -> int:
         row = self._db.conn.execute(
             "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"

@@ -116,3 +116,21 @@ def test_the_lock_map_clears_state_of_locks_no_longer_configured(store: Store) -
     assert set(store.lock_map.all()) == {"a"}
     assert store.sync_states.for_lock("b") == {}
     assert store.keystore("b").get("link") is None
+
+
+def test_the_last_access_per_lock_survives_in_the_outbox(store: Store) -> None:
+    from gateway.events import AccessEvent
+
+    def ev(i: int, lock: str, kind: str) -> AccessEvent:
+        return AccessEvent(f"e{i}", T0, kind, lock_id=lock, reason=f"r{i}")
+
+    store.outbox.add(
+        [
+            ev(1, "front", "access_allowed"),
+            ev(2, "front", "access_denied"),
+            ev(3, "front", "unlocked"),
+            ev(4, "back", "access_allowed"),
+        ]
+    )
+    last = store.outbox.last_access()
+    assert {k: v["event_id"] for k, v in last.items()} == {"front": "e2", "back": "e4"}

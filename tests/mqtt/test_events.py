@@ -177,3 +177,14 @@ async def test_a_connection_lost_mid_batch_marks_only_the_acknowledged_prefix(
         # Unacknowledged means not delivered: e9 goes again on the next connection (a
         # duplicate for the consumer, who drops it by event_id), never lost.
         assert [e.event_id for e in store.outbox.pending(100)] == ["e9"]
+
+
+async def test_the_last_access_is_known_again_after_a_restart(site: Site) -> None:
+    """The state a restarted gateway publishes starts from the outbox, not from 'none'."""
+    from gateway.mqtt.state import StateView
+
+    denied = site.gw.decide(CredentialKind.CODE, b"999999", "front", dry_run=False)
+    fresh = StateView(site.gw, site.topics)  # what the plane builds at start
+    last = fresh.lock_state("front", site.gw.locks["front"])["last_access"]
+    assert last is not None and last["event_id"] == denied.event_id
+    assert last["summary"] == "denied: unknown_credential"
