@@ -11,8 +11,9 @@
 settings and the operator's key come from ``--config`` (TOML, default
 ``~/.config/lockgate/ctl.toml`` when it exists) and can be overridden by flags. Secrets are never
 taken from the command line: the PIN of ``test_credential`` and the pairing secret of
-``commission`` are read from ``--secret-file`` or asked for; the private key and the broker
-password are files that only their owner may read.
+``commission`` are read from ``--secret-file`` or asked for, and sent sealed to the gateway's
+``command_key`` (fetched with ``status`` first), so the broker never sees them; the private key
+and the broker password are files that only their owner may read.
 
 Exit status: 0 ``ok``, 1 ``error`` answer, 2 bad usage, 3 no answer (broker or gateway away).
 """
@@ -37,11 +38,13 @@ from paho.mqtt.packettypes import PacketTypes
 
 from gateway.mqtt.auth import (
     load_private_key,
+    new_nonce,
     private_key_pem,
     public_key_b64,
     sign,
 )
 from gateway.mqtt.connection import BrokerOptions, make_client, payload_bytes, v5_properties
+from gateway.mqtt.sealed import public_key_from_b64, seal
 from gateway.mqtt.topics import Topics
 from gateway.secrets import SecretError, SecretRef, create_secret_file
 
@@ -158,6 +161,7 @@ async def send_command(
     *,
     sign_with: tuple[str, Any] | None = None,
     now_ms: int | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
     """Send one command and return the decoded response; raises TimeoutError or MqttError."""
     if settings.gateway_id is None:
@@ -177,6 +181,7 @@ async def send_command(
             gateway_id=settings.gateway_id,
             topic=request_topic,
             ts=ts,
+            nonce=nonce,
         )
     correlation = os.urandom(16)
     reply_to = (
@@ -207,6 +212,40 @@ async def send_command(
             if got == correlation or response.get("transaction") == transaction:
                 return response
     raise MqttError("disconnected before the answer came")
+
+
+async def send_sealed(
+    settings: CtlSettings,
+    command: str,
+    args: dict[str, Any],
+    secret_name: str,
+    secret: str,
+    *,
+    sign_with: tuple[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fetch the gateway's ``command_key`` (``status``), seal ``secret`` to it for this very
+    request (its nonce), and send the command."""
+    status = await send_command(settings, "status", {}, sign_with=sign_with)
+    data = status.get("data")
+    key_b64 = data.get("command_key") if isinstance(data, dict) else None
+    if status.get("status") != "ok":
+        return status  # e.g. unauthorised: the operator sees why
+    if not isinstance(key_b64, str):
+        raise CtlError("the gateway published no command_key; it cannot take sealed secrets")
+    gateway_key = public_key_from_b64(key_b64)
+    assert settings.gateway_id is not None  # send_command checked
+    nonce = new_nonce()
+    sealed = seal(
+        gateway_key,
+        secret,
+        gateway_id=settings.gateway_id,
+        command=command,
+        field=secret_name,
+        nonce=nonce,
+    )
+    return await send_command(
+        settings, command, {**args, secret_name: sealed}, sign_with=sign_with, nonce=nonce
+    )
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -282,29 +321,38 @@ def _keygen(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _prepare(ns: argparse.Namespace) -> tuple[CtlSettings, dict[str, Any], Any]:
+def _prepare(
+    ns: argparse.Namespace,
+) -> tuple[CtlSettings, dict[str, Any], Any, str | None]:
     settings = _settings_from(ns)
     args = parse_args_list(ns.args)
     secret_name = SECRET_ARGS.get(ns.command)
+    secret = None
     if secret_name is not None:
         if secret_name in args:
             raise CtlError(f"{secret_name} is never taken from the command line")
-        args[secret_name] = read_secret(f"{secret_name}: ", ns.secret_file)
+        secret = read_secret(f"{secret_name}: ", ns.secret_file)
     sign_with = None
     if settings.private_key is not None and not ns.unsigned:
         if settings.operator is None:
             raise CtlError("a private key needs --operator (the name the gateway knows)")
         key = load_private_key(SecretRef(file=settings.private_key.expanduser()).read_bytes())
         sign_with = (settings.operator, key)
-    return settings, args, sign_with
+    return settings, args, sign_with, secret
 
 
 def cmd_ctl(ns: argparse.Namespace) -> int:
     try:
         if ns.command == "keygen":
             return _keygen(ns)
-        settings, args, sign_with = _prepare(ns)
-        response = asyncio.run(send_command(settings, ns.command, args, sign_with=sign_with))
+        settings, args, sign_with, secret = _prepare(ns)
+        secret_name = SECRET_ARGS.get(ns.command)
+        if secret_name is not None and secret is not None:
+            response = asyncio.run(
+                send_sealed(settings, ns.command, args, secret_name, secret, sign_with=sign_with)
+            )
+        else:
+            response = asyncio.run(send_command(settings, ns.command, args, sign_with=sign_with))
     except (CtlError, SecretError, ValueError, TypeError) as err:
         print(f"lockgate ctl: {err}", file=sys.stderr)
         return EXIT_USAGE

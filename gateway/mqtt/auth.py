@@ -231,15 +231,20 @@ class Authoriser:
         auth: Auth | None,
         topic: str,
         needed: Role | None,
+        *,
+        accept: Callable[[Auth | None], None] | None = None,
     ) -> Operator | None:
         """The operator who signed, or ``None`` for an unsigned command that needs no role.
 
         Raises :class:`CommandError` (``unauthorised``, ``forbidden``, ``stale``, ``replayed``,
-        ``rate_limited``). Records the nonce only when the command is accepted: a refused
-        command changes nothing.
+        ``rate_limited``). ``accept`` is a last check (opening sealed arguments) run once all
+        of these passed; it may raise too. Records the nonce only when the command is
+        accepted: a refused command changes nothing.
         """
         if auth is None:
             if needed is None:
+                if accept is not None:
+                    accept(None)
                 return None
             raise CommandError(
                 ErrorCode.UNAUTHORISED, f"{command} must be signed by an operator key"
@@ -273,6 +278,8 @@ class Authoriser:
         self._prune(now_ms)
         if len(self._seen) >= self._max_nonces:
             raise CommandError(ErrorCode.RATE_LIMITED, "too many signed commands; try later")
+        if accept is not None:
+            accept(auth)
         self._seen[key] = auth.ts
         self._raise_floor(operator.name, auth.ts)
         return operator

@@ -5,7 +5,10 @@ command, envelope, arguments (strict, with the field path), signature and role, 
 replay. Only then does the handler run. Driver calls run under the lock's ``exclusive`` lock
 and within ``command_timeout_s``; driver and cloud errors become typed errors from their
 ``code``. No handler returns or logs a secret: the PIN of ``test_credential`` and the pairing
-secret of ``commission`` stay in :class:`~pydantic.SecretStr` until the one call that needs them.
+secret of ``commission`` arrive sealed to the gateway's command key (:mod:`gateway.mqtt.sealed`),
+are opened only once the signature, role, freshness and replay checks passed (a value that
+does not open is ``bad_payload`` and changes nothing), and stay in
+:class:`~pydantic.SecretStr` until the one call that needs them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from gateway.cloud.errors import CloudError
 from gateway.logs import set_level
 from gateway.mqtt.auth import Authoriser, Role
 from gateway.mqtt.payloads import (
+    MUST_BE_SEALED,
+    SEALED_LIMITS,
+    Auth,
     CommandError,
     CommissionArgs,
     Envelope,
@@ -34,6 +40,7 @@ from gateway.mqtt.payloads import (
     LogLevelArgs,
     NoArgs,
     Response,
+    Sealed,
     SyncArgs,
     TestCredentialArgs,
     UnlockArgs,
@@ -41,6 +48,7 @@ from gateway.mqtt.payloads import (
     parse_json,
     transaction_of,
 )
+from gateway.mqtt.sealed import Opener, SealError
 from gateway.mqtt.state import StateView, iso
 
 if TYPE_CHECKING:
@@ -277,7 +285,7 @@ async def cmd_grant_sync_state(ctx: CommandContext, args: GrantArgs) -> object:
 
 async def cmd_test_credential(ctx: CommandContext, args: TestCredentialArgs) -> object:
     ctx.reconciler(args.lock_id)
-    secret = args.secret.get_secret_value().encode("utf-8")
+    secret = args.secret.secret().get_secret_value().encode("utf-8")
     d = ctx.gw.decide(CredentialKind(args.kind), secret, args.lock_id, dry_run=True)
     return {
         "lock_id": args.lock_id,
@@ -297,7 +305,7 @@ async def cmd_repush(ctx: CommandContext, args: LockArgs) -> object:
 
 
 async def cmd_commission(ctx: CommandContext, args: CommissionArgs) -> object:
-    secret = args.pairing_secret.get_secret_value()
+    secret = args.pairing_secret.secret().get_secret_value()
     await ctx.driver_op(
         args.lock_id, lambda d: d.commission(secret), timeout_s=ctx.commission_timeout_s
     )
@@ -361,10 +369,12 @@ class CommandRouter:
         *,
         max_payload_bytes: int,
         require_signed_reads: bool,
+        opener: Opener | None = None,
         commands: Mapping[str, Command[Any]] = COMMANDS,
     ) -> None:
         self.ctx = ctx
         self._auth = authoriser
+        self._opener = opener
         self._max = max_payload_bytes
         self._signed_reads = require_signed_reads
         self._commands = commands
@@ -429,7 +439,15 @@ class CommandRouter:
                 ErrorCode.UNAUTHORISED,
                 "this gateway trusts no operator keys (mqtt.operator_keys is not set)",
             )
-        operator = self._auth.check(spec.name, envelope.args, envelope.auth, topic, needed)
+        opened: list[BaseModel] = [args]
+
+        def open_sealed(auth: Auth | None) -> None:
+            opened[0] = self._open_sealed(spec.name, args, auth)
+
+        operator = self._auth.check(
+            spec.name, envelope.args, envelope.auth, topic, needed, accept=open_sealed
+        )
+        args = opened[0]
         who = operator.name if operator else "anonymous"
         data = await spec.handler(self.ctx, args)
         lock_id = getattr(args, "lock_id", None)
@@ -441,6 +459,36 @@ class CommandRouter:
             extra={"lock": lock_id} if lock_id else None,
         )
         return data
+
+    def _open_sealed(self, command: str, args: BaseModel, auth: Auth | None) -> BaseModel:
+        """``args`` with each :class:`Sealed` argument opened; ``bad_payload`` if one won't."""
+        update: dict[str, Sealed] = {}
+        for name in type(args).model_fields:
+            value = getattr(args, name)
+            if not isinstance(value, Sealed):
+                continue
+            field = f"args.{name}"
+            if auth is None or self._opener is None:
+                raise CommandError(ErrorCode.BAD_PAYLOAD, f"{field}: {MUST_BE_SEALED}", field=field)
+            try:
+                secret = self._opener.open(
+                    value.blob(), command=command, field=name, nonce=auth.nonce
+                )
+            except SealError:
+                raise CommandError(
+                    ErrorCode.BAD_PAYLOAD,
+                    f"{field}: cannot be opened (sealed to another key, request or command?)",
+                    field=field,
+                ) from None
+            limit = SEALED_LIMITS.get((command, name), 256)
+            if not 1 <= len(secret) <= limit:
+                raise CommandError(
+                    ErrorCode.BAD_PAYLOAD,
+                    f"{field}: must be 1 to {limit} characters once opened",
+                    field=field,
+                )
+            update[name] = value.opened(secret)
+        return args.model_copy(update=update) if update else args
 
     def _log_refusal(self, command: str, err: CommandError) -> None:
         level = (

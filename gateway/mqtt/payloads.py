@@ -12,7 +12,9 @@ Responses, whatever happened::
 
 Models are strict pydantic v2: ``"5"`` is not an integer here, unknown fields are refused, and
 a refusal names the field (``args.hold_seconds``). Secrets (a PIN to test, a pairing secret)
-are :class:`~pydantic.SecretStr`, so no ``repr`` or error message can show them.
+arrive :class:`Sealed` to the gateway's command key (see :mod:`gateway.mqtt.sealed`); a value
+in clear is refused. Once opened they are :class:`~pydantic.SecretStr`, so no ``repr`` or error
+message can show them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from gateway.mqtt.sealed import MIN_BLOB_BYTES
 
 JsonObject = dict[str, Any]
 
@@ -196,16 +210,69 @@ class GrantArgs(_Strict):
     grant_id: Annotated[str, Field(min_length=1, max_length=128)]
 
 
+MUST_BE_SEALED = "must be sealed to the gateway's command_key"
+
+
+def _sealed_object(value: object) -> object:
+    if not isinstance(value, dict):
+        raise PydanticCustomError("sealed", MUST_BE_SEALED)
+    return value
+
+
+class Sealed(_Strict):
+    """A secret argument sealed to the gateway (:mod:`gateway.mqtt.sealed`).
+
+    Validation checks the shape only; the router opens it once the request's signature was
+    checked (the request's nonce is part of the seal) and hands the handler an opened copy.
+    """
+
+    sealed: str
+    _opened: SecretStr | None = PrivateAttr(default=None)
+
+    @field_validator("sealed")
+    @classmethod
+    def _is_base64(cls, value: str) -> str:
+        if len(_b64(value, None, "sealed")) < MIN_BLOB_BYTES:
+            raise ValueError("sealed is too short")
+        return value
+
+    def blob(self) -> bytes:
+        return base64.b64decode(self.sealed)
+
+    def opened(self, secret: str) -> Sealed:
+        """A copy that carries the opened value."""
+        copy = Sealed(sealed=self.sealed)
+        copy._opened = SecretStr(secret)
+        return copy
+
+    def secret(self) -> SecretStr:
+        if self._opened is None:
+            raise RuntimeError("a sealed argument was not opened")
+        return self._opened
+
+
+SealedArg = Annotated[Sealed, BeforeValidator(_sealed_object)]
+"""A :class:`Sealed` argument; anything but ``{"sealed": ...}`` is refused as not sealed."""
+
+
 class TestCredentialArgs(_Strict):
     lock_id: LockId
     kind: Literal["code", "card"] = "code"
-    secret: Annotated[SecretStr, Field(min_length=1, max_length=64)]
-    """The PIN or card number to test. Never echoed, never logged."""
+    secret: SealedArg
+    """The PIN or card number to test (1-64 characters), sealed. Never echoed, never logged."""
 
 
 class CommissionArgs(_Strict):
     lock_id: LockId
-    pairing_secret: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    pairing_secret: SealedArg
+    """1-256 characters, sealed."""
+
+
+SEALED_LIMITS: dict[tuple[str, str], int] = {
+    ("test_credential", "secret"): 64,
+    ("commission", "pairing_secret"): 256,
+}
+"""The longest opened value of each sealed argument (in characters)."""
 
 
 class LogLevelArgs(_Strict):

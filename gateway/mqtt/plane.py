@@ -40,6 +40,7 @@ from gateway.mqtt.connection import (
 from gateway.mqtt.discovery import gateway_configs, lock_configs
 from gateway.mqtt.payloads import CommandError, ErrorCode, Response
 from gateway.mqtt.publisher import EventPublisher
+from gateway.mqtt.sealed import KEYSTORE_ID, Opener, load_or_create
 from gateway.mqtt.state import RetainedState, StateView, encode
 from gateway.mqtt.topics import Topics
 from gateway.store.outbox import OutboxEntry
@@ -109,7 +110,10 @@ class MqttPlane:
             gw.clock.now,
             max_age_s=cfg.command_max_age_s,
         )
-        self.view = StateView(gw, self.topics)
+        # The key secret arguments are sealed to: created on first start, kept encrypted in
+        # the store, its public half published as ``command_key``.
+        self.opener = Opener(load_or_create(gw.store.keystore(KEYSTORE_ID)), gw.config.gateway_id)
+        self.view = StateView(gw, self.topics, command_key=self.opener.public_b64)
         self.ctx = CommandContext(
             gw,
             self.view,
@@ -123,6 +127,7 @@ class MqttPlane:
             self.authoriser,
             max_payload_bytes=cfg.max_payload_bytes,
             require_signed_reads=cfg.require_signed_reads,
+            opener=self.opener,
         )
         self.publisher = EventPublisher(
             gw.store.outbox,

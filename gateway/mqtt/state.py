@@ -41,9 +41,11 @@ class StatusReading:
 
 
 class StateView:
-    def __init__(self, gw: Gateway, topics: Topics) -> None:
+    def __init__(self, gw: Gateway, topics: Topics, *, command_key: str | None = None) -> None:
         self.gw = gw
         self.topics = topics
+        self.command_key = command_key
+        """Base64 of the gateway's X25519 key that secret arguments are sealed to."""
         self.status: dict[str, StatusReading] = {}
         self.last_access: dict[str, JsonObject] = {}
         self.dirty = asyncio.Event()
@@ -89,6 +91,7 @@ class StateView:
                 totals[state] = totals.get(state, 0) + n
         return {
             "gateway_id": gw.config.gateway_id,
+            "command_key": self.command_key,
             "cloud": {
                 "reachable": cloud.reachable,
                 "last_sync_at": iso(cloud.last_sync_at),

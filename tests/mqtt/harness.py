@@ -33,7 +33,7 @@ from gateway.clock import Clock
 from gateway.config import parse_config
 from gateway.daemon import Gateway
 from gateway.models import AccessMethod, CloudSnapshot, Grant
-from gateway.mqtt.auth import public_key_b64, sign
+from gateway.mqtt.auth import new_nonce, public_key_b64, sign
 from gateway.mqtt.connection import (
     BrokerOptions,
     ReconnectPolicy,
@@ -42,6 +42,7 @@ from gateway.mqtt.connection import (
     v5_properties,
 )
 from gateway.mqtt.plane import MqttPlane, Sleep
+from gateway.mqtt.sealed import public_key_from_b64, seal
 from gateway.mqtt.topics import Topics
 
 GATEWAY_ID = "gw-test"
@@ -196,6 +197,20 @@ async def running_site(
 
 
 # --- peers ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Seal:
+    """An argument to send sealed to the gateway's command key: ``{"secret": Seal("1234")}``.
+
+    :meth:`Requester.request` seals it for the request's own nonce, to ``key`` (base64) when
+    given (e.g. another gateway's), else to the key the gateway's ``status`` reports."""
+
+    value: str
+    key: str | None = None
+
+    def __repr__(self) -> str:
+        return "Seal(***)"
+
+
 def broker_options(broker: Mosquitto, **overrides: Any) -> BrokerOptions:
     return BrokerOptions(host=broker.host, port=broker.port, **overrides)
 
@@ -216,6 +231,8 @@ class Requester:
         self._waiting: dict[bytes | str, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.reply_to = f"{topics.response_prefix}req-{uuid.uuid4().hex[:8]}"
+        self.command_key: str | None = None
+        """The gateway's command key (base64), fetched with ``status`` when first needed."""
 
     async def __aenter__(self) -> Self:
         await self._client.__aenter__()
@@ -291,6 +308,9 @@ class Requester:
         transaction: str | None = None,
     ) -> dict[str, Any]:
         args = args or {}
+        if any(isinstance(v, Seal) for v in args.values()):
+            nonce = nonce or new_nonce()
+            args = await self.sealed_args(command, args, nonce)
         transaction = transaction or uuid.uuid4().hex
         envelope: dict[str, Any] = {"transaction": transaction, "args": args}
         if sign_as is not None:
@@ -309,6 +329,36 @@ class Requester:
             envelope["auth"] = auth
         body = json.dumps(envelope).encode()
         return await self.raw(command, body, transaction=transaction)
+
+    async def fetch_command_key(self) -> str:
+        """Unsigned, so that it moves no operator's replay floor."""
+        if self.command_key is None:
+            r = await self.request("status")
+            assert r["status"] == "ok", r
+            self.command_key = r["data"]["command_key"]
+            assert isinstance(self.command_key, str)
+        return self.command_key
+
+    async def sealed_args(
+        self,
+        command: str,
+        args: dict[str, Any],
+        nonce: str,
+    ) -> dict[str, Any]:
+        """``args`` with every :class:`Seal` sealed for a request signed with ``nonce``."""
+        out = dict(args)
+        for name, value in args.items():
+            if isinstance(value, Seal):
+                key = value.key or await self.fetch_command_key()
+                out[name] = seal(
+                    public_key_from_b64(key),
+                    value.value,
+                    gateway_id=self.topics.gateway_id,
+                    command=command,
+                    field=name,
+                    nonce=nonce,
+                )
+        return out
 
 
 class Watcher:

@@ -4,6 +4,7 @@ with its typed error, and none of them changing anything."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from tests.mqtt.harness import (
     WAIT,
     Operators,
     Requester,
+    Seal,
     Site,
     Watcher,
     broker_options,
@@ -31,6 +33,8 @@ from tests.mqtt.harness import (
 )
 
 PIN = "482916"
+SEALED_SHAPE = base64.b64encode(bytes(60))
+"""Well-formed as a sealed value, opens to nothing."""
 
 
 def ms() -> int:
@@ -152,9 +156,30 @@ BAD_REQUESTS: list[tuple[str, str, bytes, str, str | None]] = [
     (
         "unsigned test_credential",
         "test_credential",
-        b'{"args": {"lock_id": "front", "secret": "482916"}}',
+        b'{"args": {"lock_id": "front", "secret": {"sealed": "%s"}}}' % SEALED_SHAPE,
         "unauthorised",
         None,
+    ),
+    (
+        "plaintext secret",
+        "test_credential",
+        b'{"args": {"lock_id": "front", "secret": "482916"}}',
+        "bad_payload",
+        "args.secret",
+    ),
+    (
+        "plaintext pairing secret",
+        "commission",
+        b'{"args": {"lock_id": "front", "pairing_secret": "pair-1"}}',
+        "bad_payload",
+        "args.pairing_secret",
+    ),
+    (
+        "sealed not base64",
+        "test_credential",
+        b'{"args": {"lock_id": "front", "secret": {"sealed": "%%%"}}}',
+        "bad_payload",
+        "args.secret.sealed",
     ),
 ]
 
@@ -233,10 +258,10 @@ async def test_replayed_unlock_refused_and_door_stays_shut(
     ("who", "command", "args", "expected"),
     [
         ("vera", "unlock", {"lock_id": "front"}, "forbidden"),
-        ("vera", "test_credential", {"lock_id": "front", "secret": PIN}, "forbidden"),
+        ("vera", "test_credential", {"lock_id": "front", "secret": Seal(PIN)}, "forbidden"),
         ("olga", "remove_lock", {"lock_id": "front"}, "forbidden"),
         ("olga", "log_level", {"level": "DEBUG"}, "forbidden"),
-        ("olga", "commission", {"lock_id": "front", "pairing_secret": "s3cret"}, "forbidden"),
+        ("olga", "commission", {"lock_id": "front", "pairing_secret": Seal("s3cret")}, "forbidden"),
     ],
 )
 async def test_under_privileged_signatures_forbidden(
@@ -392,14 +417,14 @@ async def test_test_credential_is_a_dry_run_that_never_echoes_the_pin(
     lockouts_before = site.gw.store.lockouts.get("front")
     olga = site.operators.signer("olga")
     r = await requester.request(
-        "test_credential", {"lock_id": "front", "secret": PIN}, sign_as=olga
+        "test_credential", {"lock_id": "front", "secret": Seal(PIN)}, sign_as=olga
     )
     assert r["status"] == "ok", r
     assert r["data"]["allow"] is True and r["data"]["reason"] == "valid"
     assert r["data"]["access_method_id"] == "m1" and r["data"]["dry_run"] is True
     for _ in range(8):  # more than the lockout threshold: a dry run counts nothing
         r = await requester.request(
-            "test_credential", {"lock_id": "front", "secret": "000000"}, sign_as=olga
+            "test_credential", {"lock_id": "front", "secret": Seal("000000")}, sign_as=olga
         )
         assert r["data"]["allow"] is False and r["data"]["reason"] == "unknown_credential"
     # no access event, no lock movement (the operator's replay floor moved: it was accepted)
@@ -425,7 +450,7 @@ async def test_commission_unsupported_by_the_driver_is_typed(
 ) -> None:
     r = await requester.request(
         "commission",
-        {"lock_id": "front", "pairing_secret": "123-456"},
+        {"lock_id": "front", "pairing_secret": Seal("123-456")},
         sign_as=site.operators.signer("ada"),
     )
     assert error_of(r) == ("unsupported", None) and r["error"]["cause"] == "unsupported"
@@ -452,7 +477,7 @@ async def test_commission_hands_the_secret_to_the_driver_only(
     ):
         resp = await r.request(
             "commission",
-            {"lock_id": "front", "pairing_secret": "pair-7781"},
+            {"lock_id": "front", "pairing_secret": Seal("pair-7781")},
             sign_as=operators.signer("ada"),
         )
     assert resp["status"] == "ok" and resp["data"] == {"lock_id": "front", "commissioned": True}
@@ -557,6 +582,7 @@ async def fakecloud_site(
     tmp_path: Path, broker: Mosquitto, operators: Operators
 ) -> AsyncIterator[Site]:
     import fakecloud  # a dev dependency of the project: never skipped
+
     seed = {
         "spaces": [{"space_id": "space-a", "name": "Main"}],
         "user_identities": [{"user_identity_id": "u1", "full_name": "Jane Doe"}],
