@@ -61,9 +61,11 @@ async def test_a_flag_raised_before_the_status_subscription_is_read_after_it() -
 async def test_a_failed_access_poll_is_retried_after_a_backward_clock_step() -> None:
     fake = FakeClock()
     polls: list[int] = []
+    polled = asyncio.Event()
 
     async def attention() -> None:
         polls.append(1)
+        polled.set()
         if len(polls) == 1:
             raise LockBusyError("busy", lock_id="x")
 
@@ -88,11 +90,12 @@ async def test_a_failed_access_poll_is_retried_after_a_backward_clock_step() -> 
     conn.start(adapter)  # type: ignore[arg-type]
     try:
         conn.attention()
-        await asyncio.sleep(0.01)
-        fake.set(fake.now().replace(year=fake.now().year - 1))  # NTP steps the clock back
         async with asyncio.timeout(2):
-            while len(polls) < 2:  # the lock's adverts keep asking
-                conn.attention()
-                await asyncio.sleep(0.02)
+            await polled.wait()  # the first poll, which fails: a hold-off starts
+        polled.clear()
+        fake.set(fake.now().replace(year=fake.now().year - 1))  # NTP steps the clock back
+        conn.attention()  # the lock's adverts keep asking
+        async with asyncio.timeout(2):
+            await polled.wait()  # retried after the hold-off, whatever the wall clock did
     finally:
         await conn.close()

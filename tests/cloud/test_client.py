@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +12,6 @@ from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import (
     CloudAuthError,
     CloudBadResponseError,
-    CloudRateLimitedError,
     CloudRequestError,
     CloudUnavailableError,
 )
@@ -89,7 +87,6 @@ async def test_5xx_backs_off_exponentially_then_gives_up(cloud: FakeCloudServer)
     assert len(sleeps.delays) == 4
     ceilings = [0.5, 1.0, 2.0, 4.0]
     assert all(c / 2 <= d <= c for d, c in zip(sleeps.delays, ceilings, strict=True))
-    assert not isinstance(CloudUnavailableError("x"), CloudRateLimitedError)
 
 
 async def test_malformed_json_is_reported_as_such(cloud: FakeCloudServer) -> None:
@@ -121,4 +118,3 @@ async def test_the_key_never_appears_in_errors(cloud: FakeCloudServer) -> None:
         with pytest.raises(CloudUnavailableError) as info:
             await c.call("/access_grants/list")
     assert cloud.api_key not in str(info.value)
-    await asyncio.sleep(0)
