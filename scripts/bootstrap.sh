@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh Debian / Raspberry Pi OS machine:
-# the Mosquitto broker (Debian package) and a virtual environment with Lockgate and its
-# development extras. Idempotent and quick when nothing changed.
+# the Mosquitto broker (Debian package), a virtual environment with Lockgate and its
+# development extras, and Seam's published OpenAPI document (npm, pinned by a lockfile in
+# reference/seam-openapi/). Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)"
     SUDO=""
@@ -34,4 +36,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
     echo "$want" > "$stamp"
+fi
+
+# Seam's OpenAPI document for the fake cloud's conformance tests: npm @seamapi/types at the
+# version and integrity hash in the lockfile, exported to reference/seam-openapi/openapi.json.
+ref=reference/seam-openapi
+ref_stamp="$ref/.installed"
+ref_want=$(cat "$ref/package-lock.json" "$ref/export.mjs" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$ref/openapi.json" ] || [ ! -f "$ref_stamp" ] || [ "$(cat "$ref_stamp")" != "$ref_want" ]; then
+    echo "bootstrap: fetching Seam's OpenAPI document (npm ci in $ref)"
+    (cd "$ref" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    node "$ref/export.mjs"
+    echo "$ref_want" > "$ref_stamp"
 fi
