@@ -2,7 +2,8 @@
 # Set up what the tests (default) or only the demo (--demo) need on a fresh Debian / Raspberry
 # Pi OS machine: the Mosquitto broker (Debian package) and a virtual environment with Lockgate
 # and its simulators (firmware-sim/, the `lockgate-sim` distribution); for the tests also the
-# development tools. Idempotent and quick when nothing changed.
+# development tools and Seam's published OpenAPI document (npm, pinned by a lockfile in
+# reference/seam-openapi/). Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,7 @@ command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 if [ "$MODE" = dev ]; then
     command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
     command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+    command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)"
@@ -52,4 +54,18 @@ else
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${target[@]}"
     echo "$want" > "$VENV/.lockgate-$MODE"
+fi
+
+[ "$MODE" = dev ] || exit 0
+
+# Seam's OpenAPI document for the fake cloud's conformance tests: npm @seamapi/types at the
+# version and integrity hash in the lockfile, exported to reference/seam-openapi/openapi.json.
+ref=reference/seam-openapi
+ref_stamp="$ref/.installed"
+ref_want=$(cat "$ref/package-lock.json" "$ref/export.mjs" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$ref/openapi.json" ] || [ ! -f "$ref_stamp" ] || [ "$(cat "$ref_stamp")" != "$ref_want" ]; then
+    echo "bootstrap: fetching Seam's OpenAPI document (npm ci in $ref)"
+    (cd "$ref" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    node "$ref/export.mjs"
+    echo "$ref_want" > "$ref_stamp"
 fi
