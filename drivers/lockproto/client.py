@@ -155,7 +155,10 @@ class ClientSession:
         self.stats.handshakes += 1
         eph = self._rng(32)
         hello = dgm.Hello(
-            VERSION_MIN, VERSION_MAX, self.keys.gateway_id, self._rng(16),
+            VERSION_MIN,
+            VERSION_MAX,
+            self.keys.gateway_id,
+            self._rng(16),
             public_bytes(private_key(eph)),
         )
         payload = dgm.encode(hello)
@@ -203,8 +206,14 @@ class ClientSession:
             raise LockAuthError("lock sent a weak ephemeral key", lock_id=self.lock_id) from err
         ss = dh(keys.gateway_static, keys.lock_static)
         th = session_transcript(
-            (hello.version_min, hello.version_max), reply.version, keys.gateway_id,
-            keys.device_id, reply.session_id, hello.nonce, reply.nonce, hello.ephemeral,
+            (hello.version_min, hello.version_max),
+            reply.version,
+            keys.gateway_id,
+            keys.device_id,
+            reply.session_id,
+            hello.nonce,
+            reply.nonce,
+            hello.ephemeral,
             reply.ephemeral,
         )
         skeys = session_keys(keys.long_term_key, ee, ss, th)
@@ -273,4 +282,3 @@ class ClientSession:
     def _count_retransmit(self) -> None:
         self.stats.retransmissions += 1
         log.debug("%s: retransmitting", self.lock_id)
-

@@ -79,15 +79,23 @@ async def commission(
         start_bytes = dgm.encode(start)
         timeout = carrier.wire_time(128) * 2 + timing.handshake_reply + timing.margin
         challenge = await exchange(
-            carrier, lambda: start_bytes, _expect(dgm.PairChallenge, lock_id),
-            per_attempt=timeout, attempts=timing.attempts, lock_id=lock_id,
+            carrier,
+            lambda: start_bytes,
+            _expect(dgm.PairChallenge, lock_id),
+            per_attempt=timeout,
+            attempts=timing.attempts,
+            lock_id=lock_id,
         )
         if challenge.version not in range(VERSION_MIN, VERSION_MAX + 1):
             raise ProtocolError(f"lock chose version {challenge.version}", lock_id=lock_id)
         th = pairing_transcript(
             (start.version_min, start.version_max),
-            challenge.version, start.nonce, start.static, challenge.device_id,
-            challenge.nonce, challenge.static,
+            challenge.version,
+            start.nonce,
+            start.static,
+            challenge.device_id,
+            challenge.nonce,
+            challenge.static,
         )
         try:
             ss = dh(static, challenge.static)
@@ -96,8 +104,12 @@ async def commission(
         keys = pairing_keys(pairing_secret, ss, th)
         proof_bytes = dgm.encode(dgm.PairProof(keys.gateway_proof(th)))
         done = await exchange(
-            carrier, lambda: proof_bytes, _expect(dgm.PairDone, lock_id),
-            per_attempt=timeout, attempts=timing.attempts, lock_id=lock_id,
+            carrier,
+            lambda: proof_bytes,
+            _expect(dgm.PairDone, lock_id),
+            per_attempt=timeout,
+            attempts=timing.attempts,
+            lock_id=lock_id,
         )
         if not same(done.proof, keys.lock_proof(th)):
             raise LockAuthError(

@@ -100,6 +100,10 @@ class NukiSession:
         self.reply_timeout = reply_timeout
         self._rng = rng
 
+    @property
+    def pin(self) -> int:
+        return self._pin
+
     async def exchange(
         self, command: int, payload: bytes, *, until: Collection[int]
     ) -> list[w.Message]:
