@@ -65,6 +65,10 @@ class ReconcileConfig(_Model):
     retry_min_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     event_poll_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float = Field(30.0, gt=0)
+    """How long bringing a lock's link up may take before it counts as a failed attempt."""
+    op_timeout_s: float = Field(60.0, gt=0)
+    """How long one driver operation (a batch, a listing, a page of the audit log) may take."""
 
     @model_validator(mode="after")
     def _retry_range(self) -> Self:
