@@ -84,7 +84,9 @@ class LockRefusedError(DriverError):
         self.status = status
 
 
-def status_error(status: Status, *, lock_id: str, credential_id: str | None = None) -> DriverError:
+def status_error(
+    status: Status, *, lock_id: str, credential_id: str | None = None
+) -> DriverError:
     if status in _CREDENTIAL_ERRORS:
         return _CREDENTIAL_ERRORS[status](
             f"lock refused the credential: {status.name.lower()}",
@@ -94,7 +96,8 @@ def status_error(status: Status, *, lock_id: str, credential_id: str | None = No
     if status is Status.BUSY:
         return LockBusyError("lock is busy", lock_id=lock_id)
     if status in (Status.BAD_REQUEST, Status.UNKNOWN_MESSAGE, Status.TOO_LARGE):
-        return ProtocolError(f"lock did not understand us: {status.name.lower()}", lock_id=lock_id)
+        return ProtocolError(f"lock did not understand us: {status.name.lower()}",
+                             lock_id=lock_id)
     return LockRefusedError(status, lock_id=lock_id)
 
 
@@ -306,3 +309,4 @@ def _too_big(cred: Credential) -> str | None:
     if len(cred.tag) != 8:
         return "tag must be 8 bytes"
     return None
+

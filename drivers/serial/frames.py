@@ -21,7 +21,9 @@ class FrameProtocol(asyncio.Protocol):
         self._writable.set()
         self.made = asyncio.Event()
         """Set once the transport called :meth:`connection_made`."""
-        self.closed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[Exception | None] = (
+            asyncio.get_running_loop().create_future()
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

@@ -74,15 +74,13 @@ class Poller:
                 auth = isinstance(err, LockAuthError)
                 delay = self.policy.next_delay(auth_failure=auth)
                 level = logging.DEBUG if failing else logging.WARNING
-                log.log(
-                    level, "%s: poll failed (%s); next try in %.2f s", self.lock_id, err.code, delay
-                )
+                log.log(level, "%s: poll failed (%s); next try in %.2f s", self.lock_id,
+                        err.code, delay)
                 failing = True
             except Exception:  # a bug must not end polling: access requests would go unanswered
                 delay = self.policy.next_delay()
-                log.exception(
-                    "%s: poll failed unexpectedly; next try in %.2f s", self.lock_id, delay
-                )
+                log.exception("%s: poll failed unexpectedly; next try in %.2f s",
+                              self.lock_id, delay)
                 failing = True
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
