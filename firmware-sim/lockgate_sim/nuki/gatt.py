@@ -48,6 +48,9 @@ class NukiFaults:
     """Drop the link when the n-th next sealed command arrives (0 = the next), unanswered."""
     drop_after_command: int | None = None
     """Act on the n-th next sealed command, then drop the link before answering it."""
+    stall_before_command: int | None = None
+    """Hold the n-th next sealed command unanswered until :meth:`NukiBleLock.resume` (a lock
+    busy with its motor; a test stops the gateway in the middle of a batch this way)."""
 
 
 @dataclass(slots=True)
@@ -88,6 +91,8 @@ class NukiBleLock:
         self._advertising: bytes | None = None
         self._drops: set[asyncio.Task[None]] = set()
         self._ended: set[asyncio.Task[None]] = set()
+        self._resume = asyncio.Event()
+        self.stalled = False
         model.on_change = self._dirty.set
         props = gatt.Characteristic.Properties.WRITE | gatt.Characteristic.Properties.INDICATE
         self._pairing_char: gatt.Characteristic[bytes] = gatt.Characteristic(
@@ -291,6 +296,10 @@ class NukiBleLock:
                     replies = self.engine.pairing(peer.link, data)
                     char = self._pairing_char
                 else:
+                    if self._countdown("stall_before_command"):
+                        await self._stall(peer)
+                        if peer.gone.is_set():
+                            return
                     if self._countdown("drop_before_command"):
                         self.stats.links_dropped += 1
                         self._spawn_disconnect(peer.connection, _LINK_LOST)
@@ -308,6 +317,22 @@ class NukiBleLock:
                 log.debug("%s: reply not delivered: %s", self.name, err)
             except Exception:  # a bug in the simulated firmware: keep serving the link
                 log.exception("%s: handling a %s message failed", self.name, channel)
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    async def _stall(self, peer: _Peer) -> None:
+        self._resume.clear()
+        self.stalled = True
+        await self._notify_changed()
+        resumed = asyncio.ensure_future(self._resume.wait())
+        gone = asyncio.ensure_future(peer.gone.wait())
+        try:
+            await asyncio.wait({resumed, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            resumed.cancel()
+            gone.cancel()
+            self.stalled = False
 
     async def _indicate(
         self, peer: _Peer, char: gatt.Characteristic[bytes], message: bytes
