@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Set up everything the demo and the tests need on a fresh Debian / Raspberry Pi OS machine:
-# the Mosquitto broker (Debian package) and a virtual environment with Lockgate and its
-# development extras. Idempotent and quick when nothing changed.
+# Set up what the tests (default) or only the demo (--demo) need on a fresh Debian / Raspberry
+# Pi OS machine: the Mosquitto broker (Debian package) and a virtual environment with Lockgate
+# and its simulators (firmware-sim/, the `lockgate-sim` distribution); for the tests also the
+# development tools and Seam's published OpenAPI document (npm, pinned by a lockfile in
+# reference/seam-openapi/). Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODE=dev
+case ${1:-} in
+    --demo) MODE=demo ;;
+    "") ;;
+    *) echo "usage: scripts/bootstrap.sh [--demo]" >&2; exit 2 ;;
+esac
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
@@ -11,8 +20,11 @@ VENV=.venv
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
-command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
-command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+if [ "$MODE" = dev ]; then
+    command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+    command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+    command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)"
     SUDO=""
@@ -27,11 +39,33 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "bootstrap: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-stamp="$VENV/.lockgate-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "bootstrap: installing Lockgate and its development extras into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
-    echo "$want" > "$stamp"
+# One stamp per mode; the development set includes the demo's.
+want=$(cat pyproject.toml firmware-sim/pyproject.toml | sha256sum | cut -d' ' -f1)
+stamp_ok() { [ -f "$VENV/.lockgate-$1" ] && [ "$(cat "$VENV/.lockgate-$1")" = "$want" ]; }
+if stamp_ok dev || { [ "$MODE" = demo ] && stamp_ok demo; }; then
+    :
+else
+    if [ "$MODE" = dev ]; then
+        echo "bootstrap: installing Lockgate, its simulators and the development tools into $VENV"
+        target=(-e ".[dev]" -e ./firmware-sim)
+    else
+        echo "bootstrap: installing Lockgate and its simulators into $VENV"
+        target=(-e . -e ./firmware-sim)
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${target[@]}"
+    echo "$want" > "$VENV/.lockgate-$MODE"
+fi
+
+[ "$MODE" = dev ] || exit 0
+
+# Seam's OpenAPI document for the fake cloud's conformance tests: npm @seamapi/types at the
+# version and integrity hash in the lockfile, exported to reference/seam-openapi/openapi.json.
+ref=reference/seam-openapi
+ref_stamp="$ref/.installed"
+ref_want=$(cat "$ref/package-lock.json" "$ref/export.mjs" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$ref/openapi.json" ] || [ ! -f "$ref_stamp" ] || [ "$(cat "$ref_stamp")" != "$ref_want" ]; then
+    echo "bootstrap: fetching Seam's OpenAPI document (npm ci in $ref)"
+    (cd "$ref" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    node "$ref/export.mjs"
+    echo "$ref_want" > "$ref_stamp"
 fi
