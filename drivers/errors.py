@@ -125,3 +125,15 @@ class DriverConfigError(DriverError):
 
     code = "config_error"
     retryable = False
+
+
+class DriverFault(DriverError):
+    """The driver raised something outside this tree: a bug in the driver, not a lock problem.
+
+    Drivers never raise it; the gateway's lock handle wraps the unexpected exception in it (the
+    original is ``__cause__``), logs it once with its traceback and backs the lock off to its
+    longest retry delay. The message names the operation and the exception's type only: the
+    exception's own text may carry anything, so it stays in the traceback.
+    """
+
+    code = "driver_fault"

@@ -20,6 +20,7 @@ from drivers.registry import DriverRegistry
 from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
+from gateway.handle import LockHandle, OpTimeouts
 from gateway.lockout import LockoutPolicy
 from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
 from gateway.planner import LockScope
@@ -160,9 +161,13 @@ class Gateway:
             clock=FlowingClock(self.clock),
         )
         driver: LockDriver = cls(lock.id, lock.driver, ctx)
-        await self._stack.enter_async_context(driver)
+        rc = self.config.reconcile
+        handle = LockHandle(
+            driver, OpTimeouts(connect_s=rc.connect_timeout_s, op_s=rc.op_timeout_s)
+        )
+        await self._stack.enter_async_context(handle)
         reconciler = LockReconciler(
-            driver,
+            handle,
             self.scopes[lock.id],
             self.store,
             self.views.current,
@@ -207,11 +212,15 @@ class Gateway:
     ) -> Decision:
         return self.validator.decide(kind, secret, lock_id, dry_run=dry_run)
 
-    async def commission(self, lock_id: str, pairing_secret: str) -> None:
-        """Pair a lock with this gateway (its out-of-band secret), then bring it in line."""
+    async def commission(
+        self, lock_id: str, pairing_secret: str, *, timeout_s: float | None = None
+    ) -> None:
+        """Pair a lock with this gateway (its out-of-band secret), then bring it in line.
+
+        Through the lock's handle, which does not connect first: a fresh lock refuses any
+        session until it is commissioned."""
         reconciler = self.locks[lock_id]
-        async with reconciler.exclusive:
-            await reconciler.driver.commission(pairing_secret)
+        await reconciler.handle.commission(pairing_secret, timeout_s)
         log.info("lock %s commissioned", lock_id, extra={"lock": lock_id})
         reconciler.repush()
 
@@ -223,10 +232,8 @@ class Gateway:
         task = self._lock_tasks.pop(lock_id, None)
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        async with reconciler.exclusive:
-            await reconciler.driver.close()
+            await asyncio.wait({task})  # its end, without taking its CancelledError for ours
+        await reconciler.handle.close()
         self.scopes.pop(lock_id, None)
         self.store.sync_states.remove_lock(lock_id)
         self.store.keystore(lock_id).clear()

@@ -110,7 +110,7 @@ class StateView:
             },
             "counts": {
                 "locks": len(gw.locks),
-                "locks_connected": sum(1 for r in gw.locks.values() if r.driver.connected),
+                "locks_connected": sum(1 for r in gw.locks.values() if r.handle.connected),
                 "events_pending": gw.store.outbox.count_pending(),
                 "credentials": totals,
             },
@@ -124,8 +124,8 @@ class StateView:
         return {
             "lock_id": lock_id,
             "name": cfg.display_name if cfg else lock_id,
-            "driver": rec.driver.type_name,
-            "connected": rec.driver.connected,
+            "driver": rec.handle.type_name,
+            "connected": rec.handle.connected,
             "bolt": status.bolt.value if status else "unknown",
             "battery_percent": status.battery_percent if status else None,
             "tamper": status.tamper if status else None,

@@ -34,7 +34,8 @@ def test_the_gateway_wheel_holds_no_simulator(tmp_path: Path) -> None:
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_text = zf.read(entry_points).decode()
     tops = {n.split("/", 1)[0] for n in names}
-    assert {"gateway", "drivers"} <= tops
+    assert {"gateway", "drivers", "lockgate"} <= tops
+    assert "lockgate/drivers.py" in names and "lockgate/testing/conformance.py" in names
     assert not tops & {"lockgate_sim", "fakecloud", "tests", "firmware-sim"}, tops
     assert "lockgate_sim" not in entry_text and "lockgate-sim" not in entry_text
     assert "lockgate = gateway.cli:main" in entry_text

@@ -169,7 +169,7 @@ async def running_site(
             if not sims:
                 sims = {}
                 for lock_id in LOCK_IDS:
-                    driver = gw.locks[lock_id].driver
+                    driver = gw.locks[lock_id].handle.driver
                     assert isinstance(driver, SimDriver)
                     sims[lock_id] = driver.sim
             site = Site(cloud, gw, clock, space_a, space_b, user, sims, radio)

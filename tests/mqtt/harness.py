@@ -88,7 +88,7 @@ class Site:
 
     @property
     def sim(self) -> SimLock:
-        return cast(SimDriver, self.gw.locks["front"].driver).sim
+        return cast(SimDriver, self.gw.locks["front"].handle.driver).sim
 
     def bolt(self) -> BoltState:
         return self.sim.bolt

@@ -284,7 +284,7 @@ def _sims(
     sims: dict[str, SimLock] = {}
     for lock in locks:
         if lock.link == "sim":
-            driver = gw.locks[lock.lock_id].driver
+            driver = gw.locks[lock.lock_id].handle.driver
             assert isinstance(driver, SimDriver)
             sims[lock.lock_id] = driver.sim
         elif lock.link == "serial":
