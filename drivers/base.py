@@ -226,11 +226,27 @@ class WaitClock(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SecurityAlert:
+    """Something on a lock's link that an attacker (or a serious misconfiguration) explains,
+    e.g. a device that advertises as the lock and is not (``kind`` ``rogue_device``). For the
+    operator: ``detail`` never holds a secret."""
+
+    lock_id: str
+    kind: str
+    detail: str
+    address: str | None = None
+
+
 async def _deny_all(request: AccessRequest) -> AccessAnswer:
     return AccessAnswer(allow=False, reason="no_gateway_decider")
 
 
 def _no_hint() -> None:
+    return None
+
+
+def _no_alert(alert: SecurityAlert) -> None:
     return None
 
 
@@ -245,6 +261,8 @@ class DriverContext:
     """Call when the lock signalled new audit-log entries, so the gateway fetches them soon."""
     clock: WaitClock | None = None
     """The gateway's clock for the driver's timers; ``None``: the system clock."""
+    alert: Callable[[SecurityAlert], None] = _no_alert
+    """Call when the link shows signs of an attack (the gateway records and publishes it)."""
 
 
 class DriverOptions(BaseModel):
