@@ -48,6 +48,7 @@ def ctl_config(tmp_path: Path, site: Site) -> Path:
         f'gateway_id = "{site.topics.gateway_id}"\n'
         f'host = "{site.broker.host}"\nport = {site.broker.port}\n'
         f'operator = "olga"\nprivate_key = "{key}"\ntimeout_s = 5.0\n'
+        f'known_gateways = "{tmp_path / "known_gateways.toml"}"\n'
     )
     return path
 
