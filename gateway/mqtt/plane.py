@@ -111,6 +111,7 @@ class MqttPlane:
             gw.store.meta,
             gw.clock.now,
             max_age_s=cfg.command_max_age_s,
+            monotonic=gw.wall_clock.monotonic,
         )
         # The key secret arguments are sealed to: created on first start, kept encrypted in
         # the store, its public half published as ``command_key``.
