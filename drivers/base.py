@@ -87,7 +87,9 @@ class Capabilities:
     slots: int
     max_batch: int
     kinds: frozenset[CredentialKind]
-    enforces_time_windows: bool
+    enforces_time_windows: bool = False
+    """The lock judges each credential's :class:`TimeWindow` itself (on its own clock); when
+    ``False`` the gateway puts a credential on at ``starts_at`` and removes it at ``ends_at``."""
     code_min_length: int = 4
     code_max_length: int = 8
     code_alphabet: str = "0123456789"
@@ -95,6 +97,17 @@ class Capabilities:
     has_card_reader: bool = False
     online_validation: bool = True
     """The lock asks the gateway (:class:`AccessRequest`) when its own memory cannot decide."""
+    has_audit_log: bool = True
+    """The lock keeps a log the gateway reads with :meth:`LockDriver.fetch_events`; when
+    ``False`` the gateway never asks for it."""
+    has_clock: bool = True
+    """The lock has a clock the gateway sets with :meth:`LockDriver.set_time` (locks that
+    enforce windows themselves need one)."""
+    remote_actuation: bool = True
+    """The lock can be locked and unlocked on command (:meth:`LockDriver.lock`, ``unlock``)."""
+    has_slots: bool = True
+    """The lock stores credentials in a fixed number of ``slots``; ``False``: no slot limit
+    the gateway must plan around (``slots`` is then only a sanity bound)."""
 
     def code_problem(self, code: str) -> str | None:
         """Why ``code`` breaks this lock's code rules, or ``None`` when it is fine."""
@@ -211,11 +224,27 @@ class WaitClock(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SecurityAlert:
+    """Something on a lock's link that an attacker (or a serious misconfiguration) explains,
+    e.g. a device that advertises as the lock and is not (``kind`` ``rogue_device``). For the
+    operator: ``detail`` never holds a secret."""
+
+    lock_id: str
+    kind: str
+    detail: str
+    address: str | None = None
+
+
 async def _deny_all(request: AccessRequest) -> AccessAnswer:
     return AccessAnswer(allow=False, reason="no_gateway_decider")
 
 
 def _no_hint() -> None:
+    return None
+
+
+def _no_alert(alert: SecurityAlert) -> None:
     return None
 
 
@@ -230,6 +259,8 @@ class DriverContext:
     """Call when the lock signalled new audit-log entries, so the gateway fetches them soon."""
     clock: WaitClock | None = None
     """The gateway's clock for the driver's timers; ``None``: the system clock."""
+    alert: Callable[[SecurityAlert], None] = _no_alert
+    """Call when the link shows signs of an attack (the gateway records and publishes it)."""
 
 
 class DriverOptions(BaseModel):
@@ -242,8 +273,19 @@ class DriverOptions(BaseModel):
 class LockDriver(ABC):
     """One lock, as the gateway sees it. Use as an async context manager for its lifetime.
 
-    Operations on one driver are issued one at a time by the gateway; a driver whose transport
-    is shared (an RS-485 bus, one BLE adapter) serialises across locks itself.
+    Only four members are essential and abstract: :meth:`capabilities`,
+    :meth:`list_credentials`, :meth:`put_credentials` and :meth:`delete_credentials`. The rest
+    have defaults that fit a lock without that feature: a link that is always there
+    (``connected`` is ``True``, :meth:`connect` and :meth:`disconnect` do nothing), no remote
+    actuation (:meth:`lock` and :meth:`unlock` raise :class:`~drivers.errors.UnsupportedError`),
+    a bolt state nobody knows (:meth:`status`), no audit log (:meth:`fetch_events` returns an
+    empty page, :meth:`ack_events` does nothing), no clock (:meth:`set_time` raises
+    ``UnsupportedError``) and no commissioning. Declare what the lock has in
+    :class:`Capabilities`; the gateway asks only for that.
+
+    Operations on one driver are issued one at a time by the gateway (its lock handle owns
+    that); a driver whose transport is shared (an RS-485 bus, one BLE adapter) serialises
+    across locks itself.
     """
 
     type_name: ClassVar[str]
@@ -273,18 +315,19 @@ class LockDriver(ABC):
         """Stop background work and drop the link."""
         await self.disconnect()
 
+    # --- the link (optional: the default is a lock that is always reachable) -----------------
     @property
-    @abstractmethod
-    def connected(self) -> bool: ...
+    def connected(self) -> bool:
+        """Whether operations can run now without :meth:`connect` first."""
+        return True
 
-    @abstractmethod
-    async def connect(self) -> None:
+    async def connect(self) -> None:  # noqa: B027 - optional
         """Open and authenticate the link. Idempotent."""
 
-    @abstractmethod
-    async def disconnect(self) -> None:
+    async def disconnect(self) -> None:  # noqa: B027 - optional
         """Close the link. Idempotent; never raises for an already closed link."""
 
+    # --- essential ---------------------------------------------------------------------------
     @abstractmethod
     async def capabilities(self) -> Capabilities: ...
 
@@ -299,27 +342,39 @@ class LockDriver(ABC):
     async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
         """Remove credentials; an id the lock does not hold counts as done."""
 
-    @abstractmethod
-    async def lock(self) -> None: ...
+    # --- optional ----------------------------------------------------------------------------
+    async def lock(self) -> None:
+        """Throw the bolt (``Capabilities.remote_actuation``)."""
+        raise UnsupportedError(
+            f"driver {self.type_name!r} cannot lock remotely", lock_id=self.lock_id
+        )
 
-    @abstractmethod
-    async def unlock(self, hold_seconds: float | None = None) -> None: ...
+    async def unlock(self, hold_seconds: float | None = None) -> None:
+        """Withdraw the bolt, for ``hold_seconds`` or until locked (``remote_actuation``)."""
+        raise UnsupportedError(
+            f"driver {self.type_name!r} cannot unlock remotely", lock_id=self.lock_id
+        )
 
-    @abstractmethod
-    async def status(self) -> LockStatus: ...
+    async def status(self) -> LockStatus:
+        """Bolt, battery, tamper; the default knows nothing."""
+        return LockStatus(BoltState.UNKNOWN)
 
-    @abstractmethod
-    async def fetch_events(self, after_seq: int, limit: int = 100) -> EventPage: ...
+    async def fetch_events(self, after_seq: int, limit: int = 100) -> EventPage:
+        """Audit-log entries after ``after_seq`` (``Capabilities.has_audit_log``)."""
+        return EventPage((), after_seq)
 
-    @abstractmethod
-    async def ack_events(self, up_to_seq: int) -> None:
+    async def ack_events(self, up_to_seq: int) -> None:  # noqa: B027 - optional
         """Tell the lock it may free log entries up to and including ``up_to_seq``."""
 
-    @abstractmethod
-    async def set_time(self, t: datetime) -> None: ...
+    async def set_time(self, t: datetime) -> None:
+        """Set the lock's clock (``Capabilities.has_clock``)."""
+        raise UnsupportedError(f"driver {self.type_name!r} has no clock", lock_id=self.lock_id)
 
     async def commission(self, pairing_secret: str) -> None:
-        """Bind this gateway to the lock with its out-of-band pairing secret."""
+        """Bind this gateway to the lock with its out-of-band pairing secret.
+
+        Called on a lock that may refuse any session yet: the gateway does not
+        :meth:`connect` first. Leave the link connected when done."""
         raise UnsupportedError(
             f"driver {self.type_name!r} has no commissioning", lock_id=self.lock_id
         )

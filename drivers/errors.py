@@ -81,6 +81,18 @@ class ProtocolError(LockLinkError):
     code = "protocol_error"
 
 
+class OutcomeUnknownError(DriverError):
+    """A command that must not run twice (lock, unlock, an access decision) was sent, and no
+    authenticated answer came: the lock may or may not have carried it out.
+
+    Never retried automatically (a second unlock in a new session could open the door twice);
+    the caller reports it and an operator checks the lock's state or its audit log.
+    """
+
+    code = "outcome_unknown"
+    retryable = False
+
+
 # --- per-credential refusals -----------------------------------------------------------------
 class CredentialRejectedError(DriverError):
     """The lock refused one credential. Subclasses say why."""
@@ -125,3 +137,15 @@ class DriverConfigError(DriverError):
 
     code = "config_error"
     retryable = False
+
+
+class DriverFault(DriverError):
+    """The driver raised something outside this tree: a bug in the driver, not a lock problem.
+
+    Drivers never raise it; the gateway's lock handle wraps the unexpected exception in it (the
+    original is ``__cause__``), logs it once with its traceback and backs the lock off to its
+    longest retry delay. The message names the operation and the exception's type only: the
+    exception's own text may carry anything, so it stays in the traceback.
+    """
+
+    code = "driver_fault"

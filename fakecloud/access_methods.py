@@ -8,6 +8,7 @@ extension field ``card_number`` (random digits unless given), mode ``mobile_key`
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,22 +28,18 @@ class MethodOps:
 
     def __init__(self, state: WorkspaceState) -> None:
         self._state = state
+        self._codes: Counter[str] = Counter()
+        """How many methods hold each code (for unique generated codes in O(1))."""
 
     def of_grant(self, access_grant_id: str) -> list[JsonObject]:
         """Access methods of the grant (including injected raw ones attached to it)."""
-        links = self._state.method_grant
-        return [
-            m for key, m in self._state.access_methods.items() if links.get(key) == access_grant_id
-        ]
+        methods = self._state.access_methods
+        found = (methods.get(key) for key in self.keys_of_grant(access_grant_id))
+        return [m for m in found if m is not None]
 
     def keys_of_grant(self, access_grant_id: str) -> list[str]:
         """Keys of the grant's access methods (raw ones may lack an ``access_method_id``)."""
-        links = self._state.method_grant
-        return [
-            key
-            for key, _ in self._state.access_methods.items()
-            if links.get(key) == access_grant_id
-        ]
+        return list(self._state.grant_methods.get(access_grant_id, ()))
 
     def _mutable(self, access_method_id: str) -> JsonObject:
         method = self._state.access_methods.get(access_method_id)
@@ -74,7 +71,8 @@ class MethodOps:
             method["instant_key_url"] = request.get("instant_key_url") or self._instant_key_url()
         method.update(request.get("extra") or {})
         state.access_methods.put(method_id, method)
-        state.method_grant[method_id] = grant["access_grant_id"]
+        self._count_code(method, +1)
+        state.link_method(method_id, grant["access_grant_id"])
         grant["access_method_ids"].append(method_id)
         echo: JsonObject = {
             "display_name": display_name,
@@ -111,14 +109,18 @@ class MethodOps:
         method = self._mutable(access_method_id)
         if code is not None:
             check_digits(code, "code", 4, 9)
-            method["code"] = code
         if card_number is not None:
             check_digits(card_number, "card_number", 1, 64)
+        self._count_code(method, -1)
+        if code is not None:
+            method["code"] = code
+        if card_number is not None:
             method["card_number"] = card_number
         if display_name is not None:
             method["display_name"] = display_name
         if extra:
             method.update(extra)
+        self._count_code(method, +1)
         if code is not None or card_number is not None:
             grant = self._grant_of(access_method_id)
             self._event("access_method.reissued", grant, method)
@@ -143,7 +145,9 @@ class MethodOps:
         """Remove the method stored under ``access_method_id`` from ``grant``; log the event."""
         state = self._state
         method = state.access_methods.remove(access_method_id)
-        state.method_grant.pop(access_method_id, None)
+        state.unlink_method(access_method_id)
+        if method is not None and not state.is_raw("access_methods", access_method_id):
+            self._count_code(method, -1)
         if isinstance(grant.get("access_method_ids"), list):
             grant["access_method_ids"] = [
                 m for m in grant["access_method_ids"] if m != access_method_id
@@ -173,11 +177,18 @@ class MethodOps:
         return "".join(str(self._state.rng.randrange(10)) for _ in range(count))
 
     def _new_code(self) -> str:
-        in_use = {m.get("code") for m in self._state.access_methods}
+        """A random 6-digit code that no method made through these operations holds."""
         while True:
             code = self._digits(6)
-            if code not in in_use:
+            if not self._codes[code]:
                 return code
+
+    def _count_code(self, method: JsonObject, delta: int) -> None:
+        code = method.get("code")
+        if isinstance(code, str):
+            self._codes[code] += delta
+            if self._codes[code] <= 0:
+                del self._codes[code]
 
     def _instant_key_url(self) -> str:
         letters = "".join(self._state.rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(6))

@@ -8,9 +8,11 @@ sort and filter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from fakecloud.json_types import JsonObject
@@ -46,6 +48,8 @@ class EventLog:
         self._now = now
         self._new_id = new_id
         self._entries: list[_Entry] = []
+        self._in_order = True
+        """Entries were logged at non-decreasing times (the usual case): queries bisect."""
 
     def append(self, event_type: str, **fields: Any) -> JsonObject:
         """Log an event of ``event_type`` happening now; ``fields`` are its type-specific ids."""
@@ -59,13 +63,18 @@ class EventLog:
             "occurred_at": stamp,
             **fields,
         }
-        self._entries.append(_Entry(len(self._entries), moment, event))
+        self._add(moment, event)
         return event
+
+    def _add(self, moment: datetime, event: JsonObject) -> None:
+        if self._entries and moment < self._entries[-1].logged_at:
+            self._in_order = False
+        self._entries.append(_Entry(len(self._entries), moment, event))
 
     def append_raw(self, event: Mapping[str, Any]) -> JsonObject:
         """Log ``event`` exactly as given (for tests of clients' per-event validation)."""
         stored = dict(event)
-        self._entries.append(_Entry(len(self._entries), self._now(), stored))
+        self._add(self._now(), stored)
         return stored
 
     def all(self) -> list[JsonObject]:
@@ -77,7 +86,16 @@ class EventLog:
     def query(self, query: EventQuery) -> list[JsonObject]:
         """Matching events, oldest first, at most ``query.limit`` of them."""
         found: list[JsonObject] = []
-        for entry in sorted(self._entries, key=lambda e: (e.logged_at, e.seq)):
+        if self._in_order:
+            start = 0
+            if query.after is not None:
+                start = bisect_right(self._entries, query.after, key=lambda e: e.logged_at)
+            candidates: Iterable[_Entry] = islice(self._entries, start, None)
+        else:
+            candidates = sorted(self._entries, key=lambda e: (e.logged_at, e.seq))
+        for entry in candidates:
+            if query.before is not None and entry.logged_at >= query.before:
+                break
             if _matches(entry, query):
                 found.append(entry.event)
                 if len(found) >= query.limit:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from fakecloud.errors import InvalidInput
 from fakecloud.json_types import JsonObject
@@ -40,13 +41,19 @@ def decode_cursor(scope: str, cursor: str) -> int:
     return after
 
 
-def paginate(
-    entries: Sequence[tuple[int, JsonObject]], *, scope: str, limit: int, cursor: str | None
-) -> Page:
-    """One page of ``entries`` (``(sequence number, object)``, any order) after ``cursor``."""
+Source = Callable[[int], Iterable[tuple[int, JsonObject]]]
+"""Given the sequence number a page starts after, ``(sequence number, object)`` pairs after it,
+ascending (objects at or before that number are skipped if the source yields them)."""
+
+
+def paginate(source: Source, *, scope: str, limit: int, cursor: str | None) -> Page:
+    """One page of the objects ``source`` yields after ``cursor``.
+
+    Reads at most ``limit + 1`` matching objects, so paging through a list costs linear time.
+    """
     after = decode_cursor(scope, cursor) if cursor else 0
-    remaining = sorted((e for e in entries if e[0] > after), key=lambda e: e[0])
-    page = remaining[:limit]
-    has_next = len(remaining) > limit
+    taken = list(islice((e for e in source(after) if e[0] > after), limit + 1))
+    page = taken[:limit]
+    has_next = len(taken) > limit
     next_cursor = encode_cursor(scope, page[-1][0]) if has_next and page else None
     return Page([obj for _, obj in page], next_cursor)

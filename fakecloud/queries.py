@@ -9,6 +9,7 @@ filtered like the others instead of failing the request.
 from __future__ import annotations
 
 from collections.abc import Collection as AbstractCollection
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fakecloud.json_types import JsonObject
@@ -87,38 +88,55 @@ def any_key() -> object:
     return _ANY
 
 
-def grant_entries(state: WorkspaceState, where: GrantFilter) -> list[tuple[int, JsonObject]]:
-    return [(seq, g) for seq, g in state.access_grants.entries() if where.matches(state, g)]
+def grant_entries(
+    state: WorkspaceState, where: GrantFilter, after: int = 0
+) -> Iterator[tuple[int, JsonObject]]:
+    """Grants matching ``where`` after sequence number ``after``, in creation order."""
+    for seq, _, grant in state.access_grants.keyed_after(after):
+        if where.matches(state, grant):
+            yield seq, grant
 
 
-def method_entries(state: WorkspaceState, where: GrantFilter) -> list[tuple[int, JsonObject]]:
-    """Access methods of the grants matching ``where``, in creation order."""
-    grant_keys = {key for key, grant in state.access_grants.items() if where.matches(state, grant)}
+def method_entries(
+    state: WorkspaceState, where: GrantFilter, after: int = 0
+) -> Iterator[tuple[int, JsonObject]]:
+    """Access methods of the grants matching ``where``, after ``after``, in creation order."""
     links = state.method_grant
-    return [
-        (seq, method)
-        for seq, key, method in state.access_methods.keyed_entries()
-        if links.get(key) in grant_keys
-    ]
+    verdicts: dict[str, bool] = {}
+    for seq, key, method in state.access_methods.keyed_after(after):
+        grant_id = links.get(key)
+        if grant_id is None:
+            continue
+        if grant_id not in verdicts:
+            grant = state.access_grants.get(grant_id)
+            verdicts[grant_id] = grant is not None and where.matches(state, grant)
+        if verdicts[grant_id]:
+            yield seq, method
 
 
 def entrance_entries(
-    state: WorkspaceState, *, ids: AbstractCollection[str] | None, space_id: str | None
-) -> list[tuple[int, JsonObject]]:
-    return [
-        (seq, e)
-        for seq, e in state.acs_entrances.entries()
-        if (ids is None or e.get("acs_entrance_id") in ids)
-        and (space_id is None or space_id in str_list(e, "space_ids"))
-    ]
+    state: WorkspaceState,
+    *,
+    ids: AbstractCollection[str] | None,
+    space_id: str | None,
+    after: int = 0,
+) -> Iterator[tuple[int, JsonObject]]:
+    for seq, _, e in state.acs_entrances.keyed_after(after):
+        if (ids is None or e.get("acs_entrance_id") in ids) and (
+            space_id is None or space_id in str_list(e, "space_ids")
+        ):
+            yield seq, e
 
 
 def device_entries(
-    state: WorkspaceState, *, ids: AbstractCollection[str] | None, space_id: str | None
-) -> list[tuple[int, JsonObject]]:
-    return [
-        (seq, d)
-        for seq, d in state.devices.entries()
-        if (ids is None or d.get("device_id") in ids)
-        and (space_id is None or space_id in str_list(d, "space_ids"))
-    ]
+    state: WorkspaceState,
+    *,
+    ids: AbstractCollection[str] | None,
+    space_id: str | None,
+    after: int = 0,
+) -> Iterator[tuple[int, JsonObject]]:
+    for seq, _, d in state.devices.keyed_after(after):
+        if (ids is None or d.get("device_id") in ids) and (
+            space_id is None or space_id in str_list(d, "space_ids")
+        ):
+            yield seq, d

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aiohttp import web
 
 from fakecloud.app_keys import CONTROL
@@ -43,11 +45,13 @@ async def list_user_identities(request: web.Request) -> web.Response:
     params = await Params.read(request)
     ids = params.opt_str_list("user_identity_ids")
     search = params.opt_str("search")
-    entries = [
-        (seq, u)
-        for seq, u in state.user_identities.entries()
-        if (ids is None or u.get("user_identity_id") in ids) and _found(u, search)
-    ]
+    wanted = None if ids is None else set(ids)
+
+    def entries(after: int) -> Iterator[tuple[int, JsonObject]]:
+        for seq, _, u in state.user_identities.keyed_after(after):
+            if (wanted is None or u.get("user_identity_id") in wanted) and _found(u, search):
+                yield seq, u
+
     cursor = params.opt_str("page_cursor")
     page = paginate(entries, scope="user_identities", limit=params.limit(500), cursor=cursor)
     return page_response(request, params, "user_identities", page)
@@ -81,11 +85,12 @@ async def list_spaces(request: web.Request) -> web.Response:
     state = request.app[CONTROL].state
     params = await Params.read(request)
     space_key, search = params.opt_str("space_key"), params.opt_str("search")
-    entries = [
-        (seq, s)
-        for seq, s in state.spaces.entries()
-        if (space_key is None or s.get("space_key") == space_key) and _found(s, search)
-    ]
+
+    def entries(after: int) -> Iterator[tuple[int, JsonObject]]:
+        for seq, _, s in state.spaces.keyed_after(after):
+            if (space_key is None or s.get("space_key") == space_key) and _found(s, search):
+                yield seq, s
+
     cursor = params.opt_str("page_cursor")
     page = paginate(entries, scope="spaces", limit=params.limit(500), cursor=cursor)
     return page_response(request, params, "spaces", page)
@@ -105,11 +110,13 @@ async def list_entrances(request: web.Request) -> web.Response:
     params = await Params.read(request)
     ids = params.opt_str_list("acs_entrance_ids")
     search, system = params.opt_str("search"), params.opt_str("acs_system_id")
-    entries = [
-        (seq, e)
-        for seq, e in entrance_entries(state, ids=ids, space_id=params.opt_str("space_id"))
-        if _found(e, search) and (system is None or e.get("acs_system_id") == system)
-    ]
+    space_id = params.opt_str("space_id")
+
+    def entries(after: int) -> Iterator[tuple[int, JsonObject]]:
+        for seq, e in entrance_entries(state, ids=ids, space_id=space_id, after=after):
+            if _found(e, search) and (system is None or e.get("acs_system_id") == system):
+                yield seq, e
+
     cursor = params.opt_str("page_cursor")
     page = paginate(entries, scope="acs_entrances", limit=params.limit(900), cursor=cursor)
     return page_response(request, params, "acs_entrances", page)
@@ -129,9 +136,14 @@ async def list_devices(request: web.Request) -> web.Response:
     state = request.app[CONTROL].state
     params = await Params.read(request)
     ids = params.opt_str_list("device_ids")
-    entries = device_entries(state, ids=ids, space_id=params.opt_str("space_id"))
+    space_id = params.opt_str("space_id")
     cursor = params.opt_str("page_cursor")
-    page = paginate(entries, scope="devices", limit=params.limit(500), cursor=cursor)
+    page = paginate(
+        lambda after: device_entries(state, ids=ids, space_id=space_id, after=after),
+        scope="devices",
+        limit=params.limit(500),
+        cursor=cursor,
+    )
     return page_response(request, params, "devices", page)
 
 

@@ -36,9 +36,14 @@ def _grant_filter(params: Params) -> GrantFilter:
 async def list_grants(request: web.Request) -> web.Response:
     state = request.app[CONTROL].state
     params = await Params.read(request)
-    entries = grant_entries(state, _grant_filter(params))
+    where = _grant_filter(params)
     cursor = params.opt_str("page_cursor")
-    page = paginate(entries, scope="access_grants", limit=params.limit(500), cursor=cursor)
+    page = paginate(
+        lambda after: grant_entries(state, where, after),
+        scope="access_grants",
+        limit=params.limit(500),
+        cursor=cursor,
+    )
     return page_response(request, params, "access_grants", page)
 
 
@@ -174,11 +179,17 @@ async def list_methods(request: web.Request) -> web.Response:
         acs_entrance_id=params.opt_str("acs_entrance_id"),
         device_id=params.opt_str("device_id"),
     )
-    entries = [] if params.opt_str("access_code_id") else method_entries(state, where)
+    none = bool(params.opt_str("access_code_id"))
     if not control.access_methods_pagination:
-        return ok({"access_methods": [method for _, method in entries]})
+        everything = [] if none else [method for _, method in method_entries(state, where)]
+        return ok({"access_methods": everything})
     cursor = params.opt_str("page_cursor")
-    page = paginate(entries, scope="access_methods", limit=params.limit(500), cursor=cursor)
+    page = paginate(
+        lambda after: () if none else method_entries(state, where, after),
+        scope="access_methods",
+        limit=params.limit(500),
+        cursor=cursor,
+    )
     return page_response(request, params, "access_methods", page)
 
 

@@ -9,7 +9,6 @@ The clock (``now``) and the randomness (``rng``: ids, PINs, card numbers) are in
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,9 @@ RAW_COLLECTIONS = (
     "events",
 )
 """Names accepted by :meth:`WorkspaceState.inject_raw`."""
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
 
 
 class WorkspaceState:
@@ -59,13 +61,19 @@ class WorkspaceState:
         self.events = EventLog(workspace_id=self.workspace_id, now=self.now, new_id=self.new_id)
         self.method_grant: dict[str, str] = {}
         """``access_method_id`` → ``access_grant_id`` (not served: Seam's methods lack it)."""
+        self.grant_methods: dict[str, dict[str, None]] = {}
+        """``access_grant_id`` → the keys of its access methods, in order (the reverse index)."""
         self.raw_keys: set[tuple[str, str]] = set()
         self.grants = GrantOps(self)
         self.methods = MethodOps(self)
 
     # -- small helpers -------------------------------------------------------------------
     def new_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A random version-4 UUID from ``rng`` (the text of ``uuid.UUID(int=..., version=4)``,
+        built without the UUID object: ids are made for every object and event)."""
+        n = self.rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def stamp(self) -> str:
         return to_iso(self.now())
@@ -90,6 +98,18 @@ class WorkspaceState:
         for key in keys:
             if key not in collection:
                 raise NotFound(f"{collection.kind} {key} not found")
+
+    def link_method(self, method_key: str, access_grant_id: str) -> None:
+        self.method_grant[method_key] = access_grant_id
+        self.grant_methods.setdefault(access_grant_id, {})[method_key] = None
+
+    def unlink_method(self, method_key: str) -> None:
+        grant_id = self.method_grant.pop(method_key, None)
+        keys = self.grant_methods.get(grant_id) if grant_id is not None else None
+        if keys is not None:
+            keys.pop(method_key, None)
+            if not keys:
+                del self.grant_methods[str(grant_id)]
 
     # -- directory objects ---------------------------------------------------------------
     def add_space(
@@ -220,5 +240,5 @@ class WorkspaceState:
         target.put(key, dict(obj))
         self.raw_keys.add((collection, key))
         if collection == "access_methods" and access_grant_id is not None:
-            self.method_grant[key] = access_grant_id
+            self.link_method(key, access_grant_id)
         return key

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from drivers.base import LockDriver
 from gateway.events import AccessEvent
+from gateway.handle import LockOps
 from gateway.store.outbox import Outbox
 
 
 async def collect_audit_log(
-    driver: LockDriver, outbox: Outbox, grant_of: dict[str, str], log: logging.Logger
+    driver: LockOps, outbox: Outbox, grant_of: dict[str, str], log: logging.Logger
 ) -> int:
-    """Pull every new entry of ``driver``'s lock; returns how many were recorded."""
+    """Pull every new entry of the lock (in its session); returns how many were recorded."""
     lock_id = driver.lock_id
     recorded = 0
     while True:

@@ -17,6 +17,13 @@ from drivers.registry import default_registry
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.logs import setup_logging
 
+DESCRIPTION = """\
+Lockgate: the access gateway daemon and its tools. Every command that reads the gateway's
+configuration takes -c/--config FILE (default /etc/lockgate/lockgate.toml). Run
+'lockgate COMMAND --help' for one command's help."""
+
+DEFAULT_CONFIG = "/etc/lockgate/lockgate.toml"
+
 log = logging.getLogger("lockgate")
 
 
@@ -24,7 +31,40 @@ def _load(path: Path) -> GatewayConfig:
     return load_config(path, default_registry())
 
 
+def load_or_report(path: Path) -> GatewayConfig | None:
+    """The config, or ``None`` after printing why it cannot be used (one line per fault)."""
+    try:
+        return _load(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return None
+
+
+def config_argument(p: argparse.ArgumentParser) -> None:
+    """The one way every subcommand takes the gateway's config file."""
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path(DEFAULT_CONFIG),
+        metavar="FILE",
+        help=f"the gateway's config file (default {DEFAULT_CONFIG})",
+    )
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("lockgate")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.config_file is not None:  # the older positional form
+        args.config = args.config_file
     try:
         cfg = _load(args.config)
     except ConfigError as err:
@@ -72,14 +112,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lockgate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("check-config", help="validate a config file and exit")
-    p.add_argument("config", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="lockgate",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lockgate {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser(
+        "check-config",
+        help="check the config file and everything it names, then exit",
+        description=(
+            "Check the config file and the files it names. Exits 0 when 'lockgate run' would "
+            "start with it, 2 otherwise, with one line per fault saying what to fix."
+        ),
+    )
+    config_argument(p)
+    p.add_argument("config_file", nargs="?", type=Path, metavar="FILE", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("run", help="run the gateway daemon")
-    p.add_argument("--config", "-c", type=Path, default=Path("/etc/lockgate/lockgate.toml"))
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p = sub.add_parser(
+        "run",
+        help="run the gateway daemon (what the systemd unit starts)",
+        description="Run the gateway: sync from the cloud, keep the locks in line, decide.",
+    )
+    config_argument(p)
+    p.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="override the config's log_level",
+    )
     p.set_defaults(func=cmd_run)
     from gateway.extensions import add_subcommands
 

@@ -57,6 +57,9 @@ class TimeConfig(_Model):
     max_cloud_skew_s: float = Field(60.0, gt=0)
     """The clock is untrusted when it differs from the cloud's ``Date`` by more than this."""
     require_kernel_sync: bool = True
+    max_jump_s: float = Field(2.0, gt=0)
+    """A step of the wall clock larger than this (measured against the monotonic clock) makes
+    it untrusted until a witness vouches for it again."""
 
 
 class ReconcileConfig(_Model):
@@ -65,6 +68,10 @@ class ReconcileConfig(_Model):
     retry_min_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     event_poll_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float = Field(30.0, gt=0)
+    """How long bringing a lock's link up may take before it counts as a failed attempt."""
+    op_timeout_s: float = Field(60.0, gt=0)
+    """How long one driver operation (a batch, a listing, a page of the audit log) may take."""
 
     @model_validator(mode="after")
     def _retry_range(self) -> Self:
@@ -74,13 +81,23 @@ class ReconcileConfig(_Model):
 
 
 class ValidatorConfig(_Model):
+    """Brute-force limits on the gateway's decisions (docs/offline-decisions.md)."""
+
     lockout_failures: int = Field(5, ge=1)
-    """After this many failed attempts at one lock within ``lockout_window_s`` ..."""
+    """After this many failed PINs at one lock within ``lockout_window_s`` ..."""
     lockout_window_s: float = Field(300.0, gt=0)
     lockout_base_s: float = Field(30.0, gt=0)
     """... the keypad is locked out this long, doubling on each further lockout ..."""
     lockout_max_s: float = Field(3600.0, gt=0)
     """... up to this."""
+    lockout_decay_s: float = Field(3600.0, gt=0)
+    """Each this long without a new lockout forgives one doubling (a success does not)."""
+    card_lockout_failures: int = Field(10, ge=1)
+    """The card reader's own threshold: unknown card numbers at one lock within the window."""
+    site_lockout_failures: int = Field(20, ge=1)
+    """Failures of one kind (PIN or card) at all locks together within
+    ``site_lockout_window_s`` lock that kind out at every lock."""
+    site_lockout_window_s: float = Field(3600.0, gt=0)
 
 
 class MqttConfig(_Model):

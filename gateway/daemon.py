@@ -15,12 +15,20 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
-from drivers.clock import SystemClock
+from drivers.base import (
+    AccessAnswer,
+    AccessRequest,
+    CredentialKind,
+    DriverContext,
+    LockDriver,
+    SecurityAlert,
+)
 from drivers.registry import DriverRegistry
-from gateway.clock import Clock, FlowingClock
+from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
+from gateway.events import AccessEvent
+from gateway.handle import LockHandle, OpTimeouts
 from gateway.lockout import LockoutPolicy
 from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
 from gateway.planner import LockScope
@@ -29,7 +37,7 @@ from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
-from gateway.timetrust import TimeTrust, kernel_clock_synchronised
+from gateway.timetrust import HonestClock, TimeTrust, kernel_clock_synchronised
 from gateway.validator import Decision, Validator
 from gateway.views import ViewCache
 
@@ -57,13 +65,15 @@ class Gateway:
         config: GatewayConfig,
         registry: DriverRegistry,
         *,
-        clock: Clock | None = None,
+        clock: TimeSource | None = None,
         kernel_synchronised: Callable[[], bool | None] = kernel_clock_synchronised,
         extra_tasks: list[Callable[[Gateway], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
-        self.clock = clock or SystemClock()
+        self.wall_clock: TimeSource = clock or SystemTime()
+        self.clock: Clock = self.wall_clock
+        """The time everything runs on: :class:`HonestClock` once the store is open."""
         self._kernel = kernel_synchronised
         self._extra = extra_tasks or []
         self._stack = contextlib.AsyncExitStack()
@@ -105,7 +115,10 @@ class Gateway:
         self.store = Store.open(cfg.store.path, cfg.store.key)
         self._stack.callback(self.store.close)
         self.views = ViewCache(self.store)
-        self.trust = TimeTrust(self.clock, self.store.meta, cfg.time, self._kernel)
+        self.trust = TimeTrust(self.wall_clock, self.store.meta, cfg.time, self._kernel)
+        self.clock = HonestClock(self.trust, self.wall_clock)
+        # A clean stop keeps the floor fresh for a next start without a trusted clock.
+        self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
         dropped = self.store.lock_map.replace(
             [
@@ -154,11 +167,16 @@ class Gateway:
             decide=self._decider(lock.id),
             events_waiting=lambda: holder[0].events_waiting() if holder else None,
             clock=FlowingClock(self.clock),
+            alert=self._security_alert,
         )
         driver: LockDriver = cls(lock.id, lock.driver, ctx)
-        await self._stack.enter_async_context(driver)
+        rc = self.config.reconcile
+        handle = LockHandle(
+            driver, OpTimeouts(connect_s=rc.connect_timeout_s, op_s=rc.op_timeout_s)
+        )
+        await self._stack.enter_async_context(handle)
         reconciler = LockReconciler(
-            driver,
+            handle,
             self.scopes[lock.id],
             self.store,
             self.views.current,
@@ -168,6 +186,18 @@ class Gateway:
         )
         holder.append(reconciler)
         self.locks[lock.id] = reconciler
+
+    def _security_alert(self, alert: SecurityAlert) -> None:
+        """A driver saw signs of an attack: a WARNING, and an event on the outbox (MQTT
+        ``<root>/events``) for the operator. Never raises into the driver."""
+        log.warning(
+            "lock %s: security alert %s: %s", alert.lock_id, alert.kind, alert.detail,
+            extra={"lock": alert.lock_id},
+        )
+        try:
+            self.store.outbox.add([AccessEvent.security_alert(alert, self.clock.now())])
+        except Exception:  # the store's trouble is reported where it happens
+            log.exception("lock %s: could not record a security alert", alert.lock_id)
 
     def _decider(self, lock_id: str) -> Callable[[AccessRequest], Awaitable[AccessAnswer]]:
         async def decide(request: AccessRequest) -> AccessAnswer:
@@ -203,11 +233,15 @@ class Gateway:
     ) -> Decision:
         return self.validator.decide(kind, secret, lock_id, dry_run=dry_run)
 
-    async def commission(self, lock_id: str, pairing_secret: str) -> None:
-        """Pair a lock with this gateway (its out-of-band secret), then bring it in line."""
+    async def commission(
+        self, lock_id: str, pairing_secret: str, *, timeout_s: float | None = None
+    ) -> None:
+        """Pair a lock with this gateway (its out-of-band secret), then bring it in line.
+
+        Through the lock's handle, which does not connect first: a fresh lock refuses any
+        session until it is commissioned."""
         reconciler = self.locks[lock_id]
-        async with reconciler.exclusive:
-            await reconciler.driver.commission(pairing_secret)
+        await reconciler.handle.commission(pairing_secret, timeout_s)
         log.info("lock %s commissioned", lock_id, extra={"lock": lock_id})
         reconciler.repush()
 
@@ -219,10 +253,8 @@ class Gateway:
         task = self._lock_tasks.pop(lock_id, None)
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        async with reconciler.exclusive:
-            await reconciler.driver.close()
+            await asyncio.wait({task})  # its end, without taking its CancelledError for ours
+        await reconciler.handle.close()
         self.scopes.pop(lock_id, None)
         self.store.sync_states.remove_lock(lock_id)
         self.store.keystore(lock_id).clear()

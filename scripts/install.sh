@@ -106,7 +106,7 @@ if [ ! -e "$ETC/lockgate.toml" ]; then
 else
     say "keeping $ETC/lockgate.toml"
 fi
-"$VENV/bin/lockgate" check-config "$ETC/lockgate.toml"
+"$VENV/bin/lockgate" check-config -c "$ETC/lockgate.toml"
 
 umask 077
 if [ ! -e "$CREDS/store-key" ]; then

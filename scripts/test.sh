@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 echo "== ruff"
-.venv/bin/ruff check gateway drivers firmware-sim fakecloud tests bench
-echo "== mypy --strict (gateway, drivers)"
-.venv/bin/mypy gateway drivers
+.venv/bin/ruff check gateway drivers lockgate firmware-sim fakecloud tests bench
+echo "== mypy --strict (gateway, drivers, lockgate)"
+.venv/bin/mypy gateway drivers lockgate
 echo "== pytest"
 .venv/bin/pytest "$@"

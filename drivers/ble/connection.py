@@ -7,6 +7,16 @@ its device-info record), drops the link after ``idle_disconnect`` without operat
 as another lock waits for one of the adapter's connection slots, and reconnects with capped,
 jittered backoff that a fresh advertisement of the lock cuts short.
 
+Several addresses may advertise as the lock: a clone of its advertisement (anyone can copy
+the five bytes of device id it broadcasts, or the whole device-info record), or the lock
+itself under a new private address. The connection ranks them: the address where an
+operation last authenticated first, then any address that has not failed to prove itself,
+newest first. A device whose device-info record names another device id is passed over for
+:data:`IMPOSTOR_HOLD` seconds (the lock is not: the next sighting is tried at once), and one
+that connects but cannot complete an authenticated exchange goes to the back of the line.
+Both raise a rogue-device alert (:class:`~drivers.base.SecurityAlert`). Nothing a device
+without the lock's keys can do makes the gateway stop trying the lock.
+
 Timers (idle, keep-alive, reconnect delays) run on the injected
 :class:`~drivers.base.WaitClock`, and a deadline counts as come when the clock's wait for it
 ends (whatever ``now()`` says after a step of the wall clock); radio timeouts (scan, connect,
@@ -23,9 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from drivers.backoff import Backoff
-from drivers.base import WaitClock
+from drivers.base import SecurityAlert, WaitClock
 from drivers.ble.adapter import BleAdapter
 from drivers.ble.carrier import GattCarrier
+from drivers.ble.errors import ImpostorError
 from drivers.ble.link import GattLink, LinkStats
 from drivers.ble.options import BleOptions
 from drivers.ble.profile import AdvertFlag
@@ -37,10 +48,18 @@ from drivers.errors import (
     LockBusyError,
     LockLinkError,
     LockOfflineError,
+    LockTimeoutError,
     ProtocolError,
 )
+from drivers.lockproto.client import UnverifiedRefusalError
 
 log = logging.getLogger(__name__)
+
+IMPOSTOR_HOLD = 600.0
+"""Seconds an address that turned out to be another device is not connected to again."""
+
+MAX_REMEMBERED = 256
+"""Doubtful addresses kept (a rogue may rotate random addresses)."""
 
 YIELD_GRACE = 0.02
 """Seconds without an operation before a link gives its slot to a lock that waits: a burst
@@ -56,6 +75,9 @@ class ConnectionStats:
     yielded: int = 0
     keepalives: int = 0
     attention_polls: int = 0
+    impostors: int = 0
+    """Connections to a device that was not the lock (another device id, or no
+    authenticated exchange)."""
 
 
 class LockConnection:
@@ -71,6 +93,8 @@ class LockConnection:
         attention: Callable[[], Awaitable[None]],
         on_advert: Callable[[Sighting], None],
         on_status: Callable[[AdvertFlag], None],
+        authenticated: Callable[[], bool] = lambda: False,
+        on_alert: Callable[[SecurityAlert], None] = lambda alert: None,
     ) -> None:
         self.lock_id = lock_id
         self.options = options
@@ -103,6 +127,17 @@ class LockConnection:
         self._changed = asyncio.Event()
         self._op_end = 0.0
         self._yield_timer: asyncio.TimerHandle | None = None
+        self._authenticated = authenticated
+        self._on_alert = on_alert
+        self._link_address: str | None = None
+        self._link_proven = False
+        self._verified: str | None = None
+        """The address where an operation last authenticated: tried first."""
+        self._impostors: dict[str, float] = {}
+        """Address -> event-loop time until which it is passed over (another device)."""
+        self._alerted: dict[str, float] = {}
+        self._doubtful: dict[str, None] = {}
+        """Addresses that connected but never proved themselves (oldest first): tried last."""
 
     # --- lifetime ----------------------------------------------------------------------------
     def start(self, adapter: BleAdapter) -> None:
@@ -136,7 +171,72 @@ class LockConnection:
         if self.options.address is not None:
             return sighting.address.upper() == self.options.address.upper()
         dev = self.expect_device_id
-        return dev is not None and sighting.advert.short_id == dev[: len(sighting.advert.short_id)]
+        if dev is None or sighting.advert.short_id != dev[: len(sighting.advert.short_id)]:
+            return False
+        until = self._impostors.get(sighting.address)
+        if until is None:
+            return True
+        if asyncio.get_running_loop().time() < until:
+            return False
+        del self._impostors[sighting.address]
+        return True
+
+    def _rank(self, sighting: Sighting) -> int:
+        if sighting.address == self._verified:
+            return 2
+        return 0 if sighting.address in self._doubtful else 1
+
+    def _prune(self) -> None:
+        """Bound what a rogue rotating its address can make us remember."""
+        now = asyncio.get_running_loop().time()
+        for table in (self._impostors, self._alerted):
+            for address in [a for a, until in table.items() if until <= now]:
+                del table[address]
+        while len(self._doubtful) > MAX_REMEMBERED:
+            del self._doubtful[next(iter(self._doubtful))]
+
+    def _alert(self, address: str, detail: str) -> None:
+        """Count every time; tell the operator once per address per :data:`IMPOSTOR_HOLD`."""
+        self.stats.impostors += 1
+        now = asyncio.get_running_loop().time()
+        if self._alerted.get(address, now) > now:
+            return
+        self._alerted[address] = now + IMPOSTOR_HOLD
+        log.warning("%s: rogue device at %s: %s", self.lock_id, address, detail)
+        self._on_alert(SecurityAlert(self.lock_id, "rogue_device", detail, address))
+
+    def _impostor(self, err: ImpostorError) -> None:
+        """Another device answered: pass its address over for a while, not the lock."""
+        detail = f"advertises as the lock but is device {err.device_id.hex()}"
+        if self.options.address is None:  # matched by device id: other sightings exist
+            hold = asyncio.get_running_loop().time() + IMPOSTOR_HOLD
+            self._impostors[err.address] = hold
+            self._prune()
+            self._doubtful.pop(err.address, None)
+            if self._verified == err.address:
+                self._verified = None
+        self._alert(err.address, detail)
+
+    def _settle(self, err: BaseException | None) -> None:
+        """After an operation on a link: did the device at its address prove to be the lock?"""
+        address = self._link_address
+        if address is None:
+            return
+        if self._authenticated():
+            self._link_proven = True
+            self._verified = address
+            self._doubtful.pop(address, None)
+        elif (
+            isinstance(err, UnverifiedRefusalError | LockTimeoutError)
+            and not self._link_proven
+            and address not in self._doubtful
+        ):
+            # connected, then nothing authenticated: a clone of the whole advertisement and
+            # device-info record, or a lock that lost its keys. Try it last from now on.
+            self._doubtful[address] = None
+            self._prune()
+            if isinstance(err, UnverifiedRefusalError):
+                self._alert(address, f"connected but could not authenticate ({err.message})")
 
     def _advertised(self, sighting: Sighting) -> None:
         self._advert_seen.set()
@@ -185,8 +285,13 @@ class LockConnection:
                     yield
                 except LockLinkError as err:
                     # a timed-out or broken exchange: start the next one on a fresh link
+                    self._settle(err)
                     await self.drop_link(f"after {err.code}")
                     raise
+                except BaseException as err:
+                    self._settle(err)
+                    raise
+                self._settle(None)
             finally:
                 self._busy = False
                 now = self._clock.now()
@@ -211,6 +316,11 @@ class LockConnection:
                 await sleep(self._clock, delay, self._advert_seen)
             try:
                 await self._connect_once()
+            except ImpostorError as err:
+                self.stats.connect_failures += 1
+                last = err
+                self._impostor(err)
+                continue  # the next sighting at once: the lock itself may be right there
             except (LockAuthError, ProtocolError):
                 self.stats.connect_failures += 1
                 self.policy.next_delay(auth_failure=True)
@@ -240,7 +350,7 @@ class LockConnection:
         opts = self.options
         try:
             sighting = await adapter.scanner.wait_for(
-                self.matches, within=opts.scan_timeout, fresh=opts.advert_fresh
+                self.matches, within=opts.scan_timeout, fresh=opts.advert_fresh, rank=self._rank
             )
         except TimeoutError as err:
             raise LockOfflineError(
@@ -276,6 +386,8 @@ class LockConnection:
             raise
         self._link_gen = gen
         self._link = link
+        self._link_address = sighting.address
+        self._link_proven = False
         self._release = False
         self.carrier.attach(link)
         self.stats.connects += 1

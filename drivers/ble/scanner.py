@@ -38,6 +38,12 @@ class Sighting:
 
 
 Match = Callable[[Sighting], bool]
+Rank = Callable[[Sighting], int]
+"""Higher first: which of several matching sightings to connect to (then the newest)."""
+
+
+def _unranked(sighting: Sighting) -> int:
+    return 0
 
 
 def parse_advert(data: AdvertisementData) -> LockAdvert | None:
@@ -103,20 +109,32 @@ class AdvertScanner:
 
         return remove
 
-    def latest(self, match: Match) -> Sighting | None:
-        found = [s for s in self._latest.values() if match(s)]
-        return max(found, key=lambda s: s.seen_at) if found else None
+    def latest(
+        self, match: Match, *, rank: Rank = _unranked, fresh: float | None = None
+    ) -> Sighting | None:
+        """The best matching sighting: the highest ``rank``, then the newest (only those
+        younger than ``fresh`` s when given). Several addresses may match one lock (a clone
+        of its advertisement, a lock with a changing private address): the caller ranks."""
+        oldest = None if fresh is None else asyncio.get_running_loop().time() - fresh
+        found = [
+            s for s in self._latest.values()
+            if match(s) and (oldest is None or s.seen_at >= oldest)
+        ]
+        return max(found, key=lambda s: (rank(s), s.seen_at)) if found else None
 
     def forget(self, address: str) -> None:
         """A connect to it failed: the next connect waits for a new advertisement."""
         self._latest.pop(address, None)
 
-    async def wait_for(self, match: Match, *, within: float, fresh: float) -> Sighting:
-        """A sighting younger than ``fresh`` s, waiting up to ``within`` s for a new one."""
-        loop = asyncio.get_running_loop()
-        found = self.latest(match)
-        if found is not None and found.seen_at >= loop.time() - fresh:
+    async def wait_for(
+        self, match: Match, *, within: float, fresh: float, rank: Rank = _unranked
+    ) -> Sighting:
+        """The best sighting younger than ``fresh`` s, waiting up to ``within`` s for a new
+        one if there is none."""
+        found = self.latest(match, rank=rank, fresh=fresh)
+        if found is not None:
             return found
+        loop = asyncio.get_running_loop()
         entry: tuple[Match, asyncio.Future[Sighting]] = (match, loop.create_future())
         self._waiters.append(entry)
         try:

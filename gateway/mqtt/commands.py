@@ -2,8 +2,9 @@
 
 Order of checks, each refusing with a typed error and changing nothing: size, JSON, known
 command, envelope, arguments (strict, with the field path), signature and role, freshness and
-replay. Only then does the handler run. Driver calls run under the lock's ``exclusive`` lock
-and within ``command_timeout_s``; driver and cloud errors become typed errors from their
+replay. Only then does the handler run. Driver calls go through the lock's handle (one
+operation at a time, connected on demand; commissioning without connecting first) and run
+within ``command_timeout_s``; driver and cloud errors become typed errors from their
 ``code``. No handler returns or logs a secret: the PIN of ``test_credential`` and the pairing
 secret of ``commission`` arrive sealed to the gateway's command key (:mod:`gateway.mqtt.sealed`),
 are opened only once the signature, role, freshness and replay checks passed (a value that
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from drivers.base import CredentialKind, LockDriver, LockStatus, TimeWindow
+from drivers.base import CredentialKind, LockStatus, TimeWindow
 from drivers.errors import DriverError
 from gateway.cloud.errors import CloudError
+from gateway.handle import LockOps
 from gateway.logs import set_level
 from gateway.mqtt.auth import Authoriser, Role
 from gateway.mqtt.payloads import (
@@ -120,19 +122,27 @@ class CommandContext:
     async def driver_op(
         self,
         lock_id: str,
-        op: Callable[[LockDriver], Awaitable[T]],
+        op: Callable[[LockOps], Awaitable[T]],
         *,
         timeout_s: float | None = None,
     ) -> T:
-        """Run ``op`` on the lock's driver, connected, under its exclusive lock, in time."""
+        """Run ``op`` in a session of the lock's handle (exclusive, connected), in time."""
         rec = self.reconciler(lock_id)
+
+        async def run() -> T:
+            async with rec.handle.session() as ops:
+                return await op(ops)
+
+        return await self.in_time(lock_id, run, timeout_s)
+
+    async def in_time(
+        self, lock_id: str, call: Callable[[], Awaitable[T]], timeout_s: float | None = None
+    ) -> T:
+        """Await ``call()`` within the command timeout; driver errors become command errors."""
         limit = self.timeout_s if timeout_s is None else timeout_s
         try:
             async with asyncio.timeout(limit):
-                async with rec.exclusive:
-                    if not rec.driver.connected:
-                        await rec.driver.connect()
-                    return await op(rec.driver)
+                return await call()
         except DriverError as err:
             raise from_driver(err, lock_id) from err
         except TimeoutError:
@@ -160,6 +170,9 @@ class Command(Generic[A]):
     config requires signed reads)."""
     handler: Handler[A]
     summary: str
+    needs_trusted_clock: bool = False
+    """Refused (``clock_untrusted``) while the gateway cannot trust its clock: a command that
+    opens a door is not run on a freshness check that a stepped clock may have fooled."""
 
 
 # --- handlers ------------------------------------------------------------------------------
@@ -197,9 +210,9 @@ async def cmd_lock_state(ctx: CommandContext, args: LockArgs) -> object:
 
 
 async def cmd_lock(ctx: CommandContext, args: LockArgs) -> object:
-    async def op(driver: LockDriver) -> LockStatus:
-        await driver.lock()
-        return await driver.status()
+    async def op(ops: LockOps) -> LockStatus:
+        await ops.lock()
+        return await ops.status()
 
     status = await ctx.driver_op(args.lock_id, op)
     ctx.view.note_status(args.lock_id, status)
@@ -207,9 +220,9 @@ async def cmd_lock(ctx: CommandContext, args: LockArgs) -> object:
 
 
 async def cmd_unlock(ctx: CommandContext, args: UnlockArgs) -> object:
-    async def op(driver: LockDriver) -> LockStatus:
-        await driver.unlock(args.hold_seconds)
-        return await driver.status()
+    async def op(ops: LockOps) -> LockStatus:
+        await ops.unlock(args.hold_seconds)
+        return await ops.status()
 
     status = await ctx.driver_op(args.lock_id, op)
     ctx.view.note_status(args.lock_id, status)
@@ -305,11 +318,13 @@ async def cmd_repush(ctx: CommandContext, args: LockArgs) -> object:
 
 
 async def cmd_commission(ctx: CommandContext, args: CommissionArgs) -> object:
+    ctx.reconciler(args.lock_id)
     secret = args.pairing_secret.secret().get_secret_value()
-    await ctx.driver_op(
-        args.lock_id, lambda d: d.commission(secret), timeout_s=ctx.commission_timeout_s
+    limit = ctx.commission_timeout_s
+    # Not a driver_op: a fresh lock refuses the session driver_op would open first.
+    await ctx.in_time(
+        args.lock_id, lambda: ctx.gw.commission(args.lock_id, secret, timeout_s=limit), limit
     )
-    ctx.reconciler(args.lock_id).wake()
     return {"lock_id": args.lock_id, "commissioned": True}
 
 
@@ -344,7 +359,14 @@ COMMANDS: Mapping[str, Command[Any]] = {
         Command("grant_sync_state", GrantArgs, None, cmd_grant_sync_state, "a grant per lock"),
         Command("sync", SyncArgs, Role.OPERATOR, cmd_sync, "sync with the cloud now"),
         Command("lock", LockArgs, Role.OPERATOR, cmd_lock, "lock a lock"),
-        Command("unlock", UnlockArgs, Role.OPERATOR, cmd_unlock, "unlock a lock"),
+        Command(
+            "unlock",
+            UnlockArgs,
+            Role.OPERATOR,
+            cmd_unlock,
+            "unlock a lock",
+            needs_trusted_clock=True,
+        ),
         Command("repush", LockArgs, Role.OPERATOR, cmd_repush, "write every credential again"),
         Command(
             "test_credential",
@@ -369,10 +391,12 @@ class CommandRouter:
         *,
         max_payload_bytes: int,
         require_signed_reads: bool,
+        clock_trusted: Callable[[], bool],
         opener: Opener | None = None,
         commands: Mapping[str, Command[Any]] = COMMANDS,
     ) -> None:
         self.ctx = ctx
+        self._clock_trusted = clock_trusted
         self._auth = authoriser
         self._opener = opener
         self._max = max_payload_bytes
@@ -442,6 +466,12 @@ class CommandRouter:
         opened: list[BaseModel] = [args]
 
         def open_sealed(auth: Auth | None) -> None:
+            if spec.needs_trusted_clock and not self._clock_trusted():
+                raise CommandError(
+                    ErrorCode.CLOCK_UNTRUSTED,
+                    f"{spec.name} refused: the gateway cannot trust its clock now "
+                    "(see clock.reasons in status); lock still works",
+                )
             opened[0] = self._open_sealed(spec.name, args, auth)
 
         operator = self._auth.check(

@@ -15,6 +15,20 @@ from gateway.mqtt.topics import Topics, ha_safe
 
 PAYLOAD_LOCK = "LOCK"
 PAYLOAD_UNLOCK = "UNLOCK"
+PAYLOAD_RESET = "None"
+"""What Home Assistant's MQTT lock takes as "state unknown" (its ``payload_reset`` default).
+
+Any other value it does not recognise is ignored and the entity keeps its last state, so a
+lock whose bolt Lockgate cannot read must map to this, not to ``unknown``.
+"""
+BOLT_STATES = ("locked", "unlocked", "jammed")
+BOLT_TEMPLATE = (
+    "{{ value_json.bolt if value_json.bolt in "
+    + repr(list(BOLT_STATES)).replace('"', "'")
+    + " else '"
+    + PAYLOAD_RESET
+    + "' }}"
+)
 
 
 def _device(topics: Topics, lock_id: str, name: str, model: str) -> JsonObject:
@@ -57,7 +71,8 @@ def lock_configs(
             "unique_id": f"{base_id}_lock",
             "command_topic": topics.ha_set(lock_id),
             "state_topic": state,
-            "value_template": "{{ value_json.bolt }}",
+            "value_template": BOLT_TEMPLATE,
+            "payload_reset": PAYLOAD_RESET,
             "state_locked": "locked",
             "state_unlocked": "unlocked",
             "state_jammed": "jammed",

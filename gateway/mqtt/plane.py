@@ -127,6 +127,7 @@ class MqttPlane:
             self.authoriser,
             max_payload_bytes=cfg.max_payload_bytes,
             require_signed_reads=cfg.require_signed_reads,
+            clock_trusted=lambda: gw.trust.assess().trusted,
             opener=self.opener,
         )
         self.publisher = EventPublisher(
@@ -365,7 +366,7 @@ class MqttPlane:
         """Bolt and battery of connected locks, now and then (never wakes a sleeping link)."""
         while True:
             for lock_id, rec in list(self.gw.locks.items()):
-                if rec.driver.connected and not rec.exclusive.locked():
+                if rec.handle.connected and not rec.handle.busy:
                     try:
                         await self.ctx.read_status(lock_id)
                     except CommandError as err:
@@ -376,7 +377,7 @@ class MqttPlane:
         async def reread() -> None:
             await asyncio.sleep(delay)
             rec = self.gw.locks.get(lock_id)
-            if rec is not None and rec.driver.connected:
+            if rec is not None and rec.handle.connected:
                 try:
                     await self.ctx.read_status(lock_id)
                 except CommandError as err:
@@ -393,7 +394,7 @@ class MqttPlane:
 
             await rec.wait_for(changed)
             seen = rec.health
-            if lock_id not in self.view.status and rec.driver.connected:
+            if lock_id not in self.view.status and rec.handle.connected:
                 try:
                     await self.ctx.read_status(lock_id)
                 except CommandError as err:

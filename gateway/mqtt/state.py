@@ -2,9 +2,11 @@
 
 :class:`StateView` builds the documents from the running gateway (no MQTT here) and remembers
 what only the management plane learns: the bolt and battery last read from each lock and the
-last access at each lock. :class:`RetainedState` publishes a document only when it differs from
-what it last published on this connection, so a broker restart (a new connection) gets
-everything again.
+last access at each lock. :class:`RetainedState` publishes a document when what it says has
+changed since it last published it on this connection (timestamps that move on every pass, such
+as ``last_sync_at``, do not count as a change), and otherwise once per heartbeat, so a reader
+sees fresh timestamps every few minutes without a message every poll. A broker restart (a new
+connection) gets everything again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,10 +101,16 @@ class StateView:
                 "last_full_sync_at": iso(cloud.last_full_sync_at),
                 "last_error_code": cloud.last_error_code,
             },
-            "clock": {"trusted": trust.trusted, "reasons": list(trust.reasons)},
+            "clock": {
+                "trusted": trust.trusted,
+                "state": trust.state.value,
+                "reasons": list(trust.reasons),
+                "now": iso(trust.now),
+                "wall": iso(trust.wall),
+            },
             "counts": {
                 "locks": len(gw.locks),
-                "locks_connected": sum(1 for r in gw.locks.values() if r.driver.connected),
+                "locks_connected": sum(1 for r in gw.locks.values() if r.handle.connected),
                 "events_pending": gw.store.outbox.count_pending(),
                 "credentials": totals,
             },
@@ -115,8 +124,8 @@ class StateView:
         return {
             "lock_id": lock_id,
             "name": cfg.display_name if cfg else lock_id,
-            "driver": rec.driver.type_name,
-            "connected": rec.driver.connected,
+            "driver": rec.handle.type_name,
+            "connected": rec.handle.connected,
             "bolt": status.bolt.value if status else "unknown",
             "battery_percent": status.battery_percent if status else None,
             "tamper": status.tamper if status else None,
@@ -144,23 +153,48 @@ def encode(doc: object) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
-class RetainedState:
-    """Publishes retained documents that changed since this connection last published them."""
+VOLATILE_KEYS = frozenset({"last_sync_at", "status_at", "last_pass_at"})
+"""Timestamps that move on every pass; a change in them alone waits for the heartbeat."""
 
-    def __init__(self) -> None:
-        self._sent: dict[str, bytes] = {}
+HEARTBEAT_SECONDS = 300.0
+
+
+def significant(doc: object) -> object:
+    """``doc`` without its volatile timestamps, at any depth."""
+    if isinstance(doc, dict):
+        return {k: significant(v) for k, v in doc.items() if k not in VOLATILE_KEYS}
+    if isinstance(doc, list):
+        return [significant(v) for v in doc]
+    return doc
+
+
+class RetainedState:
+    """Publishes retained documents on real change, and each one again once per heartbeat."""
+
+    def __init__(
+        self,
+        *,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.heartbeat = heartbeat
+        self._monotonic = monotonic
+        self._sent: dict[str, tuple[bytes, float]] = {}
+        """topic -> (the significant part last published, when)."""
 
     def reset(self) -> None:
         self._sent.clear()
 
     async def publish(self, publish: Publish, docs: dict[str, Any]) -> int:
         n = 0
+        now = self._monotonic()
         for topic, doc in docs.items():
-            body = encode(doc)
-            if self._sent.get(topic) == body:
+            key = encode(significant(doc))
+            sent = self._sent.get(topic)
+            if sent is not None and sent[0] == key and now - sent[1] < self.heartbeat:
                 continue
-            await publish(topic, body, True)
-            self._sent[topic] = body
+            await publish(topic, encode(doc), True)
+            self._sent[topic] = (key, now)
             n += 1
         return n
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.store.db import Database
+from gateway.store.keystore import delete_lock_keys
 from gateway.store.timefmt import to_db
 
 
@@ -51,7 +52,7 @@ class LockMap:
             for lid in gone:
                 conn.execute("DELETE FROM locks WHERE lock_id = ?", (lid,))
                 conn.execute("DELETE FROM lock_credentials WHERE lock_id = ?", (lid,))
-                conn.execute("DELETE FROM keystore WHERE name LIKE ?", (lid + "/%",))
+                delete_lock_keys(conn, lid)
             conn.executemany(
                 "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
                 [

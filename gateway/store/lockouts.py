@@ -1,4 +1,10 @@
-"""Keypad brute-force state per lock: recent failures, the lockout in force, its level."""
+"""Brute-force state per bucket: a lock's keypad, a lock's card reader, or the whole site's.
+
+A bucket is ``(scope, kind)``: ``scope`` is a lock id or :data:`SITE`, ``kind`` a credential
+kind (``code``, ``card``). It holds the recent failures (each with the access method it named,
+if any, so that only that method's own success can take it back), the lockout in force, and
+the escalation level with the time it was last raised (it decays from there).
+"""
 
 from __future__ import annotations
 
@@ -9,35 +15,55 @@ from datetime import datetime
 from gateway.store.db import Database
 from gateway.store.timefmt import from_db, to_db
 
+SITE = "*"
+"""The scope of the site-wide budget (a lock id never starts with ``*``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    at: datetime
+    method_id: str | None = None
+    """The access method the failed attempt named (revoked, outside its window, another
+    entrance); ``None`` for a PIN or card nobody holds."""
+
 
 @dataclass(slots=True)
 class LockoutState:
-    failures: list[datetime] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     locked_until: datetime | None = None
     level: int = 0
+    level_at: datetime | None = None
 
 
 class Lockouts:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def get(self, lock_id: str) -> LockoutState:
+    def get(self, scope: str, kind: str = "code") -> LockoutState:
         row = self._db.conn.execute(
-            "SELECT failures, locked_until, level FROM lockouts WHERE lock_id = ?", (lock_id,)
+            "SELECT failures, locked_until, level, level_at FROM lockout_buckets"
+            " WHERE scope = ? AND kind = ?",
+            (scope, kind),
         ).fetchone()
         if row is None:
             return LockoutState()
-        failures = [t for t in (from_db(v) for v in json.loads(row[0])) if t is not None]
-        return LockoutState(failures, from_db(row[1]), int(row[2]))
+        failures = []
+        for at, method_id in json.loads(row[0]):
+            t = from_db(at)
+            if t is not None:
+                failures.append(Failure(t, method_id))
+        return LockoutState(failures, from_db(row[1]), int(row[2]), from_db(row[3]))
 
-    def put(self, lock_id: str, state: LockoutState) -> None:
+    def put(self, scope: str, kind: str, state: LockoutState) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO lockout_buckets VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    lock_id,
-                    json.dumps([to_db(t) for t in state.failures]),
+                    scope,
+                    kind,
+                    json.dumps([[to_db(f.at), f.method_id] for f in state.failures]),
                     to_db(state.locked_until),
                     state.level,
+                    to_db(state.level_at),
                 ),
             )

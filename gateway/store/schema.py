@@ -85,4 +85,19 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     )
     """,
+    # 3: lockouts per (lock or the whole site, credential kind), failures naming who failed
+    """
+    CREATE TABLE lockout_buckets (
+        scope TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        failures TEXT NOT NULL,
+        locked_until TEXT,
+        level INTEGER NOT NULL DEFAULT 0,
+        level_at TEXT,
+        PRIMARY KEY (scope, kind)
+    );
+    INSERT INTO lockout_buckets (scope, kind, failures, locked_until, level, level_at)
+        SELECT lock_id, 'code', '[]', locked_until, level, locked_until FROM lockouts;
+    DROP TABLE lockouts
+    """,
 ]

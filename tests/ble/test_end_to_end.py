@@ -18,6 +18,7 @@ from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverCont
 from drivers.ble.driver import BleDriver
 from gateway.clock import FakeClock
 from gateway.config import ReconcileConfig, TimeConfig, ValidatorConfig
+from gateway.handle import LockHandle
 from gateway.lockout import LockoutPolicy
 from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
 from gateway.models import AccessMethod, Grant
@@ -116,7 +117,7 @@ async def reconciled(
     )
     async with ble_driver(adapter, lock, clock, ctx=ctx, **options) as driver:  # type: ignore[arg-type]
         rec = LockReconciler(
-            driver,
+            LockHandle(driver),
             LockScope(lock_id, SCOPE_SPACES, frozenset(), frozenset()),
             store,
             ViewCache(store).current,

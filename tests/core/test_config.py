@@ -89,12 +89,12 @@ def test_drivers_from_entry_points_are_typed_too() -> None:
 def test_check_config_command(tmp_path: Path) -> None:
     lockgate = Path(sys.executable).with_name("lockgate")
     ok = subprocess.run(
-        [lockgate, "check-config", write(tmp_path, GOOD)], capture_output=True, text=True
+        [lockgate, "check-config", "-c", write(tmp_path, GOOD)], capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
     assert "front-door: sim" in ok.stdout
     bad = subprocess.run(
-        [lockgate, "check-config", write(tmp_path, GOOD.replace("slots = 50", "slots = -"))],
+        [lockgate, "check-config", "-c", write(tmp_path, GOOD.replace("slots = 50", "slots = -"))],
         capture_output=True,
         text=True,
     )

@@ -15,6 +15,7 @@ from lockgate_sim.lock import SimLock
 from drivers.base import DriverContext
 from gateway.clock import FakeClock
 from gateway.config import ReconcileConfig
+from gateway.handle import LockHandle
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
 from gateway.store.store import Store
@@ -54,7 +55,7 @@ async def make_rig(store: Store, clock: FakeClock, **options: object) -> AsyncIt
         DriverContext(now=clock.now, keystore=store.keystore("front")),
     )
     rec = LockReconciler(
-        driver,
+        LockHandle(driver),
         LockScope("front", frozenset({"space-a"}), frozenset(), frozenset()),
         store,
         ViewCache(store).current,
@@ -194,7 +195,7 @@ async def test_a_change_during_a_pass_gets_a_pass_of_its_own(rig: Rig) -> None:
     """The cloud changes while the lock is being written: that wake-up must not be lost."""
     gate = asyncio.Event()
     putting = asyncio.Event()
-    driver = rig.rec.driver
+    driver = rig.rec.handle.driver
     real_put = driver.put_credentials
 
     async def slow_put(batch):  # type: ignore[no-untyped-def]

@@ -83,7 +83,7 @@ async def gated(door_site: Site) -> AsyncIterator[tuple[Gateway, asyncio.Task[No
     """The gateway with its first pass blocked inside ``put``, and the task running it."""
     async with start(door_site, "gated") as gw:
         runner = asyncio.create_task(gw.wait(), name="gateway")
-        driver = gw.locks["door"].driver
+        driver = gw.locks["door"].handle.driver
         assert isinstance(driver, GatedDriver)
         async with asyncio.timeout(5):
             await driver.put_started.wait()
@@ -94,7 +94,7 @@ async def gated(door_site: Site) -> AsyncIterator[tuple[Gateway, asyncio.Task[No
 
 
 def gate(gw: Gateway) -> GatedDriver:
-    driver = gw.locks["door"].driver
+    driver = gw.locks["door"].handle.driver
     assert isinstance(driver, GatedDriver)
     return driver
 
@@ -178,7 +178,7 @@ async def test_watchdog_is_withheld_while_a_lock_operation_hangs(
 
     door = plain.locks["door"]
     with caplog.at_level(logging.ERROR, logger="gateway.supervise"):
-        async with door.exclusive:  # a driver call that does not come back
+        async with door.handle.hold():  # a driver call that does not come back
             for t in (0.0, 300.0, 599.0):
                 clock.t = t
                 wd.tick()
@@ -209,7 +209,7 @@ async def test_a_busy_lock_that_finishes_passes_is_not_hung(
         plain, SdNotifier(notify_socket.address), 30.0, stall_after_s=600, monotonic=clock
     )
     door = plain.locks["door"]
-    async with door.exclusive:
+    async with door.handle.hold():
         wd.tick()
         clock.t = 500.0
         # A pass ended (its health was replaced) and the next one took the lock at once.
@@ -230,7 +230,7 @@ async def test_without_a_watchdog_only_ready_and_status_are_sent(
     wd = Watchdog(plain, SdNotifier(notify_socket.address), None, monotonic=clock)
     assert wd.period_s == 30.0
     wd.tick("READY=1")
-    async with plain.locks["door"].exclusive:
+    async with plain.locks["door"].handle.hold():
         for t in (0.0, 10_000.0):
             clock.t = t
             wd.tick()

@@ -19,7 +19,7 @@ async def test_grant_flows_to_locks_opens_them_and_leaves(
     tmp_path: Path, clock: FakeClock, link: str
 ) -> None:
     async with running_site(tmp_path, clock, link=link) as site:
-        assert site.gateway.locks["front"].driver.type_name == link
+        assert site.gateway.locks["front"].handle.type_name == link
         start = clock.now() + timedelta(minutes=30)
         end = start + timedelta(hours=2)
         grant = site.grant(

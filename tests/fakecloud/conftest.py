@@ -22,13 +22,10 @@ from seam.seam import AsyncSeam
 from fakecloud import DEMO_SEED, FakeCloudServer
 from fakecloud.clock import ManualClock
 
-# Seam's published OpenAPI subset lives in the shared folder beside the repository
-# (../shared/reference/), where CI puts it too.
+# Seam's published OpenAPI document, from npm @seamapi/types (pinned by the lockfile in
+# reference/seam-openapi/), exported there by scripts/bootstrap.sh.
 OPENAPI_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "reference"
-    / "seam-connect-openapi-subset.json"
+    Path(__file__).resolve().parents[2] / "reference" / "seam-openapi" / "openapi.json"
 )
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -116,6 +113,8 @@ def _is_absolute_uri(value: object) -> bool:
 
 @pytest.fixture(scope="session")
 def openapi() -> OpenApi:
+    if not OPENAPI_PATH.is_file():
+        pytest.fail(f"{OPENAPI_PATH} is missing: run scripts/bootstrap.sh", pytrace=False)
     return OpenApi(json.loads(OPENAPI_PATH.read_text(encoding="utf-8")))
 
 

@@ -14,6 +14,7 @@ from lockgate_sim.broker import Mosquitto
 
 from drivers.base import BoltState, CredentialKind
 from tests.core.factories import code, grant
+from tests.mqtt import ha_schema
 from tests.mqtt.harness import (
     WAIT,
     Operators,
@@ -118,7 +119,7 @@ async def test_discovery_documents(tmp_path: Path, broker: Mosquitto, operators:
         lock = json.loads(w.latest["homeassistant/lock/lockgate_gw-test/front/config"])
         assert lock["command_topic"] == t.ha_set("front")
         assert lock["state_topic"] == t.lock_state("front")
-        assert lock["value_template"] == "{{ value_json.bolt }}"
+        assert lock["payload_reset"] == "None"
         assert lock["unique_id"] == "lockgate_gw-test_front_lock"
         assert lock["availability_mode"] == "all"
         assert [a["topic"] for a in lock["availability"]] == [t.availability, t.lock_state("front")]
@@ -130,6 +131,17 @@ async def test_discovery_documents(tmp_path: Path, broker: Mosquitto, operators:
         )
         assert last["json_attributes_topic"] == t.lock_state("front")
         assert "homeassistant/binary_sensor/lockgate_gw-test/gateway/config" in w.latest
+        # Every key is one Home Assistant's discovery schema knows (it drops unknown ones).
+        for topic, body in w.latest.items():
+            platform = topic.split("/")[1]
+            assert ha_schema.unknown_keys(platform, json.loads(body)) == set(), topic
+        # A bolt Lockgate cannot read resets the entity to unknown instead of leaving it stale.
+        seen = [{"bolt": "locked"}, {"bolt": "unknown"}]
+        assert ha_schema.lock_state_after(lock, seen[:1]) == "locked"
+        assert ha_schema.lock_state_after(lock, seen) == "unknown"
+        assert ha_schema.lock_state_after(lock, [{"bolt": "jammed"}]) == "jammed"
+        assert ha_schema.lock_state_after(lock, [{"bolt": "unlocked"}]) == "unlocked"
+        assert ha_schema.render(battery["value_template"], {"battery_percent": 80}) == "80"
 
 
 async def test_discovery_is_opt_in(site: Site) -> None:

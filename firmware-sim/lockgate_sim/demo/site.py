@@ -212,7 +212,7 @@ async def _ble(
         return None
     try:
         from lockgate_sim.demo.radio import ble_side
-    except ImportError as err:  # bumble comes with the [sim] extra
+    except ImportError as err:  # bumble comes with lockgate-sim (firmware-sim/)
         left_out["BLE"] = f"the BLE simulator cannot be loaded: {err}"
         say(f"BLE left out: {left_out['BLE']}")
         return None
@@ -284,7 +284,7 @@ def _sims(
     sims: dict[str, SimLock] = {}
     for lock in locks:
         if lock.link == "sim":
-            driver = gw.locks[lock.lock_id].driver
+            driver = gw.locks[lock.lock_id].handle.driver
             assert isinstance(driver, SimDriver)
             sims[lock.lock_id] = driver.sim
         elif lock.link == "serial":

@@ -166,7 +166,7 @@ class Sampler:
                     lock.lock_id,
                     lock.name,
                     self._links[lock.lock_id],
-                    rec.driver.connected,
+                    rec.handle.connected,
                     sim.bolt.value,
                     {state: counts.get(state, 0) for state in STATE_ORDER},
                     len(held),
