@@ -52,9 +52,9 @@ from drivers.zwave.doorlock import DoorLock
 from drivers.zwave.events import interpret
 from drivers.zwave.journal import Journal
 from drivers.zwave.options import ZWaveOptions
-from drivers.zwave.schedule import Schedules
+from drivers.zwave.schedule import Schedules, is_open
 from drivers.zwave.slotmap import SlotEntry, SlotMap, SlotState
-from drivers.zwave.usercodes import SlotReading, UserCodeLimits, UserCodes
+from drivers.zwave.usercodes import SlotReading, UserCodeLimits, UserCodes, cc_version
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +222,9 @@ class ZWaveDriver(LockDriver):
         if self._caps is not None and self._caps_gen == self._node_gen:
             return self._caps
         limits = await self._user_codes(node).limits()
-        enforces = False
-        if self.zw.use_schedules:
-            sched = self._schedules(node)
-            enforces = await sched.year_day_slots() >= 1 and sched.has_clock()
+        sched = self._schedules(node)
+        has_clock = sched.has_clock()
+        enforces = self.zw.use_schedules and has_clock and await sched.year_day_slots() >= 1
         slots = self._slot_range(limits)
         self._limits = limits
         self._caps = Capabilities(
@@ -239,6 +238,10 @@ class ZWaveDriver(LockDriver):
             has_keypad=True,
             has_card_reader=False,
             online_validation=False,
+            has_audit_log=True,  # the driver's own journal of the lock's notifications
+            has_clock=has_clock,
+            remote_actuation=cc_version(node, CommandClass.DOOR_LOCK) > 0,
+            has_slots=True,
         )
         self._caps_gen = self._node_gen
         return self._caps
@@ -385,7 +388,7 @@ class ZWaveDriver(LockDriver):
         slot = old.slot if old is not None else self.slots.free_slot(self._slot_range(limits))
         if slot is None:
             raise CapacityError(f"no free User Code slot (of {caps.slots})")
-        window = cred.window if caps.enforces_time_windows else None
+        window = None if is_open(cred.window) or not caps.enforces_time_windows else cred.window
         entry = SlotEntry(
             slot, cid, cred.tag, self.slots.code_hash(code), SlotState.WRITING, window
         )

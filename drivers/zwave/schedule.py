@@ -1,9 +1,11 @@
 """Schedule Entry Lock year-day schedules (one per user slot) and the lock's clock.
 
 A year-day schedule has minutes and a one-byte year (2000 + byte: zwave-js passes the number
-straight through, so ``year - 2000`` is sent). Windows go in UTC; the lock's clock is set in
-UTC through Time Parameters, from the gateway's trusted clock. A window open on one side
-is closed at the edge of what the byte can say (2000-01-01, 2255-12-31).
+straight through, so ``year - 2000`` is sent). zwave-js checks start < stop with JavaScript's
+``Date(year, ...)``, which reads years 0-99 as 1900-1999: bytes stay below 100, so a window
+open on one side is closed at 2000-01-01 or 2099-12-31 23:59; a window open on both sides is no
+schedule at all. Windows go in UTC; the lock's clock is set in UTC through Time Parameters,
+from the gateway's trusted clock.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from drivers.zwave.commands import invoke, translate
 from drivers.zwave.usercodes import cc_version
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2255, 12, 31, 23, 59, tzinfo=UTC)
+LATEST = datetime(2099, 12, 31, 23, 59, tzinfo=UTC)
 SCHEDULE_SLOT = 1
+
+
+def is_open(window: TimeWindow | None) -> bool:
+    return window is None or (window.starts_at is None and window.ends_at is None)
 
 
 def year_day(window: TimeWindow) -> dict[str, int]:

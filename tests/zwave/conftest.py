@@ -79,4 +79,3 @@ def make_driver(
     opts = ZWaveOptions.model_validate({"server": rig.url, "node_id": node_id, **options})
     ctx = DriverContext(now=lambda: datetime.now(UTC), keystore=keystore or MemoryKeyStore())
     return ZWaveDriver(lock_id or f"zw-{node_id}", opts, ctx, servers=servers or ServerRegistry())
-

@@ -14,6 +14,7 @@ from lockgate_sim.zwave_rig import ZWaveRig
 from drivers.base import BoltState, Credential, CredentialKind, EventKind, TimeWindow
 from drivers.errors import CapacityError, DuplicateCodeError, LockTimeoutError
 from drivers.zwave.connection import ServerRegistry
+from lockgate.testing.conformance import check_driver
 
 from .conftest import WAIT, MemoryKeyStore, make_driver
 
@@ -22,7 +23,9 @@ RIG_LOCKS = 4
 
 
 def code(cid: str, pin: str, window: TimeWindow | None = None) -> Credential:
-    return Credential(cid, CredentialKind.CODE, pin.encode(), tag=cid.encode()[:8].ljust(8, b"."), window=window)
+    return Credential(
+        cid, CredentialKind.CODE, pin.encode(), tag=cid.encode()[:8].ljust(8, b"."), window=window
+    )
 
 
 async def test_capabilities_come_from_the_lock(rig: ZWaveRig) -> None:
@@ -115,7 +118,11 @@ async def test_windows_go_onto_the_lock_and_the_clock_is_set(rig: ZWaveRig) -> N
     current = TimeWindow(now - timedelta(hours=1), now + timedelta(hours=1))
     async with make_driver(rig, 4) as driver:
         await driver.set_time(now)
-        assert (await driver.put_credentials([code("w-old", "31415", past), code("w-now", "27182", current)])).ok
+        assert (
+            await driver.put_credentials(
+                [code("w-old", "31415", past), code("w-now", "27182", current)]
+            )
+        ).ok
         state = await rig.lock_state(4)
         assert state["clock_set"]
         windows = {v["code"]: v["window"] for v in state["slots"].values()}
@@ -143,3 +150,9 @@ async def test_a_silent_node_fails_its_credentials_not_the_others(rig: ZWaveRig)
         finally:
             await rig.mute(3, on=False)
         assert (await healthy.delete_credentials(["h-1"])).ok
+
+
+async def test_conformance_kit(rig: ZWaveRig) -> None:
+    async with make_driver(rig, 2) as driver:
+        await check_driver(driver)
+    assert await rig.slots(2) == {}
