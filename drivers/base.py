@@ -93,6 +93,8 @@ class Capabilities:
     code_min_length: int = 4
     code_max_length: int = 8
     code_alphabet: str = "0123456789"
+    code_forbidden_prefixes: tuple[str, ...] = ()
+    """Codes may not start with these (Nuki's keypad refuses codes starting with "12")."""
     has_keypad: bool = True
     has_card_reader: bool = False
     online_validation: bool = True
@@ -115,6 +117,9 @@ class Capabilities:
             return f"length {len(code)} outside {self.code_min_length}..{self.code_max_length}"
         if any(ch not in self.code_alphabet for ch in code):
             return "character outside the lock's code alphabet"
+        for prefix in self.code_forbidden_prefixes:
+            if code.startswith(prefix):
+                return f'starts with "{prefix}"'
         return None
 
 

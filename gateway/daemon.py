@@ -30,7 +30,7 @@ from gateway.config import GatewayConfig, LockConfig
 from gateway.events import AccessEvent
 from gateway.handle import LockHandle, OpTimeouts
 from gateway.lockout import LockoutPolicy
-from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
+from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
 from gateway.store.lock_map import LockRecord
@@ -137,7 +137,7 @@ class Gateway:
             self.trust,
             cfg.time,
             LockoutPolicy(self.store.lockouts, cfg.validator),
-            proof_check=MobileKeyProofCheck(device_ids_from_keystores(self.store.keystore)),
+            proof_check=proof_check_for(self.store),
         )
         self.client = CloudClient(
             str(cfg.cloud.endpoint),

@@ -55,7 +55,13 @@ class AccessEvent:
         )
 
     @classmethod
-    def from_lock(cls, lock_id: str, event: LockEvent, grant_id: str | None) -> AccessEvent:
+    def from_lock(
+        cls,
+        lock_id: str,
+        event: LockEvent,
+        grant_id: str | None,
+        user_identity_id: str | None = None,
+    ) -> AccessEvent:
         return cls(
             event_id=f"{lock_id}:{event.seq}",
             occurred_at=event.occurred_at,
@@ -65,6 +71,7 @@ class AccessEvent:
             credential_kind=event.credential_kind.value if event.credential_kind else None,
             access_method_id=event.credential_id,
             access_grant_id=grant_id,
+            user_identity_id=user_identity_id,
             reason=event.reason,
             lock_seq=event.seq,
         )

@@ -31,6 +31,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from drivers.backoff import Backoff
 from drivers.base import SecurityAlert, WaitClock
@@ -66,6 +67,25 @@ YIELD_GRACE = 0.02
 of operations (one reconciler pass) keeps its link, the next lock gets the slot right after."""
 
 
+class Link(Protocol):
+    """One open GATT link, as the connection policy sees it (:class:`GattLink` for the
+    Lockgate profile; another lock family's driver brings its own, e.g. the Nuki driver)."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    @property
+    def idle_timeout_s(self) -> float:
+        """The lock drops a silent link after this long (0: unknown or never)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+LinkOpener = Callable[[BleAdapter, Sighting, Callable[[], None]], Awaitable[Link]]
+"""Connects to the sighted lock and sets the link up; the callback reports a lost link."""
+
+
 @dataclass(slots=True)
 class ConnectionStats:
     connects: int = 0
@@ -85,7 +105,7 @@ class LockConnection:
         self,
         lock_id: str,
         options: BleOptions,
-        carrier: GattCarrier,
+        carrier: GattCarrier | None,
         *,
         clock: WaitClock,
         policy: Backoff,
@@ -95,6 +115,7 @@ class LockConnection:
         on_status: Callable[[AdvertFlag], None],
         authenticated: Callable[[], bool] = lambda: False,
         on_alert: Callable[[SecurityAlert], None] = lambda alert: None,
+        opener: LinkOpener | None = None,
     ) -> None:
         self.lock_id = lock_id
         self.options = options
@@ -110,7 +131,8 @@ class LockConnection:
         self._on_status = on_status
         self._adapter: BleAdapter | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._link: GattLink | None = None
+        self._link: Link | None = None
+        self._opener: LinkOpener = opener or self._open_gatt_link
         self._link_gen = 0
         self._op_lock = asyncio.Lock()
         self._busy = False
@@ -171,7 +193,8 @@ class LockConnection:
         if self.options.address is not None:
             return sighting.address.upper() == self.options.address.upper()
         dev = self.expect_device_id
-        if dev is None or sighting.advert.short_id != dev[: len(sighting.advert.short_id)]:
+        advert = sighting.advert
+        if dev is None or advert is None or advert.short_id != dev[: len(advert.short_id)]:
             return False
         until = self._impostors.get(sighting.address)
         if until is None:
@@ -366,19 +389,7 @@ class LockConnection:
         gen = self._link_gen + 1
         try:
             async with adapter.connect_lock:
-                link = await GattLink.open(
-                    adapter,
-                    sighting.device,
-                    lock_id=self.lock_id,
-                    expect_device_id=self.expect_device_id,
-                    connect_timeout=opts.connect_timeout,
-                    gatt_timeout=opts.gatt_timeout,
-                    pair=opts.pair,
-                    on_segment=self.carrier.on_segment,
-                    on_lost=lambda: self._lost(gen),
-                    on_status=self._on_status,
-                    stats=self.link_stats,
-                )
+                link = await self._opener(adapter, sighting, lambda: self._lost(gen))
         except BaseException as err:
             adapter.slots.release(self)
             if isinstance(err, LockOfflineError):
@@ -389,18 +400,39 @@ class LockConnection:
         self._link_address = sighting.address
         self._link_proven = False
         self._release = False
-        self.carrier.attach(link)
         self.stats.connects += 1
-        idle = link.info.idle_timeout_s
+        idle = link.idle_timeout_s
         self._keepalive_every = min(opts.keepalive, idle / 2) if idle else opts.keepalive
         self._last_use = self._last_traffic = self._clock.now()
+        self._bump()
+
+    async def _open_gatt_link(
+        self, adapter: BleAdapter, sighting: Sighting, on_lost: Callable[[], None]
+    ) -> GattLink:
+        """The Lockgate profile's link (:mod:`drivers.ble.link`), its carrier attached."""
+        assert self.carrier is not None
+        opts = self.options
+        link = await GattLink.open(
+            adapter,
+            sighting.device,
+            lock_id=self.lock_id,
+            expect_device_id=self.expect_device_id,
+            connect_timeout=opts.connect_timeout,
+            gatt_timeout=opts.gatt_timeout,
+            pair=opts.pair,
+            on_segment=self.carrier.on_segment,
+            on_lost=on_lost,
+            on_status=self._on_status,
+            stats=self.link_stats,
+        )
+        self.carrier.attach(link)
         log.debug(
             "%s: connected to %s (segments of %d bytes)",
             self.lock_id,
             sighting.address,
             link.segment_size,
         )
-        self._bump()
+        return link
 
     def _lost(self, gen: int) -> None:
         """bleak's disconnected callback: the lock or the air dropped the link."""
@@ -409,7 +441,8 @@ class LockConnection:
         self.stats.lost += 1
         log.debug("%s: link lost", self.lock_id)
         self._link = None
-        self.carrier.detach()
+        if self.carrier is not None:
+            self.carrier.detach()
         if self._adapter is not None:
             self._adapter.slots.release(self)
         self._bump()
@@ -425,7 +458,8 @@ class LockConnection:
             return
         self._link = None
         self._link_gen += 1
-        self.carrier.detach()
+        if self.carrier is not None:
+            self.carrier.detach()
         log.debug("%s: disconnecting (%s)", self.lock_id, why)
         try:
             await link.close()

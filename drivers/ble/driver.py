@@ -271,7 +271,8 @@ class BleDriver(LockDriver):
             self._unreachable = False
             log.info("%s: advertising again", self.lock_id)
             self.ctx.events_waiting()
-        self._flags(sighting.advert.flags)
+        if sighting.advert is not None:
+            self._flags(sighting.advert.flags)
 
     def _flags(self, flags: AdvertFlag) -> None:
         """The lock's state hint, from its advertisement or its status characteristic."""

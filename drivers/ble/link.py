@@ -121,6 +121,10 @@ class GattLink:
         return not self._closed and self.client.is_connected
 
     @property
+    def idle_timeout_s(self) -> float:
+        return float(self.info.idle_timeout_s)
+
+    @property
     def segment_size(self) -> int:
         """Bytes per write: what bleak says fits a write without response (BlueZ reports
         the negotiated MTU there, while its ``mtu_size`` may stay at 23)."""
