@@ -81,11 +81,8 @@ def builtin_drivers() -> list[type[LockDriver]]:
 BUILTINS: list[tuple[str, str]] = [
     ("drivers.serial.driver", "SerialDriver"),
     ("drivers.ble.driver", "BleDriver"),
-<<<<<<< HEAD
-    ("drivers.zwave.driver", "ZWaveDriver"),
-=======
     ("drivers.nuki.driver", "NukiDriver"),
->>>>>>> main
+    ("drivers.zwave.driver", "ZWaveDriver"),
 ]
 """(module, class) of built-in drivers; the serial and BLE drivers add themselves here."""
 
