@@ -82,12 +82,13 @@ class Validator:
         *,
         proof: bytes | None = None,
         dry_run: bool = False,
+        tested_by: str | None = None,
         t: datetime | None = None,
     ) -> Decision:
         t = t or self._clock.now()
         decision = self._decide(kind, secret, lock_id, proof, t)
         if dry_run:
-            return decision
+            return self._dry_run(decision, kind, lock_id, t, tested_by)
         with self._store.db.transaction():
             if decision.allow:
                 self._lockouts.success(lock_id, kind, decision.access_method_id)
@@ -109,6 +110,36 @@ class Validator:
                 access_grant_id=decision.access_grant_id,
                 user_identity_id=decision.user_identity_id,
                 reason=decision.reason,
+            )
+            self._store.outbox.add([event])
+        return _with_event(decision, event.event_id)
+
+    def _dry_run(
+        self, decision: Decision, kind: CredentialKind, lock_id: str, t: datetime, who: str | None
+    ) -> Decision:
+        """A decision nothing acts on (an operator's ``test_credential``), still accounted for:
+        a failure counts against the lockout like one at the keypad (so guessing through the
+        dry run meets the same limit), a success relieves nothing, and a ``credential_tested``
+        event records it — without naming the method, grant or user, so the events topic is no
+        oracle either."""
+        with self._store.db.transaction():
+            if not decision.allow and decision.reason in FAILURES_THAT_COUNT:
+                for lockout in self._lockouts.failure(lock_id, kind, t, decision.access_method_id):
+                    log.warning(
+                        "%s: %s until %s (dry runs)",
+                        lock_id,
+                        lockout.what,
+                        lockout.until.isoformat(),
+                    )
+            event = AccessEvent(
+                event_id=AccessEvent.new_id(),
+                occurred_at=t,
+                kind="credential_tested",
+                lock_id=lock_id,
+                source="gateway",
+                credential_kind=kind.value,
+                reason=decision.reason,
+                detail=f"dry run by operator {who}" if who else "dry run",
             )
             self._store.outbox.add([event])
         return _with_event(decision, event.event_id)
