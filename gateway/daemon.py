@@ -161,7 +161,11 @@ class Gateway:
         )
         self.sync_loop = SyncLoop(self.cloud_sync, self.client, self.clock, cfg.cloud, self.trust)
         self.keeper = StoreKeeper(
-            self.store.db, self.store.meta, self.validator.flush, self._store_writable, self.clock
+            self.store.db,
+            self.store.meta,
+            [self.validator.flush, self.store.mobile_key_challenges.flush],
+            self._store_writable,
+            self.clock,
         )
         for lock in cfg.locks:
             await self._add_lock(lock)

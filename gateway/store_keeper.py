@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from drivers.backoff import Backoff
@@ -31,7 +31,7 @@ class StoreKeeper:
         self,
         db: Database,
         meta: Meta,
-        flush: Callable[[], object],
+        flush: Sequence[Callable[[], object]],
         on_writable: Callable[[], None],
         clock: Clock,
         backoff: Backoff | None = None,
@@ -59,7 +59,8 @@ class StoreKeeper:
     def try_writes(self) -> bool:
         """Write what waits in memory, then the probe; False while the disk is still full."""
         try:
-            self._flush()  # each in its own transaction: what committed is done
+            for flush in self._flush:  # each in its own transaction: what committed is done
+                flush()
             self._meta.set(PROBE_KEY, to_db(self._clock.now()) or "")
         except StoreFullError:
             return False
