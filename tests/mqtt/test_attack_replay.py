@@ -68,14 +68,14 @@ async def test_attack_recorded_unlock_replayed_after_a_clock_step_back_is_refuse
         assert (await r.raw("lock", relock))["status"] == "ok"
         assert site.bolt() is BoltState.LOCKED
 
-        # The wall clock steps back to just after the recording, by NTP (a spoofed SNTP answer):
-        # the kernel says it is synchronised after the step, the time floor is older, so the
-        # gateway trusts its clock again. The attacker replays the recording.
-        synchronised[0] = False
+        # A spoofed SNTP answer: the wall clock steps back to just after the recording, and
+        # the kernel then says it is synchronised again, so the gateway trusts its clock (the
+        # time floor is older). The attacker replays the recording.
         clock.step((t0 + timedelta(seconds=1) - clock.now()).total_seconds())
-        assert site.gw.trust.assess().reasons == ("clock_jumped", "not_synchronised")
+        synchronised[0] = False
+        assert not site.gw.trust.assess().trusted
         synchronised[0] = True
-        assert site.gw.trust.assess().trusted
+        assert site.gw.trust.assess().trusted, "the step looks like NTP's to the gateway"
         answer = await r.raw("unlock", unlock)
         assert answer["status"] == "error", "the recorded unlock opened the door again"
         assert answer["error"]["code"] == "replayed"
