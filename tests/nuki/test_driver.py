@@ -248,3 +248,19 @@ class TestNukiConformance(DriverConformance):
     ) -> AsyncIterator[NukiDriver]:
         async with nuki_driver(gateway, nuki, clock) as d:
             yield d
+
+
+async def test_the_beacon_tells_the_gateway_of_new_log_entries(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    waiting = asyncio.Event()
+    ctx = DriverContext(now=clock.now, keystore=MemoryKeyStore(), events_waiting=waiting.set)
+    async with nuki_driver(gateway, nuki, clock, ctx=ctx) as driver:
+        await driver.disconnect()
+        waiting.clear()
+        assert not nuki.state_changed
+        assert not nuki.type_code("999999")  # someone at the keypad, the gateway away
+        async with asyncio.timeout(WAIT):
+            await waiting.wait()
+        [event] = (await driver.fetch_events(0)).events
+        assert (event.kind, event.reason) == (EventKind.ACCESS_DENIED, "unknown_code")
