@@ -1,4 +1,4 @@
-"""The core flow through the gateway to two Z-Wave locks, included with S2 Access Control (every command encrypted)."""
+"""The core flow through the gateway to two Z-Wave locks included with S2 Access Control."""
 
 from __future__ import annotations
 
