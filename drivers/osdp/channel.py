@@ -31,6 +31,7 @@ SOM = 0x53
 REPLY_BIT = 0x80
 CTRL_SCB = 0x08
 REPLY_CCRYPT = 0x76
+REPLY_RMAC_I = 0x78
 MIN_PACKET = 7
 MAX_PACKET = 1500
 
@@ -43,6 +44,9 @@ class ReplyWatch:
         self._buf = bytearray()
         self.last_reply: dict[int, float] = {}
         self.last_ccrypt: dict[int, float] = {}
+        self.last_rmac_i: dict[int, float] = {}
+        """A reader sends ``osdp_RMAC_I`` only after checking the panel's cryptogram: the keys
+        matched."""
 
     def feed(self, data: bytes) -> None:
         buf = self._buf
@@ -75,8 +79,11 @@ class ReplyWatch:
         idx = 5
         if pkt[4] & CTRL_SCB:
             idx += pkt[5]
-        if idx < len(pkt) and pkt[idx] == REPLY_CCRYPT:
+        code = pkt[idx] if idx < len(pkt) else None
+        if code == REPLY_CCRYPT:
             self.last_ccrypt[addr] = now
+        elif code == REPLY_RMAC_I:
+            self.last_rmac_i[addr] = now
 
 
 class SerialChannel(osdp.Channel):  # type: ignore[misc]

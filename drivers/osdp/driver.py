@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 INPUT_QUEUE = 64
 LOG_KEEP = 1000
-STATUS_REPORT_LOCAL = 0  # osdp.StatusReportType.Local
+STATUS_REPORT_LOCAL: int = osdp.StatusReportType.Local
 HEALTH_EVENTS = {
     ReaderHealth.ONLINE: EventKind.ONLINE,
     ReaderHealth.OFFLINE: EventKind.OFFLINE,

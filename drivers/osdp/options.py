@@ -87,7 +87,7 @@ class OsdpOptions(DriverOptions):
     keypad: KeypadOptions = KeypadOptions()
     feedback: FeedbackOptions = FeedbackOptions()
     revive_min: float = Field(1.0, gt=0)
-    revive_max: float = Field(8.0, gt=0)
+    revive_max: float = Field(5.0, gt=0)
     """Backoff for bringing back a reader libosdp has given up on (it would wait 300 s)."""
 
     @model_validator(mode="after")

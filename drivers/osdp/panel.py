@@ -385,7 +385,8 @@ class Panel:
             slot.revive.reset()
             return ReaderHealth.ONLINE
         ccrypt = self.watch.last_ccrypt.get(slot.address, -math.inf)
-        if ccrypt >= slot.since and now - ccrypt >= self.key_rejected_after:
+        rmac = self.watch.last_rmac_i.get(slot.address, -math.inf)
+        if ccrypt >= slot.since and rmac < ccrypt and now - ccrypt >= self.key_rejected_after:
             return ReaderHealth.KEY_REJECTED
         if slot.health is ReaderHealth.ONLINE or now - slot.since >= self.offline_grace:
             if slot.health is ReaderHealth.KEY_REJECTED:

@@ -27,6 +27,9 @@ import osdp
 from drivers.osdp.wiegand import WiegandFormat, encode_wiegand, to_bytes
 from lockgate_sim.serial_pty import Pty
 
+OUTPUTS = 4
+"""Outputs a simulated reader has (a command for another one is refused, as a real one would)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReceivedCommand:
@@ -74,7 +77,7 @@ class SimReader:
         self.channel = _LineChannel(bus, self)
         caps = osdp.PDCapabilities(
             [
-                (osdp.Capability.OutputControl, 1, 1),
+                (osdp.Capability.OutputControl, 1, OUTPUTS),
                 (osdp.Capability.LEDControl, 1, 1),
                 (osdp.Capability.AudibleControl, 1, 1),
                 (osdp.Capability.CardDataFormat, 1, 1),
@@ -110,12 +113,12 @@ class SimReader:
         return [c for c in self.commands if c.command.get("command") == osdp.Command.Output]
 
     async def wait_command(
-        self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0, timeout: float = 5.0
+        self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0, within: float = 5.0
     ) -> ReceivedCommand:
         """The first command from index ``after`` on that satisfies ``predicate``."""
 
         def wait() -> ReceivedCommand | None:
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + within
             with self._cond:
                 while True:
                     for c in self.commands[after:]:
@@ -128,7 +131,7 @@ class SimReader:
 
         found = await asyncio.to_thread(wait)
         if found is None:
-            raise TimeoutError(f"reader {self.address}: no such command within {timeout} s")
+            raise TimeoutError(f"reader {self.address}: no such command within {within} s")
         return found
 
     # --- what a person does at the reader ----------------------------------------------------

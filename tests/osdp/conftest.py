@@ -47,9 +47,7 @@ def reader_options(bus: OsdpBus, address: int, key_file: Path, **kw: Any) -> Osd
         baud=115200,
         address=address,
         key={"file": str(key_file)},
-        revive_min=0.5,
-        revive_max=2.0,
-        **kw,
+        **({"revive_min": 0.5, "revive_max": 2.0} | kw),
     )
 
 
@@ -74,8 +72,8 @@ def bus() -> Iterator[OsdpBus]:
 
 
 @pytest.fixture
-async def panels() -> AsyncIterator[PanelRegistry]:
-    yield PanelRegistry()
+async def panels() -> PanelRegistry:
+    return PanelRegistry()
 
 
 @dataclass
@@ -92,7 +90,7 @@ class Rig:
         address: int,
         *,
         key: bytes | None = None,
-        reader_key: bytes | None | str = "same",
+        reader_key: bytes | str | None = "same",
         **kw: Any,
     ) -> OsdpDriver:
         """A simulated reader at ``address`` and the driver for it (started)."""
