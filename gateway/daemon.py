@@ -15,22 +15,29 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
-from drivers.clock import SystemClock
+from drivers.base import (
+    AccessAnswer,
+    AccessRequest,
+    CredentialKind,
+    DriverContext,
+    LockDriver,
+    SecurityAlert,
+)
 from drivers.registry import DriverRegistry
-from gateway.clock import Clock, FlowingClock
+from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
+from gateway.events import AccessEvent
 from gateway.handle import LockHandle, OpTimeouts
 from gateway.lockout import LockoutPolicy
-from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
+from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
 from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
-from gateway.timetrust import TimeTrust, kernel_clock_synchronised
+from gateway.timetrust import HonestClock, TimeTrust, kernel_clock_synchronised
 from gateway.validator import Decision, Validator
 from gateway.views import ViewCache
 
@@ -58,13 +65,15 @@ class Gateway:
         config: GatewayConfig,
         registry: DriverRegistry,
         *,
-        clock: Clock | None = None,
+        clock: TimeSource | None = None,
         kernel_synchronised: Callable[[], bool | None] = kernel_clock_synchronised,
         extra_tasks: list[Callable[[Gateway], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
-        self.clock = clock or SystemClock()
+        self.wall_clock: TimeSource = clock or SystemTime()
+        self.clock: Clock = self.wall_clock
+        """The time everything runs on: :class:`HonestClock` once the store is open."""
         self._kernel = kernel_synchronised
         self._extra = extra_tasks or []
         self._stack = contextlib.AsyncExitStack()
@@ -106,7 +115,10 @@ class Gateway:
         self.store = Store.open(cfg.store.path, cfg.store.key)
         self._stack.callback(self.store.close)
         self.views = ViewCache(self.store)
-        self.trust = TimeTrust(self.clock, self.store.meta, cfg.time, self._kernel)
+        self.trust = TimeTrust(self.wall_clock, self.store.meta, cfg.time, self._kernel)
+        self.clock = HonestClock(self.trust, self.wall_clock)
+        # A clean stop keeps the floor fresh for a next start without a trusted clock.
+        self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
         dropped = self.store.lock_map.replace(
             [
@@ -125,7 +137,7 @@ class Gateway:
             self.trust,
             cfg.time,
             LockoutPolicy(self.store.lockouts, cfg.validator),
-            proof_check=MobileKeyProofCheck(device_ids_from_keystores(self.store.keystore)),
+            proof_check=proof_check_for(self.store),
         )
         self.client = CloudClient(
             str(cfg.cloud.endpoint),
@@ -155,6 +167,7 @@ class Gateway:
             decide=self._decider(lock.id),
             events_waiting=lambda: holder[0].events_waiting() if holder else None,
             clock=FlowingClock(self.clock),
+            alert=self._security_alert,
         )
         driver: LockDriver = cls(lock.id, lock.driver, ctx)
         rc = self.config.reconcile
@@ -173,6 +186,18 @@ class Gateway:
         )
         holder.append(reconciler)
         self.locks[lock.id] = reconciler
+
+    def _security_alert(self, alert: SecurityAlert) -> None:
+        """A driver saw signs of an attack: a WARNING, and an event on the outbox (MQTT
+        ``<root>/events``) for the operator. Never raises into the driver."""
+        log.warning(
+            "lock %s: security alert %s: %s", alert.lock_id, alert.kind, alert.detail,
+            extra={"lock": alert.lock_id},
+        )
+        try:
+            self.store.outbox.add([AccessEvent.security_alert(alert, self.clock.now())])
+        except Exception:  # the store's trouble is reported where it happens
+            log.exception("lock %s: could not record a security alert", alert.lock_id)
 
     def _decider(self, lock_id: str) -> Callable[[AccessRequest], Awaitable[AccessAnswer]]:
         async def decide(request: AccessRequest) -> AccessAnswer:
