@@ -38,6 +38,7 @@ from drivers.base import (
     LockDriver,
     LockEvent,
     LockStatus,
+    SecurityAlert,
     StoredCredential,
 )
 from drivers.errors import (
@@ -285,6 +286,18 @@ class OsdpDriver(LockDriver):
         kind = HEALTH_EVENTS.get(health)
         if kind is not None:
             self._record(kind)
+        if health is ReaderHealth.KEY_REJECTED:
+            # A reader that answers the challenge with another key: a new reader still in
+            # install mode, a swapped reader, or someone else's device on the bus.
+            self.ctx.alert(
+                SecurityAlert(
+                    self.lock_id,
+                    "key_rejected",
+                    f"the device at OSDP address {self.osdp_options.address} answers with a key "
+                    "that is not this reader's site key (install mode, swapped, or foreign)",
+                    address=f"{self.osdp_options.port}#{self.osdp_options.address}",
+                )
+            )
 
     async def _serve(self) -> None:
         while True:

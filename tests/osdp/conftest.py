@@ -22,7 +22,7 @@ for _path in (ROOT, ROOT / "firmware-sim"):
 
 from lockgate_sim.osdp_readers import OsdpBus  # noqa: E402
 
-from drivers.base import AccessAnswer, AccessRequest  # noqa: E402
+from drivers.base import AccessAnswer, AccessRequest, SecurityAlert  # noqa: E402
 from drivers.osdp.driver import OsdpDriver  # noqa: E402
 from drivers.osdp.options import OsdpOptions  # noqa: E402
 from drivers.osdp.panels import PanelRegistry  # noqa: E402
@@ -83,6 +83,7 @@ class Rig:
     tmp: Path
     stack: AsyncExitStack
     decisions: Decisions = field(default_factory=Decisions)
+    alerts: list[SecurityAlert] = field(default_factory=list)
 
     async def reader(
         self,
@@ -101,6 +102,7 @@ class Rig:
         key_file = write_key(self.tmp / f"{lock_id}.scbk", key)
         opts = reader_options(self.bus, address, key_file, **kw)
         ctx = make_context(decide=self.decisions)
+        ctx.alert = self.alerts.append
         driver = OsdpDriver(lock_id, opts, ctx, panels=self.panels)
         await self.stack.enter_async_context(driver)
         return driver

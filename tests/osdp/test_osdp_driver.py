@@ -165,6 +165,8 @@ async def test_wrong_key_reader_never_comes_online_and_never_delivers_a_card(rig
     assert rig.bus.readers[2].commands == []
     page = await bad.fetch_events(0)
     assert EventKind.KEY_REJECTED in [e.kind for e in page.events]
+    assert [a.kind for a in rig.alerts if a.lock_id == "back"] == ["key_rejected"]
+    assert not [a for a in rig.alerts if a.lock_id == "front"]
     assert EventKind.ONLINE not in [e.kind for e in page.events]
 
 
