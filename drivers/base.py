@@ -163,6 +163,9 @@ class EventKind(enum.StrEnum):
     OFFLINE = "offline"
     KEY_REJECTED = "key_rejected"
     """The lock answered but its link key is not the one the gateway holds."""
+    EVENTS_LOST = "events_lost"
+    """A gap in the lock's record: entries the lock produced while the link was down are gone
+    (Z-Wave locks keep no log to resume from). ``reason`` says which interval."""
 
 
 @dataclass(frozen=True, slots=True)

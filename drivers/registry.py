@@ -83,6 +83,7 @@ BUILTINS: list[tuple[str, str]] = [
     ("drivers.ble.driver", "BleDriver"),
     ("drivers.osdp.driver", "OsdpDriver"),
     ("drivers.nuki.driver", "NukiDriver"),
+    ("drivers.zwave.driver", "ZWaveDriver"),
 ]
 """(module, class) of built-in drivers; the serial and BLE drivers add themselves here."""
 
