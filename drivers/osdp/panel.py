@@ -388,11 +388,11 @@ class Panel:
         rmac = self.watch.last_rmac_i.get(slot.address, -math.inf)
         if ccrypt >= slot.since and rmac < ccrypt and now - ccrypt >= self.key_rejected_after:
             return ReaderHealth.KEY_REJECTED
-        if slot.health is ReaderHealth.ONLINE or now - slot.since >= self.offline_grace:
-            if slot.health is ReaderHealth.KEY_REJECTED:
-                return slot.health  # no new challenge answered since the last revival
-            return ReaderHealth.OFFLINE
-        return slot.health
+        if now - slot.since < self.offline_grace:
+            return slot.health  # a (re)start in progress: no blip for a rebuild of the panel
+        if slot.health is ReaderHealth.KEY_REJECTED:
+            return slot.health  # no new challenge answered since the last revival
+        return ReaderHealth.OFFLINE
 
     async def _revive(self, runner: _Runner, idx: int, slot: ReaderSlot, *, auth: bool) -> None:
         """libosdp would wait 300 s: disable the reader, wait until that took, enable it."""

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import osdp
+import pytest
 from lockgate_sim.osdp_readers import OsdpBus, SimReader
 
 from drivers.osdp.driver import OsdpDriver
+from drivers.osdp.errors import ProvisioningRefusedError
 from drivers.osdp.panel import ReaderHealth
 from drivers.osdp.wiegand import H10301
 from drivers.registry import default_registry
@@ -25,6 +27,7 @@ from tests.e2e.site import site_config, write_secret
 from tests.osdp.conftest import site_key, write_key
 
 CARD = ("4660", 18)
+ADDRESSES = {"front": 1, "office": 2, "side": 3}
 PIN = "482913"
 
 
@@ -39,7 +42,7 @@ class OsdpSite:
     user: str
 
     def reader(self, lock_id: str) -> SimReader:
-        return self.bus.readers[{"front": 1, "office": 2}[lock_id]]
+        return self.bus.readers[ADDRESSES[lock_id]]
 
     def driver(self, lock_id: str) -> OsdpDriver:
         driver = self.gateway.locks[lock_id].handle.driver
@@ -54,7 +57,8 @@ class OsdpSite:
         return [
             e.payload
             for e in self.gateway.store.outbox.entries()
-            if e.payload.get("lock_id") == lock_id and e.payload.get("source") == "gateway"
+            if e.payload.get("lock_id") == lock_id
+            and e.payload.get("kind") in ("access_allowed", "access_denied")
         ]
 
     async def card(self, lock_id: str) -> dict[str, Any]:
@@ -76,7 +80,11 @@ class OsdpSite:
 
 
 @asynccontextmanager
-async def osdp_site(tmp: Path, clock: FakeClock) -> AsyncIterator[OsdpSite]:
+async def osdp_site(
+    tmp: Path, clock: FakeClock, *, new_reader: bool = False
+) -> AsyncIterator[OsdpSite]:
+    """Readers ``front`` (space A) and ``office`` (space B); with ``new_reader`` also ``side``
+    (space A), a reader fresh from the box: install mode, only the default key."""
     with OsdpBus() as bus:
         async with FakeCloudServer(now=clock.now) as cloud:
             state = cloud.state
@@ -84,8 +92,11 @@ async def osdp_site(tmp: Path, clock: FakeClock) -> AsyncIterator[OsdpSite]:
             space_b = state.add_space(name="Building B")["space_id"]
             user = state.add_user_identity(full_name="Jane Doe")["user_identity_id"]
             locks = []
-            for lock_id, address, space in (("front", 1, space_a), ("office", 2, space_b)):
-                bus.add(address, site_key(address))
+            readers = [("front", space_a), ("office", space_b)]
+            readers += [("side", space_a)] if new_reader else []
+            for lock_id, space in readers:
+                address = ADDRESSES[lock_id]
+                bus.add(address, None if lock_id == "side" else site_key(address))
                 key_file = write_key(tmp / f"{lock_id}.scbk", site_key(address))
                 driver = {
                     "type": "osdp",
@@ -101,7 +112,7 @@ async def osdp_site(tmp: Path, clock: FakeClock) -> AsyncIterator[OsdpSite]:
             ) as gw:
                 await gw.ready.wait()
                 site = OsdpSite(cloud, gw, bus, clock, space_a, space_b, user)
-                for lock_id in ("front", "office"):
+                for lock_id in ("front", "office"):  # (not the new reader: it has no key yet)
                     panel = site.driver(lock_id).panel
                     assert panel is not None
                     async with asyncio.timeout(5):
@@ -180,3 +191,43 @@ async def test_a_pin_guesser_is_locked_out_at_the_reader(tmp_path: Path, clock: 
             assert (await site.pin("front", guess))["reason"] == "unknown_credential"
         assert (await site.pin("front"))["reason"] == "locked_out"
         assert site.reader("front").outputs() == []
+
+
+async def test_a_new_reader_is_provisioned_through_the_gateway(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with osdp_site(tmp_path, clock, new_reader=True) as site:
+        site.cloud.state.grants.create(
+            user_identity_id=site.user,
+            space_ids=[site.space_a],
+            requested_access_methods=[{"mode": "card", "card_number": CARD[0]}],
+        )
+        await site.sync()
+        side = site.driver("side")
+        assert side.panel is not None
+        async with asyncio.timeout(5):  # on the default key: reported, never online
+            await side.panel.wait_health(3, ReaderHealth.KEY_REJECTED)
+        assert not site.gateway.locks["side"].handle.connected
+        site.reader("side").present_card(H10301, int(CARD[0]), CARD[1])
+
+        await site.gateway.commission("side", "install")
+        assert site.gateway.locks["side"].handle.connected
+        assert site.reader("side").key == site_key(3)
+        # The card presented before the key never counted; now it opens the door.
+        assert site.decisions("side") == []
+        assert (await site.card("side"))["reason"] == "valid"
+        # Once keyed, provisioning again is refused and changes nothing.
+        with pytest.raises(ProvisioningRefusedError):
+            await site.gateway.commission("side", "install")
+        assert site.reader("side").key == site_key(3)
+        # The reader's health went out as events of the lock (via the outbox).
+        site.gateway.locks["side"].events_waiting()
+        async with asyncio.timeout(5):
+            await site.gateway.locks["side"].wait_for(
+                lambda: any(
+                    e.payload.get("kind") == "online"
+                    for e in site.gateway.store.outbox.entries("side")
+                )
+            )
+        kinds = [e.payload["kind"] for e in site.gateway.store.outbox.entries("side")]
+        assert "key_rejected" in kinds and "security_alert" in kinds
