@@ -11,7 +11,8 @@ One rig, one run: libosdp's own ``PeripheralDevice`` behind a real pty, opened w
 
 Each figure is from the card's ``submit_event`` on the reader to the reader's command callback
 for the output command. The gateway's own decision (``ctx.decide``, the validator with its
-store write) is timed separately.
+store write in one SQLite transaction) is timed separately, and the same decision without
+its record (a dry run) beside it.
 
     PYTHONPATH=.:firmware-sim .venv/bin/python bench/bench_osdp.py [--cards 60]
 """
@@ -38,7 +39,7 @@ import osdp  # noqa: E402
 import serial  # noqa: E402
 from lockgate_sim.osdp_readers import OsdpBus, SimReader  # noqa: E402
 
-from drivers.base import AccessAnswer, AccessRequest  # noqa: E402
+from drivers.base import AccessAnswer, AccessRequest, CredentialKind  # noqa: E402
 from drivers.osdp.driver import OsdpDriver  # noqa: E402
 from drivers.osdp.panel import ReaderHealth  # noqa: E402
 from drivers.osdp.wiegand import H10301  # noqa: E402
@@ -116,7 +117,9 @@ async def floor(bus: OsdpBus, reader: SimReader, cards: int) -> list[float]:
         channel.port.close()
 
 
-async def gateway(bus: OsdpBus, reader: SimReader, cards: int) -> tuple[list[float], list[float]]:
+async def gateway(
+    bus: OsdpBus, reader: SimReader, cards: int
+) -> tuple[list[float], list[float], list[float]]:
     clock = FakeClock(datetime.now(UTC))
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -180,7 +183,14 @@ async def gateway(bus: OsdpBus, reader: SimReader, cards: int) -> tuple[list[flo
 
                 driver.ctx.decide = timed
                 lat = [await present(reader) for _ in range(cards)]
-                return lat, decisions
+                judged: list[float] = []  # the same decision without its record (dry run)
+                for _ in range(cards):
+                    t0 = time.perf_counter()
+                    gw.validator.decide(
+                        CredentialKind.CARD, str(CARD_NUMBER).encode(), "door", dry_run=True
+                    )
+                    judged.append(time.perf_counter() - t0)
+                return lat, decisions, judged
 
 
 def pct(values: list[float], q: float) -> float:
@@ -200,11 +210,12 @@ async def main_async(cards: int) -> None:
     with OsdpBus() as bus:
         reader = bus.add(1, KEY)
         floor_lat = await floor(bus, reader, cards)
-        gw_lat, decisions = await gateway(bus, reader, cards)
+        gw_lat, decisions, judged = await gateway(bus, reader, cards)
     print(f"OSDP card -> strike command at the reader (pty, 115200 baud, {cards} cards each)")
     print(line("libosdp alone (floor)", floor_lat))
     print(line("gateway (validator decides)", gw_lat))
-    print(line("  of which the decision", decisions))
+    print(line("  of which the decision (recorded)", decisions))
+    print(line("  the same decision, dry run", judged))
     ratio_med = statistics.median(gw_lat) / statistics.median(floor_lat)
     ratio_p99 = pct(gw_lat, 0.99) / pct(floor_lat, 0.99)
     print(f"gateway / floor: median {ratio_med:.2f}x, p99 {ratio_p99:.2f}x (goal <= 1.5x)")
