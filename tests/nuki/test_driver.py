@@ -283,3 +283,20 @@ async def test_a_nuki_and_a_lockgate_ble_lock_share_one_adapter(
         assert [c.credential_id for c in await ble.list_credentials()] == ["m2"]
         assert [c.credential_id for c in await driver.list_credentials()] == ["m1"]
         assert gateway.central.peak_connections <= 2
+
+
+async def test_a_lock_that_forgot_the_gateway_is_paired_again(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    keystore = MemoryKeyStore()
+    async with nuki_driver(gateway, nuki, clock, keystore=keystore) as driver:
+        first = keystore.get(keys_name(driver.lock_id))
+        nuki.model.auths.clear()  # reset, or the gateway removed in the Nuki app
+        await driver.disconnect()
+        with pytest.raises(LockAuthError, match="not in pairing mode"):
+            await driver.commission("4711")
+        nuki.press_pairing_button()
+        await driver.commission("4711")
+        assert list(nuki.model.auths) == [3]
+        assert keystore.get(keys_name(driver.lock_id)) != first
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
