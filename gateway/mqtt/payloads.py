@@ -174,6 +174,16 @@ def transaction_of(obj: object) -> str | int | None:
     return None
 
 
+def transaction_of_bytes(payload: bytes, max_bytes: int) -> str | int | None:
+    """The transaction of a raw request, if it is small enough to parse and has one."""
+    if len(payload) > max_bytes:
+        return None
+    try:
+        return transaction_of(parse_json(payload))
+    except CommandError:
+        return None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
