@@ -69,6 +69,8 @@ class ErrorCode(enum.StrEnum):
     CLOUD_UNAVAILABLE = "cloud_unavailable"
     CLOUD_UNAUTHORISED = "cloud_unauthorised"
     CLOUD_ERROR = "cloud_error"
+    STORE_FULL = "store_full"
+    """The gateway's disk is full: the command's change could not be recorded."""
     INTERNAL_ERROR = "internal_error"
 
 

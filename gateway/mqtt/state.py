@@ -122,6 +122,11 @@ class StateView:
                 "now": iso(trust.now),
                 "wall": iso(trust.wall),
             },
+            "store": {
+                "error_code": "store_full" if gw.store.db.full else None,
+                "full_since": iso(gw.store.db.full_since),
+                "unsaved_events": len(gw.validator.unsaved),
+            },
             "counts": {
                 "locks": len(gw.locks),
                 "locks_connected": sum(1 for r in gw.locks.values() if r.handle.connected),
