@@ -29,6 +29,9 @@ class AccessEvent:
     user_identity_id: str | None = None
     reason: str | None = None
     lock_seq: int | None = None
+    note: str | None = None
+    """What else a reader needs to attribute it, never a secret: e.g. that another user's grant
+    asked for the same code on this lock and was refused (``duplicate_code_on_device``)."""
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -40,7 +43,14 @@ class AccessEvent:
         return str(uuid.uuid4())
 
     @classmethod
-    def from_lock(cls, lock_id: str, event: LockEvent, grant_id: str | None) -> AccessEvent:
+    def from_lock(
+        cls,
+        lock_id: str,
+        event: LockEvent,
+        grant_id: str | None,
+        user_identity_id: str | None = None,
+        note: str | None = None,
+    ) -> AccessEvent:
         return cls(
             event_id=f"{lock_id}:{event.seq}",
             occurred_at=event.occurred_at,
@@ -50,6 +60,8 @@ class AccessEvent:
             credential_kind=event.credential_kind.value if event.credential_kind else None,
             access_method_id=event.credential_id,
             access_grant_id=grant_id,
+            user_identity_id=user_identity_id,
             reason=event.reason,
             lock_seq=event.seq,
+            note=note,
         )

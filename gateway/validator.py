@@ -92,12 +92,8 @@ class Validator:
             if decision.allow:
                 self._lockouts.success(lock_id, kind, decision.access_method_id)
             elif decision.reason in FAILURES_THAT_COUNT:
-                for lockout in self._lockouts.failure(
-                    lock_id, kind, t, decision.access_method_id
-                ):
-                    log.warning(
-                        "%s: %s until %s", lock_id, lockout.what, lockout.until.isoformat()
-                    )
+                for lockout in self._lockouts.failure(lock_id, kind, t, decision.access_method_id):
+                    log.warning("%s: %s until %s", lock_id, lockout.what, lockout.until.isoformat())
             event = AccessEvent(
                 event_id=AccessEvent.new_id(),
                 occurred_at=t,
@@ -109,6 +105,7 @@ class Validator:
                 access_grant_id=decision.access_grant_id,
                 user_identity_id=decision.user_identity_id,
                 reason=decision.reason,
+                note=decision.detail or None,
             )
             self._store.outbox.add([event])
         return _with_event(decision, event.event_id)
@@ -141,7 +138,9 @@ class Validator:
             live.append((m, g))
         if not live:
             assert revoked is not None
-            return deny("revoked", revoked[0], revoked[1])
+            m, g = revoked
+            why = (g.revoked_reason if g is not None else None) or m.revoked_reason or ""
+            return deny("revoked", m, g, why)
         here = [(m, g) for m, g in live if view.serves(scope, g)]
         if not here:
             return deny("not_for_this_entrance", *live[0])
