@@ -87,7 +87,9 @@ class Capabilities:
     slots: int
     max_batch: int
     kinds: frozenset[CredentialKind]
-    enforces_time_windows: bool
+    enforces_time_windows: bool = False
+    """The lock judges each credential's :class:`TimeWindow` itself (on its own clock); when
+    ``False`` the gateway puts a credential on at ``starts_at`` and removes it at ``ends_at``."""
     code_min_length: int = 4
     code_max_length: int = 8
     code_alphabet: str = "0123456789"

@@ -81,6 +81,18 @@ class ProtocolError(LockLinkError):
     code = "protocol_error"
 
 
+class OutcomeUnknownError(DriverError):
+    """A command that must not run twice (lock, unlock, an access decision) was sent, and no
+    authenticated answer came: the lock may or may not have carried it out.
+
+    Never retried automatically (a second unlock in a new session could open the door twice);
+    the caller reports it and an operator checks the lock's state or its audit log.
+    """
+
+    code = "outcome_unknown"
+    retryable = False
+
+
 # --- per-credential refusals -----------------------------------------------------------------
 class CredentialRejectedError(DriverError):
     """The lock refused one credential. Subclasses say why."""

@@ -40,14 +40,17 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 # One stamp per mode; the development set includes the demo's.
-want=$(cat pyproject.toml firmware-sim/pyproject.toml | sha256sum | cut -d' ' -f1)
+# The development set also installs the third-party driver kept in the tests (its own
+# distribution, entry point in `lockgate.drivers`), editable from its folder, as a lock maker would.
+PLUGIN=tests/plugins/lockgate-pinpad
+want=$(cat pyproject.toml firmware-sim/pyproject.toml "$PLUGIN/pyproject.toml" | sha256sum | cut -d' ' -f1)
 stamp_ok() { [ -f "$VENV/.lockgate-$1" ] && [ "$(cat "$VENV/.lockgate-$1")" = "$want" ]; }
 if stamp_ok dev || { [ "$MODE" = demo ] && stamp_ok demo; }; then
     :
 else
     if [ "$MODE" = dev ]; then
         echo "bootstrap: installing Lockgate, its simulators and the development tools into $VENV"
-        target=(-e ".[dev]" -e ./firmware-sim)
+        target=(-e ".[dev]" -e ./firmware-sim -e "./$PLUGIN")
     else
         echo "bootstrap: installing Lockgate and its simulators into $VENV"
         target=(-e . -e ./firmware-sim)

@@ -58,12 +58,16 @@ async def exchange(
     attempts: int,
     lock_id: str,
     on_retransmit: Callable[[], None] = lambda: None,
+    hint: Callable[[], Exception | None] | None = None,
 ) -> T:
     """Send ``make()``, wait up to ``per_attempt`` s for a datagram ``accept`` takes; repeat.
 
     ``make`` is called again for each attempt (a sealed datagram needs a new counter);
     ``accept`` returns ``None`` to ignore a datagram (counted by the caller) or raises to end
-    the exchange.
+    the exchange. An unauthenticated refusal (a plain ERROR anyone on the wire can forge) is
+    never a reason to stop waiting: ``accept`` notes it and returns ``None``, the wait goes on
+    until the attempt's deadline, and only then ``hint()`` may return an exception that ends
+    the exchange instead of a retransmission.
     """
     loop = asyncio.get_running_loop()
     for attempt in range(attempts):
@@ -79,6 +83,8 @@ async def exchange(
             result = accept(data)
             if result is not None:
                 return result
+        if hint is not None and (refusal := hint()) is not None:
+            raise refusal
     raise LockTimeoutError(
         f"no valid answer after {attempts} attempts of {per_attempt:.3f} s", lock_id=lock_id
     )

@@ -4,6 +4,13 @@
 with the same ``req_id``, retransmits on silence (re-sealed, so with a new counter; the lock
 answers a repeated ``req_id`` from its reply cache), and starts a new session when the lock
 says it lost its own (reboot). Every datagram it refuses is counted in :attr:`stats`.
+
+Plain ERROR datagrams are not authenticated: anyone on the bus or the radio can forge one. They
+are hints (§4): the session keeps waiting for an authenticated answer (a HELLO_REPLY whose
+``confirm`` verifies, a sealed reply) until the attempt's deadline, and acts on the hint only
+if none came. LOCK, UNLOCK and ACCESS_ANSWER (:data:`~.messages.AT_MOST_ONCE`) are never sent
+again in a new session: without an authenticated answer they end in
+:class:`~drivers.errors.OutcomeUnknownError`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,14 @@ import logging
 import os
 from dataclasses import dataclass
 
-from drivers.errors import LockAuthError, LockBusyError, LockLinkError, ProtocolError
+from drivers.errors import (
+    DriverError,
+    LockAuthError,
+    LockBusyError,
+    LockLinkError,
+    OutcomeUnknownError,
+    ProtocolError,
+)
 from drivers.lockproto import datagrams as dgm
 from drivers.lockproto.carrier import Carrier, exchange
 from drivers.lockproto.channel import SecureChannel
@@ -31,6 +45,8 @@ from drivers.lockproto.crypto import (
 from drivers.lockproto.errors import DecodeError, LockProtoError
 from drivers.lockproto.keys import LinkKeys
 from drivers.lockproto.messages import (
+    AT_MOST_ONCE,
+    MsgType,
     Reply,
     Request,
     decode_reply,
@@ -75,18 +91,55 @@ class SessionLostError(LockLinkError):
     code = "session_lost"
 
 
+class UnverifiedRefusalError(LockLinkError):
+    """Only unauthenticated answers came: a plain ERROR (``status``), or a handshake reply that
+    does not verify (``status`` is ``None``). The lock refused us, or someone else answered in
+    its place; nothing proves which. Retried with the usual backoff, never the longest one, and
+    never taken as a reason to commission the lock again."""
+
+    code = "unverified_refusal"
+
+    def __init__(self, message: str, *, status: Status | None, lock_id: str) -> None:
+        super().__init__(message, lock_id=lock_id)
+        self.status = status
+
+
+_PERSISTS = {
+    Status.NOT_COMMISSIONED: "the lock was reset: commission it again",
+    Status.WRONG_GATEWAY: "the lock was reset and commissioned to another gateway",
+    Status.VERSION_UNSUPPORTED: "the lock's firmware speaks another protocol version",
+}
+
+
+def refusal_hint(status: Status, lock_id: str) -> LockLinkError:
+    """What a plain ERROR answering a HELLO or a DATA means, if no authenticated answer came."""
+    if status is Status.NO_SESSION:
+        return SessionLostError("lock has no such session", lock_id=lock_id)
+    if status is Status.BUSY:
+        return LockBusyError("lock refused: busy", lock_id=lock_id)
+    persists = _PERSISTS.get(status, "see the lock's diagnostics")
+    return UnverifiedRefusalError(
+        f"lock answered {status.name.lower()} (unauthenticated: anyone on the link can forge "
+        f"it; only if it persists: {persists})",
+        status=status,
+        lock_id=lock_id,
+    )
+
+
 _AUTH_STATUSES = {Status.NOT_COMMISSIONED, Status.WRONG_GATEWAY, Status.PAIRING_FAILED}
 
 
 def link_status_error(status: Status, lock_id: str) -> Exception:
-    """The exception for a plain ERROR datagram's status."""
+    """The exception for a plain ERROR datagram answering commissioning (attended: an
+    installer runs it and sees the answer; the wait for a real answer has passed by then)."""
     if status is Status.NO_SESSION:
         return SessionLostError("lock has no such session", lock_id=lock_id)
     if status in _AUTH_STATUSES:
         return LockAuthError(f"lock refused the link: {status.name.lower()}", lock_id=lock_id)
     if status is Status.NOT_IN_PAIRING_MODE:
         return LockAuthError(
-            "lock is not in pairing mode (commissioned to another gateway? reset it first)",
+            "lock is not in pairing mode (if this persists it is commissioned already: "
+            "reset it first to commission it again)",
             lock_id=lock_id,
         )
     if status in (Status.BUSY, Status.RATE_LIMITED):
@@ -117,6 +170,8 @@ class ClientSession:
         self._channel: SecureChannel | None = None
         self._generation = -1
         self._req_id = 0
+        self._hint: LockLinkError | None = None
+        self._sent = False
 
     @property
     def state(self) -> SessionState:
@@ -133,21 +188,42 @@ class ClientSession:
                 await self._handshake()
 
     async def request(self, mtype: int, body: bytes = b"") -> Reply:
-        """One request and its reply; retransmits, and re-handshakes once if the lock lost us."""
+        """One request and its reply; retransmits, and re-handshakes once if the lock lost us
+        (never for :data:`~.messages.AT_MOST_ONCE` requests once sent: those end in
+        :class:`~drivers.errors.OutcomeUnknownError` without an authenticated answer)."""
+        once = mtype in AT_MOST_ONCE
         async with self.carrier.exclusive():
             for attempt in (1, 2):
                 if self.state is SessionState.CLOSED:
                     await self._handshake()
+                self._sent = False
                 try:
-                    return await self._request(mtype, body)
+                    return await self._request(mtype, body, act_on_hints=not once)
                 except SessionLostError:
                     self._channel = None
                     if attempt == 2:
                         raise
+                except DriverError as err:
+                    self._channel = None
+                    if once and self._sent:
+                        raise self._outcome_unknown(mtype, err) from err
+                    raise
                 except BaseException:
                     self._channel = None
                     raise
         raise AssertionError("unreachable")
+
+    def _outcome_unknown(self, mtype: int, err: DriverError) -> OutcomeUnknownError:
+        try:
+            what = MsgType(mtype).name.lower()
+        except ValueError:
+            what = f"request 0x{mtype:02x}"
+        heard = f"; heard only an unauthenticated {self._hint.code}" if self._hint else ""
+        return OutcomeUnknownError(
+            f"{what} was sent but no authenticated answer came ({err.code}{heard}): the lock "
+            "may or may not have done it, and it is not sent again; check the lock",
+            lock_id=self.lock_id,
+        )
 
     # --- handshake --------------------------------------------------------------------------
     async def _handshake(self) -> None:
@@ -160,21 +236,27 @@ class ClientSession:
         )
         payload = dgm.encode(hello)
         self.carrier.discard_pending()
-        reply = await exchange(
+        self._hint = None
+        channel = await exchange(
             self.carrier,
             lambda: payload,
-            self._accept_hello_reply,
+            lambda data: self._accept_hello_reply(data, hello, eph),
             per_attempt=self._timeout(len(payload), 96, self.timing.handshake_reply),
             attempts=self.timing.attempts,
             lock_id=self.lock_id,
             on_retransmit=self._count_retransmit,
+            hint=self._take_hint,
         )
-        self._channel = self.finish_handshake(hello, eph, reply)
+        self._channel = channel
         self._generation = self.carrier.generation
         self._req_id = 0
-        log.debug("%s: session %08x open", self.lock_id, reply.session_id)
+        log.debug("%s: session %08x open", self.lock_id, channel.session_id)
 
-    def _accept_hello_reply(self, data: bytes) -> dgm.HelloReply | None:
+    def _accept_hello_reply(
+        self, data: bytes, hello: dgm.Hello, eph: bytes
+    ) -> SecureChannel | None:
+        """Only a HELLO_REPLY that verifies ends the handshake; an ERROR or a reply that does
+        not verify is a hint, acted on at the attempt's deadline if nothing better came."""
         dg = self._decode(data)
         if dg is None:
             return None
@@ -182,11 +264,26 @@ class ClientSession:
             if dg.status is Status.NO_SESSION:  # late answer to a request before this HELLO
                 self.stats.stale_replies += 1
                 return None
-            raise link_status_error(dg.status, self.lock_id)
+            self.stats.refuse("error_hint")
+            self._hint = refusal_hint(dg.status, self.lock_id)
+            return None
         if not isinstance(dg, dgm.HelloReply):
             self.stats.refuse("unexpected")
             return None
-        return dg
+        try:
+            return self.finish_handshake(hello, eph, dg)
+        except (LockAuthError, ProtocolError) as err:
+            self._hint = UnverifiedRefusalError(
+                f"{err.message} (only if it persists: the lock holds other keys, reset and "
+                "commission it again)",
+                status=None,
+                lock_id=self.lock_id,
+            )
+            return None
+
+    def _take_hint(self) -> LockLinkError | None:
+        hint, self._hint = self._hint, None
+        return hint
 
     def finish_handshake(
         self, hello: dgm.Hello, eph: bytes, reply: dgm.HelloReply
@@ -218,7 +315,10 @@ class ClientSession:
         return SecureChannel(reply.session_id, skeys.gateway_to_lock, skeys.lock_to_gateway)
 
     # --- requests ---------------------------------------------------------------------------
-    async def _request(self, mtype: int, body: bytes) -> Reply:
+    async def _request(self, mtype: int, body: bytes, *, act_on_hints: bool) -> Reply:
+        """Send and wait, retransmitting in this session. ``act_on_hints``: an unauthenticated
+        ERROR heard during an attempt ends the wait at that attempt's deadline (a request
+        that may run again); otherwise it is only remembered for the error message."""
         channel = self._channel
         assert channel is not None
         self._req_id = self._req_id % 0xFFFF + 1
@@ -226,21 +326,31 @@ class ClientSession:
         plaintext = encode_request(Request(mtype, req_id, body))
         self.stats.requests += 1
         sealed_len = len(plaintext) + dgm.DATA_HEADER_LEN + dgm.TAG_LEN
+        self._hint = None
+
+        def make() -> bytes:
+            self._sent = True
+            return dgm.encode(channel.seal(plaintext))
+
         return await exchange(
             self.carrier,
-            lambda: dgm.encode(channel.seal(plaintext)),
+            make,
             lambda data: self.accept_reply(data, mtype, req_id),
             per_attempt=self._timeout(sealed_len, self.max_reply, self.reply_budget),
             attempts=self.timing.attempts,
             lock_id=self.lock_id,
             on_retransmit=self._count_retransmit,
+            hint=self._take_hint if act_on_hints else None,
         )
 
     def accept_reply(self, data: bytes, mtype: int, req_id: int) -> Reply | None:
-        """Parse one datagram from the lock while waiting for ``req_id``; ``None`` = refused."""
+        """Parse one datagram from the lock while waiting for ``req_id``; ``None`` = refused
+        (a plain ERROR is noted as a hint, :attr:`hint`, and refused too)."""
         dg = self._decode(data)
         if isinstance(dg, dgm.ErrorDg):
-            raise link_status_error(dg.status, self.lock_id)
+            self.stats.refuse("error_hint")
+            self._hint = refusal_hint(dg.status, self.lock_id)
+            return None
         if not isinstance(dg, dgm.Data) or self._channel is None:
             if dg is not None:
                 self.stats.refuse("unexpected")
@@ -258,6 +368,11 @@ class ClientSession:
             self.stats.refuse("mismatched")
             return None
         return reply
+
+    @property
+    def hint(self) -> LockLinkError | None:
+        """The last unauthenticated refusal heard while waiting (not yet acted on)."""
+        return self._hint
 
     def _decode(self, data: bytes) -> dgm.Datagram | None:
         try:

@@ -36,6 +36,11 @@ class MsgType(enum.IntEnum):
     """Lock-initiated, ``req_id`` 0, on full-duplex carriers only (BLE); never on RS-485."""
 
 
+AT_MOST_ONCE = frozenset({MsgType.LOCK, MsgType.UNLOCK, MsgType.ACCESS_ANSWER})
+"""Requests the gateway never sends again in a new session (§7.2): within one session the
+lock's reply cache stops a repeat from running twice; across sessions nothing does."""
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     type: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from drivers.errors import LockAuthError, ProtocolError
 from drivers.lockproto import datagrams as dgm
@@ -37,19 +37,41 @@ from drivers.lockproto.status import Status
 D = TypeVar("D", dgm.PairChallenge, dgm.PairDone)
 
 
-def _expect(kind: type[D], lock_id: str) -> Callable[[bytes], D | None]:
-    def accept(data: bytes) -> D | None:
+class _Expect(Generic[D]):
+    """Accepts the datagram commissioning waits for. A plain ERROR (forgeable by anyone on the
+    link) or a PAIR_DONE whose proof does not verify is only a hint: the wait goes on until
+    the attempt's deadline, and the hint becomes the error only if nothing better came."""
+
+    def __init__(
+        self, kind: type[D], lock_id: str, verify: Callable[[D], bool] | None = None
+    ) -> None:
+        self.kind: type[D] = kind
+        self.lock_id = lock_id
+        self.verify: Callable[[D], bool] | None = verify
+        self._hint: Exception | None = None
+
+    def accept(self, data: bytes) -> D | None:
         try:
             dg = dgm.decode(data)
         except DecodeError:
             return None
         if isinstance(dg, dgm.ErrorDg):
-            if dg.status is Status.NO_SESSION:  # a late answer from before: not ours
-                return None
-            raise link_status_error(dg.status, lock_id)
-        return dg if isinstance(dg, kind) else None
+            if dg.status is not Status.NO_SESSION:  # NO_SESSION: a late answer from before
+                self._hint = link_status_error(dg.status, self.lock_id)
+            return None
+        if not isinstance(dg, self.kind):
+            return None
+        if self.verify is not None and not self.verify(dg):
+            self._hint = LockAuthError(
+                "lock's pairing proof does not verify (someone in the middle?)",
+                lock_id=self.lock_id,
+            )
+            return None
+        return dg
 
-    return accept
+    def take_hint(self) -> Exception | None:
+        hint, self._hint = self._hint, None
+        return hint
 
 
 def read_pairing_secret(text: str, *, lock_id: str) -> bytes:
@@ -78,9 +100,11 @@ async def commission(
         carrier.discard_pending()
         start_bytes = dgm.encode(start)
         timeout = carrier.wire_time(128) * 2 + timing.handshake_reply + timing.margin
+        expect_challenge = _Expect(dgm.PairChallenge, lock_id)
         challenge = await exchange(
-            carrier, lambda: start_bytes, _expect(dgm.PairChallenge, lock_id),
+            carrier, lambda: start_bytes, expect_challenge.accept,
             per_attempt=timeout, attempts=timing.attempts, lock_id=lock_id,
+            hint=expect_challenge.take_hint,
         )
         if challenge.version not in range(VERSION_MIN, VERSION_MAX + 1):
             raise ProtocolError(f"lock chose version {challenge.version}", lock_id=lock_id)
@@ -95,12 +119,11 @@ async def commission(
             raise LockAuthError("lock sent a weak static key", lock_id=lock_id) from err
         keys = pairing_keys(pairing_secret, ss, th)
         proof_bytes = dgm.encode(dgm.PairProof(keys.gateway_proof(th)))
-        done = await exchange(
-            carrier, lambda: proof_bytes, _expect(dgm.PairDone, lock_id),
+        lock_proof = keys.lock_proof(th)
+        expect_done = _Expect(dgm.PairDone, lock_id, lambda d: same(d.proof, lock_proof))
+        await exchange(
+            carrier, lambda: proof_bytes, expect_done.accept,
             per_attempt=timeout, attempts=timing.attempts, lock_id=lock_id,
+            hint=expect_done.take_hint,
         )
-        if not same(done.proof, keys.lock_proof(th)):
-            raise LockAuthError(
-                "lock's pairing proof does not verify (someone in the middle?)", lock_id=lock_id
-            )
     return LinkKeys(static, challenge.static, keys.long_term_key, challenge.device_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from drivers.base import AccessAnswer, AccessRequest, DriverContext
+from drivers.errors import OutcomeUnknownError
 from drivers.lockproto import convert
 from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.records import AccessRequestRecord, PollReply, WireKind
@@ -49,5 +50,11 @@ class PollReplies:
             log.exception("%s: the gateway's decider failed; denying", self.lock_id)
             answer = AccessAnswer(allow=False, reason="gateway_error")
         self.decisions += 1
-        if not await client.answer(rec.handle, answer):
+        try:
+            answered = await client.answer(rec.handle, answer)
+        except OutcomeUnknownError as err:
+            # not sent again: the lock's audit log will say whether it opened
+            log.warning("%s: decision %d: %s", self.lock_id, rec.handle, err.message)
+            return
+        if not answered:
             log.warning("%s: lock stopped waiting for decision %d", self.lock_id, rec.handle)

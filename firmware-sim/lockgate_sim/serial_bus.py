@@ -106,6 +106,9 @@ class SimSerialBus:
         self._queues: dict[int, asyncio.Queue[bytes]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._wire_free = 0.0
+        self.listeners: list[Callable[[Frame], None]] = []
+        """Called with every frame the gateway puts on the line: what any device on the bus
+        hears (a test's attacker listens here and answers with :meth:`inject`)."""
 
     @property
     def path(self) -> str:
@@ -156,7 +159,7 @@ class SimSerialBus:
                 queue.get_nowait()
 
     def inject(self, data: bytes) -> None:
-        """Put raw bytes on the line towards the gateway (line noise)."""
+        """Put raw bytes on the line towards the gateway (line noise, or a forged frame)."""
         if self._transport is not None:
             self._transport.write(data)
             self.stats.bytes_to_gateway += len(data)
@@ -184,6 +187,8 @@ class SimSerialBus:
     def _deliver(self, frame: Frame) -> None:
         if frame.from_lock:
             return
+        for listener in self.listeners:
+            listener(frame)
         self.stats.frames_from_gateway += 1
         queue = self._queues.get(frame.address)
         if queue is None:

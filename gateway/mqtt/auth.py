@@ -12,11 +12,15 @@ Ed25519 over :func:`signing_message`::
 of strings, integers, booleans and null, which is all the commands take). Binding the gateway
 and the topic means a signature for one gateway or command is worthless for another.
 
-Replays: a command is refused when its ``ts`` is further than ``max_age`` from the gateway's
-clock (``stale``), when its ``(operator, nonce)`` was seen within that window (``replayed``;
-the cache holds only that window), or when its ``ts`` is not above the highest one accepted
-from that operator before the gateway last started (``replayed``; that floor is persisted, so
-a restart does not reopen the window).
+Replays are refused without trusting the wall clock. A command is ``stale`` when its ``ts`` is
+further than ``max_age`` from the gateway's clock, and ``replayed`` when its ``(operator, nonce)``
+is in the nonce cache or its ``ts`` is not above that operator's *floor*. Nonces leave the cache
+by **monotonic** age (``max_age`` after they were accepted, however the wall clock moved), and
+as one leaves, its ``ts`` raises the operator's floor — a live high-water mark. So a command
+recorded off the broker is refused for ever: while its nonce is cached by the nonce, afterwards
+by the floor, even when the wall clock (NTP, a spoofed SNTP answer) steps back to make its
+``ts`` look fresh again. The highest ``ts`` accepted from each operator is persisted with every
+accepted command and is the floor after a restart, when the cache starts empty.
 
 The operator keys file (TOML)::
 
@@ -34,6 +38,7 @@ import enum
 import json
 import logging
 import os
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,19 +215,28 @@ class Authoriser:
         *,
         max_age_s: float,
         max_nonces: int = MAX_NONCES,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._operators = operators
         self._gateway_id = gateway_id
         self._floors = floors
         self._now = now
+        self._monotonic = monotonic
+        self._max_age_s = max_age_s
         self._max_age_ms = int(max_age_s * 1000)
         self._max_nonces = max_nonces
-        self._seen: dict[tuple[str, str], int] = {}
-        self._start_floor: dict[str, int] = {}
+        self._seen: dict[tuple[str, str], tuple[int, float]] = {}
+        """(operator, nonce) -> (ts, monotonic time accepted), oldest first."""
+        self._live_floor: dict[str, int] = {}
 
     @property
     def operators(self) -> dict[str, Operator]:
         return self._operators
+
+    def floor(self, name: str) -> int:
+        """The ``ts`` a command from ``name`` must be above (-1: none accepted yet)."""
+        self._expire()
+        return self._floor(name)
 
     def check(
         self,
@@ -237,9 +251,9 @@ class Authoriser:
         """The operator who signed, or ``None`` for an unsigned command that needs no role.
 
         Raises :class:`CommandError` (``unauthorised``, ``forbidden``, ``stale``, ``replayed``,
-        ``rate_limited``). ``accept`` is a last check (opening sealed arguments) run once all
-        of these passed; it may raise too. Records the nonce only when the command is
-        accepted: a refused command changes nothing.
+        ``rate_limited``). ``accept`` is a last check (clock trust, rate limits, opening sealed
+        arguments) run once all of these passed; it may raise too. Records the nonce only when
+        the command is accepted: a refused command changes nothing.
         """
         if auth is None:
             if needed is None:
@@ -272,33 +286,39 @@ class Authoriser:
                 f"timestamp is {(now_ms - auth.ts) / 1000:.1f}s from the gateway's clock "
                 f"(limit {self._max_age_ms / 1000:.0f}s)",
             )
+        self._expire()
         key = (operator.name, auth.nonce)
         if key in self._seen or auth.ts <= self._floor(operator.name):
             raise CommandError(ErrorCode.REPLAYED, "this command was already received")
-        self._prune(now_ms)
         if len(self._seen) >= self._max_nonces:
             raise CommandError(ErrorCode.RATE_LIMITED, "too many signed commands; try later")
         if accept is not None:
             accept(auth)
-        self._seen[key] = auth.ts
-        self._raise_floor(operator.name, auth.ts)
+        self._seen[key] = (auth.ts, self._monotonic())
+        self._persist_high_water(operator.name, auth.ts)
         return operator
 
     def _floor(self, name: str) -> int:
-        """The highest timestamp accepted from ``name`` before this gateway started."""
-        floor = self._start_floor.get(name)
+        floor = self._live_floor.get(name)
         if floor is None:
             stored = self._floors.get(FLOOR_KEY + name)
             floor = int(stored) if stored else -1
-            self._start_floor[name] = floor
+            self._live_floor[name] = floor
         return floor
 
-    def _raise_floor(self, name: str, ts: int) -> None:
+    def _expire(self) -> None:
+        """Forget nonces accepted ``max_age`` ago (monotonic); their ``ts`` raise the floor."""
+        oldest = self._monotonic() - self._max_age_s
+        while self._seen:
+            key, (ts, accepted) = next(iter(self._seen.items()))
+            if accepted > oldest:
+                break
+            del self._seen[key]
+            name = key[0]
+            if ts > self._floor(name):
+                self._live_floor[name] = ts
+
+    def _persist_high_water(self, name: str, ts: int) -> None:
         stored = self._floors.get(FLOOR_KEY + name)
         if stored is None or int(stored) < ts:
             self._floors.set(FLOOR_KEY + name, str(ts))
-
-    def _prune(self, now_ms: int) -> None:
-        oldest = now_ms - self._max_age_ms
-        for key in [k for k, ts in self._seen.items() if ts < oldest]:
-            del self._seen[key]

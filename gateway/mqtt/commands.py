@@ -171,6 +171,9 @@ class Command(Generic[A]):
     config requires signed reads)."""
     handler: Handler[A]
     summary: str
+    needs_trusted_clock: bool = False
+    """Refused (``clock_untrusted``) while the gateway cannot trust its clock: a command that
+    opens a door is not run on a freshness check that a stepped clock may have fooled."""
 
 
 # --- handlers ------------------------------------------------------------------------------
@@ -375,7 +378,14 @@ COMMANDS: Mapping[str, Command[Any]] = {
         Command("grant_sync_state", GrantArgs, None, cmd_grant_sync_state, "a grant per lock"),
         Command("sync", SyncArgs, Role.OPERATOR, cmd_sync, "sync with the cloud now"),
         Command("lock", LockArgs, Role.OPERATOR, cmd_lock, "lock a lock"),
-        Command("unlock", UnlockArgs, Role.OPERATOR, cmd_unlock, "unlock a lock"),
+        Command(
+            "unlock",
+            UnlockArgs,
+            Role.OPERATOR,
+            cmd_unlock,
+            "unlock a lock",
+            needs_trusted_clock=True,
+        ),
         Command("repush", LockArgs, Role.OPERATOR, cmd_repush, "write every credential again"),
         Command(
             "test_credential",
@@ -400,10 +410,12 @@ class CommandRouter:
         *,
         max_payload_bytes: int,
         require_signed_reads: bool,
+        clock_trusted: Callable[[], bool],
         opener: Opener | None = None,
         commands: Mapping[str, Command[Any]] = COMMANDS,
     ) -> None:
         self.ctx = ctx
+        self._clock_trusted = clock_trusted
         self._auth = authoriser
         self._opener = opener
         self._max = max_payload_bytes
@@ -473,6 +485,12 @@ class CommandRouter:
         opened: list[BaseModel] = [args]
 
         def open_sealed(auth: Auth | None) -> None:
+            if spec.needs_trusted_clock and not self._clock_trusted():
+                raise CommandError(
+                    ErrorCode.CLOCK_UNTRUSTED,
+                    f"{spec.name} refused: the gateway cannot trust its clock now "
+                    "(see clock.reasons in status); lock still works",
+                )
             opened[0] = self._open_sealed(spec.name, args, auth)
 
         operator = self._auth.check(

@@ -56,6 +56,8 @@ class ErrorCode(enum.StrEnum):
     REPLAYED = "replayed"
     STALE = "stale"
     RATE_LIMITED = "rate_limited"
+    CLOCK_UNTRUSTED = "clock_untrusted"
+    """The gateway cannot trust its clock, and the command moves a door (``unlock``)."""
     BUSY = "busy"
     UNKNOWN_LOCK = "unknown_lock"
     NOT_FOUND = "not_found"

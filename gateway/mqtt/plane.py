@@ -127,6 +127,7 @@ class MqttPlane:
             self.authoriser,
             max_payload_bytes=cfg.max_payload_bytes,
             require_signed_reads=cfg.require_signed_reads,
+            clock_trusted=lambda: gw.trust.assess().trusted,
             opener=self.opener,
         )
         self.publisher = EventPublisher(

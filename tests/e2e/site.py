@@ -17,7 +17,7 @@ from typing import Any
 from lockgate_sim.driver import SimDriver
 from lockgate_sim.lock import SimLock
 
-from drivers.registry import default_registry
+from drivers.registry import DriverRegistry, default_registry
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
 from gateway.config import GatewayConfig, parse_config
@@ -63,7 +63,12 @@ class Site:
 
 
 def site_config(
-    tmp: Path, cloud_url: str, key_file: Path, locks: list[dict[str, Any]], **extra: Any
+    tmp: Path,
+    cloud_url: str,
+    key_file: Path,
+    locks: list[dict[str, Any]],
+    registry: DriverRegistry | None = None,
+    **extra: Any,
 ) -> GatewayConfig:
     data: dict[str, Any] = {
         "gateway_id": "site-test",
@@ -73,7 +78,7 @@ def site_config(
         "locks": locks,
     }
     data.update(extra)
-    return parse_config(data, default_registry(), "test")
+    return parse_config(data, registry or default_registry(), "test")
 
 
 def write_secret(path: Path, value: str) -> Path:

@@ -110,7 +110,10 @@ def site_config(
     cloud_url: str | None = None,
     cloud_key: str = "seam_test_unreachable",
     locks: tuple[str, ...] = ("front",),
+    lock_drivers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """``lock_drivers`` (lock id → driver table) replaces the ``sim`` locks named by ``locks``."""
+    drivers = lock_drivers or {lock: {"type": "sim"} for lock in locks}
     tmp.mkdir(parents=True, exist_ok=True)
     api_key = tmp / "cloud.key"
     if not api_key.exists():
@@ -143,9 +146,9 @@ def site_config(
                 "id": lock,
                 "name": f"{lock.title()} door",
                 "space_ids": ["space-a"],
-                "driver": {"type": "sim"},
+                "driver": driver,
             }
-            for lock in locks
+            for lock, driver in drivers.items()
         ],
         "mqtt": mqtt_cfg,
     }
@@ -164,9 +167,19 @@ async def running_site(
     clock: Clock | None = None,
     driver: type[LockDriver] = SimDriver,
     kernel_synchronised: Callable[[], bool | None] = lambda: True,
+    registry: DriverRegistry | None = None,
+    lock_drivers: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[Site]:
-    registry = DriverRegistry([driver])
-    data = site_config(tmp, broker, operators, mqtt=mqtt, cloud_url=cloud_url, cloud_key=cloud_key)
+    registry = registry or DriverRegistry([driver])
+    data = site_config(
+        tmp,
+        broker,
+        operators,
+        mqtt=mqtt,
+        cloud_url=cloud_url,
+        cloud_key=cloud_key,
+        lock_drivers=lock_drivers,
+    )
     cfg = parse_config(data, registry, "test")
     made: asyncio.Future[MqttPlane] = asyncio.get_running_loop().create_future()
 

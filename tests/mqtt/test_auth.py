@@ -38,13 +38,31 @@ def ops(tmp_path: Path) -> Operators:
     return write_operator_keys(tmp_path)
 
 
-def authoriser(ops: Operators, clock: FakeClock, floors: Floors | None = None) -> Authoriser:
+class Monotonic:
+    """A monotonic clock that moves only when told (the wall clock is a separate FakeClock)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def authoriser(
+    ops: Operators,
+    clock: FakeClock,
+    floors: Floors | None = None,
+    mono: Monotonic | None = None,
+    max_nonces: int = 10_000,
+) -> Authoriser:
     return Authoriser(
         load_operator_keys(ops.path),
         GW,
         floors if floors is not None else Floors(),
         clock.now,
         max_age_s=30,
+        max_nonces=max_nonces,
+        monotonic=mono or Monotonic(),
     )
 
 
@@ -144,14 +162,39 @@ def test_within_a_run_out_of_order_timestamps_are_fine(ops: Operators, clock: Fa
 
 
 def test_nonce_cache_holds_only_the_window(ops: Operators, clock: FakeClock) -> None:
-    a = Authoriser(
-        load_operator_keys(ops.path), GW, Floors(), clock.now, max_age_s=30, max_nonces=3
-    )
+    mono = Monotonic()
+    a = authoriser(ops, clock, mono=mono, max_nonces=3)
     for _ in range(3):
         clock.advance(0.01)
         a.check("unlock", ARGS, signed(ops, "olga", clock), TOPIC, Role.OPERATOR)
     assert refused(a, signed(ops, "olga", clock, nonce="x" * 16)) is ErrorCode.RATE_LIMITED
-    clock.advance(31)  # the old ones fall out of the window
+    clock.advance(31)
+    assert refused(a, signed(ops, "olga", clock)) is ErrorCode.RATE_LIMITED, (
+        "the wall clock alone does not empty the cache"
+    )
+    mono.t += 31  # the old ones fall out of the window, on monotonic time
+    assert a.check("unlock", ARGS, signed(ops, "olga", clock), TOPIC, Role.OPERATOR)
+
+
+def test_attack_forgotten_nonce_replayed_after_the_wall_clock_steps_back(
+    ops: Operators, clock: FakeClock
+) -> None:
+    """Issue 10, finding 2, at the Authoriser: the nonce leaves the cache (monotonic age),
+    its ``ts`` becomes the operator's live floor, so a wall-clock step back that makes the
+    recording look fresh again does not make it acceptable."""
+    mono = Monotonic()
+    floors = Floors()
+    a = authoriser(ops, clock, floors, mono)
+    t0 = clock.now()
+    recorded = signed(ops, "olga", clock)
+    assert a.check("unlock", ARGS, recorded, TOPIC, Role.OPERATOR)
+    mono.t += 31
+    clock.advance(31)
+    assert a.floor("olga") == recorded.ts, "the expired nonce's ts is the live floor"
+    clock.set(t0)  # the step back
+    assert refused(a, recorded) is ErrorCode.REPLAYED
+    # A fresh command (above the floor) is fine, whatever the wall clock says.
+    clock.advance(0.5)
     assert a.check("unlock", ARGS, signed(ops, "olga", clock), TOPIC, Role.OPERATOR)
 
 

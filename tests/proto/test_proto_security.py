@@ -9,10 +9,10 @@ from loopback import LoopbackCarrier, make_engine
 from pairs import FAST, make_pair
 
 from drivers.base import BoltState
-from drivers.errors import LockAuthError
+from drivers.errors import LockAuthError, OutcomeUnknownError
 from drivers.lockproto import datagrams as dgm
 from drivers.lockproto.channel import SecureChannel
-from drivers.lockproto.client import SessionLostError
+from drivers.lockproto.client import SessionLostError, UnverifiedRefusalError
 from drivers.lockproto.crypto import (
     dh,
     parse_pairing_secret,
@@ -131,7 +131,7 @@ async def test_reordered_and_truncated_requests_are_refused() -> None:
 async def test_gateway_with_its_own_keys_is_refused() -> None:
     pair = await make_pair()
     rogue = LinkKeys(os.urandom(32), pair.keys.lock_static, os.urandom(32), pair.keys.device_id)
-    with pytest.raises(LockAuthError, match="wrong_gateway"):
+    with pytest.raises(UnverifiedRefusalError, match="wrong_gateway"):
         await pair.other_gateway(rogue).unlock(None)
     assert pair.engine.lock.bolt is BoltState.LOCKED
 
@@ -141,7 +141,7 @@ async def test_gateway_without_the_long_term_key_fails_the_handshake() -> None:
     # knows the gateway's static key (and so its id), not the long-term key
     rogue = LinkKeys(pair.keys.gateway_static, pair.keys.lock_static, os.urandom(32),
                      pair.keys.device_id)
-    with pytest.raises(LockAuthError, match="does not verify"):
+    with pytest.raises(UnverifiedRefusalError, match="does not verify"):
         await pair.other_gateway(rogue).unlock(None)
     # and whatever it seals with keys of its own making, the lock refuses
     eph = os.urandom(32)
@@ -182,8 +182,8 @@ async def test_second_commissioning_is_refused_until_reset() -> None:
         await commission(pair.carrier, secret, lock_id="lock-1", timing=FAST)
     await pair.client.lock()  # the first gateway still operates it
     pair.engine.reset_pairing()
-    with pytest.raises(LockAuthError, match="not_commissioned"):
-        await pair.client.lock()
+    with pytest.raises(UnverifiedRefusalError, match="not_commissioned"):
+        await pair.client.status()
 
 
 async def test_man_in_the_middle_swapping_the_static_key_fails_commissioning() -> None:
@@ -229,5 +229,11 @@ async def test_session_lost_twice_gives_up() -> None:
 
     pair = await make_pair(tamper=always)
     with pytest.raises(SessionLostError):
+        await pair.client.status()
+    # a LOCK is never sent again in a new session: the lock ran it once, the gateway cannot
+    # know that (every answer was replaced), and says so
+    executed = pair.engine.stats.requests
+    with pytest.raises(OutcomeUnknownError, match="lock was sent"):
         await pair.client.lock()
+    assert pair.engine.stats.requests == executed + 1
 

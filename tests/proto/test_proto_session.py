@@ -17,6 +17,7 @@ from drivers.errors import (
     CredentialRejectedError,
     DuplicateCodeError,
     LockTimeoutError,
+    OutcomeUnknownError,
     ProtocolError,
     UnsupportedError,
 )
@@ -67,18 +68,37 @@ async def test_silent_lock_times_out() -> None:
     pair = await make_pair(tamper=drop_first("to_gateway", count=99))
     await pair.session.open()
     with pytest.raises(LockTimeoutError):
-        await pair.client.lock()
+        await pair.client.status()
     assert pair.session.stats.retransmissions == 2  # FAST: 3 attempts
+    # a bolt command that got no answer may have run: it says so, and is not sent again
+    await pair.session.open()
+    with pytest.raises(OutcomeUnknownError):
+        await pair.client.lock()
+    assert pair.session.stats.retransmissions == 4
+    assert pair.session.stats.handshakes == 2
 
 
 async def test_lock_reboot_means_a_new_handshake_and_the_request_goes_through() -> None:
     pair = await make_pair(boot_time=0.0)
     await pair.client.lock()
     pair.engine.lock.reboot()
-    await pair.client.unlock(None)
+    assert (await pair.client.status()).bolt is BoltState.LOCKED
     assert pair.session.stats.handshakes == 2
     assert pair.engine.refusals.counts == {"no_session": 1}
+    await pair.client.unlock(None)
     assert pair.engine.lock.bolt is BoltState.UNLOCKED
+
+
+async def test_an_unlock_into_a_session_the_lock_lost_is_reported_not_repeated() -> None:
+    # the lock's NO_SESSION is not authenticated: the gateway cannot tell it from a forged
+    # one sent while the lock did unlock, so it reports the outcome as unknown
+    pair = await make_pair(boot_time=0.0)
+    await pair.client.lock()
+    pair.engine.lock.reboot()
+    with pytest.raises(OutcomeUnknownError, match="unauthenticated session_lost"):
+        await pair.client.unlock(None)
+    assert pair.engine.lock.bolt is BoltState.LOCKED  # (here it did not)
+    assert pair.session.stats.handshakes == 1
 
 
 async def test_a_foreign_hello_does_not_break_the_session_in_use() -> None:

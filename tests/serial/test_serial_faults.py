@@ -118,8 +118,10 @@ async def test_a_lock_that_does_not_answer_times_out_then_comes_back(
     await driver.connect()
     site.locks["lock-2"].faults.offline = True
     with pytest.raises(LockTimeoutError):
-        await driver.lock()
+        await driver.status()
     assert not driver.connected
+    with pytest.raises(LockTimeoutError):  # no session: the LOCK itself was never sent
+        await driver.lock()
     site.locks["lock-2"].faults.offline = False
     await driver.lock()
     assert driver.connected

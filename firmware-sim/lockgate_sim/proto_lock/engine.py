@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.lockproto import datagrams as dgm
@@ -20,7 +22,7 @@ from lockgate_sim.lock import LockRebooted, SimLock
 from lockgate_sim.proto_lock.access import AccessQueue
 from lockgate_sim.proto_lock.handlers import LockApp
 from lockgate_sim.proto_lock.link_store import LinkStore
-from lockgate_sim.proto_lock.responder import Refusals, Responder
+from lockgate_sim.proto_lock.responder import PAIRING_COOLDOWN, Refusals, Responder
 
 
 @dataclass(slots=True)
@@ -42,12 +44,20 @@ class LockEngine:
         reply_ms: int = 150,
         access_timeout: float = 5.0,
         boot_time: float = 0.02,
+        pairing_cooldown: float = PAIRING_COOLDOWN,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lock = lock
         self.store = LinkStore(lock, rng)
         self.refusals = Refusals()
         self.stats = EngineStats()
-        self.responder = Responder(self.store, rng=rng, refusals=self.refusals)
+        self.responder = Responder(
+            self.store,
+            rng=rng,
+            refusals=self.refusals,
+            monotonic=monotonic,
+            pairing_cooldown=pairing_cooldown,
+        )
         self.access = AccessQueue(lock.now, timeout=access_timeout)
         self.app = LockApp(lock, self.access, max_message=max_message, reply_ms=reply_ms)
         self.boot_time = boot_time

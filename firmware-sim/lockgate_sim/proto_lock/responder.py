@@ -1,14 +1,24 @@
 """Pairing and per-connection handshake, lock side (docs/protocol.md §5, §6).
 
-The lock keeps at most two sessions: the *current* one, and a *pending* one that a HELLO just
-created. The pending one replaces the current one only when a DATA datagram sealed with its
+The lock keeps a *current* session and up to :data:`MAX_PENDING` *pending* ones that HELLOs
+created. A pending one replaces the current one only when a DATA datagram sealed with its
 keys arrives (this proves the gateway derived the same keys), so a forged HELLO cannot break
-the session in use. Each session remembers the last ``req_id`` it answered and the reply, and
-answers a retransmitted request from there without executing it again.
+the session in use; and since a HELLO no longer replaces the pending session of another, a
+HELLO raced in after the gateway's cannot stop the gateway's new session either. Each session
+remembers the last ``req_id`` it answered and the reply, and answers a retransmitted request
+from there without executing it again.
+
+Pairing keeps up to :data:`MAX_PAIRING_ATTEMPTS` attempts in progress and checks a PAIR_PROOF
+against each, so a PAIR_START raced in does not replace the gateway's attempt; a proof that
+verifies against none is counted, and after :data:`MAX_PAIRING_FAILURES` of them the lock
+refuses PAIR_START for ``pairing_cooldown`` seconds (not until a reset: the 128-bit secret
+cannot be guessed anyway, and an attacker must not be able to disable pairing for good).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.lockproto import datagrams as dgm
@@ -16,6 +26,7 @@ from drivers.lockproto.channel import SecureChannel
 from drivers.lockproto.crypto import (
     VERSION_MAX,
     VERSION_MIN,
+    PairingKeys,
     Rng,
     dh,
     pairing_keys,
@@ -31,6 +42,11 @@ from drivers.lockproto.status import Status
 from lockgate_sim.proto_lock.link_store import LinkStore
 
 MAX_PAIRING_FAILURES = 5
+MAX_PENDING = 4
+"""Pending sessions kept at once: an attacker must send this many HELLOs between the gateway's
+HELLO and its first DATA to push the gateway's out."""
+MAX_PAIRING_ATTEMPTS = 4
+PAIRING_COOLDOWN = 30.0
 
 
 @dataclass(slots=True)
@@ -41,11 +57,19 @@ class Session:
 
 
 @dataclass(slots=True)
+class _Pending:
+    session: Session
+    hello_raw: bytes
+    reply: bytes
+
+
+@dataclass(slots=True)
 class _Pairing:
     start: dgm.PairStart
     start_raw: bytes
     challenge: bytes
     transcript: bytes
+    keys: PairingKeys = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -70,21 +94,32 @@ def negotiate(version_min: int, version_max: int) -> int | None:
 
 
 class Responder:
-    def __init__(self, store: LinkStore, *, rng: Rng, refusals: Refusals) -> None:
+    def __init__(
+        self,
+        store: LinkStore,
+        *,
+        rng: Rng,
+        refusals: Refusals,
+        monotonic: Callable[[], float] = time.monotonic,
+        pairing_cooldown: float = PAIRING_COOLDOWN,
+    ) -> None:
         self.store = store
         self.refusals = refusals
         self.current: Session | None = None
-        self.pending: Session | None = None
+        self.pending: dict[int, _Pending] = {}
+        """Pending sessions by session id, oldest first."""
         self.pairing_failures = 0
+        self.pairing_cooldown = pairing_cooldown
+        self._monotonic = monotonic
         self._rng = rng
-        self._last_hello: tuple[bytes, bytes] | None = None
-        self._pairing: _Pairing | None = None
+        self._pairings: list[_Pairing] = []
         self._paired: tuple[bytes, bytes] | None = None
+        self._rate_limited_until: float | None = None
 
     def forget_sessions(self) -> None:
-        self.current = self.pending = None
-        self._last_hello = None
-        self._pairing = None
+        self.current = None
+        self.pending.clear()
+        self._pairings.clear()
 
     # --- per-connection handshake ------------------------------------------------------------
     def on_hello(self, hello: dgm.Hello, raw: bytes) -> bytes:
@@ -100,8 +135,9 @@ class Responder:
         if version is None:
             self.refusals.add("version")
             return _error(Status.VERSION_UNSUPPORTED, bytes((VERSION_MIN, VERSION_MAX)))
-        if self._last_hello is not None and self._last_hello[0] == raw:
-            return self._last_hello[1]  # a retransmitted HELLO gets the same answer
+        for pending in self.pending.values():
+            if pending.hello_raw == raw:
+                return pending.reply  # a retransmitted HELLO gets the same answer
         eph = self._rng(32)
         nonce = self._rng(16)
         session_id = int.from_bytes(self._rng(4), "little")
@@ -118,19 +154,23 @@ class Responder:
         )
         keys = session_keys(ltk, ee, ss, th)
         channel = SecureChannel(session_id, keys.lock_to_gateway, keys.gateway_to_lock)
-        self.pending = Session(channel)
         reply = dgm.encode(
             dgm.HelloReply(version, session_id, store.device_id, nonce, eph_public,
                            keys.confirm(th))
         )
-        self._last_hello = (raw, reply)
+        self.pending[session_id] = _Pending(Session(channel), raw, reply)
+        while len(self.pending) > MAX_PENDING:
+            del self.pending[next(iter(self.pending))]
+            self.refusals.add("pending_evicted")
         return reply
 
     def open_data(self, dg: dgm.Data) -> tuple[Session, bytes] | bytes | None:
         """Open a DATA datagram: (session, plaintext), an ERROR reply, or ``None`` (silence)."""
-        for session in (self.current, self.pending):
-            if session is not None and session.channel.session_id == dg.session_id:
-                break
+        pending = self.pending.get(dg.session_id)
+        if pending is not None:
+            session = pending.session
+        elif self.current is not None and self.current.channel.session_id == dg.session_id:
+            session = self.current
         else:
             self.refusals.add("no_session")
             return _error(Status.NO_SESSION)
@@ -139,9 +179,9 @@ class Responder:
         except LockProtoError as err:
             self.refusals.add(err.code)
             return None
-        if session is self.pending:
-            self.current, self.pending = session, None
-            self._last_hello = None
+        if pending is not None:  # proven: the gateway holds its keys
+            self.current = session
+            self.pending.clear()
         return session, plaintext
 
     # --- commissioning ------------------------------------------------------------------------
@@ -149,15 +189,21 @@ class Responder:
         if self.store.commissioned:
             self.refusals.add("not_in_pairing_mode")
             return _error(Status.NOT_IN_PAIRING_MODE)
-        if self.pairing_failures >= MAX_PAIRING_FAILURES:
+        if self._rate_limited():
             self.refusals.add("rate_limited")
             return _error(Status.RATE_LIMITED)
         version = negotiate(start.version_min, start.version_max)
         if version is None:
             self.refusals.add("version")
             return _error(Status.VERSION_UNSUPPORTED, bytes((VERSION_MIN, VERSION_MAX)))
-        if self._pairing is not None and self._pairing.start_raw == raw:
-            return self._pairing.challenge
+        for pairing in self._pairings:
+            if pairing.start_raw == raw:
+                return pairing.challenge
+        try:
+            ss = dh(self.store.static, start.static)
+        except LockProtoError:
+            self.refusals.add("weak_key")
+            return _error(Status.PAIRING_FAILED)
         store = self.store
         nonce = self._rng(16)
         challenge = dgm.PairChallenge(version, store.device_id, nonce, store.static_public)
@@ -165,8 +211,20 @@ class Responder:
             (start.version_min, start.version_max), version, start.nonce, start.static,
             store.device_id, nonce, store.static_public,
         )
-        self._pairing = _Pairing(start, raw, dgm.encode(challenge), th)
-        return self._pairing.challenge
+        keys = pairing_keys(store.pairing_secret, ss, th)
+        self._pairings.append(_Pairing(start, raw, dgm.encode(challenge), th, keys))
+        del self._pairings[:-MAX_PAIRING_ATTEMPTS]
+        return self._pairings[-1].challenge
+
+    def _rate_limited(self) -> bool:
+        until = self._rate_limited_until
+        if until is None:
+            return False
+        if self._monotonic() < until:
+            return True
+        self._rate_limited_until = None
+        self.pairing_failures = 0
+        return False
 
     def on_pair_proof(self, proof: dgm.PairProof) -> bytes:
         if self._paired is not None and same(self._paired[0], proof.proof):
@@ -174,26 +232,21 @@ class Responder:
         if self.store.commissioned:
             self.refusals.add("not_in_pairing_mode")
             return _error(Status.NOT_IN_PAIRING_MODE)
-        pairing = self._pairing
-        if pairing is None:
-            self.refusals.add("pairing_proof")
-            return _error(Status.PAIRING_FAILED)
-        try:
-            ss = dh(self.store.static, pairing.start.static)
-        except LockProtoError:
-            self._pairing = None
-            self.refusals.add("weak_key")
-            return _error(Status.PAIRING_FAILED)
-        keys = pairing_keys(self.store.pairing_secret, ss, pairing.transcript)
-        if not same(keys.gateway_proof(pairing.transcript), proof.proof):
+        # every attempt in progress is checked: a proof for one that another PAIR_START
+        # followed still verifies, and a wrong proof cancels no one's attempt
+        for pairing in self._pairings:
+            if same(pairing.keys.gateway_proof(pairing.transcript), proof.proof):
+                break
+        else:
             self.pairing_failures += 1
             self.refusals.add("pairing_proof")
-            self._pairing = None
+            if self.pairing_failures >= MAX_PAIRING_FAILURES and self._rate_limited_until is None:
+                self._rate_limited_until = self._monotonic() + self.pairing_cooldown
             return _error(Status.PAIRING_FAILED)
+        keys = pairing.keys
         self.store.commit(pairing.start.static, keys.long_term_key)
         done = dgm.encode(dgm.PairDone(keys.lock_proof(pairing.transcript)))
         self._paired = (proof.proof, done)
-        self._pairing = None
         self.forget_sessions()
         return done
 
@@ -201,3 +254,4 @@ class Responder:
         self.forget_sessions()
         self._paired = None
         self.pairing_failures = 0
+        self._rate_limited_until = None

@@ -1,0 +1,106 @@
+"""``lockgate ctl commission`` pairs a fresh serial lock (on a real pty) and a fresh BLE lock (on
+the simulated radio) with a running gateway, end to end: the operator's tool in its own
+process, the sealed pairing secret over a real broker, the gateway's lock handle commissioning
+without connecting first (a fresh lock refuses any session), then a grant's PIN on both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from lockgate_sim.ble.simulator import BleSimulator
+from lockgate_sim.broker import Mosquitto
+from lockgate_sim.serial_testing import serial_options, serial_site
+
+from drivers.registry import default_registry
+from gateway.mqtt.auth import private_key_pem
+from gateway.secrets import create_secret_file
+from tests.core.factories import code, grant
+from tests.mqtt.harness import WAIT, Operators, running_site
+from tests.mqtt.test_ctl import lockgate, private
+
+PIN = "482913"
+
+
+async def test_ctl_commissions_a_fresh_serial_lock_and_a_fresh_ble_lock(
+    tmp_path: Path, broker: Mosquitto, operators: Operators
+) -> None:
+    async with (
+        serial_site(lock_ids=["serial-door"], state_dir=tmp_path) as bus,
+        BleSimulator(state_dir=tmp_path) as radio,
+    ):
+        ble_lock = await radio.add_lock("ble-door")
+        hci = await radio.expose("gateway")
+        drivers = {
+            "serial-door": serial_options(bus, "serial-door").model_dump(mode="json"),
+            "ble-door": {
+                "type": "ble",
+                "device_id": ble_lock.device_id.hex(),
+                "backend": "lockgate_sim.ble.remote:hci_backends",
+                "adapter": hci.client_spec,
+                "scan_timeout": 2.0,
+                "connect_timeout": 2.0,
+                "reconnect_min": 0.05,
+                "reconnect_max": 0.5,
+            },
+        }
+        secrets = {
+            "serial-door": bus.pairing_secret("serial-door"),
+            "ble-door": ble_lock.pairing_secret,
+        }
+        sims = {"serial-door": bus.locks["serial-door"], "ble-door": ble_lock.lock}
+        async with running_site(
+            tmp_path / "gw",
+            broker,
+            operators,
+            registry=default_registry(),
+            lock_drivers=drivers,
+            mqtt={"commission_timeout_s": 10.0},
+        ) as site:
+            gw = site.gw
+            # Fresh locks: the gateway holds no link key, every pass is refused.
+            for lock_id in drivers:
+                rec = gw.locks[lock_id]
+                async with asyncio.timeout(WAIT):
+                    await rec.wait_for(lambda r=rec: r.health.last_error_code is not None)
+
+            key = private(tmp_path / "ada.pem", private_key_pem(operators.keys["ada"]))
+            ctl = tmp_path / "ctl.toml"
+            ctl.write_text(
+                f'gateway_id = "{site.topics.gateway_id}"\n'
+                f'host = "{broker.host}"\nport = {broker.port}\n'
+                f'operator = "ada"\nprivate_key = "{key}"\ntimeout_s = 15.0\n'
+            )
+            now = datetime.now(UTC)
+            site.load([grant("g1", start=now - timedelta(hours=1))], [code("m1", "g1", PIN)])
+            for lock_id, secret in secrets.items():
+                secret_file = tmp_path / f"{lock_id}.secret"
+                create_secret_file(secret_file, secret.encode())
+                rc, out, err = await lockgate(
+                    "ctl",
+                    "--config",
+                    str(ctl),
+                    "commission",
+                    f"lock_id={lock_id}",
+                    "--secret-file",
+                    str(secret_file),
+                )
+                assert rc == 0, (lock_id, out, err)
+                answer = json.loads(out)
+                assert answer["data"] == {"lock_id": lock_id, "commissioned": True}
+                assert secret not in out + err
+
+            # Commissioned: the next pass puts the grant's PIN on each lock, read back by tag.
+            for lock_id, sim in sims.items():
+                rec = gw.locks[lock_id]
+                async with asyncio.timeout(WAIT):
+                    await rec.wait_for(
+                        lambda s=sim: {c.credential_id for c in s.list_credentials()} == {"m1"}
+                    )
+                    await rec.wait_for(
+                        lambda lid=lock_id: gw.store.sync_states.counts(lid)["applied"] == 1
+                    )
+                assert rec.health.last_error_code is None
+                assert await sim.enter_code(PIN)
