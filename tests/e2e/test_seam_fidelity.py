@@ -189,6 +189,12 @@ async def test_two_users_same_pin_the_earlier_grant_keeps_it_and_both_say_so(
         assert refused["access_grant_id"] in event["note"] and omar in event["note"]
         assert PIN not in json.dumps(site.outbox())
 
+        # The gateway's own decision (a lock asking it) names the same holder.
+        decision = site.gateway.validator.decide(
+            CredentialKind.CODE, PIN.encode(), "front", dry_run=True
+        )
+        assert (decision.allow, decision.access_grant_id) == (True, holder["access_grant_id"])
+
         # The holder's grant is deleted: the other user's grant gets the code.
         state.grants.delete(holder["access_grant_id"])
         await site.sync()
