@@ -265,6 +265,9 @@ class LockReconciler:
                 rows[mid] = prev
             else:
                 row(mid, SyncStatus.PENDING, tag=c.tag)
+        # What the plan says of a credential being taken off (shared, scheduled, refused ...)
+        # is its state once it is off.
+        after_removal = {mid: rows[mid] for mid in to_delete if mid in rows}
         for mid in to_delete:
             row(mid, SyncStatus.REMOVING)
         _annotate(p, rows)
@@ -301,6 +304,8 @@ class LockReconciler:
                 )
         if to_delete or to_put:
             await self._read_back(p, to_put, to_delete, put_failed, rows, ops)
+            for mid, planned in after_removal.items():
+                rows.setdefault(mid, planned)
         gone = [mid for mid in old if mid not in rows]
         _annotate(p, rows)
         self._write(old, rows)

@@ -258,3 +258,24 @@ async def test_seam_method_states_are_shown_and_acted_on(tmp_path: Path, clock: 
             "revoked_reason"
         ]
         assert "being_deleted" in reason
+
+
+async def test_a_code_already_on_the_lock_moves_into_the_earlier_grants_slot(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with running_site(tmp_path, clock) as site:
+        later = site.grant(space=site.space_a, modes=[{"mode": "code", "code": PIN}])
+        await site.sync()
+        late_m = later["access_method_ids"][0]
+        await site.until("front", lambda: site.held("front") == {late_m})
+        # A booking of the same person that started earlier arrives: it holds the slot now.
+        earlier = site.grant(
+            space=site.space_a,
+            modes=[{"mode": "code", "code": PIN}],
+            starts_at=clock.now() - timedelta(hours=1),
+        )
+        early_m = earlier["access_method_ids"][0]
+        await site.sync()
+        await site.until("front", lambda: site.held("front") == {early_m})
+        await site.until("front", lambda: rows(site, "front").get(late_m, ("",))[0] == "shared")
+        assert await site.lock("front").enter_code(PIN)
