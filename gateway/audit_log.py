@@ -19,17 +19,17 @@ from gateway.store.outbox import Outbox
 async def collect_audit_log(
     driver: LockOps,
     outbox: Outbox,
-    grant_of: Mapping[str, str],
+    grant_of: dict[str, str],
     log: logging.Logger,
+    user_of: Mapping[str, str | None] | None = None,
     *,
-    user_of: Mapping[str, str] | None = None,
     notes: Mapping[str, str] | None = None,
 ) -> int:
     """Pull every new entry of the lock (in its session); returns how many were recorded.
 
-    Entries name the access method; ``grant_of`` (method -> grant) and ``user_of`` (grant ->
-    user identity) add who it was, ``notes`` (method -> sentence) what else to say about it.
-    """
+    ``grant_of`` names each access method's grant, ``user_of`` each grant's user identity:
+    a lock's log names only the credential (a keypad code's id), the event names all three.
+    ``notes`` (method -> sentence) says what else to tell about an entry of that method."""
     users = user_of or {}
     said = notes or {}
     lock_id = driver.lock_id
@@ -43,10 +43,9 @@ async def collect_audit_log(
             if e.decided_by == "gateway":
                 continue
             mid = e.credential_id or ""
-            gid = grant_of.get(mid)
-            events.append(
-                AccessEvent.from_lock(lock_id, e, gid, users.get(gid or ""), said.get(mid))
-            )
+            grant_id = grant_of.get(mid)
+            user = users.get(grant_id) if grant_id else None
+            events.append(AccessEvent.from_lock(lock_id, e, grant_id, user, said.get(mid)))
         added = outbox.ingest_lock_events(lock_id, events, page.next_seq)
         recorded += added
         log.info(

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from drivers.base import LockEvent
+from drivers.base import LockEvent, SecurityAlert
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +29,10 @@ class AccessEvent:
     user_identity_id: str | None = None
     reason: str | None = None
     lock_seq: int | None = None
-    note: str | None = None
-    """What else a reader needs to attribute it, never a secret: e.g. that another user's grant
-    asked for the same code on this lock and was refused (``duplicate_code_on_device``)."""
+    detail: str | None = None
+    """What else a reader needs, never a secret: what a security alert saw, why a credential
+    was refused (the validator's detail), or that another user's grant asked for the same code
+    on this lock and was refused (``duplicate_code_on_device``)."""
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -43,13 +44,26 @@ class AccessEvent:
         return str(uuid.uuid4())
 
     @classmethod
+    def security_alert(cls, alert: SecurityAlert, at: datetime) -> AccessEvent:
+        """Kind ``security_alert``, ``reason`` the alert's kind (``rogue_device``...)."""
+        return cls(
+            event_id=cls.new_id(),
+            occurred_at=at,
+            kind="security_alert",
+            lock_id=alert.lock_id,
+            source="gateway",
+            reason=alert.kind,
+            detail=alert.detail,
+        )
+
+    @classmethod
     def from_lock(
         cls,
         lock_id: str,
         event: LockEvent,
         grant_id: str | None,
         user_identity_id: str | None = None,
-        note: str | None = None,
+        detail: str | None = None,
     ) -> AccessEvent:
         return cls(
             event_id=f"{lock_id}:{event.seq}",
@@ -63,5 +77,5 @@ class AccessEvent:
             user_identity_id=user_identity_id,
             reason=event.reason,
             lock_seq=event.seq,
-            note=note,
+            detail=detail,
         )

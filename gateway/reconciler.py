@@ -404,7 +404,7 @@ class LockReconciler:
                 self._store.outbox,
                 view.grant_of,
                 self._log.logger,
-                user_of=view.user_of,
+                view.user_of,
                 notes={m: why for m, (code, why) in notes.items() if code.startswith("duplicate_")},
             )
         except BaseException:

@@ -107,7 +107,7 @@ class Validator:
                 access_grant_id=decision.access_grant_id,
                 user_identity_id=decision.user_identity_id,
                 reason=decision.reason,
-                note=decision.detail or None,
+                detail=decision.detail or None,
             )
             self._store.outbox.add([event])
         return _with_event(decision, event.event_id)

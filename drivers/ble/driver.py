@@ -55,7 +55,7 @@ from drivers.errors import (
     LockTimeoutError,
     ProtocolError,
 )
-from drivers.lockproto.client import ClientSession, LinkTiming
+from drivers.lockproto.client import ClientSession, LinkTiming, SessionState
 from drivers.lockproto.crypto import Rng
 from drivers.lockproto.keys import load_link_keys, require_link_keys, save_link_keys
 from drivers.lockproto.lockclient import LockClient
@@ -111,6 +111,8 @@ class BleDriver(LockDriver):
             attention=self._attention,
             on_advert=self._advertised,
             on_status=self._flags,
+            authenticated=self._authenticated,
+            on_alert=ctx.alert,
         )
         self._client: LockClient | None = None
         self._in_service = False
@@ -151,6 +153,12 @@ class BleDriver(LockDriver):
             self._client = LockClient(session)
             self.conn.expect_device_id = keys.device_id
         return self._client
+
+    def _authenticated(self) -> bool:
+        """Whether the session on the current link completed its handshake (the device
+        there holds the lock's keys)."""
+        client = self._client
+        return client is not None and client.session.state is SessionState.OPEN
 
     @property
     def decisions(self) -> int:
@@ -263,7 +271,8 @@ class BleDriver(LockDriver):
             self._unreachable = False
             log.info("%s: advertising again", self.lock_id)
             self.ctx.events_waiting()
-        self._flags(sighting.advert.flags)
+        if sighting.advert is not None:
+            self._flags(sighting.advert.flags)
 
     def _flags(self, flags: AdvertFlag) -> None:
         """The lock's state hint, from its advertisement or its status characteristic."""

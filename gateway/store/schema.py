@@ -100,7 +100,15 @@ MIGRATIONS: list[str] = [
         SELECT lock_id, 'code', '[]', locked_until, level, locked_until FROM lockouts;
     DROP TABLE lockouts
     """,
-    # 4: Seam's own states of grants and methods, why something was revoked, and the
+    # 4: mobile-key challenges that already passed (a restart must not forget them)
+    """
+    CREATE TABLE mobile_key_challenges (
+        method_id TEXT NOT NULL,
+        challenge BLOB NOT NULL,
+        PRIMARY KEY (method_id, challenge)
+    )
+    """,
+    # 5: Seam's own states of grants and methods, why something was revoked, and the
     # 'shared' sync state (a code on the lock through the slot of the same user's other grant)
     """
     ALTER TABLE grants ADD COLUMN revoked_reason TEXT;
@@ -108,7 +116,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE methods ADD COLUMN revoked_reason TEXT;
     ALTER TABLE methods ADD COLUMN issued INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE methods ADD COLUMN seam_notes TEXT NOT NULL DEFAULT '[]';
-    CREATE TABLE lock_credentials_v4 (
+    CREATE TABLE lock_credentials_v5 (
         lock_id TEXT NOT NULL,
         method_id TEXT NOT NULL,
         state TEXT NOT NULL CHECK (state IN
@@ -120,9 +128,9 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL,
         PRIMARY KEY (lock_id, method_id)
     );
-    INSERT INTO lock_credentials_v4 SELECT * FROM lock_credentials;
+    INSERT INTO lock_credentials_v5 SELECT * FROM lock_credentials;
     DROP TABLE lock_credentials;
-    ALTER TABLE lock_credentials_v4 RENAME TO lock_credentials;
+    ALTER TABLE lock_credentials_v5 RENAME TO lock_credentials;
     CREATE INDEX lock_credentials_by_method ON lock_credentials(method_id)
     """,
 ]

@@ -76,7 +76,7 @@ async def test_sdk_deletes_a_user_identity_and_its_pins_leave_every_lock(
         assert not await site.lock("front").enter_code(PIN)
         event = site.outbox()[-1]
         assert (event["reason"], event["user_identity_id"]) == ("revoked", site.user)
-        assert why in event["note"] and PIN not in json.dumps(site.outbox())
+        assert why in event["detail"] and PIN not in json.dumps(site.outbox())
         assert await site.lock("front").enter_code("909090")
 
 
@@ -186,7 +186,7 @@ async def test_two_users_same_pin_the_earlier_grant_keeps_it_and_both_say_so(
         assert event["access_method_id"] == held_by
         assert event["access_grant_id"] == holder["access_grant_id"]
         assert event["user_identity_id"] == site.user
-        assert refused["access_grant_id"] in event["note"] and omar in event["note"]
+        assert refused["access_grant_id"] in event["detail"] and omar in event["detail"]
         assert PIN not in json.dumps(site.outbox())
 
         # The gateway's own decision (a lock asking it) names the same holder.
