@@ -136,6 +136,7 @@ class CloudSync:
         now = self._clock.now()
         grants, methods = _revocations(grants, methods, identities, now)
         gone_reasons = {g.grant_id: _gone_reason(g, identities) for g in gone}
+        _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
         snap = CloudSnapshot(grants, methods, entrances, raw, issues, gone_reasons)
         with self._store.db.transaction():
@@ -344,6 +345,7 @@ class CloudSync:
         grants, methods = _revocations(grants, methods, identities, self._clock.now())
         deleted_grants = {gid: GONE_FROM_CLOUD for gid in grant_ids if gid not in kept}
         deleted_grants.update({g.grant_id: _gone_reason(g, identities) for g in gone})
+        _warn_deleted_identities(gone, identities)
         live_methods = {m.method_id for m in methods}
         deleted_methods = {
             m.method_id: GONE_FROM_CLOUD
@@ -400,6 +402,21 @@ def _grant_revocation(g: Grant, identities: dict[str, tuple[SeamNote, ...]]) -> 
     if being_deleted(g.seam_notes):
         return "access grant being deleted in the cloud (Seam warning being_deleted)"
     return None
+
+
+def _warn_deleted_identities(
+    gone: list[Grant], identities: dict[str, tuple[SeamNote, ...]]
+) -> None:
+    counts: dict[str, int] = {}
+    for g in gone:
+        if g.user_identity_id is not None and g.user_identity_id not in identities:
+            counts[g.user_identity_id] = counts.get(g.user_identity_id, 0) + 1
+    for uid, count in sorted(counts.items()):
+        log.warning(
+            "user identity %s was deleted in the cloud with %d access grants: revoking them",
+            uid,
+            count,
+        )
 
 
 def _gone_reason(g: Grant, identities: dict[str, tuple[SeamNote, ...]]) -> str:

@@ -7,11 +7,13 @@ users), and Seam's own states of access methods (``is_issued``, ``errors``, ``wa
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from seam.seam import AsyncSeam
 
 from drivers.base import CredentialKind
@@ -39,7 +41,7 @@ async def grant_state(site: Site, grant_id: str) -> dict[str, Any]:
 
 
 async def test_sdk_deletes_a_user_identity_and_its_pins_leave_every_lock(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_site(tmp_path, clock) as site:
         stay = site.grant(space=site.space_a, modes=[{"mode": "code", "code": PIN}])
@@ -66,6 +68,12 @@ async def test_sdk_deletes_a_user_identity_and_its_pins_leave_every_lock(
         for lock_id, left in (("front", {keep}), ("back", {keep}), ("office", set())):
             await site.until(lock_id, lambda lid=lock_id, want=left: site.held(lid) == want)
         assert not mine & set(rows(site, "front"))
+        assert any(
+            r.levelno == logging.WARNING
+            and site.user in r.getMessage()
+            and "deleted" in r.getMessage()
+            for r in caplog.records
+        )
 
         why = f"user identity {site.user} was deleted in the cloud"
         state = await grant_state(site, stay["access_grant_id"])
