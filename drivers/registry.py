@@ -81,7 +81,9 @@ def builtin_drivers() -> list[type[LockDriver]]:
 BUILTINS: list[tuple[str, str]] = [
     ("drivers.serial.driver", "SerialDriver"),
     ("drivers.ble.driver", "BleDriver"),
+    ("drivers.osdp.driver", "OsdpDriver"),
     ("drivers.nuki.driver", "NukiDriver"),
+    ("drivers.zwave.driver", "ZWaveDriver"),
 ]
 """(module, class) of built-in drivers; the serial and BLE drivers add themselves here."""
 

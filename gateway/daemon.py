@@ -33,8 +33,10 @@ from gateway.lockout import LockoutPolicy
 from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
+from gateway.store.db import StoreFullError
 from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
+from gateway.store_keeper import StoreKeeper
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
 from gateway.timetrust import HonestClock, TimeTrust, kernel_clock_synchronised
@@ -120,13 +122,16 @@ class Gateway:
         # A clean stop keeps the floor fresh for a next start without a trusted clock.
         self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
-        dropped = self.store.lock_map.replace(
-            [
-                LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
-                for lock in cfg.locks
-            ],
-            self.clock.now(),
-        )
+        try:
+            dropped = self.store.lock_map.replace(
+                [
+                    LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
+                    for lock in cfg.locks
+                ],
+                self.clock.now(),
+            )
+        except StoreFullError:
+            dropped = []  # the next start records the lock list; serve what the store holds
         for lock_id in dropped:
             log.warning("lock %s is no longer configured: its sync state was cleared", lock_id)
         self.validator = Validator(
@@ -155,6 +160,13 @@ class Gateway:
             on_change=self._cloud_changed,
         )
         self.sync_loop = SyncLoop(self.cloud_sync, self.client, self.clock, cfg.cloud, self.trust)
+        self.keeper = StoreKeeper(
+            self.store.db,
+            self.store.meta,
+            [self.validator.flush, self.store.mobile_key_challenges.flush],
+            self._store_writable,
+            self.clock,
+        )
         for lock in cfg.locks:
             await self._add_lock(lock)
 
@@ -210,12 +222,17 @@ class Gateway:
         for reconciler in self.locks.values():
             reconciler.wake()
 
+    def _store_writable(self) -> None:
+        self._cloud_changed()
+        self.sync_loop.poke()
+
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.sync_loop.run(), name="cloud-sync")
             for lock_id, reconciler in self.locks.items():
                 self._lock_tasks[lock_id] = tg.create_task(reconciler.run(), name=f"lock:{lock_id}")
             tg.create_task(self._keep_floor(), name="time-floor")
+            tg.create_task(self.keeper.run(), name="store-keeper")
             for extra in self._extra:
                 tg.create_task(extra(self), name=getattr(extra, "__name__", "extra"))
             self.ready.set()
@@ -229,9 +246,15 @@ class Gateway:
 
     # --- what the management plane and tests use ---------------------------------------------
     def decide(
-        self, kind: CredentialKind, secret: bytes, lock_id: str, *, dry_run: bool
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        *,
+        dry_run: bool,
+        tested_by: str | None = None,
     ) -> Decision:
-        return self.validator.decide(kind, secret, lock_id, dry_run=dry_run)
+        return self.validator.decide(kind, secret, lock_id, dry_run=dry_run, tested_by=tested_by)
 
     async def commission(
         self, lock_id: str, pairing_secret: str, *, timeout_s: float | None = None

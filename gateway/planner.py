@@ -156,6 +156,8 @@ def plan(
     ``duplicate_credential_on_device``), and the holder notes who was refused.
     """
     result = Plan()
+    if not caps.stores_credentials:
+        return result  # a reader: the validator decides each read, nothing goes onto it
     groups: dict[tuple[CredentialKind, bytes], list[_Candidate]] = defaultdict(list)
     for gid in view.grants_for(scope):
         grant = view.grants[gid]
