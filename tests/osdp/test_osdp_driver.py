@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import osdp
 import pytest
+from lockgate_sim.osdp_readers import OsdpBus
+from lockgate_sim.serial_pty import Pty
 
 from drivers.base import CredentialKind, EventKind
 from drivers.osdp.driver import OsdpDriver
 from drivers.osdp.errors import ProvisioningRefusedError
 from drivers.osdp.feedback import OUTPUT_PULSE
 from drivers.osdp.panel import ReaderHealth
+from drivers.osdp.panels import PanelRegistry
 from drivers.osdp.wiegand import C1000, H10301, H10304, H10306
 from tests.osdp.conftest import Rig, site_key
 
@@ -186,6 +191,26 @@ async def test_unplugged_reader_is_back_online_within_10_s(rig: Rig) -> None:
     rig.decisions.allow[b"7"] = "m"
     rig.bus.readers[1].present_card(H10301, 7, 1)
     await rig.bus.readers[1].wait_command(is_output)
+
+
+async def test_adapter_pulled_out_and_back_brings_the_readers_back(tmp_path: Path) -> None:
+    with OsdpBus(Pty(link=tmp_path / "ttyRS485")) as bus:
+        async with AsyncExitStack() as stack:
+            rig = Rig(bus, PanelRegistry(), tmp_path, stack)
+            front = await rig.reader("front", 1)
+            back = await rig.reader("back", 2)
+            await online(front)
+            await online(back)
+            bus.pull_adapter()
+            assert front.panel is not None
+            async with asyncio.timeout(20):
+                await front.panel.wait_health(1, ReaderHealth.OFFLINE)
+            bus.plug_adapter()
+            await online(front, within=15.0)
+            await online(back, within=15.0)
+            rig.decisions.allow[b"77"] = "m"
+            bus.readers[2].present_card(H10301, 77, 1)
+            await bus.readers[2].wait_command(is_output)
 
 
 async def test_eight_readers_on_one_bus_each_with_its_own_key(rig: Rig) -> None:
