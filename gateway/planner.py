@@ -199,6 +199,12 @@ def _one_slot(
     result: Plan, group: list[_Candidate]
 ) -> tuple[_Candidate, datetime | None, datetime | None] | None:
     """The holder of one secret's slot and its window, or ``None`` when nobody is live."""
+    if len(group) == 1:  # the usual case: nobody else has this secret on this lock
+        (only,) = group
+        if not only.due:
+            return None
+        _note(result, only, [], "")
+        return only, only.grant.starts_at, only.grant.ends_at
     live = sorted((c for c in group if c.due), key=lambda c: c.order)
     if not live:
         return None
@@ -321,7 +327,7 @@ def _safe_window(starts: datetime | None, ends: datetime | None) -> TimeWindow:
     up to the next whole second, the end rounded down."""
     if starts is not None and starts.microsecond:
         starts = starts.replace(microsecond=0) + timedelta(seconds=1)
-    if ends is not None:
+    if ends is not None and ends.microsecond:
         ends = ends.replace(microsecond=0)
     return TimeWindow(starts, ends)
 
