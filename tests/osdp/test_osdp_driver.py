@@ -20,6 +20,7 @@ from drivers.osdp.feedback import OUTPUT_PULSE
 from drivers.osdp.panel import ReaderHealth
 from drivers.osdp.panels import PanelRegistry
 from drivers.osdp.wiegand import C1000, H10301, H10304, H10306
+from lockgate.testing import DriverConformance
 from tests.osdp.conftest import Rig, site_key
 
 ONLINE_WITHIN = 5.0
@@ -298,3 +299,13 @@ async def test_capabilities_say_a_reader_holds_nothing(rig: Rig) -> None:
     assert not caps.stores_credentials and not caps.has_slots and caps.slots == 0
     assert caps.online_validation and caps.has_card_reader and caps.has_keypad
     assert await driver.list_credentials() == []
+
+
+class TestConformance(DriverConformance):
+    """The shipped conformance kit, on a reader that stores nothing."""
+
+    @pytest.fixture
+    async def driver(self, rig: Rig) -> OsdpDriver:
+        d = await rig.reader("front", 1)
+        await online(d)
+        return d
