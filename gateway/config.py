@@ -57,6 +57,9 @@ class TimeConfig(_Model):
     max_cloud_skew_s: float = Field(60.0, gt=0)
     """The clock is untrusted when it differs from the cloud's ``Date`` by more than this."""
     require_kernel_sync: bool = True
+    max_jump_s: float = Field(2.0, gt=0)
+    """A step of the wall clock larger than this (measured against the monotonic clock) makes
+    it untrusted until a witness vouches for it again."""
 
 
 class ReconcileConfig(_Model):

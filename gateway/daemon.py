@@ -16,9 +16,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
-from drivers.clock import SystemClock
 from drivers.registry import DriverRegistry
-from gateway.clock import Clock, FlowingClock
+from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
 from gateway.handle import LockHandle, OpTimeouts
@@ -30,7 +29,7 @@ from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
-from gateway.timetrust import TimeTrust, kernel_clock_synchronised
+from gateway.timetrust import HonestClock, TimeTrust, kernel_clock_synchronised
 from gateway.validator import Decision, Validator
 from gateway.views import ViewCache
 
@@ -58,13 +57,15 @@ class Gateway:
         config: GatewayConfig,
         registry: DriverRegistry,
         *,
-        clock: Clock | None = None,
+        clock: TimeSource | None = None,
         kernel_synchronised: Callable[[], bool | None] = kernel_clock_synchronised,
         extra_tasks: list[Callable[[Gateway], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
-        self.clock = clock or SystemClock()
+        self.wall_clock: TimeSource = clock or SystemTime()
+        self.clock: Clock = self.wall_clock
+        """The time everything runs on: :class:`HonestClock` once the store is open."""
         self._kernel = kernel_synchronised
         self._extra = extra_tasks or []
         self._stack = contextlib.AsyncExitStack()
@@ -106,7 +107,10 @@ class Gateway:
         self.store = Store.open(cfg.store.path, cfg.store.key)
         self._stack.callback(self.store.close)
         self.views = ViewCache(self.store)
-        self.trust = TimeTrust(self.clock, self.store.meta, cfg.time, self._kernel)
+        self.trust = TimeTrust(self.wall_clock, self.store.meta, cfg.time, self._kernel)
+        self.clock = HonestClock(self.trust, self.wall_clock)
+        # A clean stop keeps the floor fresh for a next start without a trusted clock.
+        self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
         dropped = self.store.lock_map.replace(
             [

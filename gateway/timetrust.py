@@ -1,14 +1,28 @@
-"""Whether the gateway may trust its own clock (a Pi has no RTC).
+"""Whether the gateway may trust its own clock (a Pi has no RTC), and what time it is if not.
 
-Three witnesses: the kernel's NTP status (``adjtimex``: not ``TIME_ERROR``), the cloud's
-``Date`` header (agreeing within ``max_cloud_skew_s``), and a persisted floor — the latest time
-the gateway has ever seen while trusted, which the clock must never fall behind. The clock is
-trusted when it is not behind the floor, does not disagree with the cloud, and either the kernel
-says it is synchronised or the cloud has recently confirmed it.
+Witnesses: the kernel's NTP status (``adjtimex``: not ``TIME_ERROR``), the cloud's ``Date``
+header (agreeing within ``max_cloud_skew_s``), a persisted floor (the latest time the gateway has
+seen while trusted, which the clock must never fall behind), and the monotonic clock, against
+which every step of the wall clock is seen. The clock is trusted when it is not behind the
+floor, does not disagree with the cloud, has not stepped since a witness last vouched for it,
+and either the kernel says it is synchronised or the cloud has recently confirmed it.
+
+While it is not trusted, time runs on an estimate anchored to the monotonic clock
+(:attr:`TimeState.HOLDOVER`: the last trusted reading plus the monotonic time since, so a step
+of the wall clock either way moves no window boundary). Before the first trusted reading of a
+run (:attr:`TimeState.UNSET`: a Pi booting without network) the estimate is the stored floor
+plus the time since start: never later than the true time, so a code is never taken off early
+(one that ended while the gateway was off stays until the clock is trusted). With no floor
+either (a first start), the wall clock is all there is.
+
+:class:`HonestClock` is that estimate as a :class:`~gateway.clock.Clock`: the reconcilers'
+window timers, the validator and the sync loop run on it. :meth:`TimeTrust.trusted_now` is for
+callers that must refuse to act on an untrusted clock at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import functools
@@ -16,8 +30,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from gateway.clock import Clock
+from gateway.clock import TimeSource
 from gateway.config import TimeConfig
 from gateway.store.meta import Meta
 from gateway.store.timefmt import from_db, to_db
@@ -25,7 +40,10 @@ from gateway.store.timefmt import from_db, to_db
 log = logging.getLogger(__name__)
 
 _TIME_ERROR = 5
-CLOUD_CONFIRMATION_VALID = timedelta(hours=6)
+CLOUD_CONFIRMATION_VALID_S = 6 * 3600.0
+"""How long a cloud ``Date`` that agreed vouches for the clock (monotonic seconds)."""
+SLICE_S = 30.0
+""":class:`HonestClock` waits in slices this long, so a change of trust moves its timers."""
 
 
 @functools.cache
@@ -55,17 +73,39 @@ def kernel_clock_synchronised() -> bool | None:
     return bool(state != _TIME_ERROR)
 
 
+class TimeState(StrEnum):
+    TRUSTED = "trusted"
+    """The wall clock is right: windows run on it."""
+    HOLDOVER = "holdover"
+    """Not trusted any more: windows run on the last trusted reading plus monotonic time."""
+    UNSET = "unset"
+    """Not trusted yet in this run: windows run on the floor plus the time since start (or on
+    the wall clock when there is no floor)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TimeAssessment:
     trusted: bool
     reasons: tuple[str, ...]
-    """Why not, when not trusted: ``behind_floor``, ``cloud_disagrees``, ``not_synchronised``."""
+    """Why not, when not trusted: ``behind_floor``, ``clock_jumped``, ``cloud_disagrees``,
+    ``not_synchronised``."""
+    state: TimeState = TimeState.TRUSTED
+    now: datetime | None = None
+    """The gateway's best estimate of the time (the wall clock when trusted)."""
+    wall: datetime | None = None
+    """What the wall clock says."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    wall: datetime
+    mono: float
 
 
 class TimeTrust:
     def __init__(
         self,
-        clock: Clock,
+        clock: TimeSource,
         meta: Meta,
         config: TimeConfig,
         kernel: Callable[[], bool | None] = kernel_clock_synchronised,
@@ -75,39 +115,175 @@ class TimeTrust:
         self._config = config
         self._kernel = kernel
         self._cloud_skew: float | None = None
-        self._cloud_seen_at: datetime | None = None
+        self._cloud_seen: float | None = None
+        """Monotonic time of the last cloud ``Date``."""
+        self._floor = from_db(meta.get("time_floor"))
+        start = self._read()
+        self._floor_anchor = None if self._floor is None else _Reading(self._floor, start.mono)
+        self._last = start
+        """The previous reading: a step of the wall clock shows against it."""
+        self._anchor: _Reading | None = None
+        """The last trusted reading of this run."""
+        self._readings = 0
+        self._jumped_at: int | None = None
+        """The reading that saw a step of the wall clock no witness has vouched for since."""
+        self._kernel_was: bool | None = None
+        self._kernel_synced_at: int | None = None
+        """The reading that first saw the kernel synchronised after it was not."""
+        self._verdict: tuple[bool, tuple[str, ...]] | None = None
 
+    def _read(self) -> _Reading:
+        return _Reading(self._clock.now(), self._clock.monotonic())
+
+    # --- witnesses ---------------------------------------------------------------------------
     def observe_cloud_time(self, server_time: datetime | None) -> None:
         if server_time is None:
             return
-        now = self._clock.now()
-        self._cloud_skew = (now - server_time).total_seconds()
-        self._cloud_seen_at = now
+        r = self._observe()
+        self._cloud_skew = (r.wall - server_time).total_seconds()
+        self._cloud_seen = r.mono
+        if self._jumped_at is not None and abs(self._cloud_skew) <= self._skew_limit:
+            self._jumped_at = None  # the cloud vouches for the clock as it is now
+        self.assess()
 
-    def assess(self) -> TimeAssessment:
-        now = self._clock.now()
-        reasons: list[str] = []
-        floor = from_db(self._meta.get("time_floor"))
-        if floor is not None and now < floor:
-            reasons.append("behind_floor")
+    @property
+    def _skew_limit(self) -> float:
         # HTTP dates have one-second resolution: allow that on top of the configured skew.
-        cloud_ok = (
-            self._cloud_skew is not None
-            and self._cloud_seen_at is not None
-            and abs(self._cloud_skew) <= self._config.max_cloud_skew_s + 1
-            and timedelta(0) <= now - self._cloud_seen_at <= CLOUD_CONFIRMATION_VALID
-        )
-        limit = self._config.max_cloud_skew_s + 1
-        if self._cloud_skew is not None and abs(self._cloud_skew) > limit:
+        return self._config.max_cloud_skew_s + 1
+
+    def _observe(self) -> _Reading:
+        """Read both clocks; note a step of the wall clock, and what the kernel says."""
+        r = self._read()
+        self._readings += 1
+        expected = self._last.wall + timedelta(seconds=r.mono - self._last.mono)
+        step = (r.wall - expected).total_seconds()
+        if abs(step) > self._config.max_jump_s:
+            self._jumped_at = self._readings
+            if self._cloud_skew is not None:
+                self._cloud_skew += step  # what the cloud said, carried to the new wall time
+            log.warning(
+                "the wall clock stepped %+.0fs (against the monotonic clock) to %s",
+                step,
+                r.wall.isoformat(),
+            )
+        self._last = r
+        if self._config.require_kernel_sync:
+            synced = self._kernel()
+            if synced is True and self._kernel_was is not True:
+                self._kernel_synced_at = self._readings
+            self._kernel_was = synced
+            if (
+                self._jumped_at is not None
+                and synced is True
+                and self._kernel_synced_at is not None
+                and self._kernel_synced_at >= self._jumped_at
+            ):
+                self._jumped_at = None  # NTP stepped it and says it is synchronised now
+        if self._jumped_at is not None and self._anchor is not None:
+            carried = self._carried(self._anchor, r.mono)
+            if abs((r.wall - carried).total_seconds()) <= self._config.max_jump_s:
+                self._jumped_at = None  # stepped back to the time carried since it was trusted
+        return r
+
+    @staticmethod
+    def _carried(anchor: _Reading, mono: float) -> datetime:
+        return anchor.wall + timedelta(seconds=mono - anchor.mono)
+
+    # --- the verdict -------------------------------------------------------------------------
+    def assess(self) -> TimeAssessment:
+        r = self._observe()
+        reasons: list[str] = []
+        if self._floor is not None and r.wall < self._floor:
+            reasons.append("behind_floor")
+        if self._jumped_at is not None:
+            reasons.append("clock_jumped")
+        skew_ok = self._cloud_skew is not None and abs(self._cloud_skew) <= self._skew_limit
+        if self._cloud_skew is not None and not skew_ok:
             reasons.append("cloud_disagrees")
-        if self._config.require_kernel_sync and not cloud_ok and self._kernel() is not True:
+        cloud_ok = (
+            skew_ok
+            and self._cloud_seen is not None
+            and r.mono - self._cloud_seen <= CLOUD_CONFIRMATION_VALID_S
+        )
+        if self._config.require_kernel_sync and not cloud_ok and self._kernel_was is not True:
             reasons.append("not_synchronised")
-        return TimeAssessment(not reasons, tuple(reasons))
+        if not reasons:
+            self._anchor = r
+            result = TimeAssessment(True, (), TimeState.TRUSTED, r.wall, r.wall)
+        elif self._anchor is not None:
+            now = self._carried(self._anchor, r.mono)
+            result = TimeAssessment(False, tuple(reasons), TimeState.HOLDOVER, now, r.wall)
+        elif self._floor_anchor is not None:
+            now = self._carried(self._floor_anchor, r.mono)
+            result = TimeAssessment(False, tuple(reasons), TimeState.UNSET, now, r.wall)
+        else:
+            result = TimeAssessment(False, tuple(reasons), TimeState.UNSET, r.wall, r.wall)
+        self._log_change(result)
+        return result
+
+    def _log_change(self, a: TimeAssessment) -> None:
+        verdict = (a.trusted, a.reasons)
+        if verdict == self._verdict:
+            return
+        first = self._verdict is None
+        self._verdict = verdict
+        if a.trusted:
+            if not first:
+                log.warning("the clock is trusted again: %s", _iso(a.wall))
+        else:
+            log.warning(
+                "the clock is not trusted (%s): wall clock %s, windows run on %s (%s)",
+                ", ".join(a.reasons),
+                _iso(a.wall),
+                _iso(a.now),
+                a.state.value,
+            )
+
+    def now(self) -> datetime:
+        """The gateway's honest time: the wall clock when trusted, else the estimate."""
+        now = self.assess().now
+        assert now is not None
+        return now
+
+    def trusted_now(self) -> datetime | None:
+        """The wall time when the clock is trusted; ``None`` when it is not (refuse to act)."""
+        a = self.assess()
+        return a.now if a.trusted else None
 
     def raise_floor(self) -> None:
         """Persist the current time as the floor, when trusted (called now and then)."""
-        if self.assess().trusted:
-            now = self._clock.now()
-            floor = from_db(self._meta.get("time_floor"))
-            if floor is None or now > floor:
-                self._meta.set("time_floor", to_db(now) or "")
+        now = self.trusted_now()
+        if now is not None and (self._floor is None or now > self._floor):
+            self._meta.set("time_floor", to_db(now) or "")
+            self._floor = now
+
+
+def _iso(t: datetime | None) -> str:
+    return "?" if t is None else t.isoformat(timespec="seconds")
+
+
+class HonestClock:
+    """The :class:`~gateway.clock.Clock` the gateway runs on: ``now`` is
+    :meth:`TimeTrust.now`, and waits are measured on the monotonic clock, so a step of the wall
+    clock neither fires a timer early nor holds it late."""
+
+    def __init__(self, trust: TimeTrust, source: TimeSource) -> None:
+        self._trust = trust
+        self._source = source
+
+    def now(self) -> datetime:
+        return self._trust.now()
+
+    def monotonic(self) -> float:
+        return self._source.monotonic()
+
+    async def wait_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        while not wake.is_set():
+            if deadline is None:
+                await self._source.wait_monotonic(None, wake)
+                return
+            remaining = (deadline - self.now()).total_seconds()
+            if remaining <= 0:
+                return
+            step = min(remaining, SLICE_S)
+            await self._source.wait_monotonic(self._source.monotonic() + step, wake)

@@ -101,7 +101,13 @@ class StateView:
                 "last_full_sync_at": iso(cloud.last_full_sync_at),
                 "last_error_code": cloud.last_error_code,
             },
-            "clock": {"trusted": trust.trusted, "reasons": list(trust.reasons)},
+            "clock": {
+                "trusted": trust.trusted,
+                "state": trust.state.value,
+                "reasons": list(trust.reasons),
+                "now": iso(trust.now),
+                "wall": iso(trust.wall),
+            },
             "counts": {
                 "locks": len(gw.locks),
                 "locks_connected": sum(1 for r in gw.locks.values() if r.handle.connected),

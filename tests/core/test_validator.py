@@ -136,10 +136,11 @@ def test_untrusted_clock_tolerance_policy(seeded: Store, clock: FakeClock) -> No
 
 
 def test_a_clock_behind_its_floor_is_not_trusted(seeded: Store, clock: FakeClock) -> None:
-    v = make(seeded, clock, synced=True)
     trust = TimeTrust(clock, seeded.meta, TimeConfig(), kernel=lambda: True)
     trust.raise_floor()
-    clock.advance(hours=-2)  # the Pi rebooted with an old fake-hwclock time
+    clock.step(hours=-2)  # the Pi rebooted with an old fake-hwclock time: a new process
+    v = make(seeded, clock, synced=True)
+    trust = TimeTrust(clock, seeded.meta, TimeConfig(), kernel=lambda: True)
     assert trust.assess().reasons == ("behind_floor",)
     assert v.decide(CODE, b"999000", "front").reason == "clock_untrusted"
 

@@ -358,7 +358,9 @@ async def test_status_reports_cloud_clock_and_counts(site: Site, requester: Requ
     assert data["gateway_id"] == "gw-test"
     assert data["cloud"]["reachable"] is False
     assert data["cloud"]["last_error_code"] == "cloud_unavailable"
-    assert data["clock"] == {"trusted": True, "reasons": []}
+    clock = data["clock"]
+    assert (clock["trusted"], clock["state"], clock["reasons"]) == (True, "trusted", [])
+    assert clock["now"] == clock["wall"]
     assert data["counts"]["locks"] == 1 and data["counts"]["locks_connected"] == 1
     assert data["counts"]["credentials"]["applied"] == 1
 
