@@ -54,7 +54,7 @@ from gateway.mqtt.sealed import Opener, SealError
 from gateway.mqtt.state import StateView, iso
 
 if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+    from gateway.managed import ManagedGateway
     from gateway.reconciler import LockReconciler
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def from_cloud(err: CloudError) -> CommandError:
 class CommandContext:
     def __init__(
         self,
-        gw: Gateway,
+        gw: ManagedGateway,
         view: StateView,
         *,
         timeout_s: float,

@@ -25,7 +25,7 @@ from gateway.mqtt.payloads import JsonObject
 from gateway.mqtt.topics import Topics
 
 if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+    from gateway.managed import ManagedGateway
     from gateway.reconciler import LockReconciler
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,9 @@ class StatusReading:
 
 
 class StateView:
-    def __init__(self, gw: Gateway, topics: Topics, *, command_key: str | None = None) -> None:
+    def __init__(
+        self, gw: ManagedGateway, topics: Topics, *, command_key: str | None = None
+    ) -> None:
         self.gw = gw
         self.topics = topics
         self.command_key = command_key
