@@ -93,6 +93,8 @@ class Capabilities:
     code_min_length: int = 4
     code_max_length: int = 8
     code_alphabet: str = "0123456789"
+    code_forbidden_prefixes: tuple[str, ...] = ()
+    """Codes may not start with these (Nuki's keypad refuses codes starting with "12")."""
     has_keypad: bool = True
     has_card_reader: bool = False
     online_validation: bool = True
@@ -115,6 +117,9 @@ class Capabilities:
             return f"length {len(code)} outside {self.code_min_length}..{self.code_max_length}"
         if any(ch not in self.code_alphabet for ch in code):
             return "character outside the lock's code alphabet"
+        for prefix in self.code_forbidden_prefixes:
+            if code.startswith(prefix):
+                return f'starts with "{prefix}"'
         return None
 
 
@@ -221,11 +226,27 @@ class WaitClock(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SecurityAlert:
+    """Something on a lock's link that an attacker (or a serious misconfiguration) explains,
+    e.g. a device that advertises as the lock and is not (``kind`` ``rogue_device``). For the
+    operator: ``detail`` never holds a secret."""
+
+    lock_id: str
+    kind: str
+    detail: str
+    address: str | None = None
+
+
 async def _deny_all(request: AccessRequest) -> AccessAnswer:
     return AccessAnswer(allow=False, reason="no_gateway_decider")
 
 
 def _no_hint() -> None:
+    return None
+
+
+def _no_alert(alert: SecurityAlert) -> None:
     return None
 
 
@@ -240,6 +261,8 @@ class DriverContext:
     """Call when the lock signalled new audit-log entries, so the gateway fetches them soon."""
     clock: WaitClock | None = None
     """The gateway's clock for the driver's timers; ``None``: the system clock."""
+    alert: Callable[[SecurityAlert], None] = _no_alert
+    """Call when the link shows signs of an attack (the gateway records and publishes it)."""
 
 
 class DriverOptions(BaseModel):

@@ -81,6 +81,7 @@ def builtin_drivers() -> list[type[LockDriver]]:
 BUILTINS: list[tuple[str, str]] = [
     ("drivers.serial.driver", "SerialDriver"),
     ("drivers.ble.driver", "BleDriver"),
+    ("drivers.nuki.driver", "NukiDriver"),
 ]
 """(module, class) of built-in drivers; the serial and BLE drivers add themselves here."""
 

@@ -9,6 +9,7 @@ twice (event ids ``<lock>:<seq>`` are unique in the outbox). Entries the gateway
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from gateway.events import AccessEvent
 from gateway.handle import LockOps
@@ -16,20 +17,30 @@ from gateway.store.outbox import Outbox
 
 
 async def collect_audit_log(
-    driver: LockOps, outbox: Outbox, grant_of: dict[str, str], log: logging.Logger
+    driver: LockOps,
+    outbox: Outbox,
+    grant_of: dict[str, str],
+    log: logging.Logger,
+    user_of: Mapping[str, str | None] | None = None,
 ) -> int:
-    """Pull every new entry of the lock (in its session); returns how many were recorded."""
+    """Pull every new entry of the lock (in its session); returns how many were recorded.
+
+    ``grant_of`` names each access method's grant, ``user_of`` each grant's user identity:
+    a lock's log names only the credential (a keypad code's id), the event names all three."""
+    users = user_of or {}
     lock_id = driver.lock_id
     recorded = 0
     while True:
         page = await driver.fetch_events(outbox.cursor(lock_id))
         if not page.events:
             return recorded
-        events = [
-            AccessEvent.from_lock(lock_id, e, grant_of.get(e.credential_id or ""))
-            for e in page.events
-            if e.decided_by != "gateway"
-        ]
+        events = []
+        for e in page.events:
+            if e.decided_by == "gateway":
+                continue
+            grant_id = grant_of.get(e.credential_id or "")
+            user = users.get(grant_id) if grant_id else None
+            events.append(AccessEvent.from_lock(lock_id, e, grant_id, user))
         added = outbox.ingest_lock_events(lock_id, events, page.next_seq)
         recorded += added
         log.info(

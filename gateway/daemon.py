@@ -25,15 +25,23 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from drivers.base import AccessAnswer, AccessRequest, CredentialKind, DriverContext, LockDriver
+from drivers.base import (
+    AccessAnswer,
+    AccessRequest,
+    CredentialKind,
+    DriverContext,
+    LockDriver,
+    SecurityAlert,
+)
 from drivers.registry import DriverRegistry
 from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import GatewayConfig, LockConfig
+from gateway.events import AccessEvent
 from gateway.handle import LockHandle, OpTimeouts, quiesced
 from gateway.lockout import LockoutPolicy
 from gateway.managed import ManagedGateway
-from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
+from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
 from gateway.store.lock_map import LockRecord
@@ -190,7 +198,7 @@ class Gateway:
             self.trust,
             cfg.time,
             LockoutPolicy(self.store.lockouts, cfg.validator),
-            proof_check=MobileKeyProofCheck(device_ids_from_keystores(self.store.keystore)),
+            proof_check=proof_check_for(self.store),
         )
         self.client = CloudClient(
             str(cfg.cloud.endpoint),
@@ -220,6 +228,7 @@ class Gateway:
             decide=self._decider(lock.id),
             events_waiting=lambda: holder[0].events_waiting() if holder else None,
             clock=FlowingClock(self.clock),
+            alert=self._security_alert,
         )
         driver: LockDriver = cls(lock.id, lock.driver, ctx)
         rc = self.config.reconcile
@@ -238,6 +247,18 @@ class Gateway:
         )
         holder.append(reconciler)
         self.locks[lock.id] = reconciler
+
+    def _security_alert(self, alert: SecurityAlert) -> None:
+        """A driver saw signs of an attack: a WARNING, and an event on the outbox (MQTT
+        ``<root>/events``) for the operator. Never raises into the driver."""
+        log.warning(
+            "lock %s: security alert %s: %s", alert.lock_id, alert.kind, alert.detail,
+            extra={"lock": alert.lock_id},
+        )
+        try:
+            self.store.outbox.add([AccessEvent.security_alert(alert, self.clock.now())])
+        except Exception:  # the store's trouble is reported where it happens
+            log.exception("lock %s: could not record a security alert", alert.lock_id)
 
     def _decider(self, lock_id: str) -> Callable[[AccessRequest], Awaitable[AccessAnswer]]:
         async def decide(request: AccessRequest) -> AccessAnswer:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from drivers.base import LockEvent
+from drivers.base import LockEvent, SecurityAlert
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class AccessEvent:
     user_identity_id: str | None = None
     reason: str | None = None
     lock_seq: int | None = None
+    detail: str | None = None
+    """For operators: what a security alert saw (never a secret)."""
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -40,7 +42,26 @@ class AccessEvent:
         return str(uuid.uuid4())
 
     @classmethod
-    def from_lock(cls, lock_id: str, event: LockEvent, grant_id: str | None) -> AccessEvent:
+    def security_alert(cls, alert: SecurityAlert, at: datetime) -> AccessEvent:
+        """Kind ``security_alert``, ``reason`` the alert's kind (``rogue_device``...)."""
+        return cls(
+            event_id=cls.new_id(),
+            occurred_at=at,
+            kind="security_alert",
+            lock_id=alert.lock_id,
+            source="gateway",
+            reason=alert.kind,
+            detail=alert.detail,
+        )
+
+    @classmethod
+    def from_lock(
+        cls,
+        lock_id: str,
+        event: LockEvent,
+        grant_id: str | None,
+        user_identity_id: str | None = None,
+    ) -> AccessEvent:
         return cls(
             event_id=f"{lock_id}:{event.seq}",
             occurred_at=event.occurred_at,
@@ -50,6 +71,7 @@ class AccessEvent:
             credential_kind=event.credential_kind.value if event.credential_kind else None,
             access_method_id=event.credential_id,
             access_grant_id=grant_id,
+            user_identity_id=user_identity_id,
             reason=event.reason,
             lock_seq=event.seq,
         )

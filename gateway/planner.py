@@ -46,6 +46,10 @@ class CloudView:
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
                 self.grant_of[m.method_id] = m.grant_id
+        self.user_of: dict[str, str | None] = {
+            gid: g.user_identity_id for gid, g in grants.items()
+        }
+        """Grant id -> its user identity (for access events from a lock's log)."""
         self.entrance_spaces = {e.entrance_id: e.space_ids for e in entrances}
         self.grants_by_space: dict[str, set[str]] = defaultdict(set)
         self.grants_by_entrance: dict[str, set[str]] = defaultdict(set)

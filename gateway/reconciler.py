@@ -387,7 +387,9 @@ class LockReconciler:
         if self._caps is not None and not self._caps.has_audit_log:
             return
         try:
-            await collect_audit_log(ops, self._store.outbox, view.grant_of, self._log.logger)
+            await collect_audit_log(
+                ops, self._store.outbox, view.grant_of, self._log.logger, view.user_of
+            )
         except BaseException:
             self._events_due = True
             raise

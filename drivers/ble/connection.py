@@ -7,6 +7,16 @@ its device-info record), drops the link after ``idle_disconnect`` without operat
 as another lock waits for one of the adapter's connection slots, and reconnects with capped,
 jittered backoff that a fresh advertisement of the lock cuts short.
 
+Several addresses may advertise as the lock: a clone of its advertisement (anyone can copy
+the five bytes of device id it broadcasts, or the whole device-info record), or the lock
+itself under a new private address. The connection ranks them: the address where an
+operation last authenticated first, then any address that has not failed to prove itself,
+newest first. A device whose device-info record names another device id is passed over for
+:data:`IMPOSTOR_HOLD` seconds (the lock is not: the next sighting is tried at once), and one
+that connects but cannot complete an authenticated exchange goes to the back of the line.
+Both raise a rogue-device alert (:class:`~drivers.base.SecurityAlert`). Nothing a device
+without the lock's keys can do makes the gateway stop trying the lock.
+
 Timers (idle, keep-alive, reconnect delays) run on the injected
 :class:`~drivers.base.WaitClock`, and a deadline counts as come when the clock's wait for it
 ends (whatever ``now()`` says after a step of the wall clock); radio timeouts (scan, connect,
@@ -21,11 +31,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from drivers.backoff import Backoff
-from drivers.base import WaitClock
+from drivers.base import SecurityAlert, WaitClock
 from drivers.ble.adapter import BleAdapter
 from drivers.ble.carrier import GattCarrier
+from drivers.ble.errors import ImpostorError
 from drivers.ble.link import GattLink, LinkStats
 from drivers.ble.options import BleOptions
 from drivers.ble.profile import AdvertFlag
@@ -37,14 +49,41 @@ from drivers.errors import (
     LockBusyError,
     LockLinkError,
     LockOfflineError,
+    LockTimeoutError,
     ProtocolError,
 )
+from drivers.lockproto.client import UnverifiedRefusalError
 
 log = logging.getLogger(__name__)
+
+IMPOSTOR_HOLD = 600.0
+"""Seconds an address that turned out to be another device is not connected to again."""
+
+MAX_REMEMBERED = 256
+"""Doubtful addresses kept (a rogue may rotate random addresses)."""
 
 YIELD_GRACE = 0.02
 """Seconds without an operation before a link gives its slot to a lock that waits: a burst
 of operations (one reconciler pass) keeps its link, the next lock gets the slot right after."""
+
+
+class Link(Protocol):
+    """One open GATT link, as the connection policy sees it (:class:`GattLink` for the
+    Lockgate profile; another lock family's driver brings its own, e.g. the Nuki driver)."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    @property
+    def idle_timeout_s(self) -> float:
+        """The lock drops a silent link after this long (0: unknown or never)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+LinkOpener = Callable[[BleAdapter, Sighting, Callable[[], None]], Awaitable[Link]]
+"""Connects to the sighted lock and sets the link up; the callback reports a lost link."""
 
 
 @dataclass(slots=True)
@@ -56,6 +95,9 @@ class ConnectionStats:
     yielded: int = 0
     keepalives: int = 0
     attention_polls: int = 0
+    impostors: int = 0
+    """Connections to a device that was not the lock (another device id, or no
+    authenticated exchange)."""
 
 
 class LockConnection:
@@ -63,7 +105,7 @@ class LockConnection:
         self,
         lock_id: str,
         options: BleOptions,
-        carrier: GattCarrier,
+        carrier: GattCarrier | None,
         *,
         clock: WaitClock,
         policy: Backoff,
@@ -71,6 +113,9 @@ class LockConnection:
         attention: Callable[[], Awaitable[None]],
         on_advert: Callable[[Sighting], None],
         on_status: Callable[[AdvertFlag], None],
+        authenticated: Callable[[], bool] = lambda: False,
+        on_alert: Callable[[SecurityAlert], None] = lambda alert: None,
+        opener: LinkOpener | None = None,
     ) -> None:
         self.lock_id = lock_id
         self.options = options
@@ -86,7 +131,8 @@ class LockConnection:
         self._on_status = on_status
         self._adapter: BleAdapter | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._link: GattLink | None = None
+        self._link: Link | None = None
+        self._opener: LinkOpener = opener or self._open_gatt_link
         self._link_gen = 0
         self._op_lock = asyncio.Lock()
         self._busy = False
@@ -103,6 +149,17 @@ class LockConnection:
         self._changed = asyncio.Event()
         self._op_end = 0.0
         self._yield_timer: asyncio.TimerHandle | None = None
+        self._authenticated = authenticated
+        self._on_alert = on_alert
+        self._link_address: str | None = None
+        self._link_proven = False
+        self._verified: str | None = None
+        """The address where an operation last authenticated: tried first."""
+        self._impostors: dict[str, float] = {}
+        """Address -> event-loop time until which it is passed over (another device)."""
+        self._alerted: dict[str, float] = {}
+        self._doubtful: dict[str, None] = {}
+        """Addresses that connected but never proved themselves (oldest first): tried last."""
 
     # --- lifetime ----------------------------------------------------------------------------
     def start(self, adapter: BleAdapter) -> None:
@@ -136,7 +193,73 @@ class LockConnection:
         if self.options.address is not None:
             return sighting.address.upper() == self.options.address.upper()
         dev = self.expect_device_id
-        return dev is not None and sighting.advert.short_id == dev[: len(sighting.advert.short_id)]
+        advert = sighting.advert
+        if dev is None or advert is None or advert.short_id != dev[: len(advert.short_id)]:
+            return False
+        until = self._impostors.get(sighting.address)
+        if until is None:
+            return True
+        if asyncio.get_running_loop().time() < until:
+            return False
+        del self._impostors[sighting.address]
+        return True
+
+    def _rank(self, sighting: Sighting) -> int:
+        if sighting.address == self._verified:
+            return 2
+        return 0 if sighting.address in self._doubtful else 1
+
+    def _prune(self) -> None:
+        """Bound what a rogue rotating its address can make us remember."""
+        now = asyncio.get_running_loop().time()
+        for table in (self._impostors, self._alerted):
+            for address in [a for a, until in table.items() if until <= now]:
+                del table[address]
+        while len(self._doubtful) > MAX_REMEMBERED:
+            del self._doubtful[next(iter(self._doubtful))]
+
+    def _alert(self, address: str, detail: str) -> None:
+        """Count every time; tell the operator once per address per :data:`IMPOSTOR_HOLD`."""
+        self.stats.impostors += 1
+        now = asyncio.get_running_loop().time()
+        if self._alerted.get(address, now) > now:
+            return
+        self._alerted[address] = now + IMPOSTOR_HOLD
+        log.warning("%s: rogue device at %s: %s", self.lock_id, address, detail)
+        self._on_alert(SecurityAlert(self.lock_id, "rogue_device", detail, address))
+
+    def _impostor(self, err: ImpostorError) -> None:
+        """Another device answered: pass its address over for a while, not the lock."""
+        detail = f"advertises as the lock but is device {err.device_id.hex()}"
+        if self.options.address is None:  # matched by device id: other sightings exist
+            hold = asyncio.get_running_loop().time() + IMPOSTOR_HOLD
+            self._impostors[err.address] = hold
+            self._prune()
+            self._doubtful.pop(err.address, None)
+            if self._verified == err.address:
+                self._verified = None
+        self._alert(err.address, detail)
+
+    def _settle(self, err: BaseException | None) -> None:
+        """After an operation on a link: did the device at its address prove to be the lock?"""
+        address = self._link_address
+        if address is None:
+            return
+        if self._authenticated():
+            self._link_proven = True
+            self._verified = address
+            self._doubtful.pop(address, None)
+        elif (
+            isinstance(err, UnverifiedRefusalError | LockTimeoutError)
+            and not self._link_proven
+            and address not in self._doubtful
+        ):
+            # connected, then nothing authenticated: a clone of the whole advertisement and
+            # device-info record, or a lock that lost its keys. Try it last from now on.
+            self._doubtful[address] = None
+            self._prune()
+            if isinstance(err, UnverifiedRefusalError):
+                self._alert(address, f"connected but could not authenticate ({err.message})")
 
     def _advertised(self, sighting: Sighting) -> None:
         self._advert_seen.set()
@@ -185,8 +308,13 @@ class LockConnection:
                     yield
                 except LockLinkError as err:
                     # a timed-out or broken exchange: start the next one on a fresh link
+                    self._settle(err)
                     await self.drop_link(f"after {err.code}")
                     raise
+                except BaseException as err:
+                    self._settle(err)
+                    raise
+                self._settle(None)
             finally:
                 self._busy = False
                 now = self._clock.now()
@@ -211,6 +339,11 @@ class LockConnection:
                 await sleep(self._clock, delay, self._advert_seen)
             try:
                 await self._connect_once()
+            except ImpostorError as err:
+                self.stats.connect_failures += 1
+                last = err
+                self._impostor(err)
+                continue  # the next sighting at once: the lock itself may be right there
             except (LockAuthError, ProtocolError):
                 self.stats.connect_failures += 1
                 self.policy.next_delay(auth_failure=True)
@@ -240,7 +373,7 @@ class LockConnection:
         opts = self.options
         try:
             sighting = await adapter.scanner.wait_for(
-                self.matches, within=opts.scan_timeout, fresh=opts.advert_fresh
+                self.matches, within=opts.scan_timeout, fresh=opts.advert_fresh, rank=self._rank
             )
         except TimeoutError as err:
             raise LockOfflineError(
@@ -256,19 +389,7 @@ class LockConnection:
         gen = self._link_gen + 1
         try:
             async with adapter.connect_lock:
-                link = await GattLink.open(
-                    adapter,
-                    sighting.device,
-                    lock_id=self.lock_id,
-                    expect_device_id=self.expect_device_id,
-                    connect_timeout=opts.connect_timeout,
-                    gatt_timeout=opts.gatt_timeout,
-                    pair=opts.pair,
-                    on_segment=self.carrier.on_segment,
-                    on_lost=lambda: self._lost(gen),
-                    on_status=self._on_status,
-                    stats=self.link_stats,
-                )
+                link = await self._opener(adapter, sighting, lambda: self._lost(gen))
         except BaseException as err:
             adapter.slots.release(self)
             if isinstance(err, LockOfflineError):
@@ -276,19 +397,42 @@ class LockConnection:
             raise
         self._link_gen = gen
         self._link = link
+        self._link_address = sighting.address
+        self._link_proven = False
         self._release = False
-        self.carrier.attach(link)
         self.stats.connects += 1
-        idle = link.info.idle_timeout_s
+        idle = link.idle_timeout_s
         self._keepalive_every = min(opts.keepalive, idle / 2) if idle else opts.keepalive
         self._last_use = self._last_traffic = self._clock.now()
+        self._bump()
+
+    async def _open_gatt_link(
+        self, adapter: BleAdapter, sighting: Sighting, on_lost: Callable[[], None]
+    ) -> GattLink:
+        """The Lockgate profile's link (:mod:`drivers.ble.link`), its carrier attached."""
+        assert self.carrier is not None
+        opts = self.options
+        link = await GattLink.open(
+            adapter,
+            sighting.device,
+            lock_id=self.lock_id,
+            expect_device_id=self.expect_device_id,
+            connect_timeout=opts.connect_timeout,
+            gatt_timeout=opts.gatt_timeout,
+            pair=opts.pair,
+            on_segment=self.carrier.on_segment,
+            on_lost=on_lost,
+            on_status=self._on_status,
+            stats=self.link_stats,
+        )
+        self.carrier.attach(link)
         log.debug(
             "%s: connected to %s (segments of %d bytes)",
             self.lock_id,
             sighting.address,
             link.segment_size,
         )
-        self._bump()
+        return link
 
     def _lost(self, gen: int) -> None:
         """bleak's disconnected callback: the lock or the air dropped the link."""
@@ -297,7 +441,8 @@ class LockConnection:
         self.stats.lost += 1
         log.debug("%s: link lost", self.lock_id)
         self._link = None
-        self.carrier.detach()
+        if self.carrier is not None:
+            self.carrier.detach()
         if self._adapter is not None:
             self._adapter.slots.release(self)
         self._bump()
@@ -313,7 +458,8 @@ class LockConnection:
             return
         self._link = None
         self._link_gen += 1
-        self.carrier.detach()
+        if self.carrier is not None:
+            self.carrier.detach()
         log.debug("%s: disconnecting (%s)", self.lock_id, why)
         try:
             await link.close()

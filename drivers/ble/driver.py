@@ -43,7 +43,7 @@ from drivers.errors import (
     ProtocolError,
 )
 from drivers.lockproto.carrier import Carrier
-from drivers.lockproto.client import LinkTiming
+from drivers.lockproto.client import LinkTiming, SessionState
 from drivers.lockproto.crypto import Rng
 from drivers.lockproto.driver import ProtocolDriver
 from drivers.lockproto.keys import LinkKeys, load_link_keys
@@ -98,6 +98,8 @@ class BleDriver(ProtocolDriver):
             attention=self._attention,
             on_advert=self._advertised,
             on_status=self._flags,
+            authenticated=self._authenticated,
+            on_alert=ctx.alert,
         )
         self._in_service = False
         self._unreachable = False
@@ -133,6 +135,12 @@ class BleDriver(ProtocolDriver):
 
     def _keys_in_use(self, keys: LinkKeys) -> None:
         self.conn.expect_device_id = keys.device_id
+
+    def _authenticated(self) -> bool:
+        """Whether the session on the current link completed its handshake (the device
+        there holds the lock's keys)."""
+        client = self._client
+        return client is not None and client.session.state is SessionState.OPEN
 
     async def _commissioning(self, pair: Callable[[], Awaitable[LinkKeys]]) -> LinkKeys:
         async with self.conn.operation():
@@ -190,7 +198,8 @@ class BleDriver(ProtocolDriver):
             self._unreachable = False
             log.info("%s: advertising again", self.lock_id)
             self.ctx.events_waiting()
-        self._flags(sighting.advert.flags)
+        if sighting.advert is not None:
+            self._flags(sighting.advert.flags)
 
     def _flags(self, flags: AdvertFlag) -> None:
         """The lock's state hint, from its advertisement or its status characteristic."""

@@ -49,6 +49,19 @@ _AUTH_DBUS = {
 }
 
 
+class ImpostorError(LockLinkError):
+    """The device behind an advertisement that matched the lock is another device (its
+    device-info record names another device id). That address is passed over; the lock is
+    not: other sightings are tried, and the operation is retried like any link failure."""
+
+    code = "device_mismatch"
+
+    def __init__(self, message: str, *, address: str, device_id: bytes, lock_id: str) -> None:
+        super().__init__(message, lock_id=lock_id)
+        self.address = address
+        self.device_id = device_id
+
+
 def map_error(err: BaseException, *, lock_id: str, doing: str) -> DriverError:
     """The driver error for ``err`` raised by bleak while ``doing`` something."""
     if isinstance(err, DriverError):

@@ -20,7 +20,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 
 from drivers.ble.adapter import BleAdapter
-from drivers.ble.errors import map_error
+from drivers.ble.errors import ImpostorError, map_error
 from drivers.ble.profile import (
     ATT_WRITE_OVERHEAD,
     COMMAND_UUID,
@@ -99,7 +99,8 @@ class GattLink:
         try:
             async with asyncio.timeout(gatt_timeout):
                 command, info = await _set_up(
-                    client, lock_id, expect_device_id, on_segment, on_status, stats
+                    client, lock_id, device.address, expect_device_id, on_segment, on_status,
+                    stats,
                 )
         except BaseException as err:
             await _quietly_disconnect(client, lock_id)
@@ -118,6 +119,10 @@ class GattLink:
     @property
     def is_connected(self) -> bool:
         return not self._closed and self.client.is_connected
+
+    @property
+    def idle_timeout_s(self) -> float:
+        return float(self.info.idle_timeout_s)
 
     @property
     def segment_size(self) -> int:
@@ -148,6 +153,7 @@ class GattLink:
 async def _set_up(
     client: BleakClient,
     lock_id: str,
+    address: str,
     expect_device_id: bytes | None,
     on_segment: Callable[[bytes], None],
     on_status: Callable[[AdvertFlag], None],
@@ -167,8 +173,11 @@ async def _set_up(
     except DecodeError as err:
         raise ProtocolError(f"bad device info: {err}", lock_id=lock_id) from err
     if expect_device_id is not None and info.device_id != expect_device_id:
-        raise LockAuthError(
-            f"a different lock answered (device {info.device_id.hex()})", lock_id=lock_id
+        raise ImpostorError(
+            f"a different lock answered at {address} (device {info.device_id.hex()})",
+            address=address,
+            device_id=info.device_id,
+            lock_id=lock_id,
         )
 
     def notified(_char: BleakGATTCharacteristic, data: bytearray) -> None:

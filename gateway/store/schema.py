@@ -100,4 +100,12 @@ MIGRATIONS: list[str] = [
         SELECT lock_id, 'code', '[]', locked_until, level, locked_until FROM lockouts;
     DROP TABLE lockouts
     """,
+    # 4: mobile-key challenges that already passed (a restart must not forget them)
+    """
+    CREATE TABLE mobile_key_challenges (
+        method_id TEXT NOT NULL,
+        challenge BLOB NOT NULL,
+        PRIMARY KEY (method_id, challenge)
+    )
+    """,
 ]

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from gateway.secrets import SecretError, SecretRef, create_secret_file
+from gateway.store.challenges import SeenChallenges
 from gateway.store.cloud_data import CloudData
 from gateway.store.crypto import KEY_BYTES, SecretBox, StoreKeyError
 from gateway.store.db import Database
@@ -38,6 +39,7 @@ class Store:
         self.outbox = Outbox(self.db)
         self.lockouts = Lockouts(self.db)
         self.lock_map = LockMap(self.db)
+        self.mobile_key_challenges = SeenChallenges(self.db)
 
     @classmethod
     def open(cls, path: Path, key: SecretRef) -> Store:

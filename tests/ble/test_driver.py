@@ -22,6 +22,7 @@ from drivers.base import (
     TimeWindow,
 )
 from drivers.ble.driver import BleDriver
+from drivers.ble.errors import ImpostorError
 from drivers.errors import LockAuthError, LockOfflineError
 from drivers.lockproto.keys import keystore_name
 from gateway.clock import FakeClock
@@ -98,8 +99,11 @@ async def test_a_different_lock_at_the_address_is_refused(
             address=impostor.address,
             device_id=None,
         ) as d:
-            with pytest.raises(LockAuthError, match="different lock"):
+            # configured by address: nothing else to try; a link error (retried with the usual
+            # backoff, not the longest), never "commission it again"
+            with pytest.raises(ImpostorError, match="different lock"):
                 await d.connect()
+            assert d.conn.stats.impostors == 4  # op_attempts x connect_attempts
 
 
 async def test_mtu_23_still_carries_big_batches(

@@ -20,7 +20,7 @@ from gateway.clock import FakeClock
 from gateway.config import ReconcileConfig, TimeConfig, ValidatorConfig
 from gateway.handle import LockHandle
 from gateway.lockout import LockoutPolicy
-from gateway.mobilekeys import MobileKeyProofCheck, device_ids_from_keystores
+from gateway.mobilekeys import proof_check_for
 from gateway.models import AccessMethod, Grant
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
@@ -50,7 +50,7 @@ def make_validator(store: Store, clock: FakeClock, lock_ids: list[str]) -> Valid
         TimeTrust(clock, store.meta, time_cfg, kernel=lambda: True),
         time_cfg,
         LockoutPolicy(store.lockouts, ValidatorConfig()),
-        proof_check=MobileKeyProofCheck(device_ids_from_keystores(store.keystore)),
+        proof_check=proof_check_for(store),
     )
 
 

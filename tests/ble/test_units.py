@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import os
+from pathlib import Path
 
 import pytest
 from bleak.backends.scanner import AdvertisementData
@@ -27,8 +28,10 @@ from drivers.ble.scanner import parse_advert
 from drivers.ble.segment import Reassembler, segment, segment_count
 from drivers.ble.slots import ConnectionSlots
 from drivers.lockproto.errors import DecodeError
+from drivers.lockproto.keys import LinkKeys, save_link_keys
 from gateway.mobilekeys import MobileKeyProofCheck
 from gateway.models import AccessMethod
+from gateway.store.store import Store
 
 
 # --- segmentation --------------------------------------------------------------------------------
@@ -155,8 +158,9 @@ def method(mid: str = "mk1", key: bytes = PK) -> AccessMethod:
     return AccessMethod(mid, "g1", "mobile_key", secret=mk.public_key_text(key))
 
 
-def test_gateway_check_accepts_a_fresh_proof_for_the_commissioned_lock() -> None:
-    check = MobileKeyProofCheck({"front": LOCK, "back": b"LOCK-002"}.get)
+def test_gateway_check_accepts_a_fresh_proof_for_the_commissioned_lock(store: Store) -> None:
+    ids = {"front": LOCK, "back": b"LOCK-002"}
+    check = MobileKeyProofCheck(ids.get, store.mobile_key_challenges)
     p = proof()
     assert check(method(), p.encode(), "front")
     assert not check(method(), p.encode(), "front")  # replayed
@@ -167,13 +171,43 @@ def test_gateway_check_accepts_a_fresh_proof_for_the_commissioned_lock() -> None
     assert not check(AccessMethod("x", "g1", "mobile_key", secret=b"!!"), proof().encode(), "front")
 
 
-def test_gateway_check_lets_one_decision_try_several_methods_of_the_same_key() -> None:
+def test_gateway_check_lets_one_decision_try_several_methods_of_the_same_key(
+    store: Store,
+) -> None:
     # a phone key on two grants: the validator asks once per method in one decision
-    check = MobileKeyProofCheck(lambda _lock: None)
+    check = MobileKeyProofCheck({"front": LOCK}.get, store.mobile_key_challenges)
     p = proof().encode()
     assert check(method("mk1"), p, "front")
     assert check(method("mk2"), p, "front")
     assert not check(method("mk1"), p, "front")
+
+
+def test_attack_proof_forwarded_by_a_lock_with_no_commissioning_record_is_refused(
+    store: Store,
+) -> None:
+    # no link keys for "side-door" (never commissioned, or its keys were removed): there is
+    # no device id to hold the proof to, so a proof made at any other lock must not pass
+    check = MobileKeyProofCheck({"front": LOCK}.get, store.mobile_key_challenges)
+    made_at_front = proof().encode()
+    assert not check(method(), made_at_front, "side-door")
+    assert check(method(), made_at_front, "front")
+
+
+def test_attack_proof_replayed_after_a_gateway_restart_is_refused(tmp_path: Path) -> None:
+    # a lock that forwards a recorded exchange again, after the gateway restarted
+    from gateway.mobilekeys import device_ids_from_keystores, proof_check_for
+    from gateway.secrets import SecretRef
+
+    key = SecretRef(file=tmp_path / "store.key")
+    recorded = proof().encode()
+    with Store.open(tmp_path / "lockgate.db", key) as store:
+        save_link_keys(store.keystore("front"), "front", LinkKeys(
+            os.urandom(32), os.urandom(32), os.urandom(32), LOCK))
+        assert device_ids_from_keystores(store.keystore)("front") == LOCK
+        assert proof_check_for(store)(method(), recorded, "front")
+    with Store.open(tmp_path / "lockgate.db", key) as store:  # the gateway restarted
+        assert not proof_check_for(store)(method(), recorded, "front")
+        assert proof_check_for(store)(method(), proof().encode(), "front")
 
 
 # --- connection slots and the reconnect policy ---------------------------------------------------

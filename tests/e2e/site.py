@@ -138,6 +138,33 @@ async def _links(
                 radio,
             )
         return
+    if link == "nuki":
+        from lockgate_sim.ble.simulator import BleSimulator
+
+        async with BleSimulator(state_dir=tmp, now=clock.now) as radio:
+            nukis = {i: await radio.add_nuki(i) for i in LOCK_IDS}
+            hci = await radio.expose("gateway")
+            yield (
+                {
+                    i: {
+                        "type": "nuki",
+                        "address": lock.address,
+                        "backend": "lockgate_sim.ble.remote:hci_backends",
+                        "adapter": hci.client_spec,
+                        "max_connections": 3,
+                        "scan_timeout": 2.0,
+                        "connect_timeout": 2.0,
+                        "reply_timeout": 2.0,
+                        "reconnect_min": 0.05,
+                        "reconnect_max": 0.5,
+                    }
+                    for i, lock in nukis.items()
+                },
+                {},
+                {i: str(lock.model.security_pin) for i, lock in nukis.items()},
+                radio,
+            )
+        return
     raise ValueError(link)
 
 
@@ -170,7 +197,7 @@ async def running_site(
         ) as gw, gw.serving():
             for lock_id, secret in secrets.items():
                 await gw.commission(lock_id, secret)
-            if not sims:
+            if not sims and link == "sim":
                 sims = {}
                 for lock_id in LOCK_IDS:
                     driver = gw.locks[lock_id].handle.driver

@@ -25,6 +25,8 @@ from drivers.base import CredentialKind
 from lockgate_sim.ble.peripheral import BleLock
 from lockgate_sim.ble.radio import VirtualRadio
 from lockgate_sim.lock import SimLock, SimLockSpec
+from lockgate_sim.nuki.gatt import NukiBleLock
+from lockgate_sim.nuki.model import NukiLockModel
 
 BLE_LOCK_SPEC = SimLockSpec(
     slots=250,
@@ -53,6 +55,7 @@ class BleSimulator:
         self._now = now or (lambda: datetime.now(UTC))
         self.radio: VirtualRadio | None = None
         self.locks: dict[str, BleLock] = {}
+        self.nukis: dict[str, NukiBleLock] = {}
         self.endpoints: list[Endpoint] = []
         self._stack = contextlib.AsyncExitStack()
 
@@ -78,11 +81,23 @@ class BleSimulator:
         self.locks[lock_id] = lock
         return lock
 
+    async def add_nuki(self, name: str, *, security_pin: int = 4711) -> NukiBleLock:
+        """A simulated Nuki lock on the same radio, in pairing mode (docs/nuki.md)."""
+        assert self.radio is not None, "use BleSimulator as an async context manager"
+        model = NukiLockModel(name=name, now=self._now, security_pin=security_pin)
+        lock = await self._stack.enter_async_context(
+            NukiBleLock(model, self.radio.device(f"nuki-{name}"))
+        )
+        lock.press_pairing_button()
+        self.nukis[name] = lock
+        return lock
+
     async def expose(self, name: str, port: int = 0) -> Endpoint:
         """An HCI endpoint on 127.0.0.1 (``port`` 0: the system picks one)."""
         assert self.radio is not None, "use BleSimulator as an async context manager"
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # HCI packets are small
         sock.bind(("127.0.0.1", port))
         transport = await open_tcp_server_transport_with_socket(sock)
         self._stack.push_async_callback(transport.close)

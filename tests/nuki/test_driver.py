@@ -1,0 +1,237 @@
+"""The Nuki driver against the simulated Nuki lock, through the real bleak API on the radio."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from lockgate_sim.ble.radio import VirtualRadio
+from lockgate_sim.nuki.gatt import NukiBleLock
+
+from drivers.base import (
+    BoltState,
+    Credential,
+    CredentialKind,
+    DriverContext,
+    EventKind,
+    TimeWindow,
+)
+from drivers.errors import CodeRuleError, DuplicateCodeError, LockAuthError, LockLinkError
+from drivers.nuki.codes import FOREIGN
+from drivers.nuki.driver import NukiDriver, keys_name, pin_name
+from drivers.nuki.messages import CodeWindow, LockState
+from gateway.clock import FakeClock
+from tests.ble.conftest import Adapter, MemoryKeyStore
+from tests.nuki.conftest import nuki_driver
+
+WAIT = 5.0
+
+
+def code(cid: str, digits: str, window: TimeWindow | None = None, tag: bytes = b"") -> Credential:
+    return Credential(
+        cid, CredentialKind.CODE, digits.encode(), tag or cid.encode().ljust(8, b"_")[:8], window
+    )
+
+
+async def test_commission_pairs_and_keeps_keys_and_pin(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    keystore = MemoryKeyStore()
+    async with nuki_driver(gateway, nuki, clock, keystore=keystore) as driver:
+        assert driver.connected
+        assert [a.name for a in nuki.model.auths.values()] == ["Lockgate"]
+        assert keystore.get(keys_name(driver.lock_id)) is not None
+        assert keystore.get(pin_name(driver.lock_id)) is not None
+        status = await driver.status()
+        assert status.bolt is BoltState.LOCKED
+        assert status.battery_percent == 84
+        assert status.lock_time == clock.now().replace(microsecond=0)
+        assert driver.door is not None and driver.door.name == "CLOSED"
+
+
+async def test_commission_with_a_wrong_pin_is_refused_and_keeps_no_pin(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    keystore = MemoryKeyStore()
+    async with nuki_driver(gateway, nuki, clock, keystore=keystore, commission=False) as driver:
+        with pytest.raises(LockAuthError, match="security PIN"):
+            await driver.commission("1111")
+        assert keystore.get(pin_name(driver.lock_id)) is None
+        assert "1111" not in repr(keystore.data)
+        assert nuki.engine.stats.bad_pin == 1
+        # the pairing stays; the right PIN completes the commissioning without pairing again
+        await driver.commission("4711")
+        assert len(nuki.model.auths) == 1
+        assert driver.connected
+
+
+async def test_commission_needs_pairing_mode(
+    radio: VirtualRadio, gateway: Adapter, clock: FakeClock
+) -> None:
+    from tests.nuki.conftest import nuki_lock
+
+    async with (
+        nuki_lock(radio, "Back", clock, pairing=False) as lock,
+        nuki_driver(gateway, lock, clock, commission=False) as driver,
+    ):
+        with pytest.raises(LockAuthError, match="pairing mode"):
+            await driver.commission("4711")
+        assert not lock.model.auths
+
+
+async def test_code_with_its_window_is_enforced_by_the_lock(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    now = clock.now()
+    window = TimeWindow(now + timedelta(hours=1), now + timedelta(hours=3))
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        result = await driver.put_credentials([code("m1", "482913", window)])
+        assert result.ok
+        [entry] = nuki.model.codes.values()
+        assert entry.code == 482913
+        assert entry.window == CodeWindow(window.starts_at, window.ends_at)
+        [held] = await driver.list_credentials()
+        assert (held.credential_id, held.tag, held.window) == ("m1", b"m1______", window)
+
+        assert not nuki.type_code("482913")  # before the window
+        clock.advance(hours=2)
+        assert nuki.type_code("482913")
+        assert nuki.model.lock_state == LockState.UNLOCKED
+        clock.advance(hours=2)
+        assert not nuki.type_code("482913")  # after
+        assert not nuki.type_code("999999")  # unknown
+
+        page = await driver.fetch_events(0)
+        kinds = [(e.kind, e.credential_id, e.reason) for e in page.events]
+        assert kinds == [
+            (EventKind.ACCESS_DENIED, "m1", "not_allowed_now"),
+            (EventKind.ACCESS_ALLOWED, "m1", "valid_code"),
+            (EventKind.ACCESS_DENIED, "m1", "not_allowed_now"),
+            (EventKind.ACCESS_DENIED, None, "unknown_code"),
+        ]
+        assert all(e.decided_by == "lock" for e in page.events)
+        assert not (await driver.fetch_events(page.next_seq)).events
+
+
+async def test_put_replaces_in_place_and_delete_removes(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    now = clock.now()
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
+        [first] = nuki.model.codes
+        later = TimeWindow(now, now + timedelta(days=1))
+        assert (await driver.put_credentials([code("m1", "482914", later, b"newtag__")])).ok
+        assert list(nuki.model.codes) == [first]  # updated, not added
+        assert nuki.model.codes[first].code == 482914
+        [held] = await driver.list_credentials()
+        assert held.tag == b"newtag__"
+        assert (await driver.delete_credentials(["m1", "never-there"])).ok
+        assert nuki.model.codes == {}
+
+
+async def test_rule_breaking_codes_are_refused_before_any_radio_traffic(
+    radio: VirtualRadio, gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        await driver.disconnect()
+        sealed, connects = nuki.engine.stats.sealed_in, nuki.stats.connections
+        radio.air.reset()
+        result = await driver.put_credentials(
+            [code("zero", "482903"), code("twelve", "123456"), code("short", "48291")]
+        )
+        assert set(result.failures) == {"zero", "twelve", "short"}
+        assert all(isinstance(e, CodeRuleError) for e in result.failures.values())
+        assert nuki.engine.stats.sealed_in == sealed
+        assert nuki.stats.connections == connects
+        assert not radio.air.requests
+        caps = await driver.capabilities()
+        assert caps.code_problem("123456") == 'starts with "12"'
+        assert caps.code_problem("482903") is not None
+        assert caps.code_problem("482913") is None
+
+
+async def test_a_duplicate_is_refused_per_credential(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        nuki.model.add_code(482913, "from the app", CodeWindow())
+        result = await driver.put_credentials([code("m1", "482913"), code("m2", "482914")])
+        assert isinstance(result.failures["m1"], DuplicateCodeError)
+        assert set(result.failures) == {"m1"}
+        held = {c.credential_id for c in await driver.list_credentials()}
+        assert held == {"m2", f"{FOREIGN}1"}
+        assert (await driver.delete_credentials([f"{FOREIGN}1"])).ok
+        assert [e.code for e in nuki.model.codes.values()] == [482914]
+
+
+async def test_fragmented_replies_are_reassembled(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    nuki.faults.fragment = 20
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
+        assert [c.credential_id for c in await driver.list_credentials()] == ["m1"]
+        await driver.unlock()
+        assert nuki.model.lock_state == LockState.UNLOCKED
+        assert nuki.stats.indications > 3 * len(nuki.model.log)
+
+
+@pytest.mark.parametrize("fault", ["drop_before_command", "drop_after_command"])
+async def test_a_link_drop_mid_batch_adds_no_code_twice(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock, fault: str
+) -> None:
+    batch = [code(f"m{i}", f"48291{i}") for i in range(1, 6)]
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        # list (2 commands), then challenge + add per code: drop on the third add
+        setattr(nuki.faults, fault, 2 + 2 * 2 + 1)
+        result = await driver.put_credentials(batch)
+        assert result.ok
+        assert nuki.stats.links_dropped == 1
+        assert sorted(e.code for e in nuki.model.codes.values()) == [
+            482911,
+            482912,
+            482913,
+            482914,
+            482915,
+        ]
+        held = sorted(c.credential_id for c in await driver.list_credentials())
+        assert held == ["m1", "m2", "m3", "m4", "m5"]
+
+
+async def test_a_restarted_driver_finds_its_codes(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    keystore = MemoryKeyStore()
+    async with nuki_driver(gateway, nuki, clock, keystore=keystore, op_attempts=1) as driver:
+        nuki.faults.drop_after_command = 3  # the add is done, its answer is lost
+        with pytest.raises(LockLinkError):  # the gateway retries the batch later
+            await driver.put_credentials([code("m1", "482913")])
+        assert len(nuki.model.codes) == 1
+    ctx = DriverContext(now=clock.now, keystore=keystore)
+    driver2 = NukiDriver("Front", driver.options, ctx, adapters=gateway.registry, clock=clock)
+    async with driver2:
+        assert [c.credential_id for c in await driver2.list_credentials()] == ["m1"]
+        assert (await driver2.put_credentials([code("m1", "482913")])).ok
+        assert len(nuki.model.codes) == 1
+
+
+async def test_lock_and_unlock(gateway: Adapter, nuki: NukiBleLock, clock: FakeClock) -> None:
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        await driver.unlock()
+        assert nuki.model.lock_state == LockState.UNLOCKED
+        await driver.lock()
+        assert nuki.model.lock_state == LockState.LOCKED
+        await driver.unlatch()
+        assert nuki.model.lock_state == LockState.UNLATCHED
+        page = await driver.fetch_events(0)
+        assert [e.kind for e in page.events] == [
+            EventKind.UNLOCKED,
+            EventKind.LOCKED,
+            EventKind.UNLOCKED,
+        ]
+        await driver.set_time(clock.now() + timedelta(minutes=5))
+        assert nuki.engine.time_skew == timedelta(minutes=5)
+        async with asyncio.timeout(WAIT):
+            await driver.disconnect()
