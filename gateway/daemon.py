@@ -36,7 +36,7 @@ from drivers.base import (
 from drivers.registry import DriverRegistry
 from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
-from gateway.config import GatewayConfig, LockConfig
+from gateway.config import ConfigError, GatewayConfig, LockConfig
 from gateway.events import AccessEvent
 from gateway.handle import LockHandle, OpTimeouts, quiesced
 from gateway.lockout import LockoutPolicy
@@ -44,6 +44,7 @@ from gateway.managed import ManagedGateway
 from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
+from gateway.secrets import SecretError
 from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
 from gateway.sync import CloudSync, Scope
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 
 FLOOR_EVERY = timedelta(minutes=10)
 SHUTDOWN_GRACE_S = 20.0
+FATAL: tuple[type[Exception], ...] = (SecretError, ConfigError)
+"""Configuration faults a part finds when it starts (a secret file readable by others): a
+restart cannot cure them, so they end the gateway instead of being retried."""
 """How long a stop waits for lock operations in flight; the unit's TimeoutStopSec= is larger."""
 
 
@@ -131,7 +135,7 @@ class Gateway:
         async with asyncio.TaskGroup() as tg:
 
             def start(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-                task = tg.create_task(supervised(name, run), name=name)
+                task = tg.create_task(supervised(name, run, fatal=FATAL), name=name)
                 tasks.append(task)
                 return task
 
@@ -157,9 +161,9 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[Self]:
-        """:meth:`serve` in the background for the block (tests, the demo); stops it after."""
-        stop = asyncio.Event()
-        task = asyncio.create_task(self.serve(stop), name="lockgate-serve")
+        """:meth:`serve` in the background for the block (tests): leaving it cancels the
+        tasks at once, the way a crash would, and raises what ended them if they failed."""
+        task = asyncio.create_task(self.serve(), name="lockgate-serve")
         ready = asyncio.create_task(self.ready.wait(), name="lockgate-ready")
         try:
             await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -168,8 +172,11 @@ class Gateway:
             yield self
         finally:
             ready.cancel()
-            stop.set()
-            await task
+            task.cancel()
+            await asyncio.wait({task})  # its end, without taking its CancelledError for ours
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
 
     async def _open(self) -> None:
         cfg = self.config

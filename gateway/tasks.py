@@ -31,13 +31,19 @@ async def supervised(
     *,
     backoff: Backoff | None = None,
     sleep: Sleep = asyncio.sleep,
+    fatal: tuple[type[Exception], ...] = (),
 ) -> None:
-    """Run ``run()`` until it returns or the task is cancelled; restart it after a failure."""
+    """Run ``run()`` until it returns or the task is cancelled; restart it after a failure.
+
+    Exceptions of the ``fatal`` types (faults a restart cannot cure) are raised, not retried.
+    """
     policy = backoff or Backoff(RESTART_MIN_S, RESTART_MAX_S)
     last: str | None = None
     while True:
         try:
             await run()
+        except fatal:
+            raise
         except Exception as err:
             pass_cancellation()
             kind = type(err).__name__
