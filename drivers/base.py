@@ -151,6 +151,9 @@ class EventKind(enum.StrEnum):
     TAMPER = "tamper"
     REBOOTED = "rebooted"
     BATTERY_LOW = "battery_low"
+    EVENTS_LOST = "events_lost"
+    """A gap in the lock's record: entries the lock produced while the link was down are gone
+    (Z-Wave locks keep no log to resume from). ``reason`` says which interval."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,7 @@ BUILTINS: list[tuple[str, str]] = [
     ("drivers.serial.driver", "SerialDriver"),
     ("drivers.ble.driver", "BleDriver"),
     ("drivers.nuki.driver", "NukiDriver"),
+    ("drivers.zwave.driver", "ZWaveDriver"),
 ]
 """(module, class) of built-in drivers; the serial and BLE drivers add themselves here."""
 

@@ -15,7 +15,14 @@ taken from the command line: the PIN of ``test_credential`` and the pairing secr
 ``command_key`` (fetched with ``status`` first), so the broker never sees them; the private key
 and the broker password are files that only their owner may read.
 
-Exit status: 0 ``ok``, 1 ``error`` answer, 2 bad usage, 3 no answer (broker or gateway away).
+Every answer must be signed by the gateway's identity (:mod:`gateway.mqtt.identity`), pinned
+with ``gateway_key`` in the settings (``--gateway-key``) or else trusted on first use and kept
+in ``known_gateways`` (``~/.config/lockgate/known_gateways.toml``); an answer signed by any
+other key is ignored, and a gateway whose identity changed is refused. A secret is sealed only
+to a command key the pinned identity vouches for.
+
+Exit status: 0 ``ok``, 1 ``error`` answer, 2 bad usage, 3 no answer (broker or gateway away),
+4 an answer not signed by the gateway's pinned identity (someone else answered).
 """
 
 from __future__ import annotations
@@ -44,13 +51,20 @@ from gateway.mqtt.auth import (
     sign,
 )
 from gateway.mqtt.connection import BrokerOptions, make_client, payload_bytes, v5_properties
+from gateway.mqtt.identity import (
+    IdentityError,
+    fingerprint,
+    verify_command_key,
+    verify_response,
+)
 from gateway.mqtt.sealed import public_key_from_b64, seal
 from gateway.mqtt.topics import Topics
 from gateway.secrets import SecretError, SecretRef, create_secret_file
 
 DEFAULT_CONFIG = Path("~/.config/lockgate/ctl.toml")
+DEFAULT_KNOWN_GATEWAYS = Path("~/.config/lockgate/known_gateways.toml")
 SECRET_ARGS = {"test_credential": "secret", "commission": "pairing_secret"}
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_ANSWER = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_ANSWER, EXIT_NOT_THE_GATEWAY = 0, 1, 2, 3, 4
 
 
 class CtlError(Exception):
@@ -76,6 +90,10 @@ class CtlSettings:
     timeout_s: float = 10.0
     v311: bool = False
     """Behave like an MQTT 3.1.1 client: no response topic, match the answer by transaction."""
+    gateway_key: str | None = None
+    """The gateway's identity (base64 Ed25519 public key), pinned at enrolment."""
+    known_gateways: Path = DEFAULT_KNOWN_GATEWAYS
+    """Identities trusted on first use, one ``"<gateway_id>" = "<identity>"`` line each."""
 
     def broker(self) -> BrokerOptions:
         password = None
@@ -104,6 +122,7 @@ _PATH_FIELDS = {
     "client_key",
     "password_file",
     "private_key",
+    "known_gateways",
 }
 
 
@@ -162,8 +181,15 @@ async def send_command(
     sign_with: tuple[str, Any] | None = None,
     now_ms: int | None = None,
     nonce: str | None = None,
+    identity: str | None = None,
+    learn_identity: bool = False,
 ) -> dict[str, Any]:
-    """Send one command and return the decoded response; raises TimeoutError or MqttError."""
+    """Send one command and return the decoded response; raises TimeoutError or MqttError.
+
+    With ``identity`` (the gateway's, base64), only an answer signed by it for this very
+    request counts; others are skipped, and :class:`IdentityError` is raised when only such
+    answers came. ``learn_identity`` (trust on first use, ``status`` only): the answer must be
+    signed by the identity it states."""
     if settings.gateway_id is None:
         raise CtlError("no gateway: give --gateway or gateway_id in the config")
     topics = Topics(settings.base_topic, settings.gateway_id)
@@ -192,25 +218,45 @@ async def send_command(
     client = make_client(
         settings.broker(), f"lockgate-ctl-{os.urandom(6).hex()}", timeout_s=settings.timeout_s
     )
-    async with asyncio.timeout(settings.timeout_s), client:
-        await client.subscribe(reply_to, qos=1)
-        props = None
-        if not settings.v311:
-            props = v5_properties(
-                PacketTypes.PUBLISH, ResponseTopic=reply_to, CorrelationData=correlation
-            )
-        body = json.dumps(envelope, separators=(",", ":")).encode()
-        await client.publish(request_topic, body, qos=1, properties=props)
-        async for message in client.messages:
-            try:
-                response = json.loads(payload_bytes(message.payload))
-            except (TypeError, ValueError):
-                continue
-            if not isinstance(response, dict):
-                continue
-            got = getattr(message.properties, "CorrelationData", None)
-            if got == correlation or response.get("transaction") == transaction:
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    forged: list[IdentityError] = []
+    try:
+        async with asyncio.timeout(settings.timeout_s), client:
+            await client.subscribe(reply_to, qos=1)
+            props = None
+            if not settings.v311:
+                props = v5_properties(
+                    PacketTypes.PUBLISH, ResponseTopic=reply_to, CorrelationData=correlation
+                )
+            await client.publish(request_topic, body, qos=1, properties=props)
+            async for message in client.messages:
+                try:
+                    response = json.loads(payload_bytes(message.payload))
+                except (TypeError, ValueError):
+                    continue
+                if not isinstance(response, dict):
+                    continue
+                got = getattr(message.properties, "CorrelationData", None)
+                if got != correlation and response.get("transaction") != transaction:
+                    continue
+                expected = identity
+                if learn_identity:
+                    data = response.get("data")
+                    stated = data.get("identity") if isinstance(data, dict) else None
+                    expected = stated if isinstance(stated, str) else ""
+                if expected is None:
+                    return response
+                try:
+                    verify_response(expected, settings.gateway_id, command, body, response)
+                except IdentityError as err:
+                    # Someone else answered; the gateway's own answer may still come.
+                    forged.append(_explain(err, expected, response))
+                    continue
                 return response
+    except TimeoutError:
+        if forged:
+            raise forged[0] from None
+        raise
     raise MqttError("disconnected before the answer came")
 
 
@@ -221,19 +267,22 @@ async def send_sealed(
     secret_name: str,
     secret: str,
     *,
+    identity: str,
     sign_with: tuple[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fetch the gateway's ``command_key`` (``status``), seal ``secret`` to it for this very
-    request (its nonce), and send the command."""
-    status = await send_command(settings, "status", {}, sign_with=sign_with)
+    """Fetch the gateway's ``command_key`` (``status``, answered under ``identity``), check
+    that the identity vouches for it, seal ``secret`` to it for this very request (its
+    nonce), and send the command."""
+    status = await send_command(settings, "status", {}, sign_with=sign_with, identity=identity)
     data = status.get("data")
-    key_b64 = data.get("command_key") if isinstance(data, dict) else None
     if status.get("status") != "ok":
         return status  # e.g. unauthorised: the operator sees why
-    if not isinstance(key_b64, str):
+    key_b64 = data.get("command_key") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(key_b64, str):
         raise CtlError("the gateway published no command_key; it cannot take sealed secrets")
-    gateway_key = public_key_from_b64(key_b64)
     assert settings.gateway_id is not None  # send_command checked
+    verify_command_key(identity, settings.gateway_id, key_b64, data.get("command_key_sig"))
+    gateway_key = public_key_from_b64(key_b64)
     nonce = new_nonce()
     sealed = seal(
         gateway_key,
@@ -244,8 +293,87 @@ async def send_sealed(
         nonce=nonce,
     )
     return await send_command(
-        settings, command, {**args, secret_name: sealed}, sign_with=sign_with, nonce=nonce
+        settings,
+        command,
+        {**args, secret_name: sealed},
+        sign_with=sign_with,
+        nonce=nonce,
+        identity=identity,
     )
+
+
+# --- the gateway's identity: pinned, or trusted on first use -------------------------------
+def _explain(err: IdentityError, expected: str, response: dict[str, Any]) -> IdentityError:
+    data = response.get("data")
+    stated = data.get("identity") if isinstance(data, dict) else None
+    if isinstance(stated, str) and expected and stated != expected:
+        try:
+            theirs = fingerprint(stated)
+        except ValueError:
+            theirs = "(not a key)"
+        return IdentityError(
+            f"the gateway's identity changed: an answer came signed as {theirs}, not the "
+            f"pinned {fingerprint(expected)}; refusing it (if the gateway was really "
+            "reinstalled, check 'lockgate identity' there and pin the new one)"
+        )
+    return IdentityError(f"{err}; refusing it (someone else answered in the gateway's place)")
+
+
+def read_known(path: Path) -> dict[str, str]:
+    path = path.expanduser()
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise CtlError(f"{path}: {err}") from None
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def remember(path: Path, gateway_id: str, identity: str) -> None:
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"{json.dumps(gateway_id)} = {json.dumps(identity)}\n")
+
+
+def pinned_identity(settings: CtlSettings) -> str | None:
+    """The identity this operator pinned for the gateway (settings first, then known)."""
+    assert settings.gateway_id is not None
+    known = read_known(settings.known_gateways).get(settings.gateway_id)
+    if settings.gateway_key is not None:
+        if known is not None and known != settings.gateway_key:
+            raise IdentityError(
+                f"gateway {settings.gateway_id}: gateway_key differs from the identity in "
+                f"{settings.known_gateways}; remove the stale line there"
+            )
+        return settings.gateway_key
+    return known
+
+
+async def trusted_identity(
+    settings: CtlSettings, sign_with: tuple[str, Any] | None
+) -> tuple[str, dict[str, Any] | None]:
+    """The gateway's identity to verify answers with, and the ``status`` answer when it had to
+    be learnt now (trust on first use: remembered in ``known_gateways``, announced on stderr)."""
+    if settings.gateway_id is None:
+        raise CtlError("no gateway: give --gateway or gateway_id in the config")
+    pinned = pinned_identity(settings)
+    if pinned is not None:
+        return pinned, None
+    status = await send_command(settings, "status", {}, sign_with=sign_with, learn_identity=True)
+    data = status.get("data")
+    identity = data.get("identity") if isinstance(data, dict) else None
+    if status.get("status") != "ok" or not isinstance(identity, str):
+        return "", status  # e.g. unauthorised (signed all the same): nothing to learn
+    remember(settings.known_gateways, settings.gateway_id, identity)
+    print(
+        f"lockgate ctl: gateway {settings.gateway_id} identity {fingerprint(identity)} "
+        f"trusted on first use (in {settings.known_gateways}); compare it with "
+        "'lockgate identity' on the gateway",
+        file=sys.stderr,
+    )
+    return identity, status
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -271,6 +399,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--private-key", type=Path, help="operator's Ed25519 key (PEM, mode 600)")
     p.add_argument("--unsigned", action="store_true", help="do not sign even with a key")
     p.add_argument("--secret-file", type=Path, help="PIN / pairing secret (mode 600)")
+    p.add_argument("--gateway-key", help="the gateway's identity (base64), as pinned at enrolment")
+    p.add_argument("--known-gateways", type=Path, help="identities trusted on first use")
     p.add_argument("--timeout", type=float)
     p.add_argument("--v311", action="store_true", default=None, help="no v5 response topic")
     p.add_argument("--name", help="keygen: the operator name for the snippet")
@@ -297,6 +427,8 @@ def _settings_from(ns: argparse.Namespace) -> CtlSettings:
         "private_key": ns.private_key,
         "timeout_s": ns.timeout,
         "v311": ns.v311,
+        "gateway_key": ns.gateway_key,
+        "known_gateways": ns.known_gateways,
     }
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -341,18 +473,35 @@ def _prepare(
     return settings, args, sign_with, secret
 
 
+async def run_command(
+    settings: CtlSettings,
+    command: str,
+    args: dict[str, Any],
+    sign_with: tuple[str, Any] | None,
+    secret: str | None,
+) -> dict[str, Any]:
+    """What ``lockgate ctl COMMAND`` does: every answer checked against the gateway's
+    identity (pinned, or learnt now on first use)."""
+    identity, status = await trusted_identity(settings, sign_with)
+    if status is not None and (not identity or command == "status"):
+        return status
+    secret_name = SECRET_ARGS.get(command)
+    if secret_name is not None and secret is not None:
+        return await send_sealed(
+            settings, command, args, secret_name, secret, identity=identity, sign_with=sign_with
+        )
+    return await send_command(settings, command, args, sign_with=sign_with, identity=identity)
+
+
 def cmd_ctl(ns: argparse.Namespace) -> int:
     try:
         if ns.command == "keygen":
             return _keygen(ns)
         settings, args, sign_with, secret = _prepare(ns)
-        secret_name = SECRET_ARGS.get(ns.command)
-        if secret_name is not None and secret is not None:
-            response = asyncio.run(
-                send_sealed(settings, ns.command, args, secret_name, secret, sign_with=sign_with)
-            )
-        else:
-            response = asyncio.run(send_command(settings, ns.command, args, sign_with=sign_with))
+        response = asyncio.run(run_command(settings, ns.command, args, sign_with, secret))
+    except IdentityError as err:
+        print(f"lockgate ctl: {err}", file=sys.stderr)
+        return EXIT_NOT_THE_GATEWAY
     except (CtlError, SecretError, ValueError, TypeError) as err:
         print(f"lockgate ctl: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -45,8 +45,10 @@ from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
 from gateway.secrets import SecretError
+from gateway.store.db import StoreFullError
 from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
+from gateway.store_keeper import StoreKeeper
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
 from gateway.tasks import supervised
@@ -143,6 +145,7 @@ class Gateway:
             for lock_id, reconciler in self.locks.items():
                 self._lock_tasks[lock_id] = start(f"lock:{lock_id}", reconciler.run)
             start("time-floor", self._keep_floor)
+            start("store-keeper", self.keeper.run)
             for extra in self._extra:
                 start(getattr(extra, "__name__", "extra"), functools.partial(extra, self))
             self.ready.set()
@@ -188,13 +191,16 @@ class Gateway:
         # A clean stop keeps the floor fresh for a next start without a trusted clock.
         self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
-        dropped = self.store.lock_map.replace(
-            [
-                LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
-                for lock in cfg.locks
-            ],
-            self.clock.now(),
-        )
+        try:
+            dropped = self.store.lock_map.replace(
+                [
+                    LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
+                    for lock in cfg.locks
+                ],
+                self.clock.now(),
+            )
+        except StoreFullError:
+            dropped = []  # the next start records the lock list; serve what the store holds
         for lock_id in dropped:
             log.warning("lock %s is no longer configured: its sync state was cleared", lock_id)
         self.validator = Validator(
@@ -223,6 +229,13 @@ class Gateway:
             on_change=self._cloud_changed,
         )
         self.sync_loop = SyncLoop(self.cloud_sync, self.client, self.clock, cfg.cloud, self.trust)
+        self.keeper = StoreKeeper(
+            self.store.db,
+            self.store.meta,
+            [self.validator.flush, self.store.mobile_key_challenges.flush],
+            self._store_writable,
+            self.clock,
+        )
         for lock in cfg.locks:
             await self._add_lock(lock)
 
@@ -277,6 +290,10 @@ class Gateway:
     def _cloud_changed(self) -> None:
         for reconciler in self.locks.values():
             reconciler.wake()
+
+    def _store_writable(self) -> None:
+        self._cloud_changed()
+        self.sync_loop.poke()
 
     async def _keep_floor(self) -> None:
         never = asyncio.Event()

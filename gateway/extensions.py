@@ -38,7 +38,9 @@ def add_subcommands(sub: Any) -> None:
     _ = argparse  # subcommands are added by the parts that own them
     from gateway import cloud_ls, ctl, doctor
     from gateway.cli import config_argument
+    from gateway.mqtt import identity_cli
 
     ctl.add_parser(sub)
     cloud_ls.add_parser(sub, config_argument)
     doctor.add_parser(sub, config_argument)
+    identity_cli.add_parser(sub, config_argument)

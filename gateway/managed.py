@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from drivers.base import CredentialKind
-    from gateway.clock import Clock
+    from gateway.clock import Clock, TimeSource
     from gateway.config import GatewayConfig
     from gateway.reconciler import LockReconciler
     from gateway.store.store import Store
     from gateway.sync_loop import SyncLoop
     from gateway.timetrust import TimeTrust
-    from gateway.validator import Decision
+    from gateway.validator import Decision, Validator
 
 
 class ManagedGateway(Protocol):
@@ -30,10 +30,16 @@ class ManagedGateway(Protocol):
     def clock(self) -> Clock: ...
 
     @property
+    def wall_clock(self) -> TimeSource: ...
+
+    @property
     def store(self) -> Store: ...
 
     @property
     def trust(self) -> TimeTrust: ...
+
+    @property
+    def validator(self) -> Validator: ...
 
     @property
     def sync_loop(self) -> SyncLoop: ...

@@ -13,6 +13,10 @@ lock problem (:class:`~drivers.errors.DriverError`) is logged at WARNING and ret
 backoff; anything else (a driver's bug, wrapped as :class:`~drivers.errors.DriverFault`, or one
 of ours) is logged once at ERROR with its traceback and retried after the longest delay. The
 other locks, the sync and the decisions never notice.
+
+A full disk does not stop a pass: the lock is brought in line all the same (a code that ended
+comes off), and the pass then reports ``store_full`` and is retried with backoff until its sync
+state is written.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from gateway.clock import Clock
 from gateway.config import ReconcileConfig
 from gateway.handle import LockHandle, LockOps
 from gateway.planner import CloudView, LockScope, Plan, plan
+from gateway.store.db import StoreFullError
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
 
@@ -81,6 +86,8 @@ class LockReconciler:
         self._seen_version = -1
         self._clock_trusted = clock_trusted
         self._time_set_at: datetime | None = None
+        self._unsaved: StoreFullError | None = None
+        """A sync-state write of this pass found the disk full."""
         self.health = LockHealth()
         self.last_plan: Plan | None = None
 
@@ -135,6 +142,8 @@ class LockReconciler:
             code, message, fault = err.code, err.message, None
         elif isinstance(err, DriverFault):
             code, message, fault = err.code, err.message, err.__cause__ or err
+        elif isinstance(err, StoreFullError):
+            code, message, fault = err.code, "the store's disk is full: sync state not saved", None
         else:  # not from the driver: a bug of ours, or the store
             code, message, fault = "internal_error", f"{type(err).__name__} in the pass", err
         repeat = self.health.last_error_code == code
@@ -189,6 +198,7 @@ class LockReconciler:
 
     async def _credentials_pass(self, t: datetime, ops: LockOps) -> Plan:
         assert self._caps is not None
+        self._unsaved = None
         view = self._views()
         if view.version != self._seen_version:
             self._refused.clear()
@@ -206,6 +216,9 @@ class LockReconciler:
         await self._apply(p, held, self._caps, ops)
         if self._events_due:
             await self._pull_events(view, ops)
+        if self._unsaved is not None:
+            err, self._unsaved = self._unsaved, None
+            raise err  # the lock is in line; its sync state waits for space
         self.health = LockHealth(True, t, None, None, self.health.passes + 1)
         return p
 
@@ -299,7 +312,10 @@ class LockReconciler:
         gone = [mid for mid in old if mid not in rows]
         self._write(old, rows)
         if gone:
-            self._store.sync_states.remove(self.lock_id, gone)
+            try:
+                self._store.sync_states.remove(self.lock_id, gone)
+            except StoreFullError as err:
+                self._unsaved = err
         if to_delete or to_put:
             counts = self._store.sync_states.counts(self.lock_id)
             self._log.info(
@@ -377,7 +393,11 @@ class LockReconciler:
             != (r.state, r.tag, r.error_code, r.error, r.attempts)
         ]
         if changed:
-            self._store.sync_states.write(changed, self._clock.now())
+            try:
+                self._store.sync_states.write(changed, self._clock.now())
+            except StoreFullError as err:
+                self._unsaved = err  # go on: the lock matters more than its bookkeeping
+                return
             for r in changed:
                 old[r.method_id] = r
 

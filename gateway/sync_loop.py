@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from drivers.backoff import Backoff
@@ -14,6 +14,7 @@ from gateway.clock import Clock
 from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import CloudAuthError, CloudError
 from gateway.config import CloudConfig
+from gateway.store.db import StoreFullError
 from gateway.sync import CloudSync, SyncReport
 from gateway.timetrust import TimeTrust
 
@@ -80,7 +81,7 @@ class SyncLoop:
                     self._full_requested = False
                 else:
                     report = await self._sync.incremental()
-            except CloudError as err:
+            except (CloudError, StoreFullError) as err:
                 delay = self._failed(err)
                 next_at = t + timedelta(seconds=delay)
                 for w in waiters:
@@ -97,7 +98,20 @@ class SyncLoop:
             async with self.synced:
                 self.synced.notify_all()
 
-    def _failed(self, err: CloudError) -> float:
+    def poke(self) -> None:
+        """Sync at once (without waiting for it), e.g. when the store takes writes again."""
+        self._now.set()
+
+    def _failed(self, err: CloudError | StoreFullError) -> float:
+        if isinstance(err, StoreFullError):
+            delay = self._backoff.next_delay()
+            log.log(
+                logging.WARNING if self.health.last_error_code != err.code else logging.DEBUG,
+                "cloud data fetched but not stored, the disk is full (next try in %.1fs)",
+                delay,
+            )
+            self.health = replace(self.health, last_error=str(err), last_error_code=err.code)
+            return delay
         first = self.health.reachable is not False
         if isinstance(err, CloudAuthError):
             delay = self._backoff.give_up_for_now()

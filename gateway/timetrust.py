@@ -34,6 +34,7 @@ from enum import StrEnum
 
 from gateway.clock import TimeSource
 from gateway.config import TimeConfig
+from gateway.store.db import StoreFullError
 from gateway.store.meta import Meta
 from gateway.store.timefmt import from_db, to_db
 
@@ -254,7 +255,10 @@ class TimeTrust:
         """Persist the current time as the floor, when trusted (called now and then)."""
         now = self.trusted_now()
         if now is not None and (self._floor is None or now > self._floor):
-            self._meta.set("time_floor", to_db(now) or "")
+            try:
+                self._meta.set("time_floor", to_db(now) or "")
+            except StoreFullError:
+                return  # the next time, when there is room (the floor only protects)
             self._floor = now
 
 

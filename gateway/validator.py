@@ -12,6 +12,7 @@ same transaction as the lockout bookkeeping.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from gateway.events import AccessEvent
 from gateway.lockout import LockoutPolicy
 from gateway.models import AccessMethod, Grant
 from gateway.planner import CloudView, LockScope
+from gateway.store.db import StoreFullError
 from gateway.store.store import Store
 from gateway.timetrust import TimeTrust
 
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 FAILURES_THAT_COUNT = frozenset(
     {"unknown_credential", "revoked", "not_for_this_entrance", "outside_window"}
 )
+
+MAX_UNSAVED_EVENTS = 50_000
+"""Decisions kept in memory while the disk is full (about 25 MB); beyond, the oldest go."""
 
 ProofCheck = Callable[[AccessMethod, bytes | None, str], bool]
 """Mobile keys: verifies the phone's proof for this method at this lock."""
@@ -73,6 +78,9 @@ class Validator:
         self._time = time_config
         self._lockouts = lockouts
         self._proof_check = proof_check
+        self.unsaved: deque[AccessEvent] = deque(maxlen=MAX_UNSAVED_EVENTS)
+        """Decisions made while the disk was full, in order: :meth:`flush` records them."""
+        self.dropped = 0
 
     def decide(
         self,
@@ -88,6 +96,28 @@ class Validator:
         decision = self._decide(kind, secret, lock_id, proof, t)
         if dry_run:
             return decision
+        event = AccessEvent(
+            event_id=AccessEvent.new_id(),
+            occurred_at=t,
+            kind="access_allowed" if decision.allow else "access_denied",
+            lock_id=lock_id,
+            source="gateway",
+            credential_kind=kind.value,
+            access_method_id=decision.access_method_id,
+            access_grant_id=decision.access_grant_id,
+            user_identity_id=decision.user_identity_id,
+            reason=decision.reason,
+        )
+        try:
+            self._record(decision, event, t)
+        except StoreFullError:
+            # The decision stands (the door must not wait for a disk); the event waits here
+            # and the lockout count in memory (the store's Lockouts keep it).
+            self._keep(event)
+        return _with_event(decision, event.event_id)
+
+    def _record(self, decision: Decision, event: AccessEvent, t: datetime) -> None:
+        lock_id, kind = decision.lock_id, decision.kind
         with self._store.db.transaction():
             if decision.allow:
                 self._lockouts.success(lock_id, kind, decision.access_method_id)
@@ -98,20 +128,28 @@ class Validator:
                     log.warning(
                         "%s: %s until %s", lock_id, lockout.what, lockout.until.isoformat()
                     )
-            event = AccessEvent(
-                event_id=AccessEvent.new_id(),
-                occurred_at=t,
-                kind="access_allowed" if decision.allow else "access_denied",
-                lock_id=lock_id,
-                source="gateway",
-                credential_kind=kind.value,
-                access_method_id=decision.access_method_id,
-                access_grant_id=decision.access_grant_id,
-                user_identity_id=decision.user_identity_id,
-                reason=decision.reason,
-            )
             self._store.outbox.add([event])
-        return _with_event(decision, event.event_id)
+
+    def _keep(self, event: AccessEvent) -> None:
+        if len(self.unsaved) == self.unsaved.maxlen:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("store_full: %d access events dropped so far", self.dropped)
+        self.unsaved.append(event)
+
+    def flush(self) -> int:
+        """Record the decisions kept while the disk was full (raises StoreFullError if it
+        still is); returns how many."""
+        if not self.unsaved:
+            return 0
+        events = list(self.unsaved)
+        with self._store.db.transaction():
+            self._store.lockouts.flush()
+            self._store.outbox.add(events)
+        for _ in events:
+            self.unsaved.popleft()
+        log.info("%d access events decided while the store was full are recorded", len(events))
+        return len(events)
 
     def _decide(
         self, kind: CredentialKind, secret: bytes, lock_id: str, proof: bytes | None, t: datetime

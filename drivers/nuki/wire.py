@@ -186,6 +186,18 @@ def decode_sealed(key: bytes, data: bytes) -> Message:
     return Message(command, body[6:], inner_auth)
 
 
+PLAIN_ERROR_LEN = 2 + 3 + 2
+
+
+def _plain_error_at_start(buf: bytearray) -> bool:
+    """A lock that cannot open a sealed message answers a plain Error Report (7 bytes) on the
+    sealed channel; a sealed message starting like one (nonce bytes) would need the CRC to
+    match too: a chance of 2**-32."""
+    if len(buf) < PLAIN_ERROR_LEN or buf[:2] != bytes((Command.ERROR_REPORT, 0)):
+        return False
+    return crypto.crc16(bytes(buf[:5])) == int(struct.unpack_from("<H", buf, 5)[0])
+
+
 class Reassembler:
     """Whole messages out of indications, however the lock cut them."""
 
@@ -212,6 +224,8 @@ class Reassembler:
     def _needed(self) -> int | None:
         buf = self._buffer
         if self.sealed:
+            if _plain_error_at_start(buf):
+                return PLAIN_ERROR_LEN
             if len(buf) < HEADER_LEN:
                 return None
             need = HEADER_LEN + int(struct.unpack_from("<H", buf, crypto.NONCE_LEN + 4)[0])

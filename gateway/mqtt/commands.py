@@ -52,6 +52,7 @@ from gateway.mqtt.payloads import (
 )
 from gateway.mqtt.sealed import Opener, SealError
 from gateway.mqtt.state import StateView, iso
+from gateway.store.db import StoreFullError
 
 if TYPE_CHECKING:
     from gateway.managed import ManagedGateway
@@ -419,6 +420,11 @@ class CommandRouter:
         except CommandError as err:
             self._log_refusal(command, err)
             return Response.fail(err, transaction)
+        except StoreFullError:
+            return Response.fail(
+                CommandError(ErrorCode.STORE_FULL, "the gateway's disk is full; free space"),
+                transaction,
+            )
         except Exception:
             log.exception("command %s failed unexpectedly", command)
             return Response.fail(

@@ -69,6 +69,8 @@ class ErrorCode(enum.StrEnum):
     CLOUD_UNAVAILABLE = "cloud_unavailable"
     CLOUD_UNAUTHORISED = "cloud_unauthorised"
     CLOUD_ERROR = "cloud_error"
+    STORE_FULL = "store_full"
+    """The gateway's disk is full: the command's change could not be recorded."""
     INTERNAL_ERROR = "internal_error"
 
 
@@ -172,6 +174,16 @@ def transaction_of(obj: object) -> str | int | None:
         if isinstance(value, str) and len(value) <= MAX_TRANSACTION_CHARS:
             return value
     return None
+
+
+def transaction_of_bytes(payload: bytes, max_bytes: int) -> str | int | None:
+    """The transaction of a raw request, if it is small enough to parse and has one."""
+    if len(payload) > max_bytes:
+        return None
+    try:
+        return transaction_of(parse_json(payload))
+    except CommandError:
+        return None
 
 
 def _reject_constant(name: str) -> Any:

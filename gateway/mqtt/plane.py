@@ -38,7 +38,9 @@ from gateway.mqtt.connection import (
     v5_properties,
 )
 from gateway.mqtt.discovery import gateway_configs, lock_configs
-from gateway.mqtt.payloads import CommandError, ErrorCode, Response
+from gateway.mqtt.identity import GatewayIdentity
+from gateway.mqtt.identity import load_or_create as load_or_create_identity
+from gateway.mqtt.payloads import CommandError, ErrorCode, Response, transaction_of_bytes
 from gateway.mqtt.publisher import EventPublisher
 from gateway.mqtt.sealed import KEYSTORE_ID, Opener, load_or_create
 from gateway.mqtt.state import RetainedState, StateView, encode
@@ -109,11 +111,26 @@ class MqttPlane:
             gw.store.meta,
             gw.clock.now,
             max_age_s=cfg.command_max_age_s,
+            monotonic=gw.wall_clock.monotonic,
         )
         # The key secret arguments are sealed to: created on first start, kept encrypted in
         # the store, its public half published as ``command_key``.
-        self.opener = Opener(load_or_create(gw.store.keystore(KEYSTORE_ID)), gw.config.gateway_id)
-        self.view = StateView(gw, self.topics, command_key=self.opener.public_b64)
+        own_keys = gw.store.keystore(KEYSTORE_ID)
+        self.opener = Opener(load_or_create(own_keys), gw.config.gateway_id)
+        # What signs every answer and retained document, and vouches for the command key.
+        self.identity = GatewayIdentity(load_or_create_identity(own_keys), gw.config.gateway_id)
+        log.info(
+            "MQTT identity %s (fingerprint %s): operators pin it",
+            self.identity.public_b64,
+            self.identity.fingerprint,
+        )
+        self.view = StateView(
+            gw,
+            self.topics,
+            command_key=self.opener.public_b64,
+            identity=self.identity.public_b64,
+            command_key_sig=self.identity.bind_command_key(self.opener.public_b64),
+        )
         self.ctx = CommandContext(
             gw,
             self.view,
@@ -137,7 +154,7 @@ class MqttPlane:
             gw.clock.now,
             on_delivered=self._delivered,
         )
-        self._retained = RetainedState()
+        self._retained = RetainedState(sign=self.identity.sign_document)
         self._client: aiomqtt.Client | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -318,8 +335,13 @@ class MqttPlane:
         if not (isinstance(reply_to, str) and self.topics.usable_reply_topic(reply_to)):
             reply_to = self.topics.response(command)
         if self._inflight >= self.config.max_concurrent_commands:
-            busy = Response.fail(CommandError(ErrorCode.BUSY, "too many commands in progress"))
-            self._spawn(self._reply(reply_to, correlation, busy), f"mqtt-busy:{command}")
+            busy = Response.fail(
+                CommandError(ErrorCode.BUSY, "too many commands in progress"),
+                transaction_of_bytes(payload, self.config.max_payload_bytes),
+            )
+            self._spawn(
+                self._reply(reply_to, correlation, command, payload, busy), f"mqtt-busy:{command}"
+            )
             return
         self._inflight += 1
         self._spawn(
@@ -333,9 +355,17 @@ class MqttPlane:
             response = await self.router.handle(command, topic, payload)
         finally:
             self._inflight -= 1
-        await self._reply(reply_to, correlation, response)
+        await self._reply(reply_to, correlation, command, payload, response)
 
-    async def _reply(self, reply_to: str, correlation: bytes | None, response: Response) -> None:
+    async def _reply(
+        self,
+        reply_to: str,
+        correlation: bytes | None,
+        command: str,
+        request: bytes,
+        response: Response,
+    ) -> None:
+        """Send ``response``, signed by the gateway identity over the request it answers."""
         client = self._client
         if client is None:
             log.info("response on %s lost: not connected", reply_to)
@@ -343,8 +373,9 @@ class MqttPlane:
         props = None
         if correlation is not None:
             props = v5_properties(PacketTypes.PUBLISH, CorrelationData=correlation)
+        body = encode(self.identity.sign_response(command, request, response.as_dict()))
         try:
-            await _publish(client, reply_to, response.encode(), properties=props)
+            await _publish(client, reply_to, body, properties=props)
         except MqttError as err:
             log.info("response on %s lost: %s", reply_to, err)
 

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from gateway.store.db import StoreFullError
 from gateway.store.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class EventPublisher:
         self._on_delivered = on_delivered
         self._batch = batch
         self.delivered = 0
+        self._unmarked: list[int] = []
+        """Delivered, but the disk was full when they were to be marked so."""
 
     def encode(self, entry: OutboxEntry) -> bytes:
         body = dict(entry.payload)
@@ -55,12 +58,24 @@ class EventPublisher:
         body["gateway_id"] = self._gateway_id
         return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
+    def _mark(self, seqs: list[int]) -> None:
+        """Mark delivered; on a full disk keep them here (and skip them) until there is room."""
+        self._unmarked.extend(seqs)
+        try:
+            self._outbox.mark_delivered(self._unmarked, self._now())
+        except StoreFullError:
+            return
+        self._unmarked.clear()
+
     async def run(self, publish: PublishQos1) -> None:
         """Publish until cancelled or the connection fails (the error propagates)."""
         outbox = self._outbox
         while True:
             outbox.changed.clear()
-            entries = outbox.pending(self._batch)
+            if self._unmarked:
+                self._mark([])
+            after = self._unmarked[-1] if self._unmarked else 0
+            entries = outbox.pending(self._batch, after)
             if not entries:
                 await outbox.changed.wait()
                 continue
@@ -75,7 +90,7 @@ class EventPublisher:
         finally:
             # Also on failure or cancellation: what the broker acknowledged is done.
             if acked:
-                self._outbox.mark_delivered([e.seq for e in acked], self._now())
+                self._mark([e.seq for e in acked])
                 self.delivered += len(acked)
                 if self._on_delivered is not None:
                     self._on_delivered(acked)

@@ -45,12 +45,22 @@ class StatusReading:
 
 class StateView:
     def __init__(
-        self, gw: ManagedGateway, topics: Topics, *, command_key: str | None = None
+        self,
+        gw: ManagedGateway,
+        topics: Topics,
+        *,
+        command_key: str | None = None,
+        identity: str | None = None,
+        command_key_sig: str | None = None,
     ) -> None:
         self.gw = gw
         self.topics = topics
         self.command_key = command_key
         """Base64 of the gateway's X25519 key that secret arguments are sealed to."""
+        self.identity = identity
+        """Base64 of the gateway's Ed25519 identity (:mod:`gateway.mqtt.identity`)."""
+        self.command_key_sig = command_key_sig
+        """The identity's signature binding ``command_key`` to it."""
         self.status: dict[str, StatusReading] = {}
         self.last_access: dict[str, JsonObject] = {}
         self.dirty = asyncio.Event()
@@ -96,7 +106,9 @@ class StateView:
                 totals[state] = totals.get(state, 0) + n
         return {
             "gateway_id": gw.config.gateway_id,
+            "identity": self.identity,
             "command_key": self.command_key,
+            "command_key_sig": self.command_key_sig,
             "cloud": {
                 "reachable": cloud.reachable,
                 "last_sync_at": iso(cloud.last_sync_at),
@@ -109,6 +121,11 @@ class StateView:
                 "reasons": list(trust.reasons),
                 "now": iso(trust.now),
                 "wall": iso(trust.wall),
+            },
+            "store": {
+                "error_code": "store_full" if gw.store.db.full else None,
+                "full_since": iso(gw.store.db.full_since),
+                "unsaved_events": len(gw.validator.unsaved),
             },
             "counts": {
                 "locks": len(gw.locks),
@@ -178,8 +195,11 @@ class RetainedState:
         *,
         heartbeat: float = HEARTBEAT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        sign: Callable[[str, JsonObject], JsonObject] | None = None,
     ) -> None:
         self.heartbeat = heartbeat
+        self._sign = sign
+        """Signs a document for its topic (the gateway identity) just before it is sent."""
         self._monotonic = monotonic
         self._sent: dict[str, tuple[bytes, float]] = {}
         """topic -> (the significant part last published, when)."""
@@ -195,7 +215,8 @@ class RetainedState:
             sent = self._sent.get(topic)
             if sent is not None and sent[0] == key and now - sent[1] < self.heartbeat:
                 continue
-            await publish(topic, encode(doc), True)
+            body = encode(self._sign(topic, doc) if self._sign is not None else doc)
+            await publish(topic, body, True)
             self._sent[topic] = (key, now)
             n += 1
         return n

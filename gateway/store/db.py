@@ -3,20 +3,43 @@
 WAL journal with ``synchronous=FULL``: a committed transaction survives a power cut, and a
 ``kill -9`` at any moment leaves the last committed state. Every write goes through
 :meth:`Database.transaction`, so a change is all there or not there.
+
+A full disk is not the end: a write that finds no space raises :class:`StoreFullError` (the
+transaction is rolled back, what was committed before stays), :attr:`Database.full` says so
+until a write succeeds again, and the callers keep running on what the store holds and retry
+(see :mod:`gateway.store_keeper`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.store.schema import MIGRATIONS
 
+log = logging.getLogger(__name__)
+
+SQLITE_FULL = 13
+
 
 class StoreError(Exception):
     """The database cannot be used (newer schema than this code, corrupt file)."""
+
+
+class StoreFullError(StoreError):
+    """A write found no space on the store's disk; nothing of it was kept."""
+
+    code = "store_full"
+
+
+def is_full(err: BaseException) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    return isinstance(err, sqlite3.Error) and code is not None and code & 0xFF == SQLITE_FULL
 
 
 class Database:
@@ -30,7 +53,15 @@ class Database:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self._depth = 0
+        self.full_since: datetime | None = None
+        """When a write last found the disk full (``None``: writes succeed)."""
+        self.became_full = asyncio.Event()
+        """Set while the disk is full (a keeper waits on it to retry)."""
         self.migrated_from = self._migrate()
+
+    @property
+    def full(self) -> bool:
+        return self.full_since is not None
 
     @property
     def schema_version(self) -> int:
@@ -67,12 +98,37 @@ class Database:
         self._depth = 1
         try:
             yield self.conn
-        except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as err:
+            self._depth = 0
+            # SQLite may already have rolled back (SQLITE_FULL at COMMIT does).
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if is_full(err):
+                self._now_full(err)
+                raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
             raise
-        self._depth = 0
-        self.conn.execute("COMMIT")
+        if self.full_since is not None:
+            self._writable_again()
+
+    def _now_full(self, err: BaseException) -> None:
+        if self.full_since is None:
+            self.full_since = datetime.now(UTC)
+            self.became_full.set()
+            log.warning(
+                "store_full: %s: %s; the gateway keeps serving its locks and decisions from "
+                "what the store holds and retries the writes (free space on that disk)",
+                self.path,
+                err,
+            )
+
+    def _writable_again(self) -> None:
+        assert self.full_since is not None
+        seconds = (datetime.now(UTC) - self.full_since).total_seconds()
+        self.full_since = None
+        self.became_full.clear()
+        log.warning("the store takes writes again (it was full for %.0fs)", seconds)
 
     def close(self) -> None:
         self.conn.close()

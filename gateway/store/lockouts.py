@@ -9,7 +9,7 @@ the escalation level with the time it was last raised (it decays from there).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gateway.store.db import Database
@@ -35,11 +35,23 @@ class LockoutState:
     level_at: datetime | None = None
 
 
+def _copy(state: LockoutState) -> LockoutState:
+    return replace(state, failures=list(state.failures))
+
+
 class Lockouts:
+    """The buckets, in the database and in memory: every state written in this run is also
+    kept here and read from here, so a write the disk had no room for still counts (a full
+    disk must not open the keypad to guessing); :meth:`flush` writes them again."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._latest: dict[tuple[str, str], LockoutState] = {}
 
     def get(self, scope: str, kind: str = "code") -> LockoutState:
+        latest = self._latest.get((scope, kind))
+        if latest is not None:
+            return _copy(latest)
         row = self._db.conn.execute(
             "SELECT failures, locked_until, level, level_at FROM lockout_buckets"
             " WHERE scope = ? AND kind = ?",
@@ -55,6 +67,16 @@ class Lockouts:
         return LockoutState(failures, from_db(row[1]), int(row[2]), from_db(row[3]))
 
     def put(self, scope: str, kind: str, state: LockoutState) -> None:
+        self._latest[(scope, kind)] = _copy(state)
+        self._write(scope, kind, state)
+
+    def flush(self) -> None:
+        """Write every state of this run again (after the disk was full)."""
+        with self._db.transaction():
+            for (scope, kind), state in self._latest.items():
+                self._write(scope, kind, state)
+
+    def _write(self, scope: str, kind: str, state: LockoutState) -> None:
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO lockout_buckets VALUES (?, ?, ?, ?, ?, ?)",

@@ -23,7 +23,7 @@ from drivers.base import (
 )
 from drivers.ble.driver import BleDriver
 from drivers.ble.errors import ImpostorError
-from drivers.errors import LockAuthError, LockOfflineError
+from drivers.errors import LockAuthError, LockOfflineError, OutcomeUnknownError
 from drivers.lockproto.keys import keystore_name
 from gateway.clock import FakeClock
 from tests.ble.conftest import WAIT, Adapter, MemoryKeyStore, adapter_on, ble_driver, ble_lock
@@ -287,3 +287,20 @@ async def test_pair_bonds_with_le_secure_connections_under_the_session(
         assert link.is_encrypted  # the radio link is encrypted, and the session seals inside it
         assert d.session is not None
         assert d.session.stats.handshakes == 1
+
+
+async def test_an_unlock_whose_answers_are_lost_is_not_sent_again_on_a_new_link(
+    gateway: Adapter, lock: BleLock, clock: FakeClock
+) -> None:
+    # the lock unlocks; both answers (the first and the repeat's, from its reply cache) are
+    # lost. A new link means a new session, where nothing would stop a second unlock: the
+    # driver reports the outcome as unknown instead of trying the operation again
+    async with ble_driver(gateway, lock, clock, attempts=2) as d:
+        await d.status()
+        lock.faults.lose_next_notifications = 2
+        with pytest.raises(OutcomeUnknownError, match="unlock was sent"):
+            await d.unlock(None)
+        unlocked = [e for e in lock.lock.log if e.kind is EventKind.UNLOCKED]
+        assert len(unlocked) == 1
+        assert lock.lock.bolt is BoltState.UNLOCKED
+        assert (await d.status()).bolt is BoltState.UNLOCKED  # the next operation is fine

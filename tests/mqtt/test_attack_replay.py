@@ -46,8 +46,15 @@ async def test_attack_recorded_unlock_replayed_after_a_clock_step_back_is_refuse
     tmp_path: Path, broker: Mosquitto, operators: Operators
 ) -> None:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    synchronised = [True]
     async with (
-        running_site(tmp_path / "gw", broker, operators, clock=clock) as site,
+        running_site(
+            tmp_path / "gw",
+            broker,
+            operators,
+            clock=clock,
+            kernel_synchronised=lambda: synchronised[0],
+        ) as site,
         Requester(broker_options(broker), site.topics) as r,
     ):
         t0 = clock.now()
@@ -61,10 +68,14 @@ async def test_attack_recorded_unlock_replayed_after_a_clock_step_back_is_refuse
         assert (await r.raw("lock", relock))["status"] == "ok"
         assert site.bolt() is BoltState.LOCKED
 
-        # The wall clock steps back to just after the recording (the time floor is older, so
-        # the gateway still trusts its clock), and the attacker replays the recording.
-        clock.set(t0 + timedelta(seconds=1))
-        assert site.gw.trust.assess().trusted
+        # A spoofed SNTP answer: the wall clock steps back to just after the recording, and
+        # the kernel then says it is synchronised again, so the gateway trusts its clock (the
+        # time floor is older). The attacker replays the recording.
+        clock.step((t0 + timedelta(seconds=1) - clock.now()).total_seconds())
+        synchronised[0] = False
+        assert not site.gw.trust.assess().trusted
+        synchronised[0] = True
+        assert site.gw.trust.assess().trusted, "the step looks like NTP's to the gateway"
         answer = await r.raw("unlock", unlock)
         assert answer["status"] == "error", "the recorded unlock opened the door again"
         assert answer["error"]["code"] == "replayed"

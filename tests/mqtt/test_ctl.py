@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,18 +20,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def lockgate(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        *args,
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(20):
-        out, err = await proc.communicate(stdin)
+    """Run ``lockgate`` with a ``$HOME`` of its own: nothing read from or written to the real
+    one (``lockgate ctl`` keeps the gateway identities it trusted on first use there)."""
+    with tempfile.TemporaryDirectory(prefix="lockgate-home-") as home:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            *args,
+            cwd=REPO,
+            env={**os.environ, "HOME": home},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(20):
+            out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -48,6 +54,7 @@ def ctl_config(tmp_path: Path, site: Site) -> Path:
         f'gateway_id = "{site.topics.gateway_id}"\n'
         f'host = "{site.broker.host}"\nport = {site.broker.port}\n'
         f'operator = "olga"\nprivate_key = "{key}"\ntimeout_s = 5.0\n'
+        f'known_gateways = "{tmp_path / "known_gateways.toml"}"\n'
     )
     return path
 

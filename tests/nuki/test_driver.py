@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from drivers.nuki.codes import FOREIGN
 from drivers.nuki.driver import NukiDriver, keys_name, pin_name
 from drivers.nuki.messages import CodeWindow, LockState
 from gateway.clock import FakeClock
+from lockgate.testing import DriverConformance
 from tests.ble.conftest import Adapter, MemoryKeyStore
 from tests.nuki.conftest import nuki_driver
 
@@ -235,3 +237,14 @@ async def test_lock_and_unlock(gateway: Adapter, nuki: NukiBleLock, clock: FakeC
         assert nuki.engine.time_skew == timedelta(minutes=5)
         async with asyncio.timeout(WAIT):
             await driver.disconnect()
+
+
+class TestNukiConformance(DriverConformance):
+    """The kit driver authors run (lockgate.testing), on the Nuki driver and simulated lock."""
+
+    @pytest.fixture
+    async def driver(
+        self, gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+    ) -> AsyncIterator[NukiDriver]:
+        async with nuki_driver(gateway, nuki, clock) as d:
+            yield d

@@ -177,6 +177,16 @@ async def test_perform_unlock_reproduces_the_example() -> None:
     assert model.lock_state == LockState.UNLOCKED
 
 
+def test_the_unlocking_and_unlocked_states_of_the_example_parse() -> None:
+    unlocking = KeyturnerStates.decode(v.unhex(v.SL_STATES_UNLOCKING))
+    unlocked = KeyturnerStates.decode(v.unhex(v.SL_STATES_UNLOCKED))
+    assert unlocking.lock_state == LockState.UNLOCKING
+    assert unlocked.lock_state == LockState.UNLOCKED
+    assert unlocking.time == datetime(2016, 3, 7, 8, 24, 32, tzinfo=UTC)
+    assert unlocked.time == datetime(2016, 3, 7, 8, 24, 44, tzinfo=UTC)
+    assert unlocking.tz_offset_min == unlocked.tz_offset_min == 60
+
+
 def _split(message: bytes) -> tuple[bytes, bytes]:
     return message[:24], message[30:]
 

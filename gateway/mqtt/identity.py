@@ -1,0 +1,161 @@
+"""The gateway's identity: an Ed25519 key that signs what the gateway says on MQTT.
+
+Operators sign what they ask (:mod:`gateway.mqtt.auth`); the gateway signs what it answers.
+Without that, whoever can publish on the response topics — the broker first of all — could
+answer ``status`` in the gateway's place with a ``command_key`` of its own and open every
+secret sealed to it. So:
+
+* the identity key is made once (``lockgate identity`` at install, else the first start) and
+  kept in the store's encrypted key store (``_gateway/mqtt_identity_key``) like the command key;
+* every response is signed over the request it answers (the SHA-256 of the request's bytes),
+  the command and the gateway id, so a signed answer cannot be moved to another request;
+* every retained state document is signed over its topic and the gateway id;
+* the command key that secrets are sealed to is bound to the identity by a signature of its
+  own (``command_key_sig``), so a sealer accepts only a key the pinned identity vouches for.
+
+Operators pin the identity (its base64, or the fingerprint to compare) when they enrol;
+``lockgate ctl`` trusts it on first use at the latest and refuses an answer signed by any
+other key. The signature is the ``sig`` member (base64) of the JSON object it covers::
+
+    response: b"lockgate-response-v1\\n" + canonical_json({"command", "gateway_id",
+              "request": base64url(sha256(request bytes)), "response": <the object without sig>})
+    document: b"lockgate-state-v1\\n" + canonical_json({"document": <without sig>,
+              "gateway_id", "topic"})
+    command key: b"lockgate-command-key-v1\\n" + canonical_json({"command_key": <base64>,
+              "gateway_id"})
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gateway.mqtt.auth import canonical_json, public_key_b64, public_key_from_b64
+
+if TYPE_CHECKING:
+    from drivers.base import KeyStore
+
+KEY_NAME = "mqtt_identity_key"
+"""In the gateway's own key store (:data:`gateway.mqtt.sealed.KEYSTORE_ID`)."""
+SIG = "sig"
+RESPONSE_DOMAIN = b"lockgate-response-v1\n"
+DOCUMENT_DOMAIN = b"lockgate-state-v1\n"
+COMMAND_KEY_DOMAIN = b"lockgate-command-key-v1\n"
+
+JsonObject = dict[str, Any]
+
+
+class IdentityError(Exception):
+    """Something claims to come from the gateway but is not signed by its identity."""
+
+
+def load_or_create(keystore: KeyStore) -> Ed25519PrivateKey:
+    """The gateway's identity key, created and stored (encrypted) on first use."""
+    raw = keystore.get(KEY_NAME)
+    if raw is None:
+        key = Ed25519PrivateKey.generate()
+        keystore.put(KEY_NAME, key.private_bytes_raw())
+        return key
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def fingerprint(public_b64: str) -> str:
+    """A short form to compare by eye or read over the phone: SHA-256, 16 bytes, hex groups."""
+    digest = hashlib.sha256(base64.b64decode(public_b64)).hexdigest()[:32]
+    return ":".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def request_digest(request: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(request).digest()).decode().rstrip("=")
+
+
+def _plain(obj: JsonObject) -> JsonObject:
+    """``obj`` as JSON values only (datetimes as the strings they are sent as), without sig."""
+    plain: JsonObject = json.loads(json.dumps(obj, default=str))
+    plain.pop(SIG, None)
+    return plain
+
+
+def response_message(gateway_id: str, command: str, request: bytes, response: JsonObject) -> bytes:
+    return RESPONSE_DOMAIN + canonical_json(
+        {
+            "command": command,
+            "gateway_id": gateway_id,
+            "request": request_digest(request),
+            "response": _plain(response),
+        }
+    )
+
+
+def document_message(gateway_id: str, topic: str, document: JsonObject) -> bytes:
+    return DOCUMENT_DOMAIN + canonical_json(
+        {"document": _plain(document), "gateway_id": gateway_id, "topic": topic}
+    )
+
+
+def command_key_message(gateway_id: str, command_key: str) -> bytes:
+    return COMMAND_KEY_DOMAIN + canonical_json(
+        {"command_key": command_key, "gateway_id": gateway_id}
+    )
+
+
+class GatewayIdentity:
+    """Signs the gateway's answers and retained documents."""
+
+    def __init__(self, key: Ed25519PrivateKey, gateway_id: str) -> None:
+        self._key = key
+        self.gateway_id = gateway_id
+        self.public_b64 = public_key_b64(key.public_key())
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_b64)
+
+    def _sign(self, message: bytes) -> str:
+        return base64.b64encode(self._key.sign(message)).decode()
+
+    def sign_response(self, command: str, request: bytes, response: JsonObject) -> JsonObject:
+        sig = self._sign(response_message(self.gateway_id, command, request, response))
+        return {**_plain(response), SIG: sig}
+
+    def sign_document(self, topic: str, document: JsonObject) -> JsonObject:
+        sig = self._sign(document_message(self.gateway_id, topic, document))
+        return {**_plain(document), SIG: sig}
+
+    def bind_command_key(self, command_key: str) -> str:
+        return self._sign(command_key_message(self.gateway_id, command_key))
+
+
+# --- verifying (lockgate ctl, and anyone else) --------------------------------------------
+def _verify(identity: str, sig: object, message: bytes, what: str) -> None:
+    if not isinstance(sig, str):
+        raise IdentityError(f"{what} is not signed by the gateway")
+    try:
+        key: Ed25519PublicKey = public_key_from_b64(identity)
+        key.verify(base64.b64decode(sig, validate=True), message)
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise IdentityError(f"{what} is not signed by the gateway's identity") from None
+
+
+def verify_response(
+    identity: str, gateway_id: str, command: str, request: bytes, response: JsonObject
+) -> None:
+    """Raise :class:`IdentityError` unless ``response`` is the gateway's answer to ``request``."""
+    message = response_message(gateway_id, command, request, response)
+    _verify(identity, response.get(SIG), message, "the answer")
+
+
+def verify_document(identity: str, gateway_id: str, topic: str, document: JsonObject) -> None:
+    message = document_message(gateway_id, topic, document)
+    _verify(identity, document.get(SIG), message, f"the document on {topic}")
+
+
+def verify_command_key(identity: str, gateway_id: str, command_key: str, sig: object) -> None:
+    """Raise :class:`IdentityError` unless the identity vouches for ``command_key``."""
+    _verify(identity, sig, command_key_message(gateway_id, command_key), "command_key")
