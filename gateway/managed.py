@@ -48,7 +48,13 @@ class ManagedGateway(Protocol):
     def locks(self) -> Mapping[str, LockReconciler]: ...
 
     def decide(
-        self, kind: CredentialKind, secret: bytes, lock_id: str, *, dry_run: bool
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        *,
+        dry_run: bool,
+        tested_by: str | None = None,
     ) -> Decision: ...
 
     async def commission(
