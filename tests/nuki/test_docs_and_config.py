@@ -10,6 +10,7 @@ from pathlib import Path
 
 from drivers.nuki.driver import NukiDriver
 from drivers.registry import default_registry
+from gateway.secrets import create_secret_file
 
 HEAD = """
 gateway_id = "site-1"
@@ -30,10 +31,14 @@ def _docs_config() -> str:
 
 def _check(tmp: Path, text: str) -> subprocess.CompletedProcess[str]:
     path = tmp / "lockgate.toml"
-    path.write_text(HEAD + text)
+    path.write_text(HEAD.replace("/var/lib/lockgate", str(tmp)) + text)
+    create_secret_file(tmp / "seam-api-key", b"seam_test")  # check-config reads the secrets
     lockgate = Path(sys.executable).with_name("lockgate")
     return subprocess.run(
-        [lockgate, "check-config", "-c", str(path)], capture_output=True, text=True, check=False
+        [lockgate, "check-config", "-c", str(path), "--credentials-dir", str(tmp)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
