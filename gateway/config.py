@@ -133,6 +133,8 @@ class MqttConfig(_Model):
     require_signed_reads: bool = False
     """Also require a viewer signature on read-only commands (status, locks, ...)."""
     max_concurrent_commands: int = Field(8, ge=1)
+    test_credential_per_minute: float = Field(6.0, gt=0)
+    """Dry runs (``test_credential``) one operator may make a minute (a burst of as many)."""
     state_interval_s: float = Field(10.0, gt=0)
     """How often retained state is rebuilt (and republished only when it changed)."""
     lock_status_interval_s: float = Field(300.0, gt=0)

@@ -246,9 +246,15 @@ class Gateway:
 
     # --- what the management plane and tests use ---------------------------------------------
     def decide(
-        self, kind: CredentialKind, secret: bytes, lock_id: str, *, dry_run: bool
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        *,
+        dry_run: bool,
+        tested_by: str | None = None,
     ) -> Decision:
-        return self.validator.decide(kind, secret, lock_id, dry_run=dry_run)
+        return self.validator.decide(kind, secret, lock_id, dry_run=dry_run, tested_by=tested_by)
 
     async def commission(
         self, lock_id: str, pairing_secret: str, *, timeout_s: float | None = None

@@ -108,6 +108,8 @@ def plan(
     tag: TagFn,
 ) -> Plan:
     result = Plan()
+    if not caps.stores_credentials:
+        return result  # a reader: the validator decides each read, nothing goes onto it
     candidates: list[tuple[datetime, str, Credential]] = []
     for gid in view.grants_for(scope):
         grant = view.grants[gid]

@@ -90,12 +90,13 @@ class Validator:
         *,
         proof: bytes | None = None,
         dry_run: bool = False,
+        tested_by: str | None = None,
         t: datetime | None = None,
     ) -> Decision:
         t = t or self._clock.now()
         decision = self._decide(kind, secret, lock_id, proof, t)
         if dry_run:
-            return decision
+            return self._dry_run(decision, kind, lock_id, t, tested_by)
         event = AccessEvent(
             event_id=AccessEvent.new_id(),
             occurred_at=t,
@@ -150,6 +151,41 @@ class Validator:
             self.unsaved.popleft()
         log.info("%d access events decided while the store was full are recorded", len(events))
         return len(events)
+
+    def _dry_run(
+        self, decision: Decision, kind: CredentialKind, lock_id: str, t: datetime, who: str | None
+    ) -> Decision:
+        """A decision nothing acts on (an operator's ``test_credential``), still accounted for:
+        a failure counts against the lockout like one at the keypad (so guessing through the
+        dry run meets the same limit), a success relieves nothing, and a ``credential_tested``
+        event records it — without naming the method, grant or user, so the events topic is no
+        oracle either."""
+        event = AccessEvent(
+            event_id=AccessEvent.new_id(),
+            occurred_at=t,
+            kind="credential_tested",
+            lock_id=lock_id,
+            source="gateway",
+            credential_kind=kind.value,
+            reason=decision.reason,
+            detail=f"dry run by operator {who}" if who else "dry run",
+        )
+        try:
+            with self._store.db.transaction():
+                if not decision.allow and decision.reason in FAILURES_THAT_COUNT:
+                    for lockout in self._lockouts.failure(
+                        lock_id, kind, t, decision.access_method_id
+                    ):
+                        log.warning(
+                            "%s: %s until %s (dry runs)",
+                            lock_id,
+                            lockout.what,
+                            lockout.until.isoformat(),
+                        )
+                self._store.outbox.add([event])
+        except StoreFullError:
+            self._keep(event)
+        return _with_event(decision, event.event_id)
 
     def _decide(
         self, kind: CredentialKind, secret: bytes, lock_id: str, proof: bytes | None, t: datetime

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -27,7 +28,8 @@ from drivers.errors import DriverError
 from gateway.cloud.errors import CloudError
 from gateway.handle import LockOps
 from gateway.logs import set_level
-from gateway.mqtt.auth import Authoriser, Role
+from gateway.mqtt.auth import Authoriser, Operator, Role
+from gateway.mqtt.limits import RateLimit
 from gateway.mqtt.payloads import (
     MUST_BE_SEALED,
     SEALED_LIMITS,
@@ -62,6 +64,10 @@ log = logging.getLogger(__name__)
 
 RELOCK_MARGIN_S = 0.5
 """After a timed unlock, the bolt is read again this long after the hold should have ended."""
+
+CALLER: ContextVar[Operator | None] = ContextVar("mqtt_caller", default=None)
+"""Who signed the command being handled (``None``: unsigned). Each command runs in a task of
+its own, so this is per command."""
 
 A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
@@ -174,6 +180,8 @@ class Command(Generic[A]):
     needs_trusted_clock: bool = False
     """Refused (``clock_untrusted``) while the gateway cannot trust its clock: a command that
     opens a door is not run on a freshness check that a stepped clock may have fooled."""
+    rate_limited: bool = False
+    """Counted against the signer's per-operator rate (``rate_limited`` beyond it)."""
 
 
 # --- handlers ------------------------------------------------------------------------------
@@ -298,19 +306,34 @@ async def cmd_grant_sync_state(ctx: CommandContext, args: GrantArgs) -> object:
 
 
 async def cmd_test_credential(ctx: CommandContext, args: TestCredentialArgs) -> object:
+    """The decision for a credential, as a dry run that is still accounted for (see
+    :meth:`gateway.validator.Validator.decide`). Only an admin learns whose credential it is:
+    the method, grant and user are left out of an operator's answer."""
     ctx.reconciler(args.lock_id)
+    caller = CALLER.get()
     secret = args.secret.secret().get_secret_value().encode("utf-8")
-    d = ctx.gw.decide(CredentialKind(args.kind), secret, args.lock_id, dry_run=True)
-    return {
+    d = ctx.gw.decide(
+        CredentialKind(args.kind),
+        secret,
+        args.lock_id,
+        dry_run=True,
+        tested_by=caller.name if caller else None,
+    )
+    data: JsonObject = {
         "lock_id": args.lock_id,
         "dry_run": True,
         "allow": d.allow,
         "reason": d.reason,
-        "detail": d.detail or None,
-        "access_method_id": d.access_method_id,
-        "access_grant_id": d.access_grant_id,
-        "user_identity_id": d.user_identity_id,
+        "event_id": d.event_id,
     }
+    if caller is not None and caller.role >= Role.ADMIN:
+        data |= {
+            "detail": d.detail or None,
+            "access_method_id": d.access_method_id,
+            "access_grant_id": d.access_grant_id,
+            "user_identity_id": d.user_identity_id,
+        }
+    return data
 
 
 async def cmd_repush(ctx: CommandContext, args: LockArgs) -> object:
@@ -375,6 +398,7 @@ COMMANDS: Mapping[str, Command[Any]] = {
             Role.OPERATOR,
             cmd_test_credential,
             "dry-run decision",
+            rate_limited=True,
         ),
         Command("commission", CommissionArgs, Role.ADMIN, cmd_commission, "pair a lock"),
         Command("remove_lock", LockArgs, Role.ADMIN, cmd_remove_lock, "stop serving a lock"),
@@ -393,11 +417,13 @@ class CommandRouter:
         max_payload_bytes: int,
         require_signed_reads: bool,
         clock_trusted: Callable[[], bool],
+        rate: RateLimit | None = None,
         opener: Opener | None = None,
         commands: Mapping[str, Command[Any]] = COMMANDS,
     ) -> None:
         self.ctx = ctx
         self._clock_trusted = clock_trusted
+        self._rate = rate or RateLimit(6)
         self._auth = authoriser
         self._opener = opener
         self._max = max_payload_bytes
@@ -478,14 +504,28 @@ class CommandRouter:
                     f"{spec.name} refused: the gateway cannot trust its clock now "
                     "(see clock.reasons in status); lock still works",
                 )
+            if spec.rate_limited and auth is not None:
+                wait = self._rate.wait_s(auth.operator)
+                if wait > 0:
+                    raise CommandError(
+                        ErrorCode.RATE_LIMITED,
+                        f"{spec.name}: at most {self._rate.per_minute:g} a minute per operator; "
+                        f"try again in {wait:.0f}s",
+                    )
             opened[0] = self._open_sealed(spec.name, args, auth)
+            if spec.rate_limited and auth is not None:
+                self._rate.take(auth.operator)
 
         operator = self._auth.check(
             spec.name, envelope.args, envelope.auth, topic, needed, accept=open_sealed
         )
         args = opened[0]
         who = operator.name if operator else "anonymous"
-        data = await spec.handler(self.ctx, args)
+        token = CALLER.set(operator)
+        try:
+            data = await spec.handler(self.ctx, args)
+        finally:
+            CALLER.reset(token)
         lock_id = getattr(args, "lock_id", None)
         log.log(
             logging.INFO if spec.role is not None else logging.DEBUG,

@@ -40,6 +40,7 @@ from gateway.mqtt.connection import (
 from gateway.mqtt.discovery import gateway_configs, lock_configs
 from gateway.mqtt.identity import GatewayIdentity
 from gateway.mqtt.identity import load_or_create as load_or_create_identity
+from gateway.mqtt.limits import RateLimit
 from gateway.mqtt.payloads import CommandError, ErrorCode, Response, transaction_of_bytes
 from gateway.mqtt.publisher import EventPublisher
 from gateway.mqtt.sealed import KEYSTORE_ID, Opener, load_or_create
@@ -145,6 +146,7 @@ class MqttPlane:
             max_payload_bytes=cfg.max_payload_bytes,
             require_signed_reads=cfg.require_signed_reads,
             clock_trusted=lambda: gw.trust.assess().trusted,
+            rate=RateLimit(cfg.test_credential_per_minute, monotonic=gw.wall_clock.monotonic),
             opener=self.opener,
         )
         self.publisher = EventPublisher(

@@ -92,10 +92,18 @@ def test_every_decision_is_an_access_event_without_the_secret(
         assert "123456" not in text and "999000" not in text and "000001" not in text
 
 
-def test_dry_run_decides_without_recording(seeded: Store, clock: FakeClock) -> None:
-    v = make(seeded, clock)
-    assert v.decide(CODE, b"999000", "front", dry_run=True).allow
-    assert seeded.outbox.entries() == []
+def test_dry_run_is_recorded_without_identities_and_its_failures_count(
+    seeded: Store, clock: FakeClock
+) -> None:
+    v = make(seeded, clock, lockout=3)
+    assert v.decide(CODE, b"999000", "front", dry_run=True, tested_by="olga").allow
+    (event,) = [e.payload for e in seeded.outbox.entries()]
+    assert event["kind"] == "credential_tested" and event["reason"] == "valid"
+    assert event["detail"] == "dry run by operator olga"
+    assert not {"access_method_id", "access_grant_id", "user_identity_id"} & set(event)
+    for pin in (b"1", b"2", b"3"):
+        assert v.decide(CODE, pin, "front", dry_run=True).reason == "unknown_credential"
+    assert v.decide(CODE, b"999000", "front").reason == "locked_out"
 
 
 def test_keypad_lockout_after_failures_even_for_a_valid_code(
