@@ -4,8 +4,9 @@
 the same ones, each as one line naming the file and what to do (exit status 2, which the
 systemd unit does not restart: a file has to be fixed first):
 
-* every secret (the cloud API key, the store key, the MQTT password and client key): present,
-  readable, not empty, and not readable by group or others (mode 0600);
+* every secret the config names (the cloud API key, the store key, the MQTT password and
+  client key, a driver's own such as an OSDP reader's key): present, readable, not empty, and
+  not readable by group or others (mode 0600);
 * the store key: 32 bytes, and the key the database was written with; absent only on a first
   start (no database yet), when ``run`` makes it;
 * the database: a SQLite file that passes ``PRAGMA quick_check`` and a schema this Lockgate
@@ -22,6 +23,8 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from gateway.config import GatewayConfig
 from gateway.secrets import SecretError, SecretRef
@@ -83,15 +86,30 @@ def _read(ref: SecretRef, what: str) -> tuple[bytes | None, Fault | None]:
     return value, None
 
 
+_NAMES = {
+    "cloud.api_key": "cloud API key",
+    "mqtt.password": "MQTT password",
+    "mqtt.client_key": "MQTT client key",
+}
+
+
+def _refs(value: object, where: str) -> Iterator[tuple[str, SecretRef]]:
+    """Every secret a config names, with its field path (drivers' options included)."""
+    if isinstance(value, SecretRef):
+        yield where, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _refs(getattr(value, name), f"{where}.{name}" if where else name)
+    elif isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            yield from _refs(item, f"{where}.{i}")
+
+
 def _secrets(cfg: GatewayConfig) -> Iterator[Fault]:
-    named = [(cfg.cloud.api_key, "cloud API key")]
-    if cfg.mqtt.enabled:
-        if cfg.mqtt.password is not None:
-            named.append((cfg.mqtt.password, "MQTT password"))
-        if cfg.mqtt.client_key is not None:
-            named.append((cfg.mqtt.client_key, "MQTT client key"))
-    for ref, what in named:
-        _, fault = _read(ref, what)
+    for where, ref in _refs(cfg, ""):
+        if where == "store.key" or (where.startswith("mqtt.") and not cfg.mqtt.enabled):
+            continue  # the store key is checked with the store
+        _, fault = _read(ref, _NAMES.get(where, f"secret {where}"))
         if fault is not None:
             yield fault
 
