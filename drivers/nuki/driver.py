@@ -64,6 +64,7 @@ from drivers.errors import (
     LockLinkError,
     LockOfflineError,
     LockTimeoutError,
+    OutcomeUnknownError,
     ProtocolError,
     UnsupportedError,
 )
@@ -84,7 +85,13 @@ from drivers.nuki.messages import (
 )
 from drivers.nuki.options import NukiOptions
 from drivers.nuki.pairing import pair
-from drivers.nuki.session import NukiError, NukiKeys, NukiReplyError, NukiSession
+from drivers.nuki.session import (
+    ActionUnconfirmed,
+    NukiError,
+    NukiKeys,
+    NukiReplyError,
+    NukiSession,
+)
 from drivers.nuki.wire import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -279,6 +286,11 @@ class NukiDriver(LockDriver):
             raise self._error(err) from err
         except NukiReplyError as err:
             raise ProtocolError(str(err), lock_id=self.lock_id) from err
+        except ActionUnconfirmed as err:
+            raise OutcomeUnknownError(
+                "the lock action was sent but not confirmed: check the lock before trying again",
+                lock_id=self.lock_id,
+            ) from err
         except TimeoutError as err:
             raise LockTimeoutError("no answer from the lock in time", lock_id=self.lock_id) from err
 

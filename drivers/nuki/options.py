@@ -27,6 +27,9 @@ class NukiOptions(BleOptions):
     """How long one command waits for the lock's answer; ``None``: 5 s."""
     max_codes: int = Field(200, ge=1, le=200)
     """Keypad codes the lock holds (a Nuki keypad keeps up to 200)."""
+    idle_disconnect: float = Field(5.0, gt=0)
+    """Drop the link this long after the last operation: a Nuki lock serves few centrals at
+    once (the Nuki app, a bridge) and runs on batteries."""
     unlock_action: Literal["unlock", "unlatch"] = "unlock"
     """What a remote unlock does: turn the bolt back, or also pull the latch (door opens)."""
 

@@ -52,6 +52,11 @@ class NukiReplyError(Exception):
     """The lock's answer cannot be read (does not open, bad CRC, not the expected command)."""
 
 
+class ActionUnconfirmed(Exception):
+    """A lock action was sent and no authenticated answer said how it ended: it must not be
+    sent again on its own (a second unlatch opens the door twice)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NukiKeys:
     """What the gateway keeps after pairing: its key pair for this lock and the auth id."""

@@ -9,7 +9,8 @@ A port that fails (the USB adapter pulled out) is closed and reopened at most on
 ``reopen_interval``; meanwhile reads return nothing and writes send nothing, so the readers
 fall offline in libosdp's own way and come back when the port does.
 
-:class:`ReplyWatch` reads the replies as they pass, only their headers: which address answered
+:class:`ReplyWatch` reads the replies as they pass (whole frames, checked by their
+CRC, but only their headers): which address answered
 and whether it answered a secure-channel challenge (``osdp_CCRYPT``). libosdp tells Python
 nothing when a reader's key is wrong (only a line on stderr); a reader that answers the
 challenge and still never gets its secure channel up has a key that is not ours.
@@ -17,6 +18,7 @@ challenge and still never gets its secure channel up has a key that is not ours.
 
 from __future__ import annotations
 
+import binascii
 import logging
 import threading
 import time
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 SOM = 0x53
 REPLY_BIT = 0x80
 CTRL_SCB = 0x08
+CTRL_CRC = 0x04
 REPLY_CCRYPT = 0x76
 REPLY_RMAC_I = 0x78
 MIN_PACKET = 7
@@ -66,7 +69,11 @@ class ReplyWatch:
                 continue
             if len(buf) < length:
                 return
-            self._packet(bytes(buf[:length]))
+            pkt = bytes(buf[:length])
+            if not _intact(pkt):
+                del buf[:1]  # a false start (a 0x53 inside data or noise): look further on
+                continue
+            self._packet(pkt)
             del buf[:length]
 
     def _packet(self, pkt: bytes) -> None:
@@ -84,6 +91,13 @@ class ReplyWatch:
             self.last_ccrypt[addr] = now
         elif code == REPLY_RMAC_I:
             self.last_rmac_i[addr] = now
+
+
+def _intact(pkt: bytes) -> bool:
+    """OSDP's CRC-16/AUG-CCITT (little-endian) or its 8-bit checksum, as the control byte says."""
+    if pkt[4] & CTRL_CRC:
+        return binascii.crc_hqx(pkt[:-2], 0x1D0F) == pkt[-2] | pkt[-1] << 8
+    return sum(pkt) & 0xFF == 0
 
 
 class SerialChannel(osdp.Channel):  # type: ignore[misc]

@@ -205,10 +205,10 @@ class OsdpBus:
 
     def pump(self) -> None:
         """Move what the panel wrote into every plugged reader's inbox (the shared line)."""
-        master = self.pty.master
-        if master is None:
-            return
         with self.lock:
+            master = self.pty.master
+            if master is None:
+                return
             try:
                 data = os.read(master, 65536)
             except (BlockingIOError, OSError):
@@ -219,14 +219,30 @@ class OsdpBus:
                     reader.channel.inbox.extend(data)
 
     def transmit(self, data: bytes) -> int:
-        master = self.pty.master
-        if master is None:
-            return len(data)
         with self.lock:
+            master = self.pty.master
+            if master is None:
+                return len(data)
             try:
                 return os.write(master, data)
             except BlockingIOError:
                 return 0
+            except OSError:
+                return len(data)  # the panel's side is gone
+
+    def pull_adapter(self) -> None:
+        """The USB RS-485 adapter pulled out: the gateway's port goes away (and its link)."""
+        with self.lock:
+            master = self.pty.master
+            self.pty.unplug()
+            if master is not None:
+                os.close(master)
+
+    def plug_adapter(self) -> None:
+        """Put back: a new pty behind the same link, as a replugged adapter."""
+        with self.lock:
+            master = self.pty.plug()
+            os.set_blocking(master, False)
 
     def unplug(self, address: int) -> None:
         reader = self.readers[address]

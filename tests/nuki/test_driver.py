@@ -18,10 +18,17 @@ from drivers.base import (
     EventKind,
     TimeWindow,
 )
-from drivers.errors import CodeRuleError, DuplicateCodeError, LockAuthError, LockLinkError
+from drivers.errors import (
+    CodeRuleError,
+    DuplicateCodeError,
+    LockAuthError,
+    LockLinkError,
+    OutcomeUnknownError,
+)
 from drivers.nuki.codes import FOREIGN
 from drivers.nuki.driver import NukiDriver, keys_name, pin_name
 from drivers.nuki.messages import CodeWindow, LockState
+from drivers.nuki.wire import Command
 from gateway.clock import FakeClock
 from lockgate.testing import DriverConformance
 from tests.ble.conftest import Adapter, MemoryKeyStore, ble_driver, ble_lock
@@ -300,3 +307,21 @@ async def test_a_lock_that_forgot_the_gateway_is_paired_again(
         assert list(nuki.model.auths) == [3]
         assert keystore.get(keys_name(driver.lock_id)) != first
         assert (await driver.put_credentials([code("m1", "482913")])).ok
+
+
+async def test_an_unconfirmed_unlatch_is_not_sent_again(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        nuki.faults.drop_after_command = 1  # the challenge answered, the action not
+        with pytest.raises(OutcomeUnknownError):
+            await driver.unlatch()
+        assert nuki.model.lock_state == LockState.UNLATCHED  # the lock did it, once
+        assert nuki.engine.stats.commands[Command.LOCK_ACTION] == 1
+        nuki.faults.drop_before_command = 1  # not even sent: the same answer, nothing done
+        nuki.model.lock_state = LockState.LOCKED
+        with pytest.raises(OutcomeUnknownError):
+            await driver.unlock()
+        assert nuki.model.lock_state == LockState.LOCKED
+        await driver.unlock()  # asked again by someone: works
+        assert nuki.model.lock_state == LockState.UNLOCKED

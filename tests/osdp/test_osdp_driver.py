@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import osdp
 import pytest
+from lockgate_sim.osdp_readers import OsdpBus
+from lockgate_sim.serial_pty import Pty
 
 from drivers.base import CredentialKind, EventKind
 from drivers.osdp.driver import OsdpDriver
 from drivers.osdp.errors import ProvisioningRefusedError
 from drivers.osdp.feedback import OUTPUT_PULSE
 from drivers.osdp.panel import ReaderHealth
+from drivers.osdp.panels import PanelRegistry
 from drivers.osdp.wiegand import C1000, H10301, H10304, H10306
+from lockgate.testing import DriverConformance
 from tests.osdp.conftest import Rig, site_key
 
 ONLINE_WITHIN = 5.0
@@ -188,6 +194,26 @@ async def test_unplugged_reader_is_back_online_within_10_s(rig: Rig) -> None:
     await rig.bus.readers[1].wait_command(is_output)
 
 
+async def test_adapter_pulled_out_and_back_brings_the_readers_back(tmp_path: Path) -> None:
+    with OsdpBus(Pty(link=tmp_path / "ttyRS485")) as bus:
+        async with AsyncExitStack() as stack:
+            rig = Rig(bus, PanelRegistry(), tmp_path, stack)
+            front = await rig.reader("front", 1)
+            back = await rig.reader("back", 2)
+            await online(front)
+            await online(back)
+            bus.pull_adapter()
+            assert front.panel is not None
+            async with asyncio.timeout(20):
+                await front.panel.wait_health(1, ReaderHealth.OFFLINE)
+            bus.plug_adapter()
+            await online(front, within=15.0)
+            await online(back, within=15.0)
+            rig.decisions.allow[b"77"] = "m"
+            bus.readers[2].present_card(H10301, 77, 1)
+            await bus.readers[2].wait_command(is_output)
+
+
 async def test_eight_readers_on_one_bus_each_with_its_own_key(rig: Rig) -> None:
     drivers = [await rig.reader(f"door-{a}", a) for a in range(1, 9)]
     for d in drivers:
@@ -273,3 +299,13 @@ async def test_capabilities_say_a_reader_holds_nothing(rig: Rig) -> None:
     assert not caps.stores_credentials and not caps.has_slots and caps.slots == 0
     assert caps.online_validation and caps.has_card_reader and caps.has_keypad
     assert await driver.list_credentials() == []
+
+
+class TestConformance(DriverConformance):
+    """The shipped conformance kit, on a reader that stores nothing."""
+
+    @pytest.fixture
+    async def driver(self, rig: Rig) -> OsdpDriver:
+        d = await rig.reader("front", 1)
+        await online(d)
+        return d
