@@ -58,3 +58,10 @@ def test_a_nuki_lock_without_an_address_is_refused_with_its_path(tmp_path: Path)
 
 def test_registered_as_a_built_in_driver() -> None:
     assert default_registry().get("nuki") is NukiDriver
+
+
+def test_the_documented_security_pin_option_checks(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
+    [option] = [b for b in blocks if b.startswith("security_pin")]
+    done = _check(tmp_path, _docs_config() + option)
+    assert done.returncode == 0, done.stderr
