@@ -93,6 +93,7 @@ from drivers.nuki.session import (
     NukiSession,
 )
 from drivers.nuki.wire import ErrorCode
+from drivers.secrets import SecretError
 
 log = logging.getLogger(__name__)
 
@@ -232,17 +233,28 @@ class NukiDriver(LockDriver):
         return None  # a Nuki lock drops a silent link itself; the idle timer drops it first
 
     # --- keys --------------------------------------------------------------------------------
+    def _configured_pin(self) -> int | None:
+        """The PIN from the ``security_pin`` option (file or credential), if set."""
+        ref = self.nuki_options.security_pin
+        if ref is None:
+            return None
+        try:
+            text = ref.read_text()
+        except (SecretError, OSError, UnicodeDecodeError) as err:
+            raise DriverConfigError(f"security_pin: {err}", lock_id=self.lock_id) from err
+        return parse_pin(text, lock_id=self.lock_id)
+
     def _keys(self) -> tuple[NukiKeys, int]:
-        raw, pin = (
-            self.ctx.keystore.get(keys_name(self.lock_id)),
-            self.ctx.keystore.get(pin_name(self.lock_id)),
-        )
-        if raw is None or pin is None:
+        raw = self.ctx.keystore.get(keys_name(self.lock_id))
+        stored_pin = self.ctx.keystore.get(pin_name(self.lock_id))
+        if raw is None or stored_pin is None:
             raise LockAuthError("not commissioned: pair the lock first", lock_id=self.lock_id)
         try:
-            return NukiKeys.from_bytes(raw), struct.unpack("<H", pin)[0]
+            keys, pin = NukiKeys.from_bytes(raw), int(struct.unpack("<H", stored_pin)[0])
         except (ValueError, struct.error) as err:
             raise LockAuthError("stored Nuki keys are damaged", lock_id=self.lock_id) from err
+        configured = self._configured_pin()
+        return keys, pin if configured is None else configured
 
     async def _ready(self) -> NukiClient:
         await self.start()
@@ -321,6 +333,12 @@ class NukiDriver(LockDriver):
         pressing the button again). A lock that forgot the gateway (reset, or the gateway
         removed in the Nuki app) is paired anew."""
         pin = parse_pin(pairing_secret, lock_id=self.lock_id)
+        configured = self._configured_pin()
+        if configured is not None and configured != pin:
+            raise LockAuthError(
+                "the PIN given differs from the lock's security_pin option: give the same",
+                lock_id=self.lock_id,
+            )
         await self.start()
         store = self.ctx.keystore
         if store.get(keys_name(self.lock_id)) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from lockgate_sim.ble.radio import VirtualRadio
@@ -20,6 +21,7 @@ from drivers.base import (
 )
 from drivers.errors import (
     CodeRuleError,
+    DriverConfigError,
     DuplicateCodeError,
     LockAuthError,
     LockLinkError,
@@ -29,6 +31,7 @@ from drivers.nuki.codes import FOREIGN
 from drivers.nuki.driver import NukiDriver, keys_name, pin_name
 from drivers.nuki.messages import CodeWindow, LockState
 from drivers.nuki.wire import Command
+from drivers.secrets import create_secret_file
 from gateway.clock import FakeClock
 from lockgate.testing import DriverConformance
 from tests.ble.conftest import Adapter, MemoryKeyStore, ble_driver, ble_lock
@@ -325,3 +328,23 @@ async def test_an_unconfirmed_unlatch_is_not_sent_again(
         assert nuki.model.lock_state == LockState.LOCKED
         await driver.unlock()  # asked again by someone: works
         assert nuki.model.lock_state == LockState.UNLOCKED
+
+
+async def test_the_security_pin_from_a_file(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock, tmp_path: Path
+) -> None:
+    pin_file = tmp_path / "front.pin"
+    create_secret_file(pin_file, b"4711\n")
+    keystore = MemoryKeyStore()
+    async with nuki_driver(
+        gateway, nuki, clock, keystore=keystore, commission=False, security_pin={"file": pin_file}
+    ) as driver:
+        with pytest.raises(LockAuthError, match="differs"):
+            await driver.commission("1111")
+        assert not nuki.model.auths  # refused before any radio traffic
+        await driver.commission("4711")
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
+        pin_file.chmod(0o644)
+        await driver.disconnect()
+        with pytest.raises(DriverConfigError, match="readable by group or others"):
+            await driver.put_credentials([code("m2", "482914")])
