@@ -23,6 +23,8 @@ from gateway.mqtt.topics import Topics
 from tests.e2e.site import WAIT, site_config, write_secret
 
 PIN = "482913"
+OP_TIMEOUT_S = 3.0
+"""Long enough that the hung call is still hanging while the other locks are served."""
 
 
 class FaultyOptions(SimOptions):
@@ -70,7 +72,7 @@ async def test_a_faulty_driver_takes_nothing_else_down(
             registry,
         )
         cfg = cfg.model_copy(
-            update={"reconcile": cfg.reconcile.model_copy(update={"op_timeout_s": 0.5})}
+            update={"reconcile": cfg.reconcile.model_copy(update={"op_timeout_s": OP_TIMEOUT_S})}
         )
         caplog.set_level(logging.DEBUG, logger="gateway.reconciler")
         gateway = Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True)
@@ -93,10 +95,14 @@ async def test_a_faulty_driver_takes_nothing_else_down(
                         )
                     )
             assert await sims["front"].enter_code(PIN)
-
             broken = gw.locks["broken"]
+            if fault == "hang":  # still hanging: decisions answer meanwhile
+                assert broken.handle.busy
+                d = gw.decide(CredentialKind.CODE, PIN.encode(), "broken", dry_run=True)
+                assert d.allow, d.reason
+
             code = "driver_fault" if fault == "raise" else "timeout"
-            async with asyncio.timeout(WAIT):
+            async with asyncio.timeout(OP_TIMEOUT_S + WAIT):
                 await broken.wait_for(lambda: broken.health.last_error_code == code)
             assert not broken.handle.busy  # the hung call was abandoned, the lock is free
 
@@ -114,8 +120,8 @@ async def test_a_faulty_driver_takes_nothing_else_down(
 
             # The broken lock retries after the longest delay; the repeat is not logged again.
             clock.advance(cfg.reconcile.retry_max_s)
-            async with asyncio.timeout(WAIT):
-                await broken.wait_for(lambda: FaultyDriver.puts >= 2)
+            async with asyncio.timeout(OP_TIMEOUT_S + WAIT):
+                await broken.wait_for(lambda: FaultyDriver.puts >= 2)  # the retry ended
             errors = [
                 r
                 for r in caplog.records
