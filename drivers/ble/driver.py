@@ -172,6 +172,11 @@ class BleDriver(LockDriver):
     def link_up(self) -> bool:
         return self.conn.link_up
 
+    @property
+    def awake(self) -> bool:
+        """In service and the radio link up now (it drops after ``idle_disconnect``)."""
+        return self._in_service and self.conn.link_up
+
     async def _run(self, op: Callable[[LockClient], Awaitable[T]]) -> T:
         """One operation, on a link brought up for it; tried again on a fresh link when the
         link drops under it (every operation of the protocol is idempotent)."""
