@@ -42,7 +42,6 @@ from drivers.base import (
     CredentialKind,
     DriverContext,
     DriverOptions,
-    EventKind,
     EventPage,
     LockDriver,
     LockEvent,
@@ -62,7 +61,6 @@ from drivers.errors import (
     DriverError,
     DuplicateCodeError,
     LockAuthError,
-    LockBusyError,
     LockLinkError,
     LockOfflineError,
     LockTimeoutError,
@@ -71,10 +69,11 @@ from drivers.errors import (
 )
 from drivers.nuki import codes, profile
 from drivers.nuki.client import NukiClient
+from drivers.nuki.errors import driver_error
+from drivers.nuki.events import lock_event
 from drivers.nuki.link import NukiCarrier, NukiLink
 from drivers.nuki.messages import (
     CodeUpdate,
-    Completion,
     DoorSensor,
     KeypadEntry,
     KeyturnerStates,
@@ -174,6 +173,9 @@ class NukiDriver(LockDriver):
         self._client: NukiClient | None = None
         self._in_service = False
         self._unrecognise: Callable[[], None] | None = None
+        self._entries: tuple[NukiLink, list[KeypadEntry]] | None = None
+        """The codes as last read or written on this link: a put or delete right after the
+        gateway's read (one reconciler pass) does not read them again."""
         self.door: DoorSensor | None = None
         """The door sensor's state at the last :meth:`status` (the contract has no field)."""
 
@@ -281,35 +283,7 @@ class NukiDriver(LockDriver):
             raise LockTimeoutError("no answer from the lock in time", lock_id=self.lock_id) from err
 
     def _error(self, err: NukiError, credential_id: str | None = None) -> DriverError:
-        name = ErrorCode.name_of(err.code)
-        lock_id = self.lock_id
-        if err.code in (ErrorCode.K_BAD_PIN, ErrorCode.K_TOO_MANY_PIN_ATTEMPTS):
-            return LockAuthError(
-                f"the lock refused the security PIN ({name}): commission again with the right PIN",
-                lock_id=lock_id,
-            )
-        if err.code in (ErrorCode.K_NOT_AUTHORIZED, ErrorCode.K_DISABLED):
-            return LockAuthError(
-                f"the lock does not know this gateway any more ({name}): pair again",
-                lock_id=lock_id,
-            )
-        if err.code == ErrorCode.K_CODE_ALREADY_EXISTS:
-            return DuplicateCodeError(
-                "the lock already has this code", lock_id=lock_id, credential_id=credential_id
-            )
-        if err.code == ErrorCode.K_CODE_INVALID:
-            return CodeRuleError(
-                "the lock refuses this code (Nuki's code rules)",
-                lock_id=lock_id,
-                credential_id=credential_id,
-            )
-        if err.code == ErrorCode.K_TOO_MANY_ENTRIES:
-            return CapacityError(
-                "the lock holds no more keypad codes", lock_id=lock_id, credential_id=credential_id
-            )
-        if err.code == ErrorCode.K_BUSY:
-            return LockBusyError(f"the lock is busy ({name})", lock_id=lock_id)
-        return ProtocolError(f"the lock answered {name}", lock_id=lock_id)
+        return driver_error(err, self.lock_id, credential_id)
 
     # --- link --------------------------------------------------------------------------------
     @property
@@ -388,8 +362,25 @@ class NukiDriver(LockDriver):
 
     # --- credentials -------------------------------------------------------------------------
     async def list_credentials(self) -> list[StoredCredential]:
-        entries = await self._run(lambda c: c.list_codes())
+        """Always read from the lock (the gateway checks its writes with this)."""
+        entries = await self._run(lambda c: self._codes(c, fresh=True))
         return [self._stored(e) for e in entries]
+
+    async def _codes(self, client: NukiClient, *, fresh: bool = False) -> list[KeypadEntry]:
+        link = self.carrier.link
+        cached = self._entries
+        if not fresh and cached is not None and cached[0] is link and link.is_connected:
+            return list(cached[1])
+        self._entries = None
+        entries = await client.list_codes()
+        if link is not None:
+            self._entries = (link, list(entries))
+        return entries
+
+    def _remember(self, entries: dict[int, KeypadEntry]) -> None:
+        """After writes that succeeded on this link: the codes as the lock now holds them."""
+        if self._entries is not None:
+            self._entries = (self._entries[0], [entries[i] for i in sorted(entries)])
 
     def _stored(self, entry: KeypadEntry) -> StoredCredential:
         credential_id = self.directory.credential_of(entry)
@@ -411,8 +402,18 @@ class NukiDriver(LockDriver):
         return BatchResult(failures)
 
     async def _put(self, client: NukiClient, batch: Sequence[Credential]) -> dict[str, DriverError]:
+        try:
+            return await self._put_codes(client, batch)
+        except BaseException:
+            self._entries = None
+            raise
+
+    async def _put_codes(
+        self, client: NukiClient, batch: Sequence[Credential]
+    ) -> dict[str, DriverError]:
         failures: dict[str, DriverError] = {}
-        entries = await client.list_codes()
+        entries = await self._codes(client)
+        held = {e.code_id: e for e in entries}
         mine = {self.directory.credential_of(e): e for e in entries}
         by_digits = {e.code: e for e in entries}
         for credential in batch:
@@ -434,15 +435,20 @@ class NukiDriver(LockDriver):
                     self.directory.intend(cid)
                     code_id = await client.add_code(NewCode(digits, name, window))
                     self.directory.placed(cid, code_id)
+                    held[code_id] = KeypadEntry(code_id, digits, name, True, None, None, 0, window)
                 elif existing.name != name or existing.code != digits or existing.window != window:
                     await client.update_code(
                         CodeUpdate(existing.code_id, digits, name, True, window)
+                    )
+                    held[existing.code_id] = replace(
+                        existing, code=digits, name=name, enabled=True, window=window
                     )
             except NukiError as err:
                 mapped = self._error(err, cid)
                 if not isinstance(mapped, DuplicateCodeError | CodeRuleError | CapacityError):
                     raise
                 failures[cid] = mapped
+        self._remember(held)
         return failures
 
     async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
@@ -453,11 +459,19 @@ class NukiDriver(LockDriver):
 
     async def _delete(self, client: NukiClient, credential_ids: Sequence[str]) -> None:
         wanted = set(credential_ids)
-        for entry in await client.list_codes():
-            cid = self.directory.credential_of(entry)
-            foreign = f"{codes.FOREIGN}{entry.code_id}"
-            if cid in wanted or (cid is None and foreign in wanted):
-                await client.remove_code(entry.code_id)
+        try:
+            entries = await self._codes(client)
+            held = {e.code_id: e for e in entries}
+            for entry in entries:
+                cid = self.directory.credential_of(entry)
+                foreign = f"{codes.FOREIGN}{entry.code_id}"
+                if cid in wanted or (cid is None and foreign in wanted):
+                    await client.remove_code(entry.code_id)
+                    del held[entry.code_id]
+        except BaseException:
+            self._entries = None
+            raise
+        self._remember(held)
 
     # --- the bolt ----------------------------------------------------------------------------
     async def lock(self) -> None:
@@ -510,30 +524,7 @@ class NukiDriver(LockDriver):
         return await self._run(read)
 
     def _event(self, entry: LogEntry) -> LockEvent | None:
-        at = entry.at or self.ctx.now()
-        keypad = entry.keypad
-        if keypad is not None:
-            _action, _source, completion, code_id = keypad
-            cid = self.directory.credential_of_code(code_id) if code_id else None
-            if completion == Completion.SUCCESS:
-                return LockEvent(
-                    entry.index,
-                    at,
-                    EventKind.ACCESS_ALLOWED,
-                    CredentialKind.CODE,
-                    cid,
-                    "valid_code",
-                    "lock",
-                )
-            reason = "not_allowed_now" if code_id else "unknown_code"
-            return LockEvent(
-                entry.index, at, EventKind.ACCESS_DENIED, CredentialKind.CODE, cid, reason, "lock"
-            )
-        action = entry.lock_action
-        if action is not None:
-            kind = EventKind.LOCKED if action[0] == LockAction.LOCK else EventKind.UNLOCKED
-            return LockEvent(entry.index, at, kind, reason=f"by {entry.name or 'the lock'}")
-        return None
+        return lock_event(entry, self.directory.credential_of_code, self.ctx.now)
 
     async def ack_events(self, up_to_seq: int) -> None:
         """Nothing to free: a Nuki lock's log is a ring it overwrites itself."""

@@ -260,6 +260,8 @@ exports.default = function lockRig({ require }) {
 				securityClasses: S2 ? new Set([SecurityClass.S2_AccessControl]) : new Set(),
 				commandClasses: [
 					...(S2 ? [{ ccId: CommandClasses["Security 2"], isSupported: true, version: 1 }] : []),
+					// Supervision: the lock confirms each Set (S2 locks certified today all have it)
+					{ ccId: CommandClasses.Supervision, isSupported: true, version: 2 },
 					{ ccId: CommandClasses["User Code"], version: 2, numUsers: SLOTS, supportedASCIIChars: "0123456789", ...secureFlag },
 					{ ccId: CommandClasses["Door Lock"], version: 4, ...secureFlag },
 					{ ccId: CommandClasses.Notification, version: 8, notificationTypesAndEvents: { [ACCESS_CONTROL]: [1, 2, 5, 6, 11, 15] }, ...secureFlag },

@@ -203,11 +203,11 @@ async def test_link_drop_mid_batch_and_a_restart_leave_the_exact_set(
                 await gw.commission(name, str(lock.model.security_pin))
             for code in first:
                 grant(code)
-            # the reconciler reads the codes, the put reads them again (challenge + request
-            # each), then challenge + Add per code: front acts on its third Add but the link
-            # drops before it answers; back's second Add never reaches the lock
-            front.faults.drop_after_command = 4 + 2 * 2 + 1
-            back.faults.drop_before_command = 4 + 2 * 1 + 1
+            # the reconciler reads the codes (challenge + request), then challenge + Add per
+            # code: front acts on its third Add but the link drops before it answers; back's
+            # second Add never reaches the lock
+            front.faults.drop_after_command = 2 + 2 * 2 + 1
+            back.faults.drop_before_command = 2 + 2 * 1 + 1
             async with asyncio.timeout(WAIT):
                 await gw.sync_loop.sync_now()
             want = {int(c) for c in first}
@@ -218,9 +218,8 @@ async def test_link_drop_mid_batch_and_a_restart_leave_the_exact_set(
 
             for code in second:
                 grant(code)
-            # the daemon stops in the middle of the second batch: front holds its 5th command
-            # after the two reads of its codes (challenge + request each), the third Add
-            front.faults.stall_before_command = 4 + 2 * 2 + 1
+            # the daemon stops in the middle of the second batch: front holds its third Add
+            front.faults.stall_before_command = 2 + 2 * 2 + 1
             async with asyncio.timeout(WAIT):
                 await gw.sync_loop.sync_now()
                 await front.wait_for(lambda: front.stalled)

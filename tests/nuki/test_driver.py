@@ -24,7 +24,7 @@ from drivers.nuki.driver import NukiDriver, keys_name, pin_name
 from drivers.nuki.messages import CodeWindow, LockState
 from gateway.clock import FakeClock
 from lockgate.testing import DriverConformance
-from tests.ble.conftest import Adapter, MemoryKeyStore
+from tests.ble.conftest import Adapter, MemoryKeyStore, ble_driver, ble_lock
 from tests.nuki.conftest import nuki_driver
 
 WAIT = 5.0
@@ -248,3 +248,38 @@ class TestNukiConformance(DriverConformance):
     ) -> AsyncIterator[NukiDriver]:
         async with nuki_driver(gateway, nuki, clock) as d:
             yield d
+
+
+async def test_the_beacon_tells_the_gateway_of_new_log_entries(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    waiting = asyncio.Event()
+    ctx = DriverContext(now=clock.now, keystore=MemoryKeyStore(), events_waiting=waiting.set)
+    async with nuki_driver(gateway, nuki, clock, ctx=ctx) as driver:
+        await driver.disconnect()
+        waiting.clear()
+        assert not nuki.state_changed
+        assert not nuki.type_code("999999")  # someone at the keypad, the gateway away
+        async with asyncio.timeout(WAIT):
+            await waiting.wait()
+        [event] = (await driver.fetch_events(0)).events
+        assert (event.kind, event.reason) == (EventKind.ACCESS_DENIED, "unknown_code")
+
+
+async def test_a_nuki_and_a_lockgate_ble_lock_share_one_adapter(
+    radio: VirtualRadio, gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    async with (
+        ble_lock(radio, "side", clock) as side,
+        ble_driver(gateway, side, clock) as ble,  # scanning for the Lockgate service first
+        nuki_driver(gateway, nuki, clock) as driver,  # then unfiltered, for the Nuki beacon
+    ):
+        adapter = gateway.registry.get("default")
+        assert adapter is not None and adapter.scanner.running
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
+        assert (await ble.put_credentials([code("m2", "482914")])).ok
+        await ble.disconnect()
+        await driver.disconnect()
+        assert [c.credential_id for c in await ble.list_credentials()] == ["m2"]
+        assert [c.credential_id for c in await driver.list_credentials()] == ["m1"]
+        assert gateway.central.peak_connections <= 2

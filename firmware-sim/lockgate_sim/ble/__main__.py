@@ -33,6 +33,8 @@ async def serve(args: argparse.Namespace) -> None:
             if args.advertising_interval_ms:
                 lock.faults.advertising_interval_ms = args.advertising_interval_ms
                 lock.refresh_advertising()
+        for name in args.nuki:
+            await sim.add_nuki(name)
         for i, port in enumerate(args.hci_port):
             await sim.expose(f"hci{i}", port)
         print(json.dumps(sim.describe()), flush=True)
@@ -65,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lockgate_sim.ble")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run simulated BLE locks")
-    s.add_argument("--lock", action="append", required=True, help="lock id (repeat)")
+    s.add_argument("--lock", action="append", default=[], help="lock id (repeat)")
+    s.add_argument(
+        "--nuki", action="append", default=[], help="a simulated Nuki lock's name (repeat)"
+    )
     s.add_argument(
         "--hci-port",
         action="append",
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("keygen", help="make a phone key; prints the public key for the cloud")
     k.add_argument("--key", required=True)
     args = parser.parse_args(argv)
+    if args.command == "serve" and not (args.lock or args.nuki):
+        parser.error("serve needs at least one --lock or --nuki")
     try:
         if args.command == "serve":
             asyncio.run(serve(args))

@@ -116,5 +116,13 @@ class BleSimulator:
                 }
                 for lock_id, lock in self.locks.items()
             },
+            "nuki": {
+                name: {
+                    "address": lock.address,
+                    "security_pin": lock.model.security_pin,
+                    "pairing_mode": lock.model.pairing_mode,
+                }
+                for name, lock in self.nukis.items()
+            },
             "hci": {e.name: e.client_spec for e in self.endpoints},
         }
