@@ -87,7 +87,10 @@ def main() -> None:
             clock,
             TimeTrust(clock, store.meta, cfg, kernel=lambda: True),
             cfg,
-            LockoutPolicy(store.lockouts, ValidatorConfig(lockout_failures=10**9)),
+            LockoutPolicy(
+                store.lockouts,
+                ValidatorConfig(lockout_failures=10**9, site_lockout_failures=10**9),
+            ),
         )
         rng = random.Random(1)
         validator.decide(CredentialKind.CODE, pins[0], "lock0", dry_run=True)  # warm the view

@@ -110,6 +110,10 @@ class Capabilities:
     has_slots: bool = True
     """The lock stores credentials in a fixed number of ``slots``; ``False``: no slot limit
     the gateway must plan around (``slots`` is then only a sanity bound)."""
+    stores_credentials: bool = True
+    """``False``: the lock holds no credentials at all (a card or keypad reader on a control
+    panel); every one it reads goes to the gateway (:attr:`DriverContext.decide`) and the
+    reconciler has nothing to put on it."""
 
     def code_problem(self, code: str) -> str | None:
         """Why ``code`` breaks this lock's code rules, or ``None`` when it is fine."""
@@ -151,6 +155,14 @@ class EventKind(enum.StrEnum):
     TAMPER = "tamper"
     REBOOTED = "rebooted"
     BATTERY_LOW = "battery_low"
+    TAMPER_CLEARED = "tamper_cleared"
+    POWER_FAILURE = "power_failure"
+    POWER_RESTORED = "power_restored"
+    ONLINE = "online"
+    """The lock (or reader) answers its gateway again."""
+    OFFLINE = "offline"
+    KEY_REJECTED = "key_rejected"
+    """The lock answered but its link key is not the one the gateway holds."""
     EVENTS_LOST = "events_lost"
     """A gap in the lock's record: entries the lock produced while the link was down are gone
     (Z-Wave locks keep no log to resume from). ``reason`` says which interval."""

@@ -81,6 +81,7 @@ def builtin_drivers() -> list[type[LockDriver]]:
 BUILTINS: list[tuple[str, str]] = [
     ("drivers.serial.driver", "SerialDriver"),
     ("drivers.ble.driver", "BleDriver"),
+    ("drivers.osdp.driver", "OsdpDriver"),
     ("drivers.nuki.driver", "NukiDriver"),
     ("drivers.zwave.driver", "ZWaveDriver"),
 ]

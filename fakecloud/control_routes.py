@@ -12,6 +12,8 @@ Every route takes a JSON body (POST) and answers ``{"ok": true, ...}``:
   ``access_grants/delete`` ``{"access_grant_id"}``
 - ``access_methods/update`` ``{"access_method_id", "code", "card_number", "display_name",
   "extra"}``; ``access_methods/issue|revoke|delete`` ``{"access_method_id"}``
+- ``user_identities/delete`` ``{"user_identity_id", "finish"}``: as Seam's route does, or with
+  ``"finish": false`` only Seam's ``being_deleted`` warnings (deletion under way)
 - ``user_identities/create``, ``spaces/create``, ``acs_entrances/create``, ``devices/create``
   (seed-style objects)
 - ``inject`` ``{"collection", "object", "access_grant_id"}``: a raw (possibly broken) object
@@ -166,6 +168,14 @@ def _directory_create(kind: str, add: Callable[..., JsonObject]) -> Handler:
     return handle
 
 
+async def delete_user(request: web.Request) -> web.Response:
+    params = await Params.read(request)
+    request.app[CONTROL].state.delete_user_identity(
+        params.req_str("user_identity_id"), finish=params.opt_bool("finish") is not False
+    )
+    return ok()
+
+
 async def inject(request: web.Request) -> web.Response:
     state = request.app[CONTROL].state
     params = await Params.read(request)
@@ -206,6 +216,7 @@ def add_control_routes(router: web.UrlDispatcher) -> None:
         ("access_methods/revoke", _method_action(lambda s, m: s.methods.revoke(m))),
         ("access_methods/delete", _method_action(lambda s, m: s.methods.delete(m))),
         ("user_identities/create", _directory_create("user_identity", _add_user)),
+        ("user_identities/delete", delete_user),
         ("spaces/create", _directory_create("space", _add_space)),
         ("acs_entrances/create", _directory_create("acs_entrance", _add_entrance)),
         ("devices/create", _directory_create("device", _add_device)),

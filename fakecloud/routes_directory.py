@@ -14,7 +14,7 @@ from fakecloud.pagination import paginate
 from fakecloud.params import Params
 from fakecloud.queries import device_entries, entrance_entries
 from fakecloud.responses import ok, page_response
-from fakecloud.routing import add_routes
+from fakecloud.routing import CREATE_METHODS, DELETE_METHODS, add_routes
 
 _SEARCHED = ("full_name", "display_name", "email_address", "phone_number", "name")
 
@@ -79,6 +79,13 @@ async def create_user_identity(request: web.Request) -> web.Response:
         user_identity_key=params.opt_str("user_identity_key"),
     )
     return ok({"user_identity": user})
+
+
+async def delete_user_identity(request: web.Request) -> web.Response:
+    state = request.app[CONTROL].state
+    params = await Params.read(request)
+    state.delete_user_identity(params.req_str("user_identity_id"))
+    return ok()
 
 
 async def list_spaces(request: web.Request) -> web.Response:
@@ -154,10 +161,15 @@ def add_directory_routes(router: web.UrlDispatcher) -> None:
             ("/user_identities/list", list_user_identities),
             ("/user_identities/get", get_user_identity),
             ("/user_identities/create", create_user_identity),
+            ("/user_identities/delete", delete_user_identity),
             ("/spaces/list", list_spaces),
             ("/spaces/get", get_space),
             ("/acs/entrances/list", list_entrances),
             ("/acs/entrances/get", get_entrance),
             ("/devices/list", list_devices),
         ],
+        methods={
+            "/user_identities/create": CREATE_METHODS,
+            "/user_identities/delete": DELETE_METHODS,
+        },
     )

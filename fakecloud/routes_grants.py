@@ -14,7 +14,7 @@ from fakecloud.pagination import paginate
 from fakecloud.params import Params
 from fakecloud.queries import GrantFilter, any_key, grant_entries, method_entries
 from fakecloud.responses import ok, page_response
-from fakecloud.routing import add_routes
+from fakecloud.routing import CREATE_METHODS, DELETE_METHODS, UPDATE_METHODS, add_routes
 from fakecloud.state import WorkspaceState
 
 
@@ -215,5 +215,9 @@ def add_grant_routes(router: web.UrlDispatcher) -> None:
             ("/access_methods/list", list_methods),
             ("/access_methods/get", get_method),
         ],
-        extra_methods={"/access_grants/update": ("PATCH",), "/access_grants/delete": ("DELETE",)},
+        methods={
+            "/access_grants/create": CREATE_METHODS,
+            "/access_grants/update": UPDATE_METHODS,
+            "/access_grants/delete": DELETE_METHODS,
+        },
     )

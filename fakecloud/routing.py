@@ -1,4 +1,4 @@
-"""Registering a Seam route for every HTTP method the fake cloud accepts on it."""
+"""Registering a Seam route for exactly the HTTP methods Seam's OpenAPI document lists for it."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 READ_METHODS = ("GET", "POST")
-"""Every Seam route is served for GET (query, SDK style) and POST (JSON body)."""
+"""A read route is served for GET (query, SDK style) and POST (JSON body)."""
+CREATE_METHODS = ("POST",)
+UPDATE_METHODS = ("PATCH", "POST")
+"""The official SDK updates with PATCH; the document also lists POST."""
+DELETE_METHODS = ("DELETE", "POST")
+"""The official SDK deletes with DELETE and a query string; the document also lists POST."""
 
 
 def add_routes(
     router: web.UrlDispatcher,
     routes: Iterable[tuple[str, Handler]],
     *,
-    extra_methods: dict[str, tuple[str, ...]] | None = None,
+    methods: dict[str, tuple[str, ...]] | None = None,
 ) -> None:
-    """Add each ``(path, handler)`` for GET and POST, plus ``extra_methods[path]``."""
-    extra = extra_methods or {}
+    """Add each ``(path, handler)`` for ``methods[path]``, by default :data:`READ_METHODS`."""
+    chosen = methods or {}
     for path, handler in routes:
-        for method in (*READ_METHODS, *extra.get(path, ())):
+        for method in chosen.get(path, READ_METHODS):
             router.add_route(method, path, handler)

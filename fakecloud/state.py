@@ -218,6 +218,47 @@ class WorkspaceState:
         )
         return self.user_identities.put(key, obj)
 
+    def delete_user_identity(self, user_identity_id: str, *, finish: bool = True) -> None:
+        """Delete a user identity the way Seam does: with everything that hangs off it.
+
+        Seam's ``/user_identities/delete`` "deletes the user identity and all associated
+        resources". Here that is its access grants (each with ``access_method.deleted`` for its
+        methods and ``access_grant.deleted``, as a grant deletion logs) and its ACS users
+        (``acs_user.deleted``); Seam has no event for the identity itself. ``finish=False``
+        stops half way, as a client can see while Seam works: the identity, its grants and
+        their methods carry Seam's ``being_deleted`` warning and nothing is removed yet.
+        """
+        user = self.user_identities.get(user_identity_id)
+        if user is None:
+            raise NotFound(f"user_identity {user_identity_id} not found")
+        grant_ids = [
+            key
+            for key, g in self.access_grants.items()
+            if g.get("user_identity_id") == user_identity_id
+            and not self.is_raw("access_grants", key)
+        ]
+        if not finish:
+            warning = {
+                "created_at": self.stamp(),
+                "warning_code": "being_deleted",
+            }
+            _warn(user, {**warning, "message": "User identity is being deleted."})
+            for grant_id in grant_ids:
+                _warn(
+                    self.grants.get(grant_id),
+                    {**warning, "message": "Access grant is being deleted."},
+                )
+                for method in self.methods.of_grant(grant_id):
+                    _warn(method, {**warning, "message": "Access method is being deleted."})
+            return
+        for grant_id in grant_ids:
+            self.grants.delete(grant_id)
+        for acs_user_id in user.get("acs_user_ids") or []:
+            self.events.append(
+                "acs_user.deleted", acs_system_id=self.acs_system_id, acs_user_id=acs_user_id
+            )
+        self.user_identities.remove(user_identity_id)
+
     # -- broken objects for client tests -------------------------------------------------
     def inject_raw(
         self, collection: str, obj: Mapping[str, Any], *, access_grant_id: str | None = None
@@ -242,3 +283,11 @@ class WorkspaceState:
         if collection == "access_methods" and access_grant_id is not None:
             self.link_method(key, access_grant_id)
         return key
+
+
+def _warn(obj: JsonObject, warning: JsonObject) -> None:
+    warnings = obj.setdefault("warnings", [])
+    if isinstance(warnings, list) and not any(
+        isinstance(w, dict) and w.get("warning_code") == warning["warning_code"] for w in warnings
+    ):
+        warnings.append(warning)

@@ -22,12 +22,16 @@ async def collect_audit_log(
     grant_of: dict[str, str],
     log: logging.Logger,
     user_of: Mapping[str, str | None] | None = None,
+    *,
+    notes: Mapping[str, str] | None = None,
 ) -> int:
     """Pull every new entry of the lock (in its session); returns how many were recorded.
 
     ``grant_of`` names each access method's grant, ``user_of`` each grant's user identity:
-    a lock's log names only the credential (a keypad code's id), the event names all three."""
+    a lock's log names only the credential (a keypad code's id), the event names all three.
+    ``notes`` (method -> sentence) says what else to tell about an entry of that method."""
     users = user_of or {}
+    said = notes or {}
     lock_id = driver.lock_id
     recorded = 0
     while True:
@@ -38,9 +42,10 @@ async def collect_audit_log(
         for e in page.events:
             if e.decided_by == "gateway":
                 continue
-            grant_id = grant_of.get(e.credential_id or "")
+            mid = e.credential_id or ""
+            grant_id = grant_of.get(mid)
             user = users.get(grant_id) if grant_id else None
-            events.append(AccessEvent.from_lock(lock_id, e, grant_id, user))
+            events.append(AccessEvent.from_lock(lock_id, e, grant_id, user, said.get(mid)))
         added = outbox.ingest_lock_events(lock_id, events, page.next_seq)
         recorded += added
         log.info(

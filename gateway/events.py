@@ -30,7 +30,9 @@ class AccessEvent:
     reason: str | None = None
     lock_seq: int | None = None
     detail: str | None = None
-    """For operators: what a security alert saw (never a secret)."""
+    """What else a reader needs, never a secret: what a security alert saw, why a credential
+    was refused (the validator's detail), or that another user's grant asked for the same code
+    on this lock and was refused (``duplicate_code_on_device``)."""
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,6 +63,7 @@ class AccessEvent:
         event: LockEvent,
         grant_id: str | None,
         user_identity_id: str | None = None,
+        detail: str | None = None,
     ) -> AccessEvent:
         return cls(
             event_id=f"{lock_id}:{event.seq}",
@@ -74,4 +77,5 @@ class AccessEvent:
             user_identity_id=user_identity_id,
             reason=event.reason,
             lock_seq=event.seq,
+            detail=detail,
         )

@@ -14,6 +14,21 @@ from drivers.base import CredentialKind, TimeWindow
 
 
 @dataclass(frozen=True, slots=True)
+class SeamNote:
+    """One entry of a Seam object's ``errors``, ``warnings`` or ``pending_mutations``."""
+
+    kind: str
+    """``error``, ``warning`` or ``pending_mutation``."""
+    code: str
+    """Seam's ``error_code`` / ``warning_code`` / ``mutation_code`` (``failed_to_issue``,
+    ``being_deleted``, ``revoking_access`` ...)."""
+    message: str = ""
+
+    def text(self) -> str:
+        return f"Seam {self.kind} {self.code}" + (f": {self.message}" if self.message else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     grant_id: str
     starts_at: datetime | None
@@ -26,6 +41,10 @@ class Grant:
     problem: str | None = None
     """Why this grant cannot be honoured (e.g. ``ends_at`` before ``starts_at``), if so."""
     revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+    """Why the gateway revoked it (deleted in the cloud, its user identity deleted ...)."""
+    seam_notes: tuple[SeamNote, ...] = ()
+    """Seam's own ``errors``, ``warnings`` and ``pending_mutations`` on the grant."""
 
     @property
     def window(self) -> TimeWindow:
@@ -42,6 +61,11 @@ class AccessMethod:
     problem: str | None = None
     display_name: str = ""
     revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+    issued: bool = True
+    """Seam's ``is_issued``: false until Seam has issued the method."""
+    seam_notes: tuple[SeamNote, ...] = ()
+    """Seam's own ``errors``, ``warnings`` and ``pending_mutations`` on the method."""
 
     @property
     def kind(self) -> CredentialKind | None:
@@ -68,6 +92,9 @@ class CloudSnapshot:
     """Per object type, ``(id, json)`` with secrets removed: unknown fields are kept here."""
     issues: list[tuple[str, str, str]]
     """``(object type, id or '?', problem)`` for objects that could not be read."""
+    gone_reasons: dict[str, str] = field(default_factory=dict)
+    """Why grants the snapshot no longer holds are gone, where more is known than "no longer
+    listed" (their user identity was deleted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +103,9 @@ class CloudChanges:
 
     grants: list[Grant]
     methods: list[AccessMethod]
-    deleted_grant_ids: list[str]
-    deleted_method_ids: list[str]
+    deleted_grant_ids: dict[str, str]
+    """Grants gone from the cloud, with why (the reason the validator and status give)."""
+    deleted_method_ids: dict[str, str]
     raw: dict[str, list[tuple[str, str]]]
     issues: list[tuple[str, str, str]]
     seen_event_ids: list[tuple[str, str]]

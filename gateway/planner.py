@@ -3,9 +3,12 @@
 :class:`CloudView` indexes one version of the store's cloud data (grants by space, entrance and
 device; methods by grant) so that planning 50 locks does not scan 30,000 methods 50 times.
 :func:`plan` returns, for one lock, the credentials due now (with their windows attached when
-the lock enforces windows itself), those due later, those that cannot go on (with a reason
-code: ``invalid_grant``, ``invalid_method``, ``unsupported``, ``code_rule``, ``duplicate``,
-``capacity``), and the next moment the answer changes by time alone.
+the lock enforces windows itself, rounded inward to whole seconds), those due later, those
+waiting for Seam (``not_issued``), those riding on the same user's slot for the same code
+(``shared``), those that cannot go on (with a reason code: ``invalid_grant``,
+``invalid_method``, ``unsupported``, ``code_rule``, ``duplicate_code_on_device`` /
+``duplicate_credential_on_device``, ``capacity``), and the next moment the answer changes by
+time alone.
 """
 
 from __future__ import annotations
@@ -46,9 +49,7 @@ class CloudView:
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
                 self.grant_of[m.method_id] = m.grant_id
-        self.user_of: dict[str, str | None] = {
-            gid: g.user_identity_id for gid, g in grants.items()
-        }
+        self.user_of: dict[str, str | None] = {gid: g.user_identity_id for gid, g in grants.items()}
         """Grant id -> its user identity (for access events from a lock's log)."""
         self.entrance_spaces = {e.entrance_id: e.space_ids for e in entrances}
         self.grants_by_space: dict[str, set[str]] = defaultdict(set)
@@ -91,11 +92,49 @@ class Plan:
     desired: dict[str, Credential] = field(default_factory=dict)
     scheduled: dict[str, datetime] = field(default_factory=dict)
     rejected: dict[str, tuple[str, str]] = field(default_factory=dict)
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Not pushed until Seam says more: ``(code, sentence)``, e.g. ``not_issued``."""
+    shared: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Methods whose code is on the lock through another method's slot of the same user:
+    ``(holder method id, sentence)``."""
+    notes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """For desired methods: ``(code, sentence)`` worth showing beside their sync state (a
+    refused duplicate of another user, Seam's errors or warnings on the method)."""
     next_change: datetime | None = None
 
     def _soon(self, t: datetime | None) -> None:
         if t is not None and (self.next_change is None or t < self.next_change):
             self.next_change = t
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A method that could go on the lock, on its own merits (checks passed)."""
+
+    grant: Grant
+    method: AccessMethod
+    kind: CredentialKind
+    secret: bytes = field(repr=False)
+    due: bool
+    """Wanted on the lock now (``False``: over already, or due later)."""
+
+    @property
+    def order(self) -> tuple[datetime, str, str]:
+        """Which grant keeps a code: the one that starts first, then the smaller grant id."""
+        return (self.grant.starts_at or _EPOCH, self.grant.grant_id, self.method.method_id)
+
+    @property
+    def owner(self) -> str:
+        uid = self.grant.user_identity_id
+        return f"user identity {uid}" if uid else f"access grant {self.grant.grant_id}"
+
+    @property
+    def start(self) -> datetime:
+        return self.grant.starts_at or _EPOCH
+
+    @property
+    def end(self) -> datetime:
+        return self.grant.ends_at or _NEVER
 
 
 def plan(
@@ -107,83 +146,190 @@ def plan(
     lead_time: timedelta,
     tag: TagFn,
 ) -> Plan:
+    """The lock's wanted state at ``t``.
+
+    One code, one slot (see docs/cloud.md, "The same code twice on one lock"): methods with
+    the same secret are grouped. Within the owner of the group's earliest live grant, the
+    grants whose windows overlap or touch form one slot, held by the earliest of them, with
+    the merged window; the owner's other methods are ``shared``. Other owners' live methods
+    with that secret are refused as ``duplicate_code_on_device`` (cards and mobile keys:
+    ``duplicate_credential_on_device``), and the holder notes who was refused.
+    """
     result = Plan()
-    candidates: list[tuple[datetime, str, Credential]] = []
+    if not caps.stores_credentials:
+        return result  # a reader: the validator decides each read, nothing goes onto it
+    groups: dict[tuple[CredentialKind, bytes], list[_Candidate]] = defaultdict(list)
     for gid in view.grants_for(scope):
         grant = view.grants[gid]
         for method in view.by_grant.get(gid, ()):
-            _consider(result, candidates, grant, method, caps, t, lead_time, tag)
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    holders: dict[tuple[CredentialKind, bytes], str] = {}
-    for _, mid, cred in candidates:
-        other = holders.get((cred.kind, cred.secret))
-        if other is not None:
-            result.rejected[mid] = ("duplicate", f"same {cred.kind.value} as {other} on this lock")
-            continue
+            c = _consider(result, grant, method, caps, t, lead_time)
+            if c is not None:
+                groups[(c.kind, c.secret)].append(c)
+    holders: list[tuple[_Candidate, datetime | None, datetime | None]] = []
+    for group in groups.values():
+        slot = _one_slot(result, group)
+        if slot is not None:
+            holders.append(slot)
+    holders.sort(key=lambda h: h[0].order)
+    for holder, starts, ends in holders:
+        mid = holder.method.method_id
         if len(result.desired) >= caps.slots:
             result.rejected[mid] = ("capacity", f"the lock has {caps.slots} slots, all taken")
+            result.notes.pop(mid, None)
             continue
-        holders[(cred.kind, cred.secret)] = mid
-        result.desired[mid] = cred
+        result._soon(ends)
+        window = _safe_window(starts, ends) if caps.enforces_time_windows else None
+        result.desired[mid] = Credential(
+            credential_id=mid,
+            kind=holder.kind,
+            secret=holder.secret,
+            tag=tag(
+                mid.encode(),
+                holder.kind.value.encode(),
+                holder.secret,
+                _when(window.starts_at if window else None),
+                _when(window.ends_at if window else None),
+            ),
+            window=window,
+        )
     return result
 
 
+def _one_slot(
+    result: Plan, group: list[_Candidate]
+) -> tuple[_Candidate, datetime | None, datetime | None] | None:
+    """The holder of one secret's slot and its window, or ``None`` when nobody is live."""
+    if len(group) == 1:  # the usual case: nobody else has this secret on this lock
+        (only,) = group
+        if not only.due:
+            return None
+        _note(result, only, [], "")
+        return only, only.grant.starts_at, only.grant.ends_at
+    live = sorted((c for c in group if c.due), key=lambda c: c.order)
+    if not live:
+        return None
+    first = live[0]
+    runs: list[list[_Candidate]] = []  # the owner's grants, in runs that overlap or touch
+    run_end = _EPOCH
+    for c in sorted((c for c in group if c.owner == first.owner), key=lambda c: c.start):
+        if runs and c.start <= run_end:
+            runs[-1].append(c)
+            run_end = max(run_end, c.end)
+        else:
+            runs.append([c])
+            run_end = c.end
+    chain = next(run for run in runs if any(c is first for c in run))
+    chain_end = max(c.end for c in chain)
+    holder = min(chain, key=lambda c: c.order)
+    hid, hgrant = holder.method.method_id, holder.grant.grant_id
+    for c in chain:
+        mid = c.method.method_id
+        was_scheduled = result.scheduled.pop(mid, None) is not None
+        if c is not holder and (c.due or was_scheduled):
+            result.shared[mid] = (
+                hid,
+                f"on the lock through access method {hid} (access grant {hgrant}) of the same "
+                f"{holder.owner}: one slot for the same code while any of these grants is live",
+            )
+    for run in runs:
+        for c in run if run is not chain else ():
+            if c.due:  # due early (lead time) while the run before it still holds the slot
+                result.scheduled[c.method.method_id] = chain_end
+                result._soon(chain_end)
+    refused = [c for c in live if c.owner != first.owner]
+    duplicate = (
+        "duplicate_code_on_device"
+        if holder.kind is CredentialKind.CODE
+        else "duplicate_credential_on_device"
+    )
+    for c in refused:
+        result.rejected[c.method.method_id] = (
+            duplicate,
+            f"{holder.owner} holds the same {holder.kind.value} on this lock through access "
+            f"grant {hgrant} (access method {hid}), which keeps it: the grant that starts "
+            "first keeps the code",
+        )
+    _note(result, holder, refused, duplicate)
+    starts = None if any(c.grant.starts_at is None for c in chain) else min(c.start for c in chain)
+    ends = None if any(c.grant.ends_at is None for c in chain) else chain_end
+    return holder, starts, ends
+
+
+def _note(result: Plan, holder: _Candidate, refused: list[_Candidate], duplicate: str) -> None:
+    """What to show beside the holder's sync state: who was refused its code, and Seam's own
+    errors, warnings and pending mutations on its grant and method."""
+    codes: list[str] = []
+    texts: list[str] = []
+    if refused:
+        others = sorted({f"access grant {c.grant.grant_id} of {c.owner}" for c in refused})
+        codes.append(duplicate)
+        texts.append(
+            f"{', '.join(others)} asked for the same {holder.kind.value} here and was refused"
+        )
+    if not holder.method.issued:
+        codes.append("not_issued")
+        texts.append("Seam has not issued this access method yet; pushed with what it has")
+    for n in holder.grant.seam_notes + holder.method.seam_notes:
+        codes.append(n.code)
+        texts.append(n.text())
+    if codes:
+        result.notes[holder.method.method_id] = (codes[0], "; ".join(texts))
+
+
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def _consider(
     result: Plan,
-    candidates: list[tuple[datetime, str, Credential]],
     grant: Grant,
     method: AccessMethod,
     caps: Capabilities,
     t: datetime,
     lead_time: timedelta,
-    tag: TagFn,
-) -> None:
+) -> _Candidate | None:
     mid = method.method_id
     kind = method.kind
     if kind is None:
-        return  # cloud keys and other modes never reach a lock
+        return None  # cloud keys and other modes never reach a lock
     if grant.problem is not None:
         result.rejected[mid] = ("invalid_grant", grant.problem)
-        return
+        return None
+    if method.secret is None and not method.issued:
+        result.waiting[mid] = ("not_issued", "Seam has not issued this access method yet")
+        return None
     if method.problem is not None or method.secret is None:
         result.rejected[mid] = ("invalid_method", method.problem or "no secret")
-        return
+        return None
     if kind not in caps.kinds:
         result.rejected[mid] = ("unsupported", f"the lock does not take {kind.value} credentials")
-        return
+        return None
     if kind is CredentialKind.CODE:
         problem = caps.code_problem(method.secret.decode("utf-8", "replace"))
         if problem is not None:
             result.rejected[mid] = ("code_rule", problem)
-            return
+            return None
     if grant.ends_at is not None and t >= grant.ends_at:
-        return  # over: not wanted anywhere
+        return _Candidate(grant, method, kind, method.secret, due=False)  # over: not wanted
     due = grant.starts_at
     if due is not None and caps.enforces_time_windows:
         due = due - lead_time
     if due is not None and t < due:
         result.scheduled[mid] = due
         result._soon(due)
-        return
+        return _Candidate(grant, method, kind, method.secret, due=False)
     result._soon(grant.ends_at)
-    window = TimeWindow(grant.starts_at, grant.ends_at) if caps.enforces_time_windows else None
-    cred = Credential(
-        credential_id=mid,
-        kind=kind,
-        secret=method.secret,
-        tag=tag(
-            mid.encode(),
-            kind.value.encode(),
-            method.secret,
-            _when(window.starts_at if window else None),
-            _when(window.ends_at if window else None),
-        ),
-        window=window,
-    )
-    candidates.append((grant.starts_at or _EPOCH, mid, cred))
+    return _Candidate(grant, method, kind, method.secret, due=True)
+
+
+def _safe_window(starts: datetime | None, ends: datetime | None) -> TimeWindow:
+    """The window a whole-second lock clock can hold without widening it: the start rounded
+    up to the next whole second, the end rounded down."""
+    if starts is not None and starts.microsecond:
+        starts = starts.replace(microsecond=0) + timedelta(seconds=1)
+    if ends is not None and ends.microsecond:
+        ends = ends.replace(microsecond=0)
+    return TimeWindow(starts, ends)
 
 
 def _when(t: datetime | None) -> bytes:

@@ -264,6 +264,10 @@ class LockReconciler:
 
         for mid, when in p.scheduled.items():
             row(mid, SyncStatus.SCHEDULED, error=f"due {when.isoformat()}")
+        for mid, (code, why) in p.waiting.items():
+            row(mid, SyncStatus.SCHEDULED, error_code=code, error=why)
+        for mid, (_, why) in p.shared.items():
+            row(mid, SyncStatus.SHARED, error=why)
         for mid, (code, why) in p.rejected.items():
             row(mid, SyncStatus.FAILED, error_code=code, error=why)
         for mid, c in p.desired.items():
@@ -274,8 +278,12 @@ class LockReconciler:
                 rows[mid] = prev
             else:
                 row(mid, SyncStatus.PENDING, tag=c.tag)
+        # What the plan says of a credential being taken off (shared, scheduled, refused ...)
+        # is its state once it is off.
+        after_removal = {mid: rows[mid] for mid in to_delete if mid in rows}
         for mid in to_delete:
             row(mid, SyncStatus.REMOVING)
+        _annotate(p, rows)
         self._write(old, rows)
         if to_delete or to_put:
             self._log.info(
@@ -309,7 +317,10 @@ class LockReconciler:
                 )
         if to_delete or to_put:
             await self._read_back(p, to_put, to_delete, put_failed, rows, ops)
+            for mid, planned in after_removal.items():
+                rows.setdefault(mid, planned)
         gone = [mid for mid in old if mid not in rows]
+        _annotate(p, rows)
         self._write(old, rows)
         if gone:
             try:
@@ -407,12 +418,27 @@ class LockReconciler:
         if self._caps is not None and not self._caps.has_audit_log:
             return
         try:
+            notes = self.last_plan.notes if self.last_plan else {}
             await collect_audit_log(
-                ops, self._store.outbox, view.grant_of, self._log.logger, view.user_of
+                ops,
+                self._store.outbox,
+                view.grant_of,
+                self._log.logger,
+                view.user_of,
+                notes={m: why for m, (code, why) in notes.items() if code.startswith("duplicate_")},
             )
         except BaseException:
             self._events_due = True
             raise
+
+
+def _annotate(p: Plan, rows: dict[str, CredentialSyncState]) -> None:
+    """Put the plan's notes (a refused duplicate, Seam's own errors or warnings) on the rows of
+    credentials that are on the lock or going on it; a real failure keeps its own error."""
+    for mid, (code, why) in p.notes.items():
+        r = rows.get(mid)
+        if r is not None and r.state in (SyncStatus.APPLIED, SyncStatus.PENDING):
+            rows[mid] = replace(r, error_code=code, error=why)
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

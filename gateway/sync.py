@@ -11,16 +11,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.clock import Clock
 from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import CloudError
-from gateway.cloud.models import CloudEntrance, parse_grant, parse_method, raw_without_secrets
+from gateway.cloud.models import (
+    CloudEntrance,
+    being_deleted,
+    parse_grant,
+    parse_method,
+    raw_without_secrets,
+    seam_notes,
+)
 from gateway.config import GatewayConfig
-from gateway.models import AccessMethod, CloudChanges, CloudSnapshot, Entrance, Grant
+from gateway.models import (
+    AccessMethod,
+    CloudChanges,
+    CloudSnapshot,
+    Entrance,
+    Grant,
+    SeamNote,
+)
+from gateway.store.cloud_data import GONE_FROM_CLOUD
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
 
@@ -115,14 +130,20 @@ class CloudSync:
                 ):
                     method_objs[_id_of(m, "access_method_id")] = m
         grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
-        await self._identities(grants, raw)
+        listed = {g.grant_id for g in grants}
+        gone = [g for g in self._store.cloud.grants().values() if g.grant_id not in listed]
+        identities = await self._identities([*grants, *gone], raw)
+        now = self._clock.now()
+        grants, methods = _revocations(grants, methods, identities, now)
+        gone_reasons = {g.grant_id: _gone_reason(g, identities) for g in gone}
+        _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
-        snap = CloudSnapshot(grants, methods, entrances, raw, issues)
+        snap = CloudSnapshot(grants, methods, entrances, raw, issues, gone_reasons)
         with self._store.db.transaction():
-            self._store.cloud.apply_snapshot(snap, self._clock.now())
+            self._store.cloud.apply_snapshot(snap, now)
             # The snapshot holds everything up to its start: events from then on are news.
             self._store.cloud.apply_changes(
-                CloudChanges([], [], [], [], {}, [], covered, to_db(started)), self._clock.now()
+                CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)), now
             )
         self._on_change()
         log.info(
@@ -211,9 +232,14 @@ class CloudSync:
             raw["access_method"].append((method.method_id, raw_without_secrets(obj)))
         return grants, methods
 
-    async def _identities(self, grants: list[Grant], raw: dict[str, list[tuple[str, str]]]) -> None:
+    async def _identities(
+        self, grants: Iterable[Grant], raw: dict[str, list[tuple[str, str]]]
+    ) -> dict[str, tuple[SeamNote, ...]]:
+        """The user identities of ``grants`` that the cloud still lists, with Seam's notes on
+        each (an identity missing from the answer was deleted)."""
         ids = sorted({g.user_identity_id for g in grants if g.user_identity_id})
-        raw["user_identity"] = []
+        raw.setdefault("user_identity", [])
+        found: dict[str, tuple[SeamNote, ...]] = {}
         for i in range(0, len(ids), CHUNK):
             for u in await self._client.list_all(
                 "/user_identities/list",
@@ -223,6 +249,14 @@ class CloudSync:
             ):
                 uid = _id_of(u, "user_identity_id")
                 raw["user_identity"].append((uid, raw_without_secrets(u)))
+                warnings = u.get("warnings") if isinstance(u, dict) else None
+                errors = u.get("errors") if isinstance(u, dict) else None
+                found[uid] = seam_notes(
+                    errors if isinstance(errors, list) else [],
+                    warnings if isinstance(warnings, list) else [],
+                    [],
+                )
+        return found
 
     # --- incremental -------------------------------------------------------------------------
     async def incremental(self) -> SyncReport:
@@ -263,7 +297,7 @@ class CloudSync:
         if full_needed:
             report = await self.full()
             self._store.cloud.apply_changes(
-                CloudChanges([], [], [], [], {}, [], seen, to_db(newest)), self._clock.now()
+                CloudChanges([], [], {}, {}, {}, [], seen, to_db(newest)), self._clock.now()
             )
             return report
         changes = await self._changes(sorted(grant_ids), seen, to_db(newest))
@@ -305,17 +339,92 @@ class CloudSync:
         entrance_spaces = self._entrance_spaces(self._store.cloud.entrances())
         grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
         kept = {g.grant_id for g in grants}
-        deleted_grants = [gid for gid in grant_ids if gid not in kept]
+        stored = (self._store.cloud.grant(gid) for gid in grant_ids if gid not in kept)
+        gone = [g for g in stored if g is not None]
+        identities = await self._identities([*grants, *gone], raw)
+        grants, methods = _revocations(grants, methods, identities, self._clock.now())
+        deleted_grants = {gid: GONE_FROM_CLOUD for gid in grant_ids if gid not in kept}
+        deleted_grants.update({g.grant_id: _gone_reason(g, identities) for g in gone})
+        _warn_deleted_identities(gone, identities)
         live_methods = {m.method_id for m in methods}
-        deleted_methods = [
-            m.method_id
+        deleted_methods = {
+            m.method_id: GONE_FROM_CLOUD
             for gid in kept
             for m in self._store.cloud.methods_of_grant(gid)
             if m.method_id not in live_methods and m.revoked_at is None
-        ]
+        }
         return CloudChanges(
             grants, methods, deleted_grants, deleted_methods, raw, issues, seen, cursor
         )
+
+
+def _revocations(
+    grants: list[Grant],
+    methods: list[AccessMethod],
+    identities: dict[str, tuple[SeamNote, ...]],
+    now: datetime,
+) -> tuple[list[Grant], list[AccessMethod]]:
+    """Grants and methods as they go into the store, revoked where Seam says they are going:
+    a ``being_deleted`` warning on the grant, the method or the user identity, or a user
+    identity the cloud no longer lists (deleted with everything that hangs off it)."""
+    out_grants: list[Grant] = []
+    reasons: dict[str, str] = {}
+    by_identity: dict[str, int] = {}
+    for g in grants:
+        why = _grant_revocation(g, identities)
+        if why is not None:
+            reasons[g.grant_id] = why
+            g = replace(g, revoked_at=now, revoked_reason=why)
+            if g.user_identity_id and why.startswith("user identity"):
+                by_identity[g.user_identity_id] = by_identity.get(g.user_identity_id, 0) + 1
+        out_grants.append(g)
+    for uid, count in sorted(by_identity.items()):
+        log.warning("user identity %s is deleted in the cloud: revoking its %d grants", uid, count)
+    out_methods: list[AccessMethod] = []
+    for m in methods:
+        why = reasons.get(m.grant_id or "")
+        if why is None and being_deleted(m.seam_notes):
+            why = "access method being deleted in the cloud (Seam warning being_deleted)"
+        if why is not None:
+            m = replace(m, revoked_at=now, revoked_reason=why)
+        out_methods.append(m)
+    return out_grants, out_methods
+
+
+def _grant_revocation(g: Grant, identities: dict[str, tuple[SeamNote, ...]]) -> str | None:
+    """Why the grant must go although the cloud still lists it; the identity is named first,
+    as the cause of its grants' own ``being_deleted``."""
+    uid = g.user_identity_id
+    if uid is not None and uid not in identities:
+        return f"user identity {uid} was deleted in the cloud"
+    if uid is not None and being_deleted(identities[uid]):
+        return f"user identity {uid} is being deleted in the cloud (Seam warning being_deleted)"
+    if being_deleted(g.seam_notes):
+        return "access grant being deleted in the cloud (Seam warning being_deleted)"
+    return None
+
+
+def _warn_deleted_identities(
+    gone: list[Grant], identities: dict[str, tuple[SeamNote, ...]]
+) -> None:
+    counts: dict[str, int] = {}
+    for g in gone:
+        if g.user_identity_id is not None and g.user_identity_id not in identities:
+            counts[g.user_identity_id] = counts.get(g.user_identity_id, 0) + 1
+    for uid, count in sorted(counts.items()):
+        log.warning(
+            "user identity %s was deleted in the cloud with %d access grants: revoking them",
+            uid,
+            count,
+        )
+
+
+def _gone_reason(g: Grant, identities: dict[str, tuple[SeamNote, ...]]) -> str:
+    """Why a grant the cloud no longer lists is gone: with its user identity, or alone."""
+    uid = g.user_identity_id
+    if uid is not None and uid not in identities:
+        return f"user identity {uid} was deleted in the cloud, with its access grants"
+    return GONE_FROM_CLOUD
 
 
 def _id_of(obj: Any, key: str) -> str:

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from drivers.base import CredentialKind
 from gateway.clock import Clock
@@ -29,6 +29,8 @@ from gateway.store.store import Store
 from gateway.timetrust import TimeTrust
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 FAILURES_THAT_COUNT = frozenset(
     {"unknown_credential", "revoked", "not_for_this_entrance", "outside_window"}
@@ -108,6 +110,7 @@ class Validator:
             access_grant_id=decision.access_grant_id,
             user_identity_id=decision.user_identity_id,
             reason=decision.reason,
+            detail=decision.detail or None,
         )
         try:
             self._record(decision, event, t)
@@ -215,8 +218,13 @@ class Validator:
             live.append((m, g))
         if not live:
             assert revoked is not None
-            return deny("revoked", revoked[0], revoked[1])
+            m, g = revoked
+            why = (g.revoked_reason if g is not None else None) or m.revoked_reason or ""
+            return deny("revoked", m, g, why)
         here = [(m, g) for m, g in live if view.serves(scope, g)]
+        # The same code in several grants: judge them in the order the planner gives the slot
+        # (the grant that starts first), so a decision names the holder the lock would name.
+        here.sort(key=lambda mg: (mg[1].starts_at or _EPOCH, mg[1].grant_id))
         if not here:
             return deny("not_for_this_entrance", *live[0])
         best: Decision | None = None

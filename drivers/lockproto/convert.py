@@ -42,8 +42,8 @@ BOLT_TO_WIRE = {
     BoltState.JAMMED: WireBolt.JAMMED,
 }
 WIRE_TO_BOLT = {v: k for k, v in BOLT_TO_WIRE.items()}
-# Kinds the gateway records but no lock sends (events_lost: a gap another driver noticed) have
-# no wire value.
+# Kinds the gateway records but no lock sends (events_lost: a gap another driver noticed; the
+# health of OSDP readers) have no wire value.
 EVENT_TO_WIRE = {
     kind: WireEvent[kind.name] for kind in EventKind if kind.name in WireEvent.__members__
 }

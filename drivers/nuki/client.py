@@ -17,7 +17,7 @@ from drivers.nuki.messages import (
     encode_lock_action,
     encode_log_request,
 )
-from drivers.nuki.session import NukiReplyError, NukiSession
+from drivers.nuki.session import ActionUnconfirmed, NukiError, NukiReplyError, NukiSession
 from drivers.nuki.wire import Command
 
 PAGE = 20
@@ -36,11 +36,18 @@ class NukiClient:
             raise NukiReplyError(f"keyturner states: {err}") from err
 
     async def lock_action(self, action: int) -> None:
+        """Lock, unlock or unlatch. Once the command is on its way, anything but the lock's
+        own answer (a lost link, a timeout) raises :class:`ActionUnconfirmed`."""
         nonce = await self.session.challenge()
         body = encode_lock_action(action, self.session.keys.app_id, nonce)
-        got = await self.session.exchange(Command.LOCK_ACTION, body, until=(Command.STATUS,))
-        if got[-1].payload[:1] == bytes([w.Status.ACCEPTED]):
-            await self.session.more((Command.STATUS,))
+        try:
+            got = await self.session.exchange(Command.LOCK_ACTION, body, until=(Command.STATUS,))
+            if got[-1].payload[:1] == bytes([w.Status.ACCEPTED]):
+                await self.session.more((Command.STATUS,))
+        except NukiError:
+            raise
+        except Exception as err:
+            raise ActionUnconfirmed(f"no answer to the lock action: {err}") from err
 
     async def verify_pin(self) -> None:
         await self.session.secured(Command.VERIFY_SECURITY_PIN, b"")

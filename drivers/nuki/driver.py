@@ -64,6 +64,7 @@ from drivers.errors import (
     LockLinkError,
     LockOfflineError,
     LockTimeoutError,
+    OutcomeUnknownError,
     ProtocolError,
     UnsupportedError,
 )
@@ -84,8 +85,15 @@ from drivers.nuki.messages import (
 )
 from drivers.nuki.options import NukiOptions
 from drivers.nuki.pairing import pair
-from drivers.nuki.session import NukiError, NukiKeys, NukiReplyError, NukiSession
+from drivers.nuki.session import (
+    ActionUnconfirmed,
+    NukiError,
+    NukiKeys,
+    NukiReplyError,
+    NukiSession,
+)
 from drivers.nuki.wire import ErrorCode
+from drivers.secrets import SecretError
 
 log = logging.getLogger(__name__)
 
@@ -225,17 +233,28 @@ class NukiDriver(LockDriver):
         return None  # a Nuki lock drops a silent link itself; the idle timer drops it first
 
     # --- keys --------------------------------------------------------------------------------
+    def _configured_pin(self) -> int | None:
+        """The PIN from the ``security_pin`` option (file or credential), if set."""
+        ref = self.nuki_options.security_pin
+        if ref is None:
+            return None
+        try:
+            text = ref.read_text()
+        except (SecretError, OSError, UnicodeDecodeError) as err:
+            raise DriverConfigError(f"security_pin: {err}", lock_id=self.lock_id) from err
+        return parse_pin(text, lock_id=self.lock_id)
+
     def _keys(self) -> tuple[NukiKeys, int]:
-        raw, pin = (
-            self.ctx.keystore.get(keys_name(self.lock_id)),
-            self.ctx.keystore.get(pin_name(self.lock_id)),
-        )
-        if raw is None or pin is None:
+        raw = self.ctx.keystore.get(keys_name(self.lock_id))
+        stored_pin = self.ctx.keystore.get(pin_name(self.lock_id))
+        if raw is None or stored_pin is None:
             raise LockAuthError("not commissioned: pair the lock first", lock_id=self.lock_id)
         try:
-            return NukiKeys.from_bytes(raw), struct.unpack("<H", pin)[0]
+            keys, pin = NukiKeys.from_bytes(raw), int(struct.unpack("<H", stored_pin)[0])
         except (ValueError, struct.error) as err:
             raise LockAuthError("stored Nuki keys are damaged", lock_id=self.lock_id) from err
+        configured = self._configured_pin()
+        return keys, pin if configured is None else configured
 
     async def _ready(self) -> NukiClient:
         await self.start()
@@ -279,6 +298,11 @@ class NukiDriver(LockDriver):
             raise self._error(err) from err
         except NukiReplyError as err:
             raise ProtocolError(str(err), lock_id=self.lock_id) from err
+        except ActionUnconfirmed as err:
+            raise OutcomeUnknownError(
+                "the lock action was sent but not confirmed: check the lock before trying again",
+                lock_id=self.lock_id,
+            ) from err
         except TimeoutError as err:
             raise LockTimeoutError("no answer from the lock in time", lock_id=self.lock_id) from err
 
@@ -303,34 +327,61 @@ class NukiDriver(LockDriver):
         await self.conn.disconnect()
 
     async def commission(self, pairing_secret: str) -> None:
-        """Pair with the lock (in pairing mode) and keep the security PIN given here."""
+        """Pair with the lock (in pairing mode) and keep the security PIN given here.
+
+        Already paired: only the PIN is checked and kept (a wrong PIN is corrected without
+        pressing the button again). A lock that forgot the gateway (reset, or the gateway
+        removed in the Nuki app) is paired anew."""
         pin = parse_pin(pairing_secret, lock_id=self.lock_id)
+        configured = self._configured_pin()
+        if configured is not None and configured != pin:
+            raise LockAuthError(
+                "the PIN given differs from the lock's security_pin option: give the same",
+                lock_id=self.lock_id,
+            )
         await self.start()
         store = self.ctx.keystore
-        if store.get(keys_name(self.lock_id)) is None:
-            opts = self.nuki_options
+        if store.get(keys_name(self.lock_id)) is not None:
             try:
-                async with self.conn.operation():
-                    keys = await self._wrap(
-                        pair(
-                            self.carrier,
-                            app_id=opts.app_id,
-                            name=opts.name,
-                            within=self._reply_timeout,
-                            rng=self._rng,
-                        )
+                await self._keep_pin(pin)
+            except LockAuthError as err:
+                if not _forgotten(err):
+                    raise
+            else:
+                return
+            log.info("%s: the lock forgot this gateway: pairing again", self.lock_id)
+            store.delete(keys_name(self.lock_id))
+        keys = await self._pair()
+        store.put(keys_name(self.lock_id), keys.to_bytes())
+        log.info("%s: paired (authorization %d)", self.lock_id, keys.auth_id)
+        await self._keep_pin(pin)
+
+    async def _pair(self) -> NukiKeys:
+        opts = self.nuki_options
+        try:
+            async with self.conn.operation():
+                return await self._wrap(
+                    pair(
+                        self.carrier,
+                        app_id=opts.app_id,
+                        name=opts.name,
+                        within=self._reply_timeout,
+                        rng=self._rng,
                     )
-            except ProtocolError as err:
-                cause = err.__cause__
-                if isinstance(cause, NukiError) and cause.code == ErrorCode.P_NOT_PAIRING:
-                    raise LockAuthError(
-                        "the lock is not in pairing mode: hold its button for 5 seconds, "
-                        "then commission again",
-                        lock_id=self.lock_id,
-                    ) from err
-                raise
-            store.put(keys_name(self.lock_id), keys.to_bytes())
-            log.info("%s: paired (authorization %d)", self.lock_id, keys.auth_id)
+                )
+        except ProtocolError as err:
+            cause = err.__cause__
+            if isinstance(cause, NukiError) and cause.code == ErrorCode.P_NOT_PAIRING:
+                raise LockAuthError(
+                    "the lock is not in pairing mode: hold its button for 5 seconds, "
+                    "then commission again",
+                    lock_id=self.lock_id,
+                ) from err
+            raise
+
+    async def _keep_pin(self, pin: int) -> None:
+        """Check the PIN with the lock (Verify Security PIN); keep it only if right."""
+        store = self.ctx.keystore
         store.put(pin_name(self.lock_id), struct.pack("<H", pin))
         self._client = None
         try:
@@ -536,6 +587,15 @@ async def _nothing() -> None:
 
 def _no_flags(flags: AdvertFlag) -> None:
     return None
+
+
+def _forgotten(err: LockAuthError) -> bool:
+    """The lock does not know the gateway's authorization (not a wrong PIN)."""
+    cause = err.__cause__
+    return isinstance(cause, NukiError) and cause.code in (
+        ErrorCode.K_NOT_AUTHORIZED,
+        ErrorCode.K_DISABLED,
+    )
 
 
 def _is_nuki(data: AdvertisementData) -> bool:

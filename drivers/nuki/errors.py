@@ -25,7 +25,7 @@ def driver_error(err: NukiError, lock_id: str, credential_id: str | None = None)
         )
     if err.code in (ErrorCode.K_NOT_AUTHORIZED, ErrorCode.K_DISABLED):
         return LockAuthError(
-            f"the lock does not know this gateway any more ({name}): pair again",
+            f"the lock does not know this gateway any more ({name}): commission it again",
             lock_id=lock_id,
         )
     if err.code == ErrorCode.K_CODE_ALREADY_EXISTS:

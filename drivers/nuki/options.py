@@ -12,6 +12,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from drivers.ble.options import BleOptions
+from drivers.secrets import SecretRef
 
 
 class NukiOptions(BleOptions):
@@ -25,8 +26,14 @@ class NukiOptions(BleOptions):
     """The authorization's name the Nuki app shows for the gateway."""
     reply_timeout: float | None = Field(None, gt=0, le=30)
     """How long one command waits for the lock's answer; ``None``: 5 s."""
+    security_pin: SecretRef | None = None
+    """The lock's security PIN from a file (mode 0600) or a systemd credential. Unset: the PIN
+    given when commissioning, kept encrypted in the store."""
     max_codes: int = Field(200, ge=1, le=200)
     """Keypad codes the lock holds (a Nuki keypad keeps up to 200)."""
+    idle_disconnect: float = Field(5.0, gt=0)
+    """Drop the link this long after the last operation: a Nuki lock serves few centrals at
+    once (the Nuki app, a bridge) and runs on batteries."""
     unlock_action: Literal["unlock", "unlatch"] = "unlock"
     """What a remote unlock does: turn the bolt back, or also pull the latch (door opens)."""
 

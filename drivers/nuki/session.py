@@ -52,6 +52,11 @@ class NukiReplyError(Exception):
     """The lock's answer cannot be read (does not open, bad CRC, not the expected command)."""
 
 
+class ActionUnconfirmed(Exception):
+    """A lock action was sent and no authenticated answer said how it ended: it must not be
+    sent again on its own (a second unlatch opens the door twice)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NukiKeys:
     """What the gateway keeps after pairing: its key pair for this lock and the auth id."""
@@ -116,10 +121,7 @@ class NukiSession:
         while True:
             raw = await self.transport.receive(Channel.USER, self.reply_timeout)
             msg = self._open(raw)
-            if msg.command == Command.ERROR_REPORT:
-                code = msg.payload[0] if msg.payload else ErrorCode.UNKNOWN
-                cmd = struct.unpack_from("<H", msg.payload, 1)[0] if len(msg.payload) >= 3 else 0
-                raise NukiError(code, cmd)
+            _raise_error_report(msg)
             got.append(msg)
             if msg.command in until:
                 return got
@@ -161,26 +163,31 @@ class NukiSession:
         nonce = await self.challenge()
         payload = body + nonce + (struct.pack("<H", self._pin) if pin else b"")
         ends = {Command.STATUS, *until}
-        while True:
-            got = await self.exchange(command, payload, until=ends)
-            last = got[-1]
-            if last.command != Command.STATUS or last.payload[:1] != bytes([Status.ACCEPTED]):
-                return got
-            # ACCEPTED: the lock works on it and sends COMPLETE when done
-            rest = await self.more(ends)
-            return got + rest
+        got = await self.exchange(command, payload, until=ends)
+        if _accepted(got[-1]):  # the lock works on it and sends COMPLETE when done
+            got += await self.more(ends)
+        return got
 
     async def more(self, ends: Collection[int]) -> list[w.Message]:
+        """Messages after a Status ACCEPTED, up to the one that ends the command."""
         got: list[w.Message] = []
         while True:
             msg = self._open(await self.transport.receive(Channel.USER, self.reply_timeout))
-            if msg.command == Command.ERROR_REPORT:
-                raise NukiError(msg.payload[0], 0)
+            _raise_error_report(msg)
             got.append(msg)
-            if msg.command in ends and not (
-                msg.command == Command.STATUS and msg.payload[:1] == bytes([Status.ACCEPTED])
-            ):
+            if msg.command in ends and not _accepted(msg):
                 return got
+
+
+def _accepted(msg: w.Message) -> bool:
+    return msg.command == Command.STATUS and msg.payload[:1] == bytes([Status.ACCEPTED])
+
+
+def _raise_error_report(msg: w.Message) -> None:
+    if msg.command == Command.ERROR_REPORT:
+        code = msg.payload[0] if msg.payload else ErrorCode.UNKNOWN
+        cmd = struct.unpack_from("<H", msg.payload, 1)[0] if len(msg.payload) >= 3 else 0
+        raise NukiError(code, cmd)
 
 
 async def receive_plain(transport: NukiTransport, within: float) -> w.Message:

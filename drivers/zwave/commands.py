@@ -7,7 +7,8 @@ the wait anyway (a server that stopped answering). Error codes are zwave-js's ``
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from zwave_js_server.const import CommandClass
 from zwave_js_server.exceptions import (
@@ -28,6 +29,7 @@ from drivers.errors import (
 ARGUMENT_INVALID = 322
 CC_NOT_SUPPORTED = 302
 NODE_NOT_FOUND = 211
+T = TypeVar("T")
 
 
 class ZWaveArgumentError(DriverError):
@@ -56,6 +58,29 @@ def translate(err: BaseZwaveJSServerError, what: str, lock_id: str) -> DriverErr
     return LockOfflineError(f"{what}: {type(err).__name__}", lock_id=lock_id)
 
 
+async def guarded(call: Awaitable[T], what: str, *, within: float, lock_id: str) -> T:
+    """Await one request to Z-Wave JS: bounded by ``within``, errors as driver errors.
+
+    When the websocket closes, the client cancels the futures of requests in flight: that
+    cancellation is not ours (our task is not being cancelled), so it becomes a
+    :class:`LockOfflineError` instead of ending the caller's task.
+    """
+    try:
+        async with asyncio.timeout(within):
+            return await call
+    except TimeoutError:
+        raise LockTimeoutError(f"{what}: no answer in {within:g} s", lock_id=lock_id) from None
+    except BaseZwaveJSServerError as err:
+        raise translate(err, what, lock_id) from None
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise LockOfflineError(
+            f"{what}: the connection to Z-Wave JS closed mid-request", lock_id=lock_id
+        ) from None
+
+
 async def invoke(
     node: Node,
     cc: CommandClass,
@@ -65,12 +90,9 @@ async def invoke(
     lock_id: str,
 ) -> Any:
     """``node.async_invoke_cc_api`` waiting for the lock's answer."""
-    try:
-        async with asyncio.timeout(within):
-            return await node.async_invoke_cc_api(cc, method, *args, wait_for_result=True)
-    except TimeoutError:
-        raise LockTimeoutError(
-            f"{cc.name}.{method}: no answer in {within:g} s", lock_id=lock_id
-        ) from None
-    except BaseZwaveJSServerError as err:
-        raise translate(err, f"{cc.name}.{method}", lock_id) from None
+    return await guarded(
+        node.async_invoke_cc_api(cc, method, *args, wait_for_result=True),
+        f"{cc.name}.{method}",
+        within=within,
+        lock_id=lock_id,
+    )

@@ -45,6 +45,11 @@ NodeListener = Callable[[Node, int], None]
 DropListener = Callable[[datetime], None]
 
 
+CLIENT_LOGGER = "zwave_js_server"
+"""At DEBUG the client logs every websocket message whole, user codes included: Lockgate keeps
+that logger at INFO whatever the gateway's own level, so no PIN reaches a log."""
+
+
 class ZWaveServer:
     def __init__(
         self,
@@ -53,6 +58,9 @@ class ZWaveServer:
         clock: WaitClock | None = None,
         backoff: Backoff | None = None,
     ) -> None:
+        client_log = logging.getLogger(CLIENT_LOGGER)
+        if client_log.getEffectiveLevel() < logging.INFO:
+            client_log.setLevel(logging.INFO)
         self.url = url
         self._clock = clock or SystemClock()
         self.backoff = backoff or Backoff(0.5, 60.0)

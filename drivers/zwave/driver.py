@@ -42,6 +42,7 @@ from drivers.errors import (
     DuplicateCodeError,
     LockLinkError,
     LockOfflineError,
+    LockTimeoutError,
     ProtocolError,
     UnsupportedError,
 )
@@ -353,7 +354,7 @@ class ZWaveDriver(LockDriver):
             except CredentialRejectedError as err:
                 err.credential_id = cred.credential_id
                 failures[cred.credential_id] = err
-            except LockLinkError as err:
+            except LockTimeoutError as err:  # this node does not answer: its credentials fail
                 if not self._server_ready():
                     raise
                 err.credential_id = cred.credential_id
@@ -439,12 +440,14 @@ class ZWaveDriver(LockDriver):
                     await self._schedules(node).clear_window(entry.slot)
                 self.slots.drop(entry.slot)
                 changed = True
-            except LockLinkError as err:
+            except LockTimeoutError as err:
                 if not self._server_ready():
                     raise
                 err.credential_id = cid
                 failures[cid] = err
                 broken = err
+            except LockLinkError:
+                raise  # the connection to Z-Wave JS: the gateway retries the pass
             except DriverError as err:
                 err.credential_id = cid
                 failures[cid] = err

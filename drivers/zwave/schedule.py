@@ -10,17 +10,15 @@ from the gateway's trusted clock.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from zwave_js_server.const import CommandClass
-from zwave_js_server.exceptions import BaseZwaveJSServerError
 from zwave_js_server.model.node import Node
 
 from drivers.base import TimeWindow
-from drivers.errors import LockTimeoutError, UnsupportedError
-from drivers.zwave.commands import invoke, translate
+from drivers.errors import UnsupportedError
+from drivers.zwave.commands import guarded, invoke
 from drivers.zwave.usercodes import cc_version
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -92,13 +90,10 @@ class Schedules:
         class, so the presence of one is checked first."""
         if not self.has_clock():
             raise UnsupportedError("the lock has no clock command class", lock_id=self._lock_id)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self.node.async_set_date_and_time(t.astimezone(UTC))
-        except TimeoutError:
-            raise LockTimeoutError(
-                "setting the lock's clock: no answer", lock_id=self._lock_id
-            ) from None
-        except BaseZwaveJSServerError as err:
-            raise translate(err, "set date and time", self._lock_id) from None
+        await guarded(
+            self.node.async_set_date_and_time(t.astimezone(UTC)),
+            "set date and time",
+            within=self._timeout,
+            lock_id=self._lock_id,
+        )
         await self._call("setTimezone", {"standardOffset": 0, "dstOffset": 0})

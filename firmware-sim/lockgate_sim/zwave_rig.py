@@ -308,6 +308,19 @@ class ZWaveRig:
         answer = await self.control({"op": "setlog", "node": node})
         return [(s["slot"], s["status"], s["code"]) for s in answer["sets"]]
 
+    async def wait_sets(self, node: int, count: int) -> int:
+        """Return once the lock has received ``count`` code writes (the rig answers then)."""
+        # On a connection of its own: the shared one stays free meanwhile.
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.control_port)
+        try:
+            request = {"op": "wait_sets", "node": node, "count": count}
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            answer: dict[str, Any] = json.loads(await reader.readline())
+        finally:
+            writer.close()
+        return int(answer["count"])
+
     async def mute(self, node: int, on: bool = True) -> None:
         await self.control({"op": "mute", "node": node, "on": on})
 

@@ -17,7 +17,8 @@
 // - a control channel for the tests, independent of Lockgate's driver: JSON lines on
 //   127.0.0.1:ZW_RIG_CONTROL_PORT: {"op":"slots","node":2}, {"op":"press","node":2,
 //   "code":"1234"}, {"op":"setlog","node":2}, {"op":"mute","node":2,"on":true},
-//   {"op":"program","node":2,"slot":30,"code":"1234"}, {"op":"ping"}.
+//   {"op":"program","node":2,"slot":30,"code":"1234"}, {"op":"wait_sets","node":2,"count":5}
+//   (answers once that many codes were written), {"op":"ping"}.
 "use strict";
 
 const net = require("node:net");
@@ -113,6 +114,8 @@ exports.default = function lockRig({ require }) {
 			const log = self.state.get("Rig_setLog") || [];
 			for (const w of writes) log.push({ slot: w.userId, status: w.userIdStatus, code: String(w.userCode ?? "") });
 			self.state.set("Rig_setLog", log);
+			for (const wake of self.state.get("Rig_setWaiters") || []) wake();
+			self.state.set("Rig_setWaiters", []);
 			const refused = writes.find((w) => {
 				if (w.userIdStatus !== cc.UserIDStatus.Enabled && w.userIdStatus !== cc.UserIDStatus.Disabled) return false;
 				const code = String(w.userCode);
@@ -185,6 +188,16 @@ exports.default = function lockRig({ require }) {
 			}
 			case "setlog":
 				return { sets: node.state.get("Rig_setLog") || [] };
+			case "wait_sets": // answers once the lock has received `count` code writes
+				for (;;) {
+					const writes = (node.state.get("Rig_setLog") || []).filter((w) => w.slot > 0 && w.status === 1);
+					if (writes.length >= request.count) return { count: writes.length };
+					await new Promise((resolve) => {
+						const waiters = node.state.get("Rig_setWaiters") || [];
+						waiters.push(resolve);
+						node.state.set("Rig_setWaiters", waiters);
+					});
+				}
 			case "program": // what an owner does at the keypad: a code Lockgate did not put there
 				node.state.set(userStatusKey(request.slot), cc.UserIDStatus.Enabled);
 				node.state.set(userCodeKey(request.slot), String(request.code));

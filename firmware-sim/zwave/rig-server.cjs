@@ -76,6 +76,10 @@ async function main() {
 		controller.destroy();
 		process.exit(0);
 	};
+	// A host that goes away mid-exchange (the Z-Wave JS server restarted) leaves the mock
+	// controller waiting for an ACK that never comes; its rejection must not end the process:
+	// a real controller stick just drops that callback.
+	process.on("unhandledRejection", (e) => console.error("host did not answer:", e?.message ?? e));
 	process.on("SIGINT", stop);
 	process.on("SIGTERM", stop);
 }

@@ -4,9 +4,14 @@ Each model keeps fields it does not know (``extra="allow"``); :func:`raw_without
 the whole object minus its secrets, so nothing the cloud sends is lost and no PIN lands in the
 plain-text part of the store. A malformed object becomes a sync issue for that object only.
 
-Extension fields (Lockgate's, alongside Seam's public ones, which stay as they are):
-``acs_entrance_ids`` and ``device_ids`` on a grant (what it was created for), ``card_number``
-on a ``card`` access method, ``mobile_key`` on a ``mobile_key`` access method.
+Extension fields (Lockgate's, alongside Seam's public ones, which stay as they are; the list,
+with why and what happens without them, is in docs/cloud.md): ``acs_entrance_ids`` and
+``device_ids`` on a grant (what it was created for), ``card_number`` on a ``card`` access
+method, ``mobile_key.public_key`` on a ``mobile_key`` access method. A method that needs one
+and lacks it says "extension field missing".
+
+Seam's own states are read too: ``is_issued``, and the ``errors``, ``warnings`` and
+``pending_mutations`` of grants and methods become :class:`~gateway.models.SeamNote` entries.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.models import AccessMethod, Grant
+from gateway.models import AccessMethod, Grant, SeamNote
 
 PUBLIC_KEY_BYTES = 32
 
@@ -27,6 +32,15 @@ SECRET_FIELDS = frozenset(
     {"code", "card_number", "mobile_key", "client_session_token", "instant_key_url"}
 )
 """Never stored in plain text: PINs, card numbers, key material, and bearer URLs/tokens."""
+
+
+NOTE_MESSAGE_CHARS = 200
+
+EXTENSION_FIELDS: dict[str, str] = {
+    "card": "card_number",
+    "mobile_key": "mobile_key.public_key",
+}
+"""The Lockgate extension field a method of this mode needs before it can reach a lock."""
 
 
 class _CloudModel(BaseModel):
@@ -43,6 +57,9 @@ class CloudGrant(_CloudModel):
     display_name: str = ""
     acs_entrance_ids: list[str] = []
     device_ids: list[str] = []
+    errors: list[Any] = []
+    warnings: list[Any] = []
+    pending_mutations: list[Any] = []
 
 
 class CloudMobileKey(_CloudModel):
@@ -72,6 +89,10 @@ class CloudAccessMethod(_CloudModel):
     code: str | None = None
     card_number: str | None = None
     mobile_key: CloudMobileKey | None = None
+    is_issued: bool | None = None
+    errors: list[Any] = []
+    warnings: list[Any] = []
+    pending_mutations: list[Any] = []
 
 
 class CloudEntrance(_CloudModel):
@@ -121,6 +142,7 @@ def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
             user_identity_id=g.user_identity_id,
             display_name=g.display_name,
             problem=problem,
+            seam_notes=seam_notes(g.errors, g.warnings, g.pending_mutations),
         ),
         problem,
     )
@@ -138,18 +160,20 @@ def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, s
         return None, why
     secret: bytes | None = None
     problem: str | None = None
+    issued = m.is_issued is not False
     if m.mode == "code":
         secret = m.code.encode() if m.code else None
-        if secret is None:
-            problem = "code access method has no code yet"
+        if secret is None and issued:
+            problem = "code access method has no code"
     elif m.mode == "card":
         secret = m.card_number.encode() if m.card_number else None
-        if secret is None:
-            problem = "card access method has no card_number"
     elif m.mode == "mobile_key":
         secret = m.mobile_key.public_key.encode() if m.mobile_key else None
-        if secret is None:
-            problem = "mobile_key access method has no mobile_key material"
+    if secret is None and m.mode in EXTENSION_FIELDS:
+        problem = (
+            f"{m.mode} access method: extension field missing: {EXTENSION_FIELDS[m.mode]} "
+            "(a Lockgate extension that this workspace does not send; see docs/cloud.md)"
+        )
     return (
         AccessMethod(
             method_id=m.access_method_id,
@@ -158,9 +182,38 @@ def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, s
             secret=secret,
             problem=problem,
             display_name=m.display_name,
+            issued=issued,
+            seam_notes=seam_notes(m.errors, m.warnings, m.pending_mutations),
         ),
         problem,
     )
+
+
+def seam_notes(
+    errors: list[Any], warnings: list[Any], mutations: list[Any]
+) -> tuple[SeamNote, ...]:
+    """Seam's ``errors``, ``warnings`` and ``pending_mutations`` of one object, in that order.
+
+    Entries without their code field are skipped; messages are cut to a line's length.
+    """
+    notes = []
+    for kind, key, items in (
+        ("error", "error_code", errors),
+        ("warning", "warning_code", warnings),
+        ("pending_mutation", "mutation_code", mutations),
+    ):
+        for item in items:
+            code = item.get(key) if isinstance(item, dict) else None
+            if isinstance(code, str) and code:
+                message = item.get("message")
+                text = message[:NOTE_MESSAGE_CHARS] if isinstance(message, str) else ""
+                notes.append(SeamNote(kind, code, text))
+    return tuple(notes)
+
+
+def being_deleted(notes: tuple[SeamNote, ...]) -> bool:
+    """Seam's ``being_deleted`` warning: the object is on its way out."""
+    return any(n.kind == "warning" and n.code == "being_deleted" for n in notes)
 
 
 def raw_without_secrets(raw: Any) -> str:

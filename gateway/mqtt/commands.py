@@ -28,6 +28,7 @@ from drivers.errors import DriverError
 from gateway.cloud.errors import CloudError
 from gateway.handle import LockOps
 from gateway.logs import set_level
+from gateway.models import SeamNote
 from gateway.mqtt.auth import Authoriser, Operator, Role
 from gateway.mqtt.limits import RateLimit
 from gateway.mqtt.payloads import (
@@ -305,20 +306,38 @@ async def cmd_grant_sync_state(ctx: CommandContext, args: GrantArgs) -> object:
         )
     return {
         "grant_id": grant.grant_id,
+        "user_identity_id": grant.user_identity_id,
         "starts_at": iso(grant.starts_at),
         "ends_at": iso(grant.ends_at),
         "revoked": grant.revoked_at is not None,
+        "revoked_reason": grant.revoked_reason,
         "problem": grant.problem,
+        "seam": _seam_notes(grant.seam_notes),
         "methods": [
             {
                 "method_id": m.method_id,
                 "mode": m.mode,
                 "revoked": m.revoked_at is not None,
+                "revoked_reason": m.revoked_reason,
+                "problem": m.problem,
+                "seam": {
+                    "is_issued": m.issued,
+                    "issued_at": (cloud.raw("access_method", m.method_id) or {}).get("issued_at"),
+                    **_seam_notes(m.seam_notes),
+                },
                 "locks": by_method[m.method_id],
             }
             for m in methods
         ],
     }
+
+
+def _seam_notes(notes: tuple[SeamNote, ...]) -> JsonObject:
+    """Seam's own errors, warnings and pending mutations, as Seam names them."""
+    out: JsonObject = {"errors": [], "warnings": [], "pending_mutations": []}
+    for n in notes:
+        out[f"{n.kind}s"].append({"code": n.code, "message": n.message})
+    return out
 
 
 async def cmd_test_credential(ctx: CommandContext, args: TestCredentialArgs) -> object:

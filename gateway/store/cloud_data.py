@@ -12,11 +12,20 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
-from gateway.models import AccessMethod, CloudChanges, CloudSnapshot, Entrance, Grant
+from gateway.models import (
+    AccessMethod,
+    CloudChanges,
+    CloudSnapshot,
+    Entrance,
+    Grant,
+    SeamNote,
+)
 from gateway.store.crypto import SecretBox
 from gateway.store.db import Database
 from gateway.store.meta import Meta
 from gateway.store.timefmt import from_db, to_db
+
+GONE_FROM_CLOUD = "deleted in the cloud (no longer listed)"
 
 
 class CloudData:
@@ -45,6 +54,7 @@ class CloudData:
             self._tombstone_missing(
                 conn, "methods", "method_id", [m.method_id for m in snap.methods], now
             )
+            self._gone_reasons(conn, snap.gone_reasons, now)
             conn.execute("DELETE FROM sync_issues")
             self._issues(conn, snap.issues, now)
             self._meta.set("last_full_sync", to_db(now) or "")
@@ -54,15 +64,18 @@ class CloudData:
         with self._db.transaction() as conn:
             self._upsert(conn, changes.grants, changes.methods, changes.raw)
             stamp = to_db(now)
+            grant_reasons = changes.deleted_grant_ids
+            method_reasons = changes.deleted_method_ids
             conn.executemany(
-                "UPDATE grants SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
-                [(stamp, gid) for gid in changes.deleted_grant_ids],
+                "UPDATE grants SET revoked_at = ?, revoked_reason = ?"
+                " WHERE grant_id = ? AND revoked_at IS NULL",
+                [(stamp, why, gid) for gid, why in grant_reasons.items()],
             )
             conn.executemany(
-                "UPDATE methods SET revoked_at = ? WHERE (method_id = ? OR grant_id = ?)"
-                " AND revoked_at IS NULL",
-                [(stamp, mid, None) for mid in changes.deleted_method_ids]
-                + [(stamp, None, gid) for gid in changes.deleted_grant_ids],
+                "UPDATE methods SET revoked_at = ?, revoked_reason = ?"
+                " WHERE (method_id = ? OR grant_id = ?) AND revoked_at IS NULL",
+                [(stamp, why, mid, None) for mid, why in method_reasons.items()]
+                + [(stamp, why, None, gid) for gid, why in grant_reasons.items()],
             )
             self._issues(conn, changes.issues, now)
             conn.executemany(
@@ -81,7 +94,9 @@ class CloudData:
         raw: dict[str, list[tuple[str, str]]],
     ) -> None:
         conn.executemany(
-            "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT OR REPLACE INTO grants (grant_id, starts_at, ends_at, user_identity_id,"
+            " display_name, space_ids, entrance_ids, device_ids, problem, revoked_at,"
+            " revoked_reason, seam_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     g.grant_id,
@@ -93,12 +108,17 @@ class CloudData:
                     json.dumps(sorted(g.entrance_ids)),
                     json.dumps(sorted(g.device_ids)),
                     g.problem,
+                    to_db(g.revoked_at),
+                    g.revoked_reason,
+                    _notes_to_db(g.seam_notes),
                 )
                 for g in grants
             ],
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO methods VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT OR REPLACE INTO methods (method_id, grant_id, mode, display_name, secret_ct,"
+            " secret_index, problem, revoked_at, revoked_reason, issued, seam_notes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [self._method_row(m) for m in methods],
         )
         for object_type, rows in raw.items():
@@ -112,7 +132,19 @@ class CloudData:
         if m.secret is not None:
             sealed = self._box.seal(m.secret, m.method_id)
             index = self._box.index(m.mode, m.secret)
-        return (m.method_id, m.grant_id, m.mode, m.display_name, sealed, index, m.problem)
+        return (
+            m.method_id,
+            m.grant_id,
+            m.mode,
+            m.display_name,
+            sealed,
+            index,
+            m.problem,
+            to_db(m.revoked_at),
+            m.revoked_reason,
+            int(m.issued),
+            _notes_to_db(m.seam_notes),
+        )
 
     def _tombstone_missing(
         self, conn: sqlite3.Connection, table: str, key: str, keep: list[str], now: datetime
@@ -121,9 +153,24 @@ class CloudData:
         conn.execute("DELETE FROM keep_ids")
         conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", [(k,) for k in keep])
         conn.execute(
-            f"UPDATE {table} SET revoked_at = ? WHERE revoked_at IS NULL"  # noqa: S608
-            f" AND {key} NOT IN (SELECT id FROM keep_ids)",
-            (to_db(now),),
+            f"UPDATE {table} SET revoked_at = ?, revoked_reason = ?"  # noqa: S608
+            f" WHERE revoked_at IS NULL AND {key} NOT IN (SELECT id FROM keep_ids)",
+            (to_db(now), GONE_FROM_CLOUD),
+        )
+
+    def _gone_reasons(
+        self, conn: sqlite3.Connection, reasons: dict[str, str], now: datetime
+    ) -> None:
+        """Say why grants this snapshot tombstoned are gone (their user identity was deleted,
+        for one), on the grants and on their access methods."""
+        stamp = to_db(now)
+        conn.executemany(
+            "UPDATE grants SET revoked_reason = ? WHERE grant_id = ? AND revoked_at = ?",
+            [(why, gid, stamp) for gid, why in reasons.items()],
+        )
+        conn.executemany(
+            "UPDATE methods SET revoked_reason = ? WHERE grant_id = ? AND revoked_at = ?",
+            [(why, gid, stamp) for gid, why in reasons.items()],
         )
 
     def _issues(
@@ -201,6 +248,9 @@ class CloudData:
             problem=row["problem"],
             display_name=row["display_name"],
             revoked_at=from_db(row["revoked_at"]),
+            revoked_reason=row["revoked_reason"],
+            issued=bool(row["issued"]),
+            seam_notes=_notes_from_db(row["seam_notes"]),
         )
 
 
@@ -216,4 +266,14 @@ def _grant(row: sqlite3.Row) -> Grant:
         display_name=row["display_name"],
         problem=row["problem"],
         revoked_at=from_db(row["revoked_at"]),
+        revoked_reason=row["revoked_reason"],
+        seam_notes=_notes_from_db(row["seam_notes"]),
     )
+
+
+def _notes_to_db(notes: tuple[SeamNote, ...]) -> str:
+    return json.dumps([[n.kind, n.code, n.message] for n in notes])
+
+
+def _notes_from_db(text: str | None) -> tuple[SeamNote, ...]:
+    return tuple(SeamNote(*(str(x) for x in item)) for item in json.loads(text or "[]"))

@@ -108,4 +108,29 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (method_id, challenge)
     )
     """,
+    # 5: Seam's own states of grants and methods, why something was revoked, and the
+    # 'shared' sync state (a code on the lock through the slot of the same user's other grant)
+    """
+    ALTER TABLE grants ADD COLUMN revoked_reason TEXT;
+    ALTER TABLE grants ADD COLUMN seam_notes TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE methods ADD COLUMN revoked_reason TEXT;
+    ALTER TABLE methods ADD COLUMN issued INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE methods ADD COLUMN seam_notes TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE lock_credentials_v5 (
+        lock_id TEXT NOT NULL,
+        method_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('scheduled', 'pending', 'applied', 'removing', 'failed', 'shared')),
+        tag BLOB,
+        error_code TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (lock_id, method_id)
+    );
+    INSERT INTO lock_credentials_v5 SELECT * FROM lock_credentials;
+    DROP TABLE lock_credentials;
+    ALTER TABLE lock_credentials_v5 RENAME TO lock_credentials;
+    CREATE INDEX lock_credentials_by_method ON lock_credentials(method_id)
+    """,
 ]

@@ -1,8 +1,13 @@
 """Per (lock, credential) sync state: what the gateway wants on each lock and how far it got.
 
-States: ``scheduled`` (due later), ``pending`` (to be put), ``applied`` (on the lock, read back),
-``removing`` (to be taken off), ``failed`` (with a machine-readable ``error_code``, a message and
-the attempt count). A row disappears once its credential is off the lock and no longer wanted.
+States: ``scheduled`` (due later, or waiting for Seam: ``error_code`` ``not_issued``),
+``pending`` (to be put), ``applied`` (on the lock, read back), ``shared`` (the same user's same
+code is on the lock through another access method's slot, named in ``error``), ``removing`` (to
+be taken off), ``failed`` (with a machine-readable ``error_code``, a message and the attempt
+count). An ``applied`` or ``pending`` row may carry a note in ``error_code``/``error``: another
+user's grant refused the same code (``duplicate_code_on_device``), or Seam's own error or
+warning on the method. A row disappears once its credential is off the lock and no longer
+wanted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class SyncStatus(enum.StrEnum):
     APPLIED = "applied"
     REMOVING = "removing"
     FAILED = "failed"
+    SHARED = "shared"
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,10 +116,26 @@ def _batch(result: object, what: str) -> BatchResult:
     return result
 
 
+async def _check_stores_nothing(driver: LockDriver, caps: Capabilities) -> None:
+    """A lock that holds no credentials (``stores_credentials`` False, a reader): it lists
+    none, and a put is refused per credential with ``UnsupportedError``, leaving none."""
+    _require(not await _listing(driver), "a lock that stores no credentials listed some")
+    c = code_credential(caps, 0, credential_id="conformance-reader")
+    result = _batch(await _call("put (reader)", lambda: driver.put_credentials([c])), "put")
+    _require(
+        isinstance(result.failures.get(c.credential_id), UnsupportedError),
+        "a lock that stores no credentials must refuse a put with UnsupportedError",
+    )
+    _require(not await _listing(driver), "a refused put left a credential listed")
+
+
 async def check_credentials(driver: LockDriver) -> None:
     """Put, list (tags, no secrets), replace, delete, and delete again (already done)."""
     caps = await check_capabilities(driver)
     if CredentialKind.CODE not in caps.kinds:
+        return
+    if not caps.stores_credentials:
+        await _check_stores_nothing(driver, caps)
         return
     before = await _listing(driver)
     room = caps.slots - len(before) if caps.has_slots else caps.max_batch
@@ -158,7 +174,7 @@ async def check_credentials(driver: LockDriver) -> None:
 async def check_code_rules(driver: LockDriver) -> None:
     """A PIN that breaks the lock's rules is refused per credential, and not stored."""
     caps = await check_capabilities(driver)
-    if CredentialKind.CODE not in caps.kinds:
+    if CredentialKind.CODE not in caps.kinds or not caps.stores_credentials:
         return
     bad = code_credential(
         caps, 0, credential_id="conformance-too-long", code=caps.code_alphabet[0] * 33
@@ -218,7 +234,7 @@ async def _unsupported_or_default(what: str, call: Callable[[], Awaitable[object
 async def check_no_secret_in_repr(driver: LockDriver) -> None:
     """The driver's repr does not show what it was given (a PIN it holds, its options' keys)."""
     caps = await check_capabilities(driver)
-    if CredentialKind.CODE not in caps.kinds:
+    if CredentialKind.CODE not in caps.kinds or not caps.stores_credentials:
         return
     c = code_credential(caps, 20, credential_id="conformance-repr")
     _require(c.secret.decode() not in repr(c), "Credential repr shows the secret")

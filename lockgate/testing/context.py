@@ -63,7 +63,8 @@ def content_tag(kind: CredentialKind, secret: bytes, window: TimeWindow | None) 
 
 
 def fitting_code(caps: Capabilities, n: int) -> str:
-    """The ``n``-th PIN that fits the lock's code rules (length, alphabet), all different."""
+    """The ``n``-th PIN that fits the lock's code rules (length, alphabet, forbidden
+    prefixes), all different."""
     alphabet = caps.code_alphabet
     length = max(caps.code_min_length, 1)
     digits: list[str] = []
@@ -73,7 +74,13 @@ def fitting_code(caps: Capabilities, n: int) -> str:
         digits.append(alphabet[r])
     code = "".join(reversed(digits))
     # Vary the leading symbol too, so codes do not all start alike (some locks refuse that).
-    return alphabet[(n * 7 + 3) % len(alphabet)] + code[1:] if length > 1 else code
+    lead = (n * 7 + 3) % len(alphabet)
+    code = alphabet[lead] + code[1:] if length > 1 else code
+    for shift in range(1, len(alphabet)):  # and keep clear of prefixes the lock refuses
+        if not any(code.startswith(p) for p in caps.code_forbidden_prefixes):
+            break
+        code = alphabet[(lead + shift) % len(alphabet)] + code[1:]
+    return code
 
 
 def code_credential(

@@ -144,3 +144,63 @@ def test_mobile_key_material_is_canonicalised_or_refused() -> None:
     )
     assert method is not None and method.problem == problem
     assert problem is not None and "32-byte Ed25519" in problem
+
+
+async def test_revocations_name_why(rig: Rig) -> None:
+    from gateway.store.cloud_data import GONE_FROM_CLOUD
+
+    a, b = rig.grant("7101"), rig.grant("7102")
+    await rig.sync.full()
+    rig.cloud.state.grants.delete(a["access_grant_id"])
+    await rig.sync.incremental()
+    gone = rig.store.cloud.grant(a["access_grant_id"])
+    assert gone is not None and gone.revoked_reason == GONE_FROM_CLOUD
+    # The identity goes with its grant; the snapshot names it.
+    rig.cloud.state.delete_user_identity(rig.user)
+    await rig.sync.full()
+    gone = rig.store.cloud.grant(b["access_grant_id"])
+    assert gone is not None and gone.revoked_reason is not None
+    assert gone.revoked_reason.startswith(f"user identity {rig.user} was deleted")
+    (method,) = rig.store.cloud.methods_of_grant(b["access_grant_id"])
+    assert method.revoked_reason == gone.revoked_reason
+
+
+def test_extension_fields_missing_are_said_in_those_words() -> None:
+    from gateway.cloud.models import parse_method
+
+    for mode, field in (("card", "card_number"), ("mobile_key", "mobile_key.public_key")):
+        method, problem = parse_method({"access_method_id": "m", "mode": mode}, "g")
+        assert method is not None and problem is not None
+        assert f"extension field missing: {field}" in problem and "docs/cloud.md" in problem
+    method, problem = parse_method(
+        {"access_method_id": "m", "mode": "code", "is_issued": False, "code": None}, "g"
+    )
+    assert method is not None and (problem, method.issued) == (None, False)
+
+
+def test_seams_own_states_are_read() -> None:
+    from gateway.cloud.models import parse_method
+
+    stamp = "2026-03-01T12:00:00.000Z"
+    method, _ = parse_method(
+        {
+            "access_method_id": "m",
+            "mode": "code",
+            "code": "1234",
+            "is_issued": True,
+            "errors": [
+                {"error_code": "failed_to_issue", "message": "offline", "created_at": stamp}
+            ],
+            "warnings": [{"warning_code": "being_deleted", "message": "", "created_at": stamp}],
+            "pending_mutations": [{"mutation_code": "revoking_access", "message": "m"}],
+            "junk": [{"no_code": True}],
+        },
+        "g",
+    )
+    assert method is not None
+    assert [(n.kind, n.code) for n in method.seam_notes] == [
+        ("error", "failed_to_issue"),
+        ("warning", "being_deleted"),
+        ("pending_mutation", "revoking_access"),
+    ]
+    assert "1234" not in repr(method)

@@ -63,7 +63,7 @@ def test_refusals_are_reported_per_credential_never_dropped() -> None:
     grants = {
         "ok": grant("ok", start=T0 - timedelta(minutes=1)),
         "bad": grant("bad", start=T0, problem="ends_at is not after starts_at"),
-        "dup": grant("dup", start=T0),
+        "dup": grant("dup", start=T0, user="user-2"),
     }
     methods = [
         code("m-ok", "ok", "123456"),
@@ -79,7 +79,7 @@ def test_refusals_are_reported_per_credential_never_dropped() -> None:
         "m-letters": "code_rule",
         "m-short": "code_rule",
         "m-bad": "invalid_grant",
-        "m-dup": "duplicate",
+        "m-dup": "duplicate_code_on_device",
     }
 
 

@@ -68,10 +68,12 @@ async def test_create_refuses_bad_windows_and_modes(
         assert response.json()["error"]["type"] == "invalid_input"
 
 
-async def test_get_style_create_update_by_key(
+async def test_query_style_create_update_by_key(
     cloud: FakeCloudServer, http: httpx.AsyncClient, demo: dict[str, Any]
 ) -> None:
-    created = await http.get(
+    # Seam's document lists POST only for create; parameters may still come as a query.
+    assert (await http.get("/access_grants/create")).status_code == 405
+    created = await http.post(
         "/access_grants/create",
         params={
             "user_identity_id": demo["user_identities"][2]["user_identity_id"],

@@ -30,17 +30,6 @@ async def nuki_lock(
         if pairing:
             lock.press_pairing_button()
         yield lock
-        import asyncio
-
-        for t in asyncio.all_tasks():
-            if t.get_name().startswith("nuki-rx"):
-                print("BEFORE EXIT", t, lock._peers, lock._ended)
-    import asyncio
-
-    for t in asyncio.all_tasks():
-        if t.get_name().startswith("nuki-rx"):
-            print("AFTER EXIT", t)
-            t.print_stack()
 
 
 @pytest.fixture

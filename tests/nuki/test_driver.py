@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from lockgate_sim.ble.radio import VirtualRadio
@@ -18,10 +19,19 @@ from drivers.base import (
     EventKind,
     TimeWindow,
 )
-from drivers.errors import CodeRuleError, DuplicateCodeError, LockAuthError, LockLinkError
+from drivers.errors import (
+    CodeRuleError,
+    DriverConfigError,
+    DuplicateCodeError,
+    LockAuthError,
+    LockLinkError,
+    OutcomeUnknownError,
+)
 from drivers.nuki.codes import FOREIGN
 from drivers.nuki.driver import NukiDriver, keys_name, pin_name
 from drivers.nuki.messages import CodeWindow, LockState
+from drivers.nuki.wire import Command
+from drivers.secrets import create_secret_file
 from gateway.clock import FakeClock
 from lockgate.testing import DriverConformance
 from tests.ble.conftest import Adapter, MemoryKeyStore, ble_driver, ble_lock
@@ -283,3 +293,58 @@ async def test_a_nuki_and_a_lockgate_ble_lock_share_one_adapter(
         assert [c.credential_id for c in await ble.list_credentials()] == ["m2"]
         assert [c.credential_id for c in await driver.list_credentials()] == ["m1"]
         assert gateway.central.peak_connections <= 2
+
+
+async def test_a_lock_that_forgot_the_gateway_is_paired_again(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    keystore = MemoryKeyStore()
+    async with nuki_driver(gateway, nuki, clock, keystore=keystore) as driver:
+        first = keystore.get(keys_name(driver.lock_id))
+        nuki.model.auths.clear()  # reset, or the gateway removed in the Nuki app
+        await driver.disconnect()
+        with pytest.raises(LockAuthError, match="not in pairing mode"):
+            await driver.commission("4711")
+        nuki.press_pairing_button()
+        await driver.commission("4711")
+        assert list(nuki.model.auths) == [3]
+        assert keystore.get(keys_name(driver.lock_id)) != first
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
+
+
+async def test_an_unconfirmed_unlatch_is_not_sent_again(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock
+) -> None:
+    async with nuki_driver(gateway, nuki, clock) as driver:
+        nuki.faults.drop_after_command = 1  # the challenge answered, the action not
+        with pytest.raises(OutcomeUnknownError):
+            await driver.unlatch()
+        assert nuki.model.lock_state == LockState.UNLATCHED  # the lock did it, once
+        assert nuki.engine.stats.commands[Command.LOCK_ACTION] == 1
+        nuki.faults.drop_before_command = 1  # not even sent: the same answer, nothing done
+        nuki.model.lock_state = LockState.LOCKED
+        with pytest.raises(OutcomeUnknownError):
+            await driver.unlock()
+        assert nuki.model.lock_state == LockState.LOCKED
+        await driver.unlock()  # asked again by someone: works
+        assert nuki.model.lock_state == LockState.UNLOCKED
+
+
+async def test_the_security_pin_from_a_file(
+    gateway: Adapter, nuki: NukiBleLock, clock: FakeClock, tmp_path: Path
+) -> None:
+    pin_file = tmp_path / "front.pin"
+    create_secret_file(pin_file, b"4711\n")
+    keystore = MemoryKeyStore()
+    async with nuki_driver(
+        gateway, nuki, clock, keystore=keystore, commission=False, security_pin={"file": pin_file}
+    ) as driver:
+        with pytest.raises(LockAuthError, match="differs"):
+            await driver.commission("1111")
+        assert not nuki.model.auths  # refused before any radio traffic
+        await driver.commission("4711")
+        assert (await driver.put_credentials([code("m1", "482913")])).ok
+        pin_file.chmod(0o644)
+        await driver.disconnect()
+        with pytest.raises(DriverConfigError, match="readable by group or others"):
+            await driver.put_credentials([code("m2", "482914")])

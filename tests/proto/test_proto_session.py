@@ -225,3 +225,41 @@ async def test_a_late_no_session_during_the_handshake_is_ignored() -> None:
     await pair.client.lock()
     assert pair.session.stats.handshakes == 1
     assert pair.session.stats.stale_replies == 1
+
+
+async def test_a_decision_whose_answer_is_lost_is_logged_not_sent_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PollReplies (what both drivers use) asks the gateway, answers, and on an unknown outcome
+    # (every reply to the ACCESS_ANSWER lost behind a forged NO_SESSION) neither raises into
+    # the poll loop nor sends the answer again in a new session
+    from drivers.base import AccessRequest, DriverContext
+    from drivers.lockproto.requests import PollReplies
+
+    pair = await make_pair()
+    lock = pair.engine.lock
+    door = asyncio.create_task(lock.enter_code("9999"), name="keypad")
+    for _ in range(100):
+        poll = await pair.client.poll()
+        if poll.request is not None:
+            break
+        await asyncio.sleep(0)
+    assert poll.request is not None
+
+    async def allow(request: AccessRequest) -> AccessAnswer:
+        return AccessAnswer(True, "valid", "cred-cloud-1")
+
+    def forge(direction: str, data: bytes) -> bytes | None:
+        if direction == "to_gateway" and data[0] == dgm.DgType.DATA:
+            return dgm.encode(dgm.ErrorDg(Status.NO_SESSION))
+        return data
+
+    pair.carrier.tamper = forge
+    replies = PollReplies("lock-1", DriverContext(now=lambda: lock.now(), keystore=None,  # type: ignore[arg-type]
+                                                  decide=allow))
+    executed = pair.engine.stats.requests
+    await replies.decide(pair.client, poll.request)
+    assert await asyncio.wait_for(door, 1.0) is True  # the lock got the answer, once
+    assert pair.engine.stats.requests == executed + 1
+    assert pair.session.stats.handshakes == 1
+    assert any("may or may not" in r.getMessage() for r in caplog.records)

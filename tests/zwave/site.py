@@ -35,6 +35,7 @@ class ZWaveSite:
     space_a: str
     space_b: str
     user: str
+    nodes: dict[str, int]
 
     def states(self, lock_id: str) -> dict[str, SyncStatus]:
         return {mid: s.state for mid, s in self.gateway.store.sync_states.for_lock(lock_id).items()}
@@ -65,10 +66,15 @@ class ZWaveSite:
 
     async def codes(self, lock_id: str) -> set[str]:
         """The codes the mock lock holds, read from the lock, not through Lockgate."""
-        return {code for _, code in (await self.rig.slots(NODES[lock_id])).values()}
+        return {code for _, code in (await self.rig.slots(self.nodes[lock_id])).values()}
 
 
-def lock_entries(rig: ZWaveRig, spaces: dict[str, str], **options: Any) -> list[dict[str, Any]]:
+def lock_entries(
+    rig: ZWaveRig,
+    spaces: dict[str, str],
+    nodes: dict[str, int] | None = None,
+    per_lock: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     return [
         {
             "id": lock_id,
@@ -79,17 +85,22 @@ def lock_entries(rig: ZWaveRig, spaces: dict[str, str], **options: Any) -> list[
                 "node_id": node,
                 "reconnect_min": 0.2,
                 "reconnect_max": 2.0,
-                **options,
+                **(per_lock or {}).get(lock_id, {}),
             },
         }
-        for lock_id, node in NODES.items()
+        for lock_id, node in (nodes or NODES).items()
         if node in rig.node_ids
     ]
 
 
 @asynccontextmanager
 async def zwave_site(
-    tmp: Path, clock: FakeClock, rig: ZWaveRig, **options: Any
+    tmp: Path,
+    clock: FakeClock,
+    rig: ZWaveRig,
+    *,
+    nodes: dict[str, int] | None = None,
+    per_lock: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[ZWaveSite]:
     async with FakeCloudServer(now=clock.now) as cloud:
         state = cloud.state
@@ -98,12 +109,13 @@ async def zwave_site(
         user = state.add_user_identity(full_name="Jane Doe")["user_identity_id"]
         key_file = write_secret(tmp / "api-key", cloud.api_key)
         spaces = {"front": space_a, "back": space_a, "office": space_b}
-        cfg = site_config(tmp, cloud.url, key_file, lock_entries(rig, spaces, **options))
+        entries = lock_entries(rig, spaces, nodes, per_lock)
+        cfg = site_config(tmp, cloud.url, key_file, entries)
         async with Gateway(
             cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
         ) as gw:
             await gw.ready.wait()
-            site = ZWaveSite(cloud, gw, clock, rig, space_a, space_b, user)
+            site = ZWaveSite(cloud, gw, clock, rig, space_a, space_b, user, nodes or NODES)
             await site.sync()
             # Every lock connected and read once (a cold start reads the lock's limits and
             # sets its clock): from here on a change is a change, not a start-up.

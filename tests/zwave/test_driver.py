@@ -18,7 +18,7 @@ from lockgate.testing.conformance import check_driver
 
 from .conftest import WAIT, MemoryKeyStore, make_driver
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 RIG_LOCKS = 4
 
 

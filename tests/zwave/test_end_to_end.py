@@ -10,7 +10,7 @@ from lockgate_sim.zwave_rig import ZWaveRig
 from gateway.clock import FakeClock
 from tests.zwave.flows import core_flow
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 RIG_LOCKS = 3
 
 
