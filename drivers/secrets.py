@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class SecretError(Exception):
-    """A secret could not be read safely; the message names the source, never the value."""
+    """A secret could not be read safely; the message names the source, never the value.
+
+    ``code``: ``unreadable`` (missing, or not ours to read), ``exposed`` (group or others may
+    read it), ``no_credentials`` (a systemd credential outside systemd)."""
+
+    def __init__(self, message: str, code: str = "unreadable") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class SecretRef(BaseModel):
@@ -40,7 +47,8 @@ class SecretRef(BaseModel):
         if not directory:
             raise SecretError(
                 f"credential {self.credential!r} asked for, but $CREDENTIALS_DIRECTORY is not "
-                "set (run under systemd with LoadCredential=, or use file = ...)"
+                "set (run under systemd with LoadCredential=, or use file = ...)",
+                "no_credentials",
             )
         assert self.credential is not None
         return Path(directory) / self.credential
@@ -54,7 +62,8 @@ class SecretRef(BaseModel):
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SecretError(
                 f"secret {path} is readable by group or others "
-                f"(mode {stat.filemode(st.st_mode)}); chmod 600 it"
+                f"(mode {stat.filemode(st.st_mode)}); chmod 600 it",
+                "exposed",
             )
         return path.read_bytes()
 

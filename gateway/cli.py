@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ configuration takes -c/--config FILE (default /etc/lockgate/lockgate.toml). Run
 'lockgate COMMAND --help' for one command's help."""
 
 DEFAULT_CONFIG = "/etc/lockgate/lockgate.toml"
+DEFAULT_CREDENTIALS = "/etc/lockgate/credentials"
+"""Where the installed unit's LoadCredential= reads the secrets from (scripts/install.sh)."""
 
 log = logging.getLogger("lockgate")
 
@@ -62,13 +65,31 @@ def version() -> str:
         return "unknown"
 
 
+def refused(cfg: GatewayConfig) -> bool:
+    """Print every fault ``run`` would refuse to start on (one line each); True if any."""
+    from gateway.preflight import preflight
+
+    faults = preflight(cfg)
+    for fault in faults:
+        print(f"lockgate: {fault}", file=sys.stderr)
+    return bool(faults)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     if args.config_file is not None:  # the older positional form
         args.config = args.config_file
+    credentials = args.credentials_dir
+    if credentials is None and "CREDENTIALS_DIRECTORY" not in os.environ:
+        default = Path(DEFAULT_CREDENTIALS)
+        credentials = default if default.is_dir() else None
+    if credentials is not None:  # credential = NAME reads from there, as under the unit
+        os.environ["CREDENTIALS_DIRECTORY"] = str(credentials)
     try:
         cfg = _load(args.config)
     except ConfigError as err:
         print(err, file=sys.stderr)
+        return 2
+    if refused(cfg):
         return 2
     print(f"{args.config}: OK — gateway {cfg.gateway_id}, {len(cfg.locks)} locks")
     for lock in cfg.locks:
@@ -79,35 +100,40 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _serve(cfg: GatewayConfig) -> None:
     from gateway.daemon import Gateway
     from gateway.extensions import gateway_extensions
-    from gateway.supervise import shutdown
+    from gateway.supervise import announce_stopping
 
     registry = default_registry()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     async with Gateway(cfg, registry, extra_tasks=gateway_extensions(cfg)) as gw:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.create_task(gw.wait(), name="gateway")
-        stopper = asyncio.create_task(stop.wait(), name="signal")
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter.done():
-            stopper.cancel()
-            waiter.result()  # re-raise why the gateway stopped
-        else:
-            log.info("stopping on signal")
-            # STOPPING=1, wait (bounded) for lock operations in flight, then cancel.
-            await shutdown(gw, waiter)
+        # STOPPING=1 on a signal, lock operations in flight finish (bounded), then the tasks end.
+        await gw.serve(stop, on_stop=announce_stopping())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.secrets import SecretError
+    from gateway.store.crypto import StoreKeyError
+    from gateway.store.db import StoreError, StoreFullError
+
     try:
         cfg = _load(args.config)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
+    if refused(cfg):
+        return 2  # a file must be fixed first: the unit does not restart on 2
     setup_logging(args.log_level or cfg.log_level)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(cfg))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(cfg))
+    except StoreFullError:
+        raise  # not a file to fix: a restart may find room
+    except (StoreError, StoreKeyError, SecretError) as err:
+        # What the checks above passed but changed before the gateway opened it.
+        print(f"lockgate: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -128,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     config_argument(p)
+    p.add_argument(
+        "--credentials-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the 'credential = NAME' secrets are (default: $CREDENTIALS_DIRECTORY, "
+        f"else {DEFAULT_CREDENTIALS}, where the installed unit loads them from)",
+    )
     p.add_argument("config_file", nargs="?", type=Path, metavar="FILE", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser(

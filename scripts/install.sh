@@ -106,7 +106,6 @@ if [ ! -e "$ETC/lockgate.toml" ]; then
 else
     say "keeping $ETC/lockgate.toml"
 fi
-"$VENV/bin/lockgate" check-config -c "$ETC/lockgate.toml"
 
 umask 077
 if [ ! -e "$CREDS/store-key" ]; then
@@ -134,6 +133,11 @@ if [ ! -e "$CREDS/seam-api-key" ]; then
 fi
 chmod 0600 "$CREDS"/* 2>/dev/null || true
 umask 022
+# The config and every file it names (secrets 0600, the store key against the store, the
+# operators file); the same checks `lockgate run` makes before it starts.
+if [ -s "$CREDS/seam-api-key" ]; then
+    "$VENV/bin/lockgate" check-config -c "$ETC/lockgate.toml" --credentials-dir "$CREDS"
+fi
 
 # --- the unit and the D-Bus policy -----------------------------------------------------------
 install -m 0644 "$REPO/systemd/lockgate.service" "$UNIT"

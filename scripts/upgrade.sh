@@ -65,7 +65,8 @@ install -d -m 0755 "$RELEASES"
 "$release/bin/pip" install --quiet --disable-pip-version-check "$SOURCE" \
     || { rm -rf "$release"; die "pip install failed; nothing was changed"; }
 new_version=$(version "$release")
-if ! "$release/bin/lockgate" check-config -c "$ETC/lockgate.toml"; then
+if ! "$release/bin/lockgate" check-config -c "$ETC/lockgate.toml" \
+        --credentials-dir "$ETC/credentials"; then
     rm -rf "$release"
     die "lockgate $new_version rejects $ETC/lockgate.toml; nothing was changed"
 fi

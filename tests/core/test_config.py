@@ -11,6 +11,7 @@ from lockgate_sim.driver import SimDriver, SimOptions
 
 from drivers.registry import DriverRegistry, default_registry
 from gateway.config import ConfigError, load_config
+from gateway.secrets import create_secret_file
 
 GOOD = """
 gateway_id = "site-1"
@@ -88,8 +89,12 @@ def test_drivers_from_entry_points_are_typed_too() -> None:
 
 def test_check_config_command(tmp_path: Path) -> None:
     lockgate = Path(sys.executable).with_name("lockgate")
+    create_secret_file(tmp_path / "seam-api-key", b"seam_test")  # the credential GOOD names
+    good = GOOD.replace("/var/lib/lockgate", str(tmp_path))
     ok = subprocess.run(
-        [lockgate, "check-config", "-c", write(tmp_path, GOOD)], capture_output=True, text=True
+        [lockgate, "check-config", "-c", write(tmp_path, good), "--credentials-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
     )
     assert ok.returncode == 0, ok.stderr
     assert "front-door: sim" in ok.stdout

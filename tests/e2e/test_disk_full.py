@@ -72,7 +72,7 @@ async def test_a_full_disk_is_ridden_out(
             locked = gw.decide(CODE, b"111222", "back", dry_run=True)
             assert locked.reason == "locked_out"
             waiting = [e.event_id for e in gw.validator.unsaved]
-            assert len(waiting) == 6
+            assert len(waiting) == 7  # the six decisions and the dry run (credential_tested)
 
             # The locks go on: the code that ends comes off on time, from what the store holds.
             clock.advance(minutes=30)

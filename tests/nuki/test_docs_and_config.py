@@ -10,6 +10,7 @@ from pathlib import Path
 
 from drivers.nuki.driver import NukiDriver
 from drivers.registry import default_registry
+from gateway.secrets import create_secret_file
 
 HEAD = """
 gateway_id = "site-1"
@@ -30,10 +31,14 @@ def _docs_config() -> str:
 
 def _check(tmp: Path, text: str) -> subprocess.CompletedProcess[str]:
     path = tmp / "lockgate.toml"
-    path.write_text(HEAD + text)
+    path.write_text(HEAD.replace("/var/lib/lockgate", str(tmp)) + text)
+    create_secret_file(tmp / "seam-api-key", b"seam_test")  # check-config reads the secrets
     lockgate = Path(sys.executable).with_name("lockgate")
     return subprocess.run(
-        [lockgate, "check-config", "-c", str(path)], capture_output=True, text=True, check=False
+        [lockgate, "check-config", "-c", str(path), "--credentials-dir", str(tmp)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -58,5 +63,6 @@ def test_registered_as_a_built_in_driver() -> None:
 def test_the_documented_security_pin_option_checks(tmp_path: Path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
     [option] = [b for b in blocks if b.startswith("security_pin")]
+    create_secret_file(tmp_path / "nuki-front-door-pin", b"123456")  # the credential it names
     done = _check(tmp_path, _docs_config() + option)
     assert done.returncode == 0, done.stderr
