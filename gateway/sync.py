@@ -38,6 +38,7 @@ from gateway.models import (
 from gateway.store.cloud_data import GONE_FROM_CLOUD
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
+from gateway.sync_issues import issues_in, log_new_issues
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class CloudSync:
         _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
         snap = CloudSnapshot(grants, methods, entrances, raw, issues, gone_reasons)
+        known_issues = self._store.cloud.issues()
         with self._store.db.transaction():
             self._store.cloud.apply_snapshot(snap, now)
             # The snapshot holds everything up to its start: events from then on are news.
@@ -146,6 +148,7 @@ class CloudSync:
                 CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)), now
             )
         self._on_change()
+        log_new_issues(known_issues, issues_in(self._store.cloud, issues))
         log.info(
             "full sync: %d grants, %d access methods, %d issues",
             len(grants),
@@ -308,8 +311,10 @@ class CloudSync:
             )
             return report
         changes = await self._changes(sorted(grant_ids), seen, to_db(newest))
+        known_issues = self._store.cloud.issues()
         self._store.cloud.apply_changes(changes, self._clock.now())
         self._on_change()
+        log_new_issues(known_issues, issues_in(self._store.cloud, changes.issues))
         log.info(
             "incremental sync: %d grants changed, %d deleted",
             len(changes.grants),
