@@ -83,6 +83,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self.locks: dict[str, LockReconciler] = {}
         self._lock_tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[object]] = set()
 
     # --- lifetime ----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -105,6 +106,10 @@ class Gateway:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(self._background)
         await self._stack.aclose()
 
     async def wait(self) -> None:
@@ -195,6 +200,7 @@ class Gateway:
             self.clock,
             self.config.reconcile,
             clock_trusted=lambda: self.trust.assess().trusted,
+            fresh_view=self.views.refresh,
         )
         holder.append(reconciler)
         self.locks[lock.id] = reconciler
@@ -219,6 +225,10 @@ class Gateway:
         return decide
 
     def _cloud_changed(self) -> None:
+        # The new view is built now, in slices, so that decisions find it ready.
+        task = asyncio.get_running_loop().create_task(self.views.refresh(), name="view-refresh")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         for reconciler in self.locks.values():
             reconciler.wake()
 
@@ -228,6 +238,7 @@ class Gateway:
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.views.refresh(), name="view-first")
             tg.create_task(self.sync_loop.run(), name="cloud-sync")
             for lock_id, reconciler in self.locks.items():
                 self._lock_tasks[lock_id] = tg.create_task(reconciler.run(), name=f"lock:{lock_id}")
