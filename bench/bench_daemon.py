@@ -93,7 +93,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         rss0 = rss_mib()
         async with StallMonitor() as monitor:
             t0 = time.perf_counter()
-            async with Gateway(cfg, DriverRegistry([SimDriver])) as gw:
+            async with Gateway(cfg, DriverRegistry([SimDriver])) as gw, gw.serving():
                 await gw.ready.wait()
                 t_ready = time.perf_counter() - t0
                 async with gw.sync_loop.synced:

@@ -51,7 +51,7 @@ from gateway.store.outbox import OutboxEntry
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from gateway.daemon import Gateway
+    from gateway.managed import ManagedGateway
     from gateway.reconciler import LockReconciler
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ async def _publish(
 class MqttPlane:
     def __init__(
         self,
-        gw: Gateway,
+        gw: ManagedGateway,
         config: MqttConfig | None = None,
         *,
         policy: ReconnectPolicy | None = None,
@@ -161,6 +161,8 @@ class MqttPlane:
         self._tg: asyncio.TaskGroup | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._removed: set[str] = set()
+        self._ha_pending: dict[str, bytes] = {}
+        self._ha_busy: set[str] = set()
         self._inflight = 0
         self.online = asyncio.Event()
         """Set while connected, subscribed and announced; cleared when the connection ends."""
@@ -315,12 +317,30 @@ class MqttPlane:
                 continue
             lock_id = self.topics.lock_of_ha_set(topic)
             if lock_id is not None and self.config.homeassistant_discovery:
-                self._spawn(
-                    ha_set(
-                        self.ctx, lock_id, payload, allow_unlock=self.config.homeassistant_unlock
-                    ),
-                    f"mqtt-ha:{lock_id}",
+                self._ha_message(lock_id, payload)
+
+    def _ha_message(self, lock_id: str, payload: bytes) -> None:
+        """Home Assistant's ``set``: at most one task per lock, the latest message wins.
+
+        Home Assistant says what state it wants, so messages that arrive while one is being
+        carried out are replaced by the newest: a flood costs one task and one pending payload
+        per lock, never a task per message. Unknown locks cost nothing."""
+        if lock_id not in self.gw.locks:
+            log.debug("Home Assistant set for unknown lock %r ignored", lock_id[:64])
+            return
+        self._ha_pending[lock_id] = payload
+        if lock_id not in self._ha_busy:
+            self._ha_busy.add(lock_id)
+            self._spawn(self._ha_worker(lock_id), f"mqtt-ha:{lock_id}")
+
+    async def _ha_worker(self, lock_id: str) -> None:
+        try:
+            while (payload := self._ha_pending.pop(lock_id, None)) is not None:
+                await ha_set(
+                    self.ctx, lock_id, payload, allow_unlock=self.config.homeassistant_unlock
                 )
+        finally:
+            self._ha_busy.discard(lock_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         assert self._tg is not None
@@ -399,7 +419,7 @@ class MqttPlane:
         """Bolt and battery of connected locks, now and then (never wakes a sleeping link)."""
         while True:
             for lock_id, rec in list(self.gw.locks.items()):
-                if rec.handle.connected and not rec.handle.busy:
+                if rec.handle.awake and not rec.handle.busy:
                     try:
                         await self.ctx.read_status(lock_id)
                     except CommandError as err:
@@ -427,7 +447,7 @@ class MqttPlane:
 
             await rec.wait_for(changed)
             seen = rec.health
-            if lock_id not in self.view.status and rec.handle.connected:
+            if lock_id not in self.view.status and rec.handle.awake:
                 try:
                     await self.ctx.read_status(lock_id)
                 except CommandError as err:
@@ -457,6 +477,6 @@ class MqttPlane:
         self.view.dirty.set()
 
 
-async def mqtt_plane(gw: Gateway) -> None:
+async def mqtt_plane(gw: ManagedGateway) -> None:
     """The gateway extension (see :func:`gateway.extensions.gateway_extensions`)."""
     await MqttPlane(gw).run()

@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.base import BoltState
 from gateway.ctl import CtlError, parse_args_list
-from gateway.mqtt.auth import load_operator_keys, private_key_pem
+from gateway.mqtt.auth import load_operator_keys, private_key_pem, public_key_b64
 from tests.mqtt.harness import Site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,3 +140,20 @@ def test_args_syntax() -> None:
         parse_args_list(["n:=nope"])
     with pytest.raises(CtlError):
         parse_args_list(["novalue"])
+
+
+async def test_ctl_verifies_answers_against_the_pinned_gateway_key(
+    site: Site, ctl_config: Path
+) -> None:
+    right = site.plane.identity.public_b64
+    code, out, err = await lockgate(
+        "ctl", "--config", str(ctl_config), "--gateway-key", right, "status"
+    )
+    assert code == 0, err
+    assert "trusted on first use" not in err
+    wrong = public_key_b64(Ed25519PrivateKey.generate().public_key())
+    code, out, err = await lockgate(
+        "ctl", "--config", str(ctl_config), "--gateway-key", wrong, "--timeout", "1", "status"
+    )
+    assert code == 4 and out == "", (code, out, err)
+    assert "identity changed" in err

@@ -63,5 +63,6 @@ def test_registered_as_a_built_in_driver() -> None:
 def test_the_documented_security_pin_option_checks(tmp_path: Path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
     [option] = [b for b in blocks if b.startswith("security_pin")]
+    create_secret_file(tmp_path / "nuki-front-door-pin", b"123456")  # the credential it names
     done = _check(tmp_path, _docs_config() + option)
     assert done.returncode == 0, done.stderr
