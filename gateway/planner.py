@@ -13,6 +13,7 @@ time alone.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -69,14 +70,25 @@ class CloudView:
     ) -> Iterator[None]:
         """Index the data, yielding after each item (the caller decides when to pause)."""
         self.version = version
+        self.plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
+        """Plans of this version shared by locks of the same scope (see :func:`plan_shared`)."""
+        self.tags: dict[tuple[bytes, ...], bytes] = {}
+        """Content tags of this version's credentials, computed once for all locks."""
+        self._planning = asyncio.Lock()
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
         self.grant_of: dict[str, str] = {}
         """Access method id -> its grant id (the lock's audit log names methods only)."""
+        self.by_secret: dict[tuple[str, bytes], list[AccessMethod]] = {}
+        """(mode, secret) -> the live methods with that secret whose grant is live: the
+        validator's offline decisions look credentials up here, not in SQLite."""
         for m in methods:
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
                 self.grant_of[m.method_id] = m.grant_id
+                live = grants.get(m.grant_id)
+                if m.secret is not None and live is not None and live.revoked_at is None:
+                    self.by_secret.setdefault((m.mode, m.secret), []).append(m)
             yield None
         self.user_of: dict[str, str | None] = {}
         """Grant id -> its user identity (for access events from a lock's log)."""
@@ -200,6 +212,44 @@ async def plan_sliced(
     for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag):
         await slicer.tick()
     return result
+
+
+async def plan_shared(
+    view: CloudView,
+    scope: LockScope,
+    caps: Capabilities,
+    t: datetime,
+    *,
+    lead_time: timedelta,
+    tag: TagFn,
+) -> Plan:
+    """:func:`plan_sliced`, computed once per data version for all locks with the same scope
+    and capabilities. A plan made at ``t0`` holds until its ``next_change``: the answer
+    changes with time only at the window boundaries it records. Callers must not change it."""
+    key: tuple[object, ...] = (
+        scope.space_ids,
+        scope.entrance_ids,
+        scope.device_ids,
+        caps,
+        lead_time,
+    )
+    async with view._planning:
+        hit = view.plans.get(key)
+        if hit is not None:
+            made_at, p = hit
+            if made_at <= t and (p.next_change is None or t < p.next_change):
+                return p
+        tags = view.tags
+
+        def cached_tag(*parts: bytes) -> bytes:
+            found = tags.get(parts)
+            if found is None:
+                found = tags[parts] = tag(*parts)
+            return found
+
+        p = await plan_sliced(view, scope, caps, t, lead_time=lead_time, tag=cached_tag)
+        view.plans[key] = (t, p)
+        return p
 
 
 def _plan_steps(

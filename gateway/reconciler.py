@@ -35,7 +35,7 @@ from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
 from gateway.handle import LockHandle, LockOps
-from gateway.planner import CloudView, LockScope, Plan, plan_sliced
+from gateway.planner import CloudView, LockScope, Plan, plan_shared
 from gateway.store.db import StoreFullError
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
@@ -207,7 +207,7 @@ class LockReconciler:
         if view.version != self._seen_version:
             self._refused.clear()
             self._seen_version = view.version
-        p = await plan_sliced(
+        p = await plan_shared(
             view,
             self.scope,
             self._caps,
