@@ -100,24 +100,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _serve(cfg: GatewayConfig) -> None:
     from gateway.daemon import Gateway
     from gateway.extensions import gateway_extensions
-    from gateway.supervise import shutdown
+    from gateway.supervise import announce_stopping
 
     registry = default_registry()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     async with Gateway(cfg, registry, extra_tasks=gateway_extensions(cfg)) as gw:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.create_task(gw.wait(), name="gateway")
-        stopper = asyncio.create_task(stop.wait(), name="signal")
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter.done():
-            stopper.cancel()
-            waiter.result()  # re-raise why the gateway stopped
-        else:
-            log.info("stopping on signal")
-            # STOPPING=1, wait (bounded) for lock operations in flight, then cancel.
-            await shutdown(gw, waiter)
+        # STOPPING=1 on a signal, lock operations in flight finish (bounded), then the tasks end.
+        await gw.serve(stop, on_stop=announce_stopping())
 
 
 def cmd_run(args: argparse.Namespace) -> int:

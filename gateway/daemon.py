@@ -1,16 +1,26 @@
-"""The gateway, assembled: store, cloud client and sync, one reconciler per lock, the validator.
+"""The gateway, assembled: store, cloud client and sync, one handle and reconciler per lock,
+the validator.
 
-Resources are entered in one :class:`contextlib.AsyncExitStack`; long-running loops run in one
-:class:`asyncio.TaskGroup`, each task named. :class:`Gateway` is an async context manager, so a
-test, the demo and the ``lockgate run`` command all start it the same way.
+Its whole lifetime reads in one place::
+
+    async with Gateway(config, registry) as gw:   # resources, in one AsyncExitStack
+        await gw.serve(stop)                      # every loop, in one TaskGroup, until stop
+
+Entering opens the store, the cloud client and each lock's handle (its driver started);
+:meth:`Gateway.serve` runs the cloud sync, one reconciler per lock, the time floor and the
+extensions (MQTT plane, systemd) as named tasks, each :func:`~gateway.tasks.supervised` so that
+one part's bug never ends the others; when ``stop`` is set it lets lock operations in flight
+finish (bounded) and cancels the tasks. Leaving closes the drivers and the store. The
+management plane sees the gateway through :class:`~gateway.managed.ManagedGateway` only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -26,19 +36,22 @@ from drivers.base import (
 from drivers.registry import DriverRegistry
 from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
-from gateway.config import GatewayConfig, LockConfig
+from gateway.config import ConfigError, GatewayConfig, LockConfig
 from gateway.events import AccessEvent
-from gateway.handle import LockHandle, OpTimeouts
+from gateway.handle import LockHandle, OpTimeouts, quiesced
 from gateway.lockout import LockoutPolicy
+from gateway.managed import ManagedGateway
 from gateway.mobilekeys import proof_check_for
 from gateway.planner import LockScope
 from gateway.reconciler import LockReconciler
+from gateway.secrets import SecretError
 from gateway.store.db import StoreFullError
 from gateway.store.lock_map import LockRecord
 from gateway.store.store import Store
 from gateway.store_keeper import StoreKeeper
 from gateway.sync import CloudSync, Scope
 from gateway.sync_loop import SyncLoop
+from gateway.tasks import supervised
 from gateway.timetrust import HonestClock, TimeTrust, kernel_clock_synchronised
 from gateway.validator import Decision, Validator
 from gateway.views import ViewCache
@@ -46,6 +59,11 @@ from gateway.views import ViewCache
 log = logging.getLogger(__name__)
 
 FLOOR_EVERY = timedelta(minutes=10)
+SHUTDOWN_GRACE_S = 20.0
+FATAL: tuple[type[Exception], ...] = (SecretError, ConfigError)
+"""Configuration faults a part finds when it starts (a secret file readable by others): a
+restart cannot cure them, so they end the gateway instead of being retried."""
+"""How long a stop waits for lock operations in flight; the unit's TimeoutStopSec= is larger."""
 
 
 def scope_of(lock: LockConfig) -> LockScope:
@@ -79,8 +97,8 @@ class Gateway:
         self._kernel = kernel_synchronised
         self._extra = extra_tasks or []
         self._stack = contextlib.AsyncExitStack()
-        self._runner: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
+        """Set while :meth:`serve` runs every task."""
         self.locks: dict[str, LockReconciler] = {}
         self._lock_tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -92,7 +110,6 @@ class Gateway:
         except BaseException:
             await self._stack.aclose()
             raise
-        self._runner = asyncio.create_task(self._run(), name="lockgate-main")
         return self
 
     async def __aexit__(
@@ -101,16 +118,68 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
         await self._stack.aclose()
 
-    async def wait(self) -> None:
-        """Run until the gateway's tasks end (they end only by failing or being cancelled)."""
-        assert self._runner is not None
-        await self._runner
+    async def serve(
+        self,
+        stop: asyncio.Event | None = None,
+        *,
+        grace_s: float = SHUTDOWN_GRACE_S,
+        on_stop: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Run every loop of the gateway until ``stop`` is set (forever without one).
+
+        On ``stop``: ``on_stop()`` (``STOPPING=1`` under systemd), then lock operations in
+        flight get ``grace_s`` to finish, then every task is cancelled and this returns.
+        """
+        stop = stop or asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        async with asyncio.TaskGroup() as tg:
+
+            def start(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+                task = tg.create_task(supervised(name, run, fatal=FATAL), name=name)
+                tasks.append(task)
+                return task
+
+            start("cloud-sync", self.sync_loop.run)
+            for lock_id, reconciler in self.locks.items():
+                self._lock_tasks[lock_id] = start(f"lock:{lock_id}", reconciler.run)
+            start("time-floor", self._keep_floor)
+            start("store-keeper", self.keeper.run)
+            for extra in self._extra:
+                start(getattr(extra, "__name__", "extra"), functools.partial(extra, self))
+            self.ready.set()
+            log.info("gateway %s serving %d locks", self.config.gateway_id, len(self.locks))
+            try:
+                await stop.wait()
+                log.info("stopping")
+                on_stop()
+                async with quiesced({i: r.handle for i, r in self.locks.items()}, grace_s):
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.wait(tasks)
+            finally:
+                self.ready.clear()
+        log.info("gateway stopped")
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Self]:
+        """:meth:`serve` in the background for the block (tests): leaving it cancels the
+        tasks at once, the way a crash would, and raises what ended them if they failed."""
+        task = asyncio.create_task(self.serve(), name="lockgate-serve")
+        ready = asyncio.create_task(self.ready.wait(), name="lockgate-ready")
+        try:
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                task.result()  # why it could not start
+            yield self
+        finally:
+            ready.cancel()
+            task.cancel()
+            await asyncio.wait({task})  # its end, without taking its CancelledError for ours
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
 
     async def _open(self) -> None:
         cfg = self.config
@@ -226,18 +295,6 @@ class Gateway:
         self._cloud_changed()
         self.sync_loop.poke()
 
-    async def _run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.sync_loop.run(), name="cloud-sync")
-            for lock_id, reconciler in self.locks.items():
-                self._lock_tasks[lock_id] = tg.create_task(reconciler.run(), name=f"lock:{lock_id}")
-            tg.create_task(self._keep_floor(), name="time-floor")
-            tg.create_task(self.keeper.run(), name="store-keeper")
-            for extra in self._extra:
-                tg.create_task(extra(self), name=getattr(extra, "__name__", "extra"))
-            self.ready.set()
-            log.info("gateway %s serving %d locks", self.config.gateway_id, len(self.locks))
-
     async def _keep_floor(self) -> None:
         never = asyncio.Event()
         while True:
@@ -283,3 +340,7 @@ class Gateway:
         self.store.keystore(lock_id).clear()
         self.store.lock_map.remove(lock_id)
         log.warning("lock %s removed at runtime", lock_id, extra={"lock": lock_id})
+
+
+def _satisfies_managed(gw: Gateway) -> ManagedGateway:
+    return gw  # mypy checks here that the management plane's interface holds

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -299,3 +299,33 @@ class LockOps:
 
     async def set_time(self, t: datetime) -> None:
         await self._op("set_time", lambda: self._handle.driver.set_time(t))
+
+
+@contextlib.asynccontextmanager
+async def quiesced(handles: Mapping[str, LockHandle], timeout_s: float) -> AsyncIterator[list[str]]:
+    """Hold every lock's handle for the block: no driver operation is in flight inside.
+
+    Operations under way get ``timeout_s`` in all to finish. Yields the ids of the locks whose
+    operation did not; the caller cancels those with everything else. A reconciler pass is
+    idempotent, so the next start finds what a cancelled one left and finishes it.
+    """
+    busy = [lock_id for lock_id, h in handles.items() if h.busy]
+    if busy:
+        log.info("waiting up to %.3gs for lock operations: %s", timeout_s, ", ".join(busy))
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    stuck: list[str] = []
+    async with contextlib.AsyncExitStack() as held:
+        for lock_id, handle in list(handles.items()):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await held.enter_async_context(handle.hold("shutdown"))
+            except TimeoutError:
+                stuck.append(lock_id)
+                log.warning(
+                    "%s: operation still running after %.3gs; cancelling it "
+                    "(the next start takes it up again)",
+                    lock_id,
+                    timeout_s,
+                    extra={"lock": lock_id},
+                )
+        yield stuck

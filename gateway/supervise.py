@@ -14,19 +14,19 @@ When a lock hangs, it logs why, sends ``WATCHDOG=trigger`` and stops pinging, so
 restarts the gateway at once instead of waiting out the interval. A cloud that cannot be
 reached never withholds the watchdog: the gateway is built to serve its locks without it.
 
-:func:`shutdown` is the other end: ``STOPPING=1``, then wait (bounded) until no driver operation
-is in flight, then cancel the gateway's tasks.
+:func:`announce_stopping` is the other end: ``STOPPING=1`` when :meth:`Gateway.serve
+<gateway.daemon.Gateway.serve>` is asked to stop; it then waits (bounded, ``SHUTDOWN_GRACE_S``)
+until no driver operation is in flight, and cancels the gateway's tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 STALL_AFTER_S = 600.0
 """One lock operation (or a run of them with no pass finished) this long means a hung driver."""
-SHUTDOWN_GRACE_S = 20.0
-"""How long a stop waits for lock operations in flight; the unit's TimeoutStopSec= is larger."""
 STATUS_EVERY_S = 30.0
 """How often STATUS= is refreshed when systemd asks for no watchdog."""
 
@@ -209,52 +207,11 @@ async def systemd_notify(gw: Gateway) -> None:
     await Watchdog(gw, notifier, watchdog_timeout()).run()
 
 
-@contextlib.asynccontextmanager
-async def quiesced(
-    locks: Mapping[str, LockReconciler], timeout_s: float
-) -> AsyncIterator[list[str]]:
-    """Hold every lock's handle for the block: no driver operation is in flight inside.
+def announce_stopping(notifier: SdNotifier | None = None) -> Callable[[], None]:
+    """What :meth:`Gateway.serve` calls when asked to stop: ``STOPPING=1`` to systemd."""
+    sd = notifier or SdNotifier.from_environment()
 
-    Operations under way get ``timeout_s`` in all to finish. Yields the ids of the locks whose
-    operation did not; the caller cancels those with everything else. A reconciler pass is
-    idempotent, so the next start finds what a cancelled one left and finishes it.
-    """
-    busy = [lock_id for lock_id, r in locks.items() if r.handle.busy]
-    if busy:
-        log.info("waiting up to %.3gs for lock operations: %s", timeout_s, ", ".join(busy))
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    stuck: list[str] = []
-    async with contextlib.AsyncExitStack() as held:
-        for lock_id, reconciler in list(locks.items()):
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await held.enter_async_context(reconciler.handle.hold("shutdown"))
-            except TimeoutError:
-                stuck.append(lock_id)
-                log.warning(
-                    "%s: operation still running after %.3gs; cancelling it "
-                    "(the next start takes it up again)",
-                    lock_id,
-                    timeout_s,
-                    extra={"lock": lock_id},
-                )
-        yield stuck
+    def stopping() -> None:
+        sd.notify("STOPPING=1", "STATUS=stopping: letting lock operations finish")
 
-
-async def shutdown(
-    gw: Gateway,
-    runner: asyncio.Task[None],
-    *,
-    notifier: SdNotifier | None = None,
-    grace_s: float = SHUTDOWN_GRACE_S,
-) -> None:
-    """Stop on request: ``STOPPING=1``, let lock operations finish (bounded), cancel ``runner``
-    (the task running :meth:`Gateway.wait`). The caller's ``async with Gateway`` then closes
-    the drivers and the store."""
-    notifier = notifier or SdNotifier.from_environment()
-    notifier.notify("STOPPING=1", "STATUS=stopping: letting lock operations finish")
-    async with quiesced(gw.locks, grace_s):
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-    log.info("gateway stopped")
+    return stopping

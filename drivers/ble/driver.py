@@ -1,8 +1,7 @@
-"""The BLE lock driver: :class:`drivers.base.LockDriver` over the Lockgate lock protocol on GATT.
+"""The BLE lock driver: the Lockgate lock protocol on GATT.
 
-Composition, top-down: :class:`BleDriver` → :class:`~drivers.lockproto.lockclient.LockClient`
-(operations, batching) → :class:`~drivers.lockproto.client.ClientSession` (handshake, sealing,
-retransmission: the same session layer as serial) → :class:`~drivers.ble.carrier.GattCarrier`
+A :class:`~drivers.lockproto.driver.ProtocolDriver` (session, operations, commissioning: the
+same as serial) whose carrier is a :class:`~drivers.ble.carrier.GattCarrier`
 (datagrams in segments over the ATT MTU) → :class:`~drivers.ble.connection.LockConnection`
 (connect on demand, idle disconnect, keep-alive, reconnect) → the adapter shared by all BLE
 locks (:mod:`drivers.ble.adapter`: one scanner, a connection limit). Long-term link keys live
@@ -23,23 +22,11 @@ import contextlib
 import logging
 import os
 import random as _random
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from drivers.backoff import Backoff
-from drivers.base import (
-    BatchResult,
-    Capabilities,
-    Credential,
-    DriverContext,
-    DriverOptions,
-    EventPage,
-    LockDriver,
-    LockStatus,
-    StoredCredential,
-    WaitClock,
-)
+from drivers.base import DriverContext, DriverOptions, WaitClock
 from drivers.ble.adapter import AdapterRegistry, BleAdapter, default_adapter_registry
 from drivers.ble.carrier import GattCarrier
 from drivers.ble.connection import LockConnection
@@ -55,11 +42,12 @@ from drivers.errors import (
     LockTimeoutError,
     ProtocolError,
 )
-from drivers.lockproto.client import ClientSession, LinkTiming, SessionState
+from drivers.lockproto.carrier import Carrier
+from drivers.lockproto.client import LinkTiming, SessionState
 from drivers.lockproto.crypto import Rng
-from drivers.lockproto.keys import load_link_keys, require_link_keys, save_link_keys
+from drivers.lockproto.driver import ProtocolDriver
+from drivers.lockproto.keys import LinkKeys, load_link_keys
 from drivers.lockproto.lockclient import LockClient
-from drivers.lockproto.pairing import commission, read_pairing_secret
 from drivers.lockproto.records import PollFlag
 from drivers.lockproto.requests import PollReplies
 
@@ -68,7 +56,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class BleDriver(LockDriver):
+class BleDriver(ProtocolDriver):
     type_name = "ble"
     options_model = BleOptions
 
@@ -83,18 +71,17 @@ class BleDriver(LockDriver):
         rng: Rng = os.urandom,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        super().__init__(lock_id, options, ctx)
         if not isinstance(options, BleOptions):
             raise DriverConfigError("the BLE driver needs BleOptions", lock_id=lock_id)
-        self.ble_options = options
-        self._adapters = adapters
-        self._adapter: BleAdapter | None = None
-        self._rng = rng
-        self._timing = (
+        timing = (
             LinkTiming(attempts=options.attempts)
             if options.reply_timeout is None
             else LinkTiming(lock_reply=options.reply_timeout, attempts=options.attempts)
         )
+        super().__init__(lock_id, options, ctx, timing=timing, rng=rng)
+        self.ble_options = options
+        self._adapters = adapters
+        self._adapter: BleAdapter | None = None
         self.carrier = GattCarrier(
             lock_id,
             max_datagram=options.max_datagram,
@@ -114,7 +101,6 @@ class BleDriver(LockDriver):
             authenticated=self._authenticated,
             on_alert=ctx.alert,
         )
-        self._client: LockClient | None = None
         self._in_service = False
         self._unreachable = False
         self._events_flag = False
@@ -142,17 +128,13 @@ class BleDriver(LockDriver):
         if adapter is not None:
             await (self._adapters or default_adapter_registry()).release(adapter)
 
-    # --- keys and session --------------------------------------------------------------------
-    async def _ready(self) -> LockClient:
+    # --- the carrier -------------------------------------------------------------------------
+    async def _carrier(self) -> Carrier:
         await self.start()
-        keys = require_link_keys(self.ctx.keystore, self.lock_id)
-        if self._client is None or self._client.session.keys != keys:
-            session = ClientSession(
-                self.carrier, keys, lock_id=self.lock_id, rng=self._rng, timing=self._timing
-            )
-            self._client = LockClient(session)
-            self.conn.expect_device_id = keys.device_id
-        return self._client
+        return self.carrier
+
+    def _keys_in_use(self, keys: LinkKeys) -> None:
+        self.conn.expect_device_id = keys.device_id
 
     def _authenticated(self) -> bool:
         """Whether the session on the current link completed its handshake (the device
@@ -160,17 +142,9 @@ class BleDriver(LockDriver):
         client = self._client
         return client is not None and client.session.state is SessionState.OPEN
 
-    @property
-    def decisions(self) -> int:
-        return self.replies.decisions
-
-    @property
-    def session(self) -> ClientSession | None:
-        return self._client.session if self._client else None
-
-    @property
-    def link_up(self) -> bool:
-        return self.conn.link_up
+    async def _commissioning(self, pair: Callable[[], Awaitable[LinkKeys]]) -> LinkKeys:
+        async with self.conn.operation():
+            return await pair()
 
     async def _run(self, op: Callable[[LockClient], Awaitable[T]]) -> T:
         """One operation, on a link brought up for it; tried again on a fresh link when the
@@ -196,74 +170,27 @@ class BleDriver(LockDriver):
             return result
         raise AssertionError("unreachable")
 
+    @property
+    def decisions(self) -> int:
+        return self.replies.decisions
+
+    @property
+    def link_up(self) -> bool:
+        return self.conn.link_up
+
     # --- link -------------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
         return self._in_service
 
     async def connect(self) -> None:
-        async def open_session(client: LockClient) -> None:
-            await client.session.open()
-            await client.device_info(refresh=True)
-
-        await self._run(open_session)
+        await super().connect()
         self._in_service = True
 
     async def disconnect(self) -> None:
         self._in_service = False
-        if self._client is not None:
-            self._client.session.drop()
+        await super().disconnect()
         await self.conn.disconnect()
-
-    async def commission(self, pairing_secret: str) -> None:
-        secret = read_pairing_secret(pairing_secret, lock_id=self.lock_id)
-        await self.start()
-        try:
-            async with self.conn.operation():
-                keys = await commission(
-                    self.carrier, secret, lock_id=self.lock_id, rng=self._rng, timing=self._timing
-                )
-        except LockAuthError:
-            if load_link_keys(self.ctx.keystore, self.lock_id) is None:
-                raise
-            await self.connect()  # already ours: commissioning again is a no-op
-            return
-        save_link_keys(self.ctx.keystore, self.lock_id, keys)
-        self._client = None
-        self.conn.expect_device_id = keys.device_id
-        log.info("%s: commissioned (device %s)", self.lock_id, keys.device_id.hex())
-        await self.connect()
-
-    # --- operations -------------------------------------------------------------------------
-    async def capabilities(self) -> Capabilities:
-        return await self._run(lambda c: c.capabilities())
-
-    async def list_credentials(self) -> list[StoredCredential]:
-        return await self._run(lambda c: c.list_credentials())
-
-    async def put_credentials(self, batch: Sequence[Credential]) -> BatchResult:
-        return await self._run(lambda c: c.put_credentials(batch))
-
-    async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
-        return await self._run(lambda c: c.delete_credentials(credential_ids))
-
-    async def lock(self) -> None:
-        await self._run(lambda c: c.lock())
-
-    async def unlock(self, hold_seconds: float | None = None) -> None:
-        await self._run(lambda c: c.unlock(hold_seconds))
-
-    async def status(self) -> LockStatus:
-        return await self._run(lambda c: c.status())
-
-    async def fetch_events(self, after_seq: int, limit: int = 100) -> EventPage:
-        return await self._run(lambda c: c.fetch_events(after_seq, limit))
-
-    async def ack_events(self, up_to_seq: int) -> None:
-        await self._run(lambda c: c.ack_events(up_to_seq))
-
-    async def set_time(self, t: datetime) -> None:
-        await self._run(lambda c: c.set_time(t))
 
     # --- what the lock says on its own ------------------------------------------------------
     def _advertised(self, sighting: Sighting) -> None:

@@ -274,7 +274,13 @@ class ZWaveDriver(LockDriver):
     async def _settle(self, codes: UserCodes) -> None:
         """Finish what a crash or a lost link left half done: one Get per unsettled slot."""
         for entry in self.slots.unsettled():
-            reading = await codes.read(entry.slot)
+            try:
+                reading = await codes.read(entry.slot)
+            except LockTimeoutError:
+                if not self._server_ready():
+                    raise
+                continue  # the node does not answer: the slot stays unsettled, not listed
+
             if entry.state is SlotState.WRITING:
                 if reading.occupied and (reading.masked or self._holds(entry, reading)):
                     self.slots.set_state(entry, SlotState.HELD)

@@ -58,7 +58,7 @@ from gateway.mqtt.state import StateView, iso
 from gateway.store.db import StoreFullError
 
 if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+    from gateway.managed import ManagedGateway
     from gateway.reconciler import LockReconciler
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def from_cloud(err: CloudError) -> CommandError:
 class CommandContext:
     def __init__(
         self,
-        gw: Gateway,
+        gw: ManagedGateway,
         view: StateView,
         *,
         timeout_s: float,

@@ -51,7 +51,7 @@ from gateway.store.outbox import OutboxEntry
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from gateway.daemon import Gateway
+    from gateway.managed import ManagedGateway
     from gateway.reconciler import LockReconciler
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ async def _publish(
 class MqttPlane:
     def __init__(
         self,
-        gw: Gateway,
+        gw: ManagedGateway,
         config: MqttConfig | None = None,
         *,
         policy: ReconnectPolicy | None = None,
@@ -457,6 +457,6 @@ class MqttPlane:
         self.view.dirty.set()
 
 
-async def mqtt_plane(gw: Gateway) -> None:
+async def mqtt_plane(gw: ManagedGateway) -> None:
     """The gateway extension (see :func:`gateway.extensions.gateway_extensions`)."""
     await MqttPlane(gw).run()

@@ -25,7 +25,7 @@ from gateway.mqtt.payloads import JsonObject
 from gateway.mqtt.topics import Topics
 
 if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+    from gateway.managed import ManagedGateway
     from gateway.reconciler import LockReconciler
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class StatusReading:
 class StateView:
     def __init__(
         self,
-        gw: Gateway,
+        gw: ManagedGateway,
         topics: Topics,
         *,
         command_key: str | None = None,

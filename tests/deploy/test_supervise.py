@@ -23,7 +23,7 @@ from gateway.daemon import Gateway
 from gateway.models import AccessMethod, Grant
 from gateway.notify import SdNotifier
 from gateway.store.sync_state import SyncStatus
-from gateway.supervise import Watchdog, shutdown
+from gateway.supervise import Watchdog, announce_stopping
 from tests.deploy.conftest import NotifySocket, Site, unused_port
 
 PIN = "482913"
@@ -78,19 +78,34 @@ def start(site: Site, driver: str) -> Gateway:
     return Gateway(load_config(site.config, REGISTRY), REGISTRY)
 
 
+@dataclasses.dataclass
+class Serving:
+    gw: Gateway
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+def serve(gw: Gateway, notify_socket: NotifySocket, grace_s: float) -> Serving:
+    stop = asyncio.Event()
+    notifier = SdNotifier(notify_socket.address)
+    task = asyncio.create_task(
+        gw.serve(stop, grace_s=grace_s, on_stop=announce_stopping(notifier)), name="serve"
+    )
+    return Serving(gw, stop, task)
+
+
 @pytest.fixture
-async def gated(door_site: Site) -> AsyncIterator[tuple[Gateway, asyncio.Task[None]]]:
-    """The gateway with its first pass blocked inside ``put``, and the task running it."""
+async def gated(door_site: Site) -> AsyncIterator[Gateway]:
+    """The gateway, not yet serving: its first pass will block inside ``put``."""
     async with start(door_site, "gated") as gw:
-        runner = asyncio.create_task(gw.wait(), name="gateway")
-        driver = gw.locks["door"].handle.driver
-        assert isinstance(driver, GatedDriver)
-        async with asyncio.timeout(5):
-            await driver.put_started.wait()
-        yield gw, runner
-        runner.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await runner
+        yield gw
+
+
+async def blocked(gw: Gateway, notify_socket: NotifySocket, grace_s: float) -> Serving:
+    serving = serve(gw, notify_socket, grace_s)
+    async with asyncio.timeout(5):
+        await gate(gw).put_started.wait()
+    return serving
 
 
 def gate(gw: Gateway) -> GatedDriver:
@@ -103,41 +118,41 @@ def gate(gw: Gateway) -> GatedDriver:
 
 
 async def test_stop_lets_the_operation_in_flight_finish(
-    gated: tuple[Gateway, asyncio.Task[None]], notify_socket: NotifySocket
+    gated: Gateway, notify_socket: NotifySocket
 ) -> None:
-    gw, runner = gated
-    notifier = SdNotifier(notify_socket.address)
-    stopper = asyncio.create_task(shutdown(gw, runner, notifier=notifier, grace_s=10), name="stop")
+    gw = gated
+    serving = await blocked(gw, notify_socket, grace_s=10)
+    serving.stop.set()
 
     msg = await notify_socket.until(lambda m: "STOPPING" in m, within=5)
     assert msg["STOPPING"] == "1"
     # STOPPING=1 is out; the stop now waits for the put, and nothing was cancelled.
-    assert not stopper.done()
-    assert not runner.done()
+    assert not serving.task.done()
+    assert gw.ready.is_set()
     assert gate(gw).sim.list_credentials() == []
 
     gate(gw).release.set()
     async with asyncio.timeout(5):
-        await stopper
-    assert runner.cancelled()
+        await serving.task  # serve() returns: a clean stop, not a cancellation
+    assert not gw.ready.is_set()
     # The pass finished: the PIN is on the lock and the store says so.
     assert [c.credential_id for c in gate(gw).sim.list_credentials()] == ["m1"]
     assert gw.store.sync_states.for_lock("door")["m1"].state is SyncStatus.APPLIED
 
 
 async def test_stop_cancels_an_operation_that_outlives_the_grace(
-    gated: tuple[Gateway, asyncio.Task[None]],
+    gated: Gateway,
     notify_socket: NotifySocket,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gw, runner = gated
-    notifier = SdNotifier(notify_socket.address)
-    with caplog.at_level(logging.WARNING, logger="gateway.supervise"):
+    gw = gated
+    serving = await blocked(gw, notify_socket, grace_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="gateway.handle"):
+        serving.stop.set()
         async with asyncio.timeout(5):
-            await shutdown(gw, runner, notifier=notifier, grace_s=0.2)
-    assert runner.cancelled()
+            await serving.task
     assert notify_socket.queued()[0]["STOPPING"] == "1"
-    [warning] = [r for r in caplog.records if r.name == "gateway.supervise"]
+    [warning] = [r for r in caplog.records if r.name == "gateway.handle"]
     assert getattr(warning, "lock", None) == "door"
     # Cancelled before the lock stored anything; the store does not claim otherwise, and the
     # next start puts it again.
@@ -150,13 +165,8 @@ async def test_stop_cancels_an_operation_that_outlives_the_grace(
 
 @pytest.fixture
 async def plain(door_site: Site) -> AsyncIterator[Gateway]:
-    async with start(door_site, "sim") as gw:
-        runner = asyncio.create_task(gw.wait(), name="gateway")
-        await gw.ready.wait()
+    async with start(door_site, "sim") as gw, gw.serving():
         yield gw
-        runner.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await runner
 
 
 def pings(messages: list[dict[str, str]]) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from drivers.registry import default_registry
 from gateway.config import load_config
-from gateway.supervise import SHUTDOWN_GRACE_S
+from gateway.daemon import SHUTDOWN_GRACE_S
 from tests.deploy.conftest import REPO
 
 UNIT = REPO / "systemd" / "lockgate.service"

@@ -194,8 +194,7 @@ async def running_site(
         )
         async with Gateway(
             cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
-        ) as gw:
-            await gw.ready.wait()
+        ) as gw, gw.serving():
             for lock_id, secret in secrets.items():
                 await gw.commission(lock_id, secret)
             if not sims and link == "sim":

@@ -73,8 +73,8 @@ async def test_a_faulty_driver_takes_nothing_else_down(
             update={"reconcile": cfg.reconcile.model_copy(update={"op_timeout_s": 0.5})}
         )
         caplog.set_level(logging.DEBUG, logger="gateway.reconciler")
-        async with Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True) as gw:
-            await gw.ready.wait()
+        gateway = Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True)
+        async with gateway as gw, gw.serving():
             sims = {i: gw.locks[i].handle.driver.sim for i in ("front", "back")}  # type: ignore[attr-defined]
             grant = cloud.state.grants.create(
                 user_identity_id=user,
@@ -138,4 +138,4 @@ async def test_a_faulty_driver_takes_nothing_else_down(
                     await gw.locks[lock_id].wait_for(
                         lambda lid=lock_id: not sims[lid].list_credentials()
                     )
-            assert gw._runner is not None and not gw._runner.done()
+            assert gw.ready.is_set()  # serve() is still running every task

@@ -172,8 +172,7 @@ async def gateway_for(
     cfg = site_config(tmp, cloud.url, tmp / "api-key", locks)
     async with Gateway(
         cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
-    ) as gw:
-        await gw.ready.wait()
+    ) as gw, gw.serving():
         yield gw
 
 

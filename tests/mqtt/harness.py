@@ -202,7 +202,7 @@ async def running_site(
         clock=clock,
         kernel_synchronised=kernel_synchronised,
         extra_tasks=[mqtt_plane],
-    ) as gw:
+    ) as gw, gw.serving():
         async with asyncio.timeout(WAIT):
             plane = await made
             await plane.online.wait()

@@ -97,10 +97,9 @@ async def test_ctl_commissions_a_fresh_serial_lock_and_a_fresh_ble_lock(
                 rec = gw.locks[lock_id]
                 async with asyncio.timeout(WAIT):
                     await rec.wait_for(
-                        lambda s=sim: {c.credential_id for c in s.list_credentials()} == {"m1"}
+                        lambda r=rec, s=sim, lid=lock_id: r.health.passes >= 1
+                        and r.health.last_error_code is None
+                        and {c.credential_id for c in s.list_credentials()} == {"m1"}
+                        and gw.store.sync_states.counts(lid)["applied"] == 1
                     )
-                    await rec.wait_for(
-                        lambda lid=lock_id: gw.store.sync_states.counts(lid)["applied"] == 1
-                    )
-                assert rec.health.last_error_code is None
                 assert await sim.enter_code(PIN)

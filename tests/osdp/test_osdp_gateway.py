@@ -109,8 +109,7 @@ async def osdp_site(
             cfg = site_config(tmp, cloud.url, write_secret(tmp / "api-key", cloud.api_key), locks)
             async with Gateway(
                 cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
-            ) as gw:
-                await gw.ready.wait()
+            ) as gw, gw.serving():
                 site = OsdpSite(cloud, gw, bus, clock, space_a, space_b, user)
                 for lock_id in ("front", "office"):  # (not the new reader: it has no key yet)
                     panel = site.driver(lock_id).panel

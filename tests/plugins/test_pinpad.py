@@ -91,8 +91,8 @@ async def test_a_grant_pin_reaches_the_keypad_through_the_daemon(
             ],
             registry,
         )
-        async with Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True) as gw:
-            await gw.ready.wait()
+        gateway = Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True)
+        async with gateway as gw, gw.serving():
             grant = cloud.state.grants.create(
                 user_identity_id=user,
                 space_ids=[space],

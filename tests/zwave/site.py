@@ -113,8 +113,7 @@ async def zwave_site(
         cfg = site_config(tmp, cloud.url, key_file, entries)
         async with Gateway(
             cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
-        ) as gw:
-            await gw.ready.wait()
+        ) as gw, gw.serving():
             site = ZWaveSite(cloud, gw, clock, rig, space_a, space_b, user, nodes or NODES)
             await site.sync()
             # Every lock connected and read once (a cold start reads the lock's limits and

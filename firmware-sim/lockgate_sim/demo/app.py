@@ -155,7 +155,8 @@ async def _run(opts: DemoOptions, state: Path, story: _Story, started: float) ->
         period = LIVE_PERIOD_S if opts.live else PLAIN_PERIOD_S
         refresh = asyncio.create_task(_refresh(story, period), name="demo-view")
         # shielded: giving up on the gateway's end must not cancel the gateway's own tasks
-        gateway = asyncio.shield(site.gateway.wait())
+        assert site.serving is not None
+        gateway = asyncio.shield(site.serving)
         walk = asyncio.create_task(
             Walkthrough(site, say, opts.timing).run(), name="demo-walkthrough"
         )

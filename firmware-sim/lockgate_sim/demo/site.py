@@ -91,6 +91,8 @@ class DemoSite:
     topics: Topics = field(default_factory=lambda: Topics(BASE_TOPIC, GATEWAY_ID))
     left_out: dict[str, str] = field(default_factory=dict)
     """Parts of the site that did not start, and why."""
+    serving: asyncio.Task[None] | None = None
+    """The task running :meth:`Gateway.serve`: it ends only if the gateway fails."""
 
     def lock(self, lock_id: str) -> SimLock:
         return self.sims[lock_id]
@@ -343,12 +345,23 @@ async def open_site(opts: SiteOptions, say: Say) -> AsyncIterator[DemoSite]:
         gw = await stack.enter_async_context(
             Gateway(cfg, registry, extra_tasks=gateway_extensions(cfg))
         )
+        stop = asyncio.Event()
+        serving = asyncio.create_task(gw.serve(stop), name="lockgate-serve")
+
+        async def stop_serving() -> None:
+            stop.set()
+            await asyncio.wait({serving})
+
+        stack.push_async_callback(stop_serving)
+        await _until_ready(gw, serving)
         names = ", ".join(f"{lock.lock_id} ({LINK_LABEL[lock.link]})" for lock in locks)
         plural = "s" if len(locks) != 1 else ""
         say(f"gateway {GATEWAY_ID} started: {len(locks)} lock{plural}: {names}")
 
         sims = _sims(gw, locks, serial, ble)
-        site = DemoSite(state, cloud, gw, locks, sims, serial, ble, broker, watch, topics, left_out)
+        site = DemoSite(
+            state, cloud, gw, locks, sims, serial, ble, broker, watch, topics, left_out, serving
+        )
         try:
             await site.sync()
         except (CloudError, TimeoutError) as err:
@@ -356,3 +369,11 @@ async def open_site(opts: SiteOptions, say: Say) -> AsyncIterator[DemoSite]:
         else:
             say("first cloud sync done")
         yield site
+
+
+async def _until_ready(gw: Gateway, serving: asyncio.Task[None]) -> None:
+    ready = asyncio.create_task(gw.ready.wait(), name="lockgate-ready")
+    await asyncio.wait({ready, serving}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if serving.done():
+        serving.result()  # why the gateway could not start
