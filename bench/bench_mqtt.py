@@ -87,6 +87,12 @@ async def bench(
             make_client(broker_options(broker), f"echo-{uuid.uuid4().hex[:6]}") as echo,
             Requester(broker_options(broker), site.topics) as req,
         ):
+            if not site.gw.trust.assess().trusted:
+                raise SystemExit(
+                    "bench_mqtt: this machine's clock is not trusted (the kernel says it is not "
+                    "synchronised), so the gateway refuses unlock (clock_untrusted); "
+                    "run with --stub-kernel-clock"
+                )
             await echo.subscribe(ECHO_TOPIC, qos=1)
             echo_task = asyncio.create_task(echo_responder(echo), name="echo")
             try:

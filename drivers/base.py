@@ -338,6 +338,15 @@ class LockDriver(ABC):
         """Whether operations can run now without :meth:`connect` first."""
         return True
 
+    @property
+    def awake(self) -> bool:
+        """Whether talking to the lock now costs it nothing extra: its radio link is up.
+
+        A lock that sleeps between operations (a battery BLE lock, connected on demand) is
+        ``connected`` (in service) but not ``awake`` while its link is down; the gateway then
+        reads it only when it must, never for an unsigned read or a periodic status poll."""
+        return self.connected
+
     async def connect(self) -> None:  # noqa: B027 - optional
         """Open and authenticate the link. Idempotent."""
 

@@ -175,6 +175,8 @@ class GatewayConfigBase(_Model):
     validator: ValidatorConfig = ValidatorConfig()
     mqtt: MqttConfig = MqttConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    control_socket: Path | None = Path("/run/lockgate/control.sock")
+    """The local control socket ``lockgate commission`` talks to (``None``: none)."""
     locks: tuple[LockConfigBase, ...] = ()
 
     @field_validator("locks")

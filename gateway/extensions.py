@@ -26,6 +26,10 @@ def gateway_extensions(cfg: GatewayConfig) -> list[Extra]:
         from gateway.supervise import systemd_notify
 
         extras.append(systemd_notify)
+    if cfg.control_socket is not None:
+        from gateway.local_control import local_control
+
+        extras.append(local_control)
     if cfg.mqtt.enabled:
         from gateway.mqtt.plane import mqtt_plane
 
@@ -36,11 +40,12 @@ def gateway_extensions(cfg: GatewayConfig) -> list[Extra]:
 def add_subcommands(sub: Any) -> None:
     """Subcommands contributed by optional parts (``ctl``, ``demo``)."""
     _ = argparse  # subcommands are added by the parts that own them
-    from gateway import cloud_ls, ctl, doctor
+    from gateway import cloud_ls, ctl, doctor, local_control
     from gateway.cli import config_argument
     from gateway.mqtt import identity_cli
 
     ctl.add_parser(sub)
     cloud_ls.add_parser(sub, config_argument)
     doctor.add_parser(sub, config_argument)
+    local_control.add_parser(sub, config_argument)
     identity_cli.add_parser(sub, config_argument)

@@ -114,6 +114,16 @@ class LockHandle:
             log.debug("%s: driver.connected raised", self.lock_id, exc_info=True)
             return False
 
+    @property
+    def awake(self) -> bool:
+        """Whether the lock's link is up now (:attr:`drivers.base.LockDriver.awake`): reading
+        it costs no wake-up. A driver whose ``awake`` raises counts as asleep."""
+        try:
+            return bool(self.driver.awake)
+        except Exception:
+            log.debug("%s: driver.awake raised", self.lock_id, exc_info=True)
+            return False
+
     # --- lifetime ----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
         """Start the driver. A driver that fails to start does not stop the gateway: the

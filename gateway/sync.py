@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.clock import Clock
 from gateway.cloud.client import CloudClient
-from gateway.cloud.errors import CloudError
+from gateway.cloud.errors import CloudError, CloudNotFoundError
 from gateway.cloud.models import (
     CloudEntrance,
     being_deleted,
@@ -249,13 +249,20 @@ class CloudSync:
             ):
                 uid = _id_of(u, "user_identity_id")
                 raw["user_identity"].append((uid, raw_without_secrets(u)))
-                warnings = u.get("warnings") if isinstance(u, dict) else None
-                errors = u.get("errors") if isinstance(u, dict) else None
-                found[uid] = seam_notes(
-                    errors if isinstance(errors, list) else [],
-                    warnings if isinstance(warnings, list) else [],
-                    [],
-                )
+                found[uid] = _identity_notes(u)
+        for uid in ids:
+            if uid in found:
+                continue
+            # Missing from the list: make sure before revoking anything. Only a 404 says
+            # the identity is gone; a list that left it out by mistake costs one request.
+            try:
+                data = await self._client.call("/user_identities/get", {"user_identity_id": uid})
+            except CloudNotFoundError:
+                continue
+            user = data.get("user_identity")
+            if isinstance(user, dict):
+                raw["user_identity"].append((uid, raw_without_secrets(user)))
+                found[uid] = _identity_notes(user)
         return found
 
     # --- incremental -------------------------------------------------------------------------
@@ -402,6 +409,17 @@ def _grant_revocation(g: Grant, identities: dict[str, tuple[SeamNote, ...]]) -> 
     if being_deleted(g.seam_notes):
         return "access grant being deleted in the cloud (Seam warning being_deleted)"
     return None
+
+
+def _identity_notes(user: Any) -> tuple[SeamNote, ...]:
+    if not isinstance(user, dict):
+        return ()
+    errors, warnings = user.get("errors"), user.get("warnings")
+    return seam_notes(
+        errors if isinstance(errors, list) else [],
+        warnings if isinstance(warnings, list) else [],
+        [],
+    )
 
 
 def _warn_deleted_identities(

@@ -146,6 +146,11 @@ class BleDriver(ProtocolDriver):
         async with self.conn.operation():
             return await pair()
 
+    @property
+    def awake(self) -> bool:
+        """In service and the radio link up now (it drops after ``idle_disconnect``)."""
+        return self._in_service and self.conn.link_up
+
     async def _run(self, op: Callable[[LockClient], Awaitable[T]]) -> T:
         """One operation, on a link brought up for it; tried again on a fresh link when the
         link drops under it (every operation of the protocol is idempotent)."""

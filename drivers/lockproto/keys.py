@@ -66,7 +66,10 @@ def require_link_keys(keystore: KeyStore, lock_id: str) -> LinkKeys:
     keys = load_link_keys(keystore, lock_id)
     if keys is None:
         raise LockAuthError(
-            "lock not commissioned: call commission() with its pairing secret", lock_id=lock_id
+            f"lock not commissioned: pair it with the secret on its label, on the gateway "
+            f"'lockgate commission {lock_id} --secret-file FILE' (or remotely 'lockgate ctl "
+            f"commission lock_id={lock_id} --secret-file FILE')",
+            lock_id=lock_id,
         )
     return keys
 

@@ -24,6 +24,7 @@ from gateway.cloud.errors import (
     CloudAuthError,
     CloudBadResponseError,
     CloudError,
+    CloudNotFoundError,
     CloudRateLimitedError,
     CloudRequestError,
     CloudUnavailableError,
@@ -128,7 +129,8 @@ class CloudClient:
             error = data.get("error") or {}
             kind = error.get("type", "error") if isinstance(error, dict) else "error"
             message = error.get("message", "") if isinstance(error, dict) else ""
-            raise CloudRequestError(f"{path}: HTTP {status} {kind}: {message}")
+            failure = CloudNotFoundError if status == 404 else CloudRequestError
+            raise failure(f"{path}: HTTP {status} {kind}: {message}")
         return data
 
     async def list_all(

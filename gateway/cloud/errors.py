@@ -29,6 +29,12 @@ class CloudRequestError(CloudError):
     code = "cloud_bad_request"
 
 
+class CloudNotFoundError(CloudRequestError):
+    """404: the object asked for does not exist (deleted, for one)."""
+
+    code = "cloud_not_found"
+
+
 class CloudBadResponseError(CloudError):
     """The cloud answered something that is not the JSON it documents."""
 

@@ -214,9 +214,19 @@ async def cmd_locks(ctx: CommandContext, args: NoArgs) -> object:
     return [ctx.view.lock_state(lock_id, rec) for lock_id, rec in ctx.gw.locks.items()]
 
 
+def wakes_a_sleeping_lock(ctx: CommandContext, lock_id: str) -> bool:
+    """Whether reading ``lock_id`` now would bring its link up (a BLE lock's battery), for a
+    caller who did not sign: anyone the broker lets publish must not drain it."""
+    return CALLER.get() is None and not ctx.reconciler(lock_id).handle.awake
+
+
 async def cmd_lock_state(ctx: CommandContext, args: LockArgs) -> object:
-    await ctx.read_status(args.lock_id)
-    return ctx.view.lock_state(args.lock_id, ctx.reconciler(args.lock_id))
+    """Read live when the link is up or the request is signed; an unsigned request for a lock
+    whose link is down gets the last reading (``"live": false``) and wakes nothing."""
+    live = not wakes_a_sleeping_lock(ctx, args.lock_id)
+    if live:
+        await ctx.read_status(args.lock_id)
+    return {**ctx.view.lock_state(args.lock_id, ctx.reconciler(args.lock_id)), "live": live}
 
 
 async def cmd_lock(ctx: CommandContext, args: LockArgs) -> object:
@@ -246,6 +256,12 @@ def _window(w: TimeWindow | None) -> JsonObject | None:
 
 
 async def cmd_credentials(ctx: CommandContext, args: LockArgs) -> object:
+    if wakes_a_sleeping_lock(ctx, args.lock_id):
+        raise CommandError(
+            ErrorCode.UNAUTHORISED,
+            "the lock's link is down: reading it would wake it, so sign this request",
+            lock_id=args.lock_id,
+        )
     held = await ctx.driver_op(args.lock_id, lambda d: d.list_credentials())
     states = ctx.gw.store.sync_states.for_lock(args.lock_id)
     on_lock = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.config import MqttConfig
 from gateway.mqtt.auth import Authoriser, load_operator_keys
+from gateway.mqtt.claim import NameTakenError, holder_of_name
 from gateway.mqtt.commands import CommandContext, CommandRouter, ha_set
 from gateway.mqtt.connection import (
     BrokerOptions,
@@ -101,6 +103,9 @@ class MqttPlane:
         self.policy = policy or ReconnectPolicy(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self._sleep = sleep
         self._client_factory = client_factory or self._default_client
+        self._name_claimed = False
+        self.name_taken = asyncio.Event()
+        """Set while another gateway identity holds this ``gateway_id`` on the broker."""
         # Read the secrets and load the certificates once, at start: a bad file fails the
         # gateway's start instead of every reconnect.
         self._broker = BrokerOptions.from_config(cfg)
@@ -161,6 +166,8 @@ class MqttPlane:
         self._tg: asyncio.TaskGroup | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._removed: set[str] = set()
+        self._ha_pending: dict[str, bytes] = {}
+        self._ha_busy: set[str] = set()
         self._inflight = 0
         self.online = asyncio.Event()
         """Set while connected, subscribed and announced; cleared when the connection ends."""
@@ -222,7 +229,24 @@ class MqttPlane:
             )
             await self._sleep(delay)
 
+    async def _claim_name(self) -> None:
+        """Refuse to take this gateway's name when another identity holds it on the broker."""
+        probe = make_client(
+            self._broker,
+            f"lockgate-probe-{secrets.token_hex(6)}",
+            tls_context=self._tls,
+        )
+        async with probe:
+            holder = await holder_of_name(probe, self.topics)
+        if holder is not None and holder != self.identity.public_b64:
+            self.name_taken.set()
+            raise NameTakenError(self.gw.config.gateway_id, holder)
+        self.name_taken.clear()
+        self._name_claimed = True
+
     async def _connect_and_serve(self) -> None:
+        if not self._name_claimed and self._client_factory == self._default_client:
+            await self._claim_name()
         client = self._client_factory()
         async with client:
             self.policy.connected()
@@ -315,12 +339,30 @@ class MqttPlane:
                 continue
             lock_id = self.topics.lock_of_ha_set(topic)
             if lock_id is not None and self.config.homeassistant_discovery:
-                self._spawn(
-                    ha_set(
-                        self.ctx, lock_id, payload, allow_unlock=self.config.homeassistant_unlock
-                    ),
-                    f"mqtt-ha:{lock_id}",
+                self._ha_message(lock_id, payload)
+
+    def _ha_message(self, lock_id: str, payload: bytes) -> None:
+        """Home Assistant's ``set``: at most one task per lock, the latest message wins.
+
+        Home Assistant says what state it wants, so messages that arrive while one is being
+        carried out are replaced by the newest: a flood costs one task and one pending payload
+        per lock, never a task per message. Unknown locks cost nothing."""
+        if lock_id not in self.gw.locks:
+            log.debug("Home Assistant set for unknown lock %r ignored", lock_id[:64])
+            return
+        self._ha_pending[lock_id] = payload
+        if lock_id not in self._ha_busy:
+            self._ha_busy.add(lock_id)
+            self._spawn(self._ha_worker(lock_id), f"mqtt-ha:{lock_id}")
+
+    async def _ha_worker(self, lock_id: str) -> None:
+        try:
+            while (payload := self._ha_pending.pop(lock_id, None)) is not None:
+                await ha_set(
+                    self.ctx, lock_id, payload, allow_unlock=self.config.homeassistant_unlock
                 )
+        finally:
+            self._ha_busy.discard(lock_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         assert self._tg is not None
@@ -399,7 +441,7 @@ class MqttPlane:
         """Bolt and battery of connected locks, now and then (never wakes a sleeping link)."""
         while True:
             for lock_id, rec in list(self.gw.locks.items()):
-                if rec.handle.connected and not rec.handle.busy:
+                if rec.handle.awake and not rec.handle.busy:
                     try:
                         await self.ctx.read_status(lock_id)
                     except CommandError as err:
@@ -427,7 +469,7 @@ class MqttPlane:
 
             await rec.wait_for(changed)
             seen = rec.health
-            if lock_id not in self.view.status and rec.handle.connected:
+            if lock_id not in self.view.status and rec.handle.awake:
                 try:
                     await self.ctx.read_status(lock_id)
                 except CommandError as err:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fakecloud.server import FakeCloudServer
@@ -204,3 +205,40 @@ def test_seams_own_states_are_read() -> None:
         ("pending_mutation", "revoking_access"),
     ]
     assert "1234" not in repr(method)
+
+
+class _ForgetfulList(httpx.AsyncHTTPTransport):
+    """The real cloud, except that ``/user_identities/list`` leaves every identity out."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.url.path != "/user_identities/list":
+            return response
+        body = json.loads(await response.aread())
+        body["user_identities"] = []
+        return httpx.Response(200, json=body, headers={"Date": response.headers["Date"]})
+
+
+async def test_an_identity_a_list_left_out_is_checked_before_anything_is_revoked(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with FakeCloudServer(now=clock.now) as cloud:
+        space = cloud.state.add_space(name="Ours")["space_id"]
+        user = cloud.state.add_user_identity(full_name="Jo")["user_identity_id"]
+        cloud.state.grants.create(
+            user_identity_id=user,
+            space_ids=[space],
+            requested_access_methods=[{"mode": "code", "code": "7201"}],
+        )
+        scope = Scope(frozenset({space}), frozenset(), frozenset())
+        with Store.open(tmp_path / "db", SecretRef(file=tmp_path / "k")) as store:
+            async with CloudClient(
+                cloud.url, cloud.api_key, max_retries=0, transport=_ForgetfulList()
+            ) as client:
+                await CloudSync(client, store, scope, clock).full()
+                assert [g.revoked_at for g in store.cloud.grants().values()] == [None]
+                assert cloud.control.request_count("/user_identities/get") == 1
+                # Really gone: the get answers 404, and the grant goes.
+                cloud.state.user_identities.remove(user)
+                await CloudSync(client, store, scope, clock).full()
+                assert store.cloud.grants() == {}

@@ -134,3 +134,46 @@ def test_the_last_access_per_lock_survives_in_the_outbox(store: Store) -> None:
     )
     last = store.outbox.last_access()
     assert {k: v["event_id"] for k, v in last.items()} == {"front": "e2", "back": "e4"}
+
+
+def test_migration_5_keeps_sync_states_and_reads_old_rows(tmp_path: Path) -> None:
+    """A store of schema 4 (before Seam's states, revocation reasons and ``shared``)."""
+    from gateway.store.sync_state import CredentialSyncState, SyncStatus
+
+    path = tmp_path / "db.sqlite"
+    with Store.open(path, SecretRef(file=tmp_path / "k")) as s:
+        s.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", "1234")]), T0)
+    conn = sqlite3.connect(path)
+    # Undo migration 5 by hand: the v4 shapes of grants, methods and lock_credentials.
+    for table, extra in (
+        ("grants", ("revoked_reason", "seam_notes")),
+        ("methods", ("revoked_reason", "issued", "seam_notes")),
+    ):
+        for column in extra:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("DROP TABLE lock_credentials")
+    conn.execute(
+        "CREATE TABLE lock_credentials (lock_id TEXT NOT NULL, method_id TEXT NOT NULL,"
+        " state TEXT NOT NULL CHECK (state IN"
+        " ('scheduled', 'pending', 'applied', 'removing', 'failed')),"
+        " tag BLOB, error_code TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+        " updated_at TEXT NOT NULL, PRIMARY KEY (lock_id, method_id))"
+    )
+    conn.execute("CREATE INDEX lock_credentials_by_method ON lock_credentials(method_id)")
+    conn.execute(
+        "INSERT INTO lock_credentials VALUES ('front', 'm1', 'applied', x'00', NULL, NULL, 0, ?)",
+        (T0.isoformat(),),
+    )
+    conn.execute("PRAGMA user_version=4")
+    conn.commit()
+    conn.close()
+
+    with Store.open(path, SecretRef(file=tmp_path / "k")) as s:
+        assert s.db.schema_version == len(MIGRATIONS)
+        assert s.sync_states.for_lock("front")["m1"].state is SyncStatus.APPLIED
+        (m,) = s.cloud.methods()
+        assert (m.issued, m.seam_notes, m.revoked_reason) == (True, (), None)
+        g = s.cloud.grant("g1")
+        assert g is not None and g.seam_notes == ()
+        s.sync_states.write([CredentialSyncState("front", "m2", SyncStatus.SHARED)], T0)
+        assert s.sync_states.for_lock("front")["m2"].state is SyncStatus.SHARED

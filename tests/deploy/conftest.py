@@ -134,6 +134,7 @@ class Site:
         """Secrets as systemd credentials, one simulated lock per entry (id -> space ids)."""
         text = f"""
 gateway_id = "test-gw"
+control_socket = "{self.db.parent / "control.sock"}"
 
 [cloud]
 endpoint = "{endpoint}"

@@ -46,6 +46,7 @@ def files(tmp_path: Path) -> Files:
     config.write_text(
         f"""
 gateway_id = "faults"
+control_socket = "{tmp_path / "control.sock"}"
 [cloud]
 endpoint = "http://127.0.0.1:9"
 api_key = {{ file = "{api_key}" }}

@@ -38,6 +38,7 @@ write_delay_s = 0.002
     path.write_text(
         f"""
 gateway_id = "crash-test"
+control_socket = "{tmp / "control.sock"}"
 [cloud]
 endpoint = "{cloud.url}"
 api_key = {{ file = "{tmp / "api-key"}" }}

@@ -141,6 +141,7 @@ def gateway_config(
     """The gateway's configuration, as ``lockgate run`` would read it from TOML."""
     data: dict[str, Any] = {
         "gateway_id": GATEWAY_ID,
+        "control_socket": str(api_key_file.parent / "control.sock"),
         "cloud": {
             "endpoint": cloud_url,
             "api_key": {"file": str(api_key_file)},
