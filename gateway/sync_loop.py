@@ -74,19 +74,27 @@ class SyncLoop:
                 seconds=self._config.full_resync_interval_s
             )
             waiters, self._waiters = self._waiters, []
+            # Taken with the waiters: a full sync asked for while this one runs is the next one.
+            full_asked, self._full_requested = self._full_requested, False
             try:
-                if self._full_requested or full_due:
+                if full_asked or full_due:
                     report = await self._sync.full()
                     last_full = t
-                    self._full_requested = False
                 else:
                     report = await self._sync.incremental()
             except (CloudError, StoreFullError) as err:
+                self._full_requested |= full_asked
                 delay = self._failed(err)
                 next_at = t + timedelta(seconds=delay)
                 for w in waiters:
                     if not w.done():
                         w.set_exception(err)
+            except Exception as err:  # a bug: who waits learns of it; supervised() restarts us
+                self._full_requested |= full_asked
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(err)
+                raise
             else:
                 self._backoff.reset()
                 self._trust.observe_cloud_time(self._client.last_server_time)

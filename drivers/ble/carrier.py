@@ -10,7 +10,6 @@ a link that drops while the session waits ends the wait at once (``LockOfflineEr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
@@ -123,8 +122,7 @@ class GattCarrier:
             waiter.cancel()
             if not getter.done():
                 getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
+                await asyncio.wait({getter})  # its end, without taking its cancel for ours
         if getter in done:
             return getter.result()
         if lost.is_set():

@@ -57,3 +57,23 @@ async def test_kit_fails_a_driver_that_loses_content_tags() -> None:
         await d.connect()
         with pytest.raises(ConformanceError, match="listed tag differs"):
             await check_credentials(d)
+
+
+def test_lockgate_drivers_re_exports_the_whole_contract() -> None:
+    """A plugin finds every public type and error of the contract under ``lockgate.drivers``."""
+    import inspect
+
+    import drivers.base
+    import drivers.errors
+    import lockgate.drivers
+
+    for module in (drivers.base, drivers.errors):
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and getattr(value, "__module__", None) == module.__name__
+            and (inspect.isclass(value))
+        }
+        missing = public - set(lockgate.drivers.__all__)
+        assert not missing, f"{module.__name__}: {sorted(missing)} not in lockgate.drivers"

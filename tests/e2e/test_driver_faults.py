@@ -23,6 +23,8 @@ from gateway.mqtt.topics import Topics
 from tests.e2e.site import WAIT, site_config, write_secret
 
 PIN = "482913"
+OP_TIMEOUT_S = 3.0
+"""Long enough that the hung call is still hanging while the other locks are served."""
 
 
 class FaultyOptions(SimOptions):
@@ -70,7 +72,7 @@ async def test_a_faulty_driver_takes_nothing_else_down(
             registry,
         )
         cfg = cfg.model_copy(
-            update={"reconcile": cfg.reconcile.model_copy(update={"op_timeout_s": 0.5})}
+            update={"reconcile": cfg.reconcile.model_copy(update={"op_timeout_s": OP_TIMEOUT_S})}
         )
         caplog.set_level(logging.DEBUG, logger="gateway.reconciler")
         gateway = Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True)
@@ -93,10 +95,14 @@ async def test_a_faulty_driver_takes_nothing_else_down(
                         )
                     )
             assert await sims["front"].enter_code(PIN)
-
             broken = gw.locks["broken"]
+            if fault == "hang":  # still hanging: decisions answer meanwhile
+                assert broken.handle.busy
+                d = gw.decide(CredentialKind.CODE, PIN.encode(), "broken", dry_run=True)
+                assert d.allow, d.reason
+
             code = "driver_fault" if fault == "raise" else "timeout"
-            async with asyncio.timeout(WAIT):
+            async with asyncio.timeout(OP_TIMEOUT_S + WAIT):
                 await broken.wait_for(lambda: broken.health.last_error_code == code)
             assert not broken.handle.busy  # the hung call was abandoned, the lock is free
 
@@ -114,8 +120,8 @@ async def test_a_faulty_driver_takes_nothing_else_down(
 
             # The broken lock retries after the longest delay; the repeat is not logged again.
             clock.advance(cfg.reconcile.retry_max_s)
-            async with asyncio.timeout(WAIT):
-                await broken.wait_for(lambda: FaultyDriver.puts >= 2)
+            async with asyncio.timeout(OP_TIMEOUT_S + WAIT):
+                await broken.wait_for(lambda: FaultyDriver.puts >= 2)  # the retry ended
             errors = [
                 r
                 for r in caplog.records
@@ -139,3 +145,55 @@ async def test_a_faulty_driver_takes_nothing_else_down(
                         lambda lid=lock_id: not sims[lid].list_credentials()
                     )
             assert gw.ready.is_set()  # serve() is still running every task
+
+
+async def test_a_bug_in_the_cloud_sync_is_contained(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sync raises what it never should, once: whoever asked for the sync hears of it, it
+    is logged at ERROR with its traceback, the locks and decisions go on, and the sync loop
+    comes back by itself."""
+    registry = DriverRegistry([SimDriver])
+    async with FakeCloudServer(now=clock.now) as cloud:
+        space = cloud.state.add_space(name="Building A")["space_id"]
+        user = cloud.state.add_user_identity(full_name="Jane Doe")["user_identity_id"]
+        cfg = site_config(
+            tmp_path,
+            cloud.url,
+            write_secret(tmp_path / "api-key", cloud.api_key),
+            [{"id": "front", "space_ids": [space], "driver": {"type": "sim"}}],
+            registry,
+        )
+        gateway = Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True)
+        async with gateway as gw, gw.serving():
+            sync = gw.cloud_sync
+            real_full = sync.full
+            bugs = 0
+
+            async def buggy_full() -> object:
+                nonlocal bugs
+                if bugs == 0:
+                    bugs += 1
+                    raise ZeroDivisionError("a bug in the sync")
+                return await real_full()
+
+            sync.full = buggy_full  # type: ignore[method-assign]
+            cloud.state.grants.create(
+                user_identity_id=user,
+                space_ids=[space],
+                requested_access_methods=[{"mode": "code", "code": PIN}],
+            )
+            with pytest.raises(ZeroDivisionError):
+                async with asyncio.timeout(WAIT):
+                    await gw.sync_loop.sync_now(full=True)
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            assert any("cloud-sync" in r.getMessage() and r.exc_info for r in errors)
+            assert gw.decide(CredentialKind.CODE, PIN.encode(), "front", dry_run=True) is not None
+
+            # Restarted by its supervisor (after a second or so): the next sync works.
+            async with asyncio.timeout(3 * WAIT):
+                report = await gw.sync_loop.sync_now(full=True)
+            assert report.grants == 1
+            sim = gw.locks["front"].handle.driver.sim  # type: ignore[attr-defined]
+            async with asyncio.timeout(WAIT):
+                await gw.locks["front"].wait_for(lambda: len(sim.list_credentials()) == 1)
