@@ -184,7 +184,13 @@ exports.default = function lockRig({ require }) {
 					const w = yearDayWindow(node, slot);
 					if (w) slots[slot].window = [new Date(w.start).toISOString(), new Date(w.stop).toISOString()];
 				}
-				return { slots, clock_set: !!node.state.get("Rig_clockSet"), lock_time: lockTime(node).toISOString() };
+				return {
+					slots,
+					clock_set: !!node.state.get("Rig_clockSet"),
+					lock_time: lockTime(node).toISOString(),
+					door_mode: node.state.get("DoorLock_currentMode") ?? 0,
+					door_timeout: node.state.get("DoorLock_lockTimeoutConfiguration") ?? null,
+				};
 			}
 			case "setlog":
 				return { sets: node.state.get("Rig_setLog") || [] };
@@ -276,7 +282,13 @@ exports.default = function lockRig({ require }) {
 					// Supervision: the lock confirms each Set (S2 locks certified today all have it)
 					{ ccId: CommandClasses.Supervision, isSupported: true, version: 2 },
 					{ ccId: CommandClasses["User Code"], version: 2, numUsers: SLOTS, supportedASCIIChars: "0123456789", ...secureFlag },
-					{ ccId: CommandClasses["Door Lock"], version: 4, ...secureFlag },
+					{
+						ccId: CommandClasses["Door Lock"],
+						version: 4,
+						supportedOperationTypes: [1, 2], // constant, timed (relocks by itself)
+						supportedDoorLockModes: [0x00, 0x01, 0xff],
+						...secureFlag,
+					},
 					{ ccId: CommandClasses.Notification, version: 8, notificationTypesAndEvents: { [ACCESS_CONTROL]: [1, 2, 5, 6, 11, 15] }, ...secureFlag },
 					{ ccId: CommandClasses["Schedule Entry Lock"], version: 3, numWeekDaySlots: 0, numYearDaySlots: 1, numDailyRepeatingSlots: 0, ...secureFlag },
 					{ ccId: CommandClasses["Time Parameters"], version: 1, ...secureFlag },

@@ -109,6 +109,10 @@ async def test_keypad_events_name_the_credential(rig: ZWaveRig) -> None:
         status = await driver.status()
         assert status.bolt is BoltState.LOCKED
         assert status.battery_percent == 87
+        await driver.unlock(hold_seconds=5)  # Door Lock timed operation: relocks by itself
+        door = await rig.lock_state(4)
+        assert (door["door_mode"], door["door_timeout"]) == (0x01, 5)
+        assert (await driver.status()).bolt is BoltState.UNLOCKED
         assert (await driver.delete_credentials(["k-1"])).ok
 
 
@@ -156,3 +160,22 @@ async def test_conformance_kit(rig: ZWaveRig) -> None:
     async with make_driver(rig, 2) as driver:
         await check_driver(driver)
     assert await rig.slots(2) == {}
+
+
+async def test_drift_is_found_by_the_checksum(rig: ZWaveRig) -> None:
+    async with make_driver(rig, 2, verify_interval=0.001) as driver:
+        assert (await driver.put_credentials([code("d-1", "864200"), code("d-2", "975311")])).ok
+        slots = await rig.slots(2)
+        (slot,) = [s for s, (_, c) in slots.items() if c == "864200"]
+        reads = len(await rig.set_log(2))
+        # Someone changes that slot at the keypad: the checksum no longer matches, the driver
+        # reads the slots again, and the credential is no longer listed (the gateway puts it
+        # again elsewhere); the owner's new code is left alone.
+        await rig.program(2, slot, "123123")
+        assert [c.credential_id for c in await driver.list_credentials()] == ["d-2"]
+        assert len(await rig.set_log(2)) == reads  # reading wrote nothing
+        assert (await driver.put_credentials([code("d-1", "864200")])).ok
+        held = {c: s for s, (_, c) in (await rig.slots(2)).items()}
+        assert held["123123"] == slot and held["864200"] != slot
+        assert (await driver.delete_credentials(["d-1", "d-2"])).ok
+    assert {c for _, c in (await rig.slots(2)).values()} == {"123123"}
