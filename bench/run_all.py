@@ -10,6 +10,7 @@ Takes several minutes on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import statistics
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,8 +111,14 @@ def decisions(tmp: Path) -> None:
     store.close()
 
 
+def isolated(fn: Callable[..., dict[str, float]], *args: int) -> dict[str, float]:
+    """Run a measurement in a fresh process, so its peak RSS is its own."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
 def sync_rows() -> None:
-    r = bench_sync.measure(10_000, 50)
+    r = isolated(bench_sync.measure, 10_000, 50)
     row(
         "sync + plan, 10k grants x 3 methods, 50 locks, gateway CPU",
         f"<= 2x json.loads of the same pages ({r['floor_s']:.2f} s this run)",
@@ -126,7 +134,7 @@ def sync_rows() -> None:
 
 
 def daemon_rows(grants: int) -> None:
-    r = bench_daemon.measure(grants, 20)
+    r = isolated(bench_daemon.measure, grants, 20)
     row(
         f"daemon, {grants:,} grants on 20 simulated locks: longest loop stall during full sync",
         "<= 50 ms",
