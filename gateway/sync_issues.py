@@ -71,16 +71,13 @@ class SyncIssue:
 def issues_in(cloud: CloudData, raw: Iterable[RawIssue] | None = None) -> list[SyncIssue]:
     """The recorded issues (or ``raw``) with the grant each one concerns."""
     rows = list(cloud.issues() if raw is None else raw)
-    owners: dict[str, str | None] = {}
-    if any(t == "access_method" for t, _, _ in rows):
-        owners = {m.method_id: m.grant_id for m in cloud.methods(include_revoked=True)}
     out = []
     for object_type, object_id, reason in rows:
         grant_id: str | None = None
         if object_type == "access_grant":
             grant_id = object_id
         elif object_type == "access_method":
-            grant_id = owners.get(object_id)
+            grant_id = cloud.grant_of_method(object_id)
         out.append(SyncIssue(object_type, object_id, reason, grant_id))
     return out
 
