@@ -162,8 +162,7 @@ async def gateway(
             )
             async with Gateway(
                 cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True
-            ) as gw:
-                await gw.ready.wait()
+            ) as gw, gw.serving():
                 await gw.sync_loop.sync_now()
                 driver = gw.locks["door"].handle.driver
                 assert isinstance(driver, OsdpDriver)

@@ -36,6 +36,7 @@ def _load(path: Path) -> GatewayConfig:
 
 def load_or_report(path: Path) -> GatewayConfig | None:
     """The config, or ``None`` after printing why it cannot be used (one line per fault)."""
+    use_installed_credentials()
     try:
         return _load(path)
     except ConfigError as err:
@@ -75,15 +76,22 @@ def refused(cfg: GatewayConfig) -> bool:
     return bool(faults)
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
-    if args.config_file is not None:  # the older positional form
-        args.config = args.config_file
-    credentials = args.credentials_dir
+def use_installed_credentials(explicit: Path | None = None) -> None:
+    """Outside the unit, ``credential = NAME`` secrets are read where the unit loads them from
+    (``--credentials-dir``, else ``$CREDENTIALS_DIRECTORY``, else the installer's directory), so
+    an installer's commands at the box read the same secrets as the service."""
+    credentials = explicit
     if credentials is None and "CREDENTIALS_DIRECTORY" not in os.environ:
         default = Path(DEFAULT_CREDENTIALS)
         credentials = default if default.is_dir() else None
-    if credentials is not None:  # credential = NAME reads from there, as under the unit
+    if credentials is not None:
         os.environ["CREDENTIALS_DIRECTORY"] = str(credentials)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.config_file is not None:  # the older positional form
+        args.config = args.config_file
+    use_installed_credentials(args.credentials_dir)
     try:
         cfg = _load(args.config)
     except ConfigError as err:

@@ -378,10 +378,13 @@ async def trusted_identity(
 
 # --- the command line ----------------------------------------------------------------------
 def add_parser(sub: Any) -> None:
+    from gateway.helptext import plain
+
     p = sub.add_parser(
         "ctl",
         help="send a (signed) command to a gateway over MQTT",
-        description=__doc__,
+        description=plain(__doc__),
+        epilog=commands_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help=f"ctl settings (default {DEFAULT_CONFIG})")
@@ -405,7 +408,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--v311", action="store_true", default=None, help="no v5 response topic")
     p.add_argument("--name", help="keygen: the operator name for the snippet")
     p.add_argument("--role", default="operator", choices=["viewer", "operator", "admin"])
-    p.add_argument("command", help="a command (status, unlock, ...) or keygen")
+    p.add_argument(
+        "command", help="a command (see the list below; 'lockgate ctl commands'), or keygen"
+    )
     p.add_argument("args", nargs="*", help="key=value (string) or key:=json")
     p.set_defaults(func=cmd_ctl)
 
@@ -433,19 +438,43 @@ def _settings_from(ns: argparse.Namespace) -> CtlSettings:
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def commands_text() -> str:
+    """Every command the gateway answers, with the role it needs, for ``--help``."""
+    from gateway.mqtt.commands import COMMANDS
+
+    lines = ["commands (role a signature must carry; '-': unsigned reads are allowed):"]
+    for c in COMMANDS.values():
+        role = c.role.name.lower() if c.role is not None else "-"
+        lines.append(f"  {c.name:<17} {role:<9} {c.summary}")
+    lines.append(
+        "  keygen            (local)   make an operator key and print its [[operator]] entry"
+    )
+    return "\n".join(lines)
+
+
+NEEDS_SIGNATURE = """\
+this command needs an operator's signature. Make a key once:
+  lockgate ctl keygen ~/.config/lockgate/me.pem --name me --role operator
+have the gateway's admin add the printed [[operator]] entry to its operator keys, then run
+again with --operator me --private-key ~/.config/lockgate/me.pem (or put both in ctl.toml)."""
+
+
 def _keygen(ns: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     if len(ns.args) != 1:
         raise CtlError("usage: lockgate ctl keygen PRIVATE_KEY_FILE --name NAME [--role ROLE]")
     path = Path(ns.args[0]).expanduser()
-    key = Ed25519PrivateKey.generate()
-    try:
-        create_secret_file(path, private_key_pem(key))
-    except FileExistsError:
-        raise CtlError(f"{path} exists; not overwriting a key") from None
     name = ns.name or "operator"
-    print(f"# private key written to {path} (mode 600); add this to the gateway's operator keys:")
+    if path.exists():  # print the entry of the key we have again; never overwrite a key
+        key = load_private_key(SecretRef(file=path).read_bytes())
+        print(f"# {path} exists: the [[operator]] entry for its key (the key is unchanged):")
+    else:
+        key = Ed25519PrivateKey.generate()
+        create_secret_file(path, private_key_pem(key))
+        print(
+            f"# private key written to {path} (mode 600); add this to the gateway's operator keys:"
+        )
     print("[[operator]]")
     print(f'name = "{name}"')
     print(f'public_key = "{public_key_b64(key.public_key())}"')
@@ -493,10 +522,17 @@ async def run_command(
     return await send_command(settings, command, args, sign_with=sign_with, identity=identity)
 
 
+UNSIGNED_CODES = frozenset({"unauthorised"})
+"""Error codes that, for a request sent without a key, mean "sign it"."""
+
+
 def cmd_ctl(ns: argparse.Namespace) -> int:
     try:
         if ns.command == "keygen":
             return _keygen(ns)
+        if ns.command in {"commands", "help"}:
+            print(commands_text())
+            return EXIT_OK
         settings, args, sign_with, secret = _prepare(ns)
         response = asyncio.run(run_command(settings, ns.command, args, sign_with, secret))
     except IdentityError as err:
@@ -512,4 +548,7 @@ def cmd_ctl(ns: argparse.Namespace) -> int:
         print(f"lockgate ctl: broker: {err}", file=sys.stderr)
         return EXIT_NO_ANSWER
     print(json.dumps(response, indent=2, sort_keys=True))
+    error = response.get("error") if isinstance(response.get("error"), dict) else None
+    if error is not None and sign_with is None and error.get("code") in UNSIGNED_CODES:
+        print(f"lockgate ctl: {NEEDS_SIGNATURE}", file=sys.stderr)
     return EXIT_OK if response.get("status") == "ok" else EXIT_ERROR

@@ -115,6 +115,9 @@ def describe(gw: Gateway) -> str:
         text += f"; cloud: unreachable ({cloud.last_error_code or 'error'})"
     if cloud.last_sync_at is not None:
         text += f", last sync {cloud.last_sync_at:%Y-%m-%d %H:%M:%SZ}"
+    trust = gw.trust.assess()
+    if not trust.trusted:
+        text += f"; clock untrusted ({', '.join(trust.reasons)}), running on {trust.state.value}"
     if gw.store.db.full_since is not None:
         text += f"; store_full since {gw.store.db.full_since:%Y-%m-%d %H:%M:%SZ} (free disk space)"
     return text

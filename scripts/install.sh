@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Install Lockgate on Debian 12 / Raspberry Pi OS (bookworm) as a systemd service.
 #
-#   sudo scripts/install.sh [--source DIR|WHEEL] [--api-key-file FILE] [--no-start]
+#   sudo scripts/install.sh --gateway-id ID [--source DIR|WHEEL] [--api-key-file FILE] [--no-start]
+#
+# --gateway-id names this gateway on the broker and in its topics (letters, digits, _ . -; up
+# to 64): choose one per site and door controller, e.g. "acme-hq-1". It is never taken from the
+# hostname (every Raspberry Pi is "raspberrypi"); needed the first time, kept afterwards.
 #
 # Lays out:
 #   /opt/lockgate/venv                   -> releases/<time>/, a virtual environment with Lockgate
@@ -28,13 +32,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 SOURCE=$REPO
 API_KEY_FILE=
+GATEWAY_ID=
 START=1
 
 say() { printf 'lockgate-install: %s\n' "$*"; }
 die() { printf 'lockgate-install: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --source) SOURCE=${2:?--source needs a directory or a wheel}; shift 2 ;;
         --api-key-file) API_KEY_FILE=${2:?--api-key-file needs a file}; shift 2 ;;
+        --gateway-id) GATEWAY_ID=${2:?--gateway-id needs a name}; shift 2 ;;
         --no-start) START=0; shift ;;
         -h|--help) usage 0 ;;
         *) printf 'unknown option: %s\n' "$1" >&2; usage 2 ;;
@@ -67,6 +73,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
     say "installing python3-venv"
+    apt-get update -qq
     apt-get install -y python3-venv
 fi
 
@@ -96,16 +103,22 @@ install -m 0644 "$REPO/docs/install.md" "$PREFIX/share/docs/install.md" 2>/dev/n
 install -d -m 0750 -o root -g lockgate "$ETC"
 install -d -m 0700 -o root -g root "$CREDS"
 if [ ! -e "$ETC/lockgate.toml" ]; then
-    gateway_id=$(hostname | tr -c 'A-Za-z0-9_.\n-' '-' | sed 's/^[^A-Za-z0-9]*//' | cut -c1-64)
-    sed "s/@GATEWAY_ID@/${gateway_id:-lockgate}/" "$REPO/systemd/lockgate.toml.in" \
-        > "$ETC/lockgate.toml.new"
+    [ -n "$GATEWAY_ID" ] || die "choose this gateway's name: --gateway-id ID (e.g. acme-hq-1; \
+not the hostname: every Raspberry Pi is 'raspberrypi', and two gateways with one name collide)"
+    printf '%s' "$GATEWAY_ID" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' \
+        || die "--gateway-id '$GATEWAY_ID': letters, digits, _ . - (up to 64), first a letter or digit"
+    sed "s/@GATEWAY_ID@/$GATEWAY_ID/" "$REPO/systemd/lockgate.toml.in" > "$ETC/lockgate.toml.new"
     chown root:lockgate "$ETC/lockgate.toml.new"
     chmod 0640 "$ETC/lockgate.toml.new"
     mv "$ETC/lockgate.toml.new" "$ETC/lockgate.toml"
-    say "wrote $ETC/lockgate.toml (gateway_id = ${gateway_id:-lockgate}); add your locks there"
+    say "wrote $ETC/lockgate.toml (gateway_id = $GATEWAY_ID); add your locks there"
 else
     say "keeping $ETC/lockgate.toml"
+    [ -z "$GATEWAY_ID" ] || grep -q "^gateway_id = \"$GATEWAY_ID\"" "$ETC/lockgate.toml" \
+        || say "note: $ETC/lockgate.toml keeps its own gateway_id; --gateway-id was not applied"
 fi
+# The command on the PATH (through the venv link, so it follows upgrades).
+ln -sfn "$VENV/bin/lockgate" /usr/local/bin/lockgate
 
 umask 077
 if [ ! -e "$CREDS/store-key" ]; then

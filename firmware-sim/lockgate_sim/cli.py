@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.helptext import plain
+
 log = logging.getLogger(__name__)
 
 SKIP = ("lockgate_sim.cli", "lockgate_sim.demo")
@@ -57,7 +59,7 @@ def available_tools() -> dict[str, tuple[str, ToolMain]]:
         if callable(entry):
             runnable = f"python -m {_runnable(info.name)}"
             doc = (module.__doc__ or "").strip().splitlines()
-            text = doc[0].replace("``", "").rstrip(".") if doc else ""
+            text = plain(doc[0]).replace("'", "").rstrip(".") if doc else ""
             text = text.removeprefix(f"{runnable}: ")
             found[_tool_name(info.name)] = (f"{text} ({runnable})", entry)
     return found
@@ -97,7 +99,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser(tools: dict[str, tuple[str, ToolMain]]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lockgate-sim", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lockgate-sim", description=plain(__doc__.split("\n\n")[0])
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "demo",

@@ -192,12 +192,16 @@ class SimLock:
             if self.faults.reboot_after_puts is not None:
                 if self.faults.reboot_after_puts <= 0:
                     self.faults.reboot_after_puts = None
+                    self._save()  # what was written before the reboot stays
                     self.reboot()
                     raise LockRebooted(self.lock_id)
                 self.faults.reboot_after_puts -= 1
             self._slots[entry.credential_id] = entry
             self.put_counts[(entry.credential_id, entry.tag)] += 1
-            self._save()
+            if self._flash.path is not None:
+                self._save()  # slot by slot, as a lock writes its flash (a kill mid-batch)
+        if self._flash.path is None:
+            self._save()  # memory only: nothing outside the process can see between slots
         return failures
 
     def _check(self, entry: Slot) -> str | None:

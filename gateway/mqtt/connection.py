@@ -181,7 +181,7 @@ class ReconnectPolicy:
                 self._backoff.reset()
                 self.failures = 0
         self.failures += 1
-        if err is not None and is_auth_refusal(err):
+        if err is not None and (is_auth_refusal(err) or getattr(err, "wait_longest", False)):
             return self._backoff.give_up_for_now()
         return self._backoff.next_delay()
 

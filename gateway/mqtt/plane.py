@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.config import MqttConfig
 from gateway.mqtt.auth import Authoriser, load_operator_keys
+from gateway.mqtt.claim import NameTakenError, holder_of_name
 from gateway.mqtt.commands import CommandContext, CommandRouter, ha_set
 from gateway.mqtt.connection import (
     BrokerOptions,
@@ -101,6 +103,9 @@ class MqttPlane:
         self.policy = policy or ReconnectPolicy(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self._sleep = sleep
         self._client_factory = client_factory or self._default_client
+        self._name_claimed = False
+        self.name_taken = asyncio.Event()
+        """Set while another gateway identity holds this ``gateway_id`` on the broker."""
         # Read the secrets and load the certificates once, at start: a bad file fails the
         # gateway's start instead of every reconnect.
         self._broker = BrokerOptions.from_config(cfg)
@@ -224,7 +229,24 @@ class MqttPlane:
             )
             await self._sleep(delay)
 
+    async def _claim_name(self) -> None:
+        """Refuse to take this gateway's name when another identity holds it on the broker."""
+        probe = make_client(
+            self._broker,
+            f"lockgate-probe-{secrets.token_hex(6)}",
+            tls_context=self._tls,
+        )
+        async with probe:
+            holder = await holder_of_name(probe, self.topics)
+        if holder is not None and holder != self.identity.public_b64:
+            self.name_taken.set()
+            raise NameTakenError(self.gw.config.gateway_id, holder)
+        self.name_taken.clear()
+        self._name_claimed = True
+
     async def _connect_and_serve(self) -> None:
+        if not self._name_claimed and self._client_factory == self._default_client:
+            await self._claim_name()
         client = self._client_factory()
         async with client:
             self.policy.connected()

@@ -72,10 +72,11 @@ async def test_ctl_signs_and_sends(site: Site, ctl_config: Path, tmp_path: Path)
     assert json.loads(out)["data"]["bolt"] == "unlocked"
     assert site.bolt() is BoltState.UNLOCKED
 
-    code, out, _ = await lockgate(
+    code, out, err = await lockgate(
         "ctl", "--config", str(ctl_config), "--unsigned", "lock", "lock_id=front"
     )
     assert code == 1 and json.loads(out)["error"]["code"] == "unauthorised"
+    assert "lockgate ctl keygen" in err and "--private-key" in err  # what to do next
     assert site.bolt() is BoltState.UNLOCKED
 
 
@@ -125,8 +126,22 @@ async def test_keygen_writes_a_private_key_and_prints_the_entry(tmp_path: Path) 
     (tmp_path / "ops.toml").write_text(snippet)
     ops = load_operator_keys(tmp_path / "ops.toml")
     assert ops["carl"].role.name == "ADMIN"
-    code, _, err = await lockgate("ctl", "keygen", str(key), "--name", "carl")
-    assert code == 2 and "exists" in err  # never overwrites a key
+    before = key.read_bytes()
+    code, again, err = await lockgate("ctl", "keygen", str(key), "--name", "carl")
+    assert code == 0, err
+    assert key.read_bytes() == before  # never overwrites a key ...
+    assert "exists" in again  # ... and prints the entry of the key it has again
+    public = [line for line in out.splitlines() if line.startswith("public_key")]
+    assert public and public[0] in again.splitlines()
+
+
+async def test_ctl_lists_its_commands() -> None:
+    code, out, _ = await lockgate("ctl", "commands")
+    assert code == 0
+    for line in ("unlock            operator", "status            -", "commission        admin"):
+        assert line in out
+    _, help_text, _ = await lockgate("ctl", "--help")
+    assert "unlock            operator" in help_text and "``" not in help_text
 
 
 def test_args_syntax() -> None:
