@@ -39,6 +39,7 @@ from gateway.models import (
 from gateway.store.cloud_data import GONE_FROM_CLOUD
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
+from gateway.sync_issues import issues_in, log_new_issues
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +145,14 @@ class CloudSync:
         _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
         snap = CloudSnapshot(grants, methods, entrances, raw, issues, gone_reasons)
+        known_issues = self._store.cloud.issues()
         # One transaction, off the event loop: the snapshot holds everything up to its start,
         # so events from then on are news.
         await self._store.cloud.apply_snapshot_sliced(
             snap, now, CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)), slicer
         )
         self._on_change()
+        log_new_issues(known_issues, issues_in(self._store.cloud, issues))
         log.info(
             "full sync: %d grants, %d access methods, %d issues",
             len(grants),
@@ -316,8 +319,10 @@ class CloudSync:
             )
             return report
         changes = await self._changes(sorted(grant_ids), seen, to_db(newest))
+        known_issues = self._store.cloud.issues()
         self._store.cloud.apply_changes(changes, self._clock.now())
         self._on_change()
+        log_new_issues(known_issues, issues_in(self._store.cloud, changes.issues))
         log.info(
             "incremental sync: %d grants changed, %d deleted",
             len(changes.grants),

@@ -296,6 +296,12 @@ class CloudData:
         rows = self._db.conn.execute("SELECT * FROM methods WHERE grant_id = ?", (grant_id,))
         return [self._method(row) for row in rows]
 
+    def grant_of_method(self, method_id: str) -> str | None:
+        row = self._db.conn.execute(
+            "SELECT grant_id FROM methods WHERE method_id = ?", (method_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def find_by_secret(self, mode: str, secret: bytes) -> list[AccessMethod]:
         """Methods (revoked ones too) whose secret is exactly this one."""
         rows = self._db.conn.execute(
