@@ -101,6 +101,7 @@ class Gateway:
         """Set while :meth:`serve` runs every task."""
         self.locks: dict[str, LockReconciler] = {}
         self._lock_tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[object]] = set()
 
     # --- lifetime ----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -118,6 +119,10 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(self._background)
         await self._stack.aclose()
 
     async def serve(
@@ -141,6 +146,7 @@ class Gateway:
                 tasks.append(task)
                 return task
 
+            self._refresh_view()
             start("cloud-sync", self.sync_loop.run)
             for lock_id, reconciler in self.locks.items():
                 self._lock_tasks[lock_id] = start(f"lock:{lock_id}", reconciler.run)
@@ -264,6 +270,7 @@ class Gateway:
             self.clock,
             self.config.reconcile,
             clock_trusted=lambda: self.trust.assess().trusted,
+            fresh_view=self.views.refresh,
         )
         holder.append(reconciler)
         self.locks[lock.id] = reconciler
@@ -287,7 +294,14 @@ class Gateway:
 
         return decide
 
+    def _refresh_view(self) -> None:
+        """Build the current data version's view now, in slices, so decisions find it ready."""
+        task = asyncio.get_running_loop().create_task(self.views.refresh(), name="view-refresh")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _cloud_changed(self) -> None:
+        self._refresh_view()
         for reconciler in self.locks.values():
             reconciler.wake()
 

@@ -13,12 +13,14 @@ time alone.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from drivers.base import Capabilities, Credential, CredentialKind, TimeWindow
+from gateway.cooperative import Slicer
 from gateway.models import AccessMethod, Entrance, Grant
 
 TagFn = Callable[..., bytes]
@@ -40,22 +42,63 @@ class CloudView:
         entrances: Iterable[Entrance],
         version: int = 0,
     ) -> None:
+        for _ in self._index(grants, methods, entrances, version):
+            pass
+
+    @classmethod
+    async def built(
+        cls,
+        grants: dict[str, Grant],
+        methods: Iterable[AccessMethod],
+        entrances: Iterable[Entrance],
+        version: int = 0,
+        slicer: Slicer | None = None,
+    ) -> CloudView:
+        """The same view, built in slices that give the event loop back (50,000 grants)."""
+        slicer = slicer or Slicer()
+        view = cls.__new__(cls)
+        for _ in view._index(grants, methods, entrances, version):
+            await slicer.tick()
+        return view
+
+    def _index(
+        self,
+        grants: dict[str, Grant],
+        methods: Iterable[AccessMethod],
+        entrances: Iterable[Entrance],
+        version: int,
+    ) -> Iterator[None]:
+        """Index the data, yielding after each item (the caller decides when to pause)."""
         self.version = version
+        self.plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
+        """Plans of this version shared by locks of the same scope (see :func:`plan_shared`)."""
+        self.tags: dict[tuple[bytes, ...], bytes] = {}
+        """Content tags of this version's credentials, computed once for all locks."""
+        self._planning = asyncio.Lock()
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
         self.grant_of: dict[str, str] = {}
         """Access method id -> its grant id (the lock's audit log names methods only)."""
+        self.by_secret: dict[tuple[str, bytes], list[AccessMethod]] = {}
+        """(mode, secret) -> the live methods with that secret whose grant is live: the
+        validator's offline decisions look credentials up here, not in SQLite."""
         for m in methods:
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
                 self.grant_of[m.method_id] = m.grant_id
-        self.user_of: dict[str, str | None] = {gid: g.user_identity_id for gid, g in grants.items()}
+                live = grants.get(m.grant_id)
+                if m.secret is not None and live is not None and live.revoked_at is None:
+                    self.by_secret.setdefault((m.mode, m.secret), []).append(m)
+            yield None
+        self.user_of: dict[str, str | None] = {}
         """Grant id -> its user identity (for access events from a lock's log)."""
         self.entrance_spaces = {e.entrance_id: e.space_ids for e in entrances}
         self.grants_by_space: dict[str, set[str]] = defaultdict(set)
         self.grants_by_entrance: dict[str, set[str]] = defaultdict(set)
         self.grants_by_device: dict[str, set[str]] = defaultdict(set)
         for g in grants.values():
+            self.user_of[g.grant_id] = g.user_identity_id
+            yield None
             if g.revoked_at is not None:
                 continue
             for s in g.space_ids:
@@ -146,7 +189,79 @@ def plan(
     lead_time: timedelta,
     tag: TagFn,
 ) -> Plan:
-    """The lock's wanted state at ``t``.
+    """The lock's wanted state at ``t`` (see :func:`_plan_steps`)."""
+    result = Plan()
+    for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag):
+        pass
+    return result
+
+
+async def plan_sliced(
+    view: CloudView,
+    scope: LockScope,
+    caps: Capabilities,
+    t: datetime,
+    *,
+    lead_time: timedelta,
+    tag: TagFn,
+    slicer: Slicer | None = None,
+) -> Plan:
+    """:func:`plan`, giving the event loop back between slices (tens of thousands of grants)."""
+    slicer = slicer or Slicer()
+    result = Plan()
+    for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag):
+        await slicer.tick()
+    return result
+
+
+async def plan_shared(
+    view: CloudView,
+    scope: LockScope,
+    caps: Capabilities,
+    t: datetime,
+    *,
+    lead_time: timedelta,
+    tag: TagFn,
+) -> Plan:
+    """:func:`plan_sliced`, computed once per data version for all locks with the same scope
+    and capabilities. A plan made at ``t0`` holds until its ``next_change``: the answer
+    changes with time only at the window boundaries it records. Callers must not change it."""
+    key: tuple[object, ...] = (
+        scope.space_ids,
+        scope.entrance_ids,
+        scope.device_ids,
+        caps,
+        lead_time,
+    )
+    async with view._planning:
+        hit = view.plans.get(key)
+        if hit is not None:
+            made_at, p = hit
+            if made_at <= t and (p.next_change is None or t < p.next_change):
+                return p
+        tags = view.tags
+
+        def cached_tag(*parts: bytes) -> bytes:
+            found = tags.get(parts)
+            if found is None:
+                found = tags[parts] = tag(*parts)
+            return found
+
+        p = await plan_sliced(view, scope, caps, t, lead_time=lead_time, tag=cached_tag)
+        view.plans[key] = (t, p)
+        return p
+
+
+def _plan_steps(
+    result: Plan,
+    view: CloudView,
+    scope: LockScope,
+    caps: Capabilities,
+    t: datetime,
+    lead_time: timedelta,
+    tag: TagFn,
+) -> Iterator[None]:
+    """Fill ``result`` with the lock's wanted state at ``t``, yielding after each item.
 
     One code, one slot (see docs/cloud.md, "The same code twice on one lock"): methods with
     the same secret are grouped. Within the owner of the group's earliest live grant, the
@@ -155,9 +270,8 @@ def plan(
     with that secret are refused as ``duplicate_code_on_device`` (cards and mobile keys:
     ``duplicate_credential_on_device``), and the holder notes who was refused.
     """
-    result = Plan()
     if not caps.stores_credentials:
-        return result  # a reader: the validator decides each read, nothing goes onto it
+        return  # a reader: the validator decides each read, nothing goes onto it
     groups: dict[tuple[CredentialKind, bytes], list[_Candidate]] = defaultdict(list)
     for gid in view.grants_for(scope):
         grant = view.grants[gid]
@@ -165,11 +279,13 @@ def plan(
             c = _consider(result, grant, method, caps, t, lead_time)
             if c is not None:
                 groups[(c.kind, c.secret)].append(c)
+            yield None
     holders: list[tuple[_Candidate, datetime | None, datetime | None]] = []
     for group in groups.values():
         slot = _one_slot(result, group)
         if slot is not None:
             holders.append(slot)
+        yield None
     holders.sort(key=lambda h: h[0].order)
     for holder, starts, ends in holders:
         mid = holder.method.method_id
@@ -192,7 +308,7 @@ def plan(
             ),
             window=window,
         )
-    return result
+        yield None
 
 
 def _one_slot(

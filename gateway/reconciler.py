@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -35,7 +35,7 @@ from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
 from gateway.handle import LockHandle, LockOps
-from gateway.planner import CloudView, LockScope, Plan, plan
+from gateway.planner import CloudView, LockScope, Plan, plan_shared
 from gateway.store.db import StoreFullError
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
@@ -65,8 +65,12 @@ class LockReconciler:
         *,
         backoff: Backoff | None = None,
         clock_trusted: Callable[[], bool] = lambda: False,
+        fresh_view: Callable[[], Awaitable[CloudView]] | None = None,
     ) -> None:
+        """``fresh_view``: the current view, built without holding the event loop (the
+        gateway's :meth:`~gateway.views.ViewCache.refresh`); ``views`` otherwise."""
         self.handle = handle
+        self._fresh_view = fresh_view
         self.scope = scope
         self.lock_id = scope.lock_id
         self._store = store
@@ -199,11 +203,11 @@ class LockReconciler:
     async def _credentials_pass(self, t: datetime, ops: LockOps) -> Plan:
         assert self._caps is not None
         self._unsaved = None
-        view = self._views()
+        view = await self._fresh_view() if self._fresh_view is not None else self._views()
         if view.version != self._seen_version:
             self._refused.clear()
             self._seen_version = view.version
-        p = plan(
+        p = await plan_shared(
             view,
             self.scope,
             self._caps,

@@ -27,6 +27,7 @@ from gateway.cloud.models import (
     seam_notes,
 )
 from gateway.config import GatewayConfig
+from gateway.cooperative import Slicer
 from gateway.models import (
     AccessMethod,
     CloudChanges,
@@ -38,6 +39,7 @@ from gateway.models import (
 from gateway.store.cloud_data import GONE_FROM_CLOUD
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
+from gateway.sync_issues import issues_in, log_new_issues
 
 log = logging.getLogger(__name__)
 
@@ -129,23 +131,28 @@ class CloudSync:
                     "/access_methods/list", "access_methods", {key: one}, self._page_size
                 ):
                     method_objs[_id_of(m, "access_method_id")] = m
-        grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
+        slicer = Slicer()
+        grants, methods = await self._parse(
+            grant_objs, method_objs, raw, issues, entrance_spaces, slicer
+        )
+        del grant_objs, method_objs
         listed = {g.grant_id for g in grants}
-        gone = [g for g in self._store.cloud.grants().values() if g.grant_id not in listed]
+        gone = self._store.cloud.live_grants_not_in(listed)
         identities = await self._identities([*grants, *gone], raw)
         now = self._clock.now()
-        grants, methods = _revocations(grants, methods, identities, now)
+        grants, methods = await _revocations(grants, methods, identities, now, slicer)
         gone_reasons = {g.grant_id: _gone_reason(g, identities) for g in gone}
         _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
         snap = CloudSnapshot(grants, methods, entrances, raw, issues, gone_reasons)
-        with self._store.db.transaction():
-            self._store.cloud.apply_snapshot(snap, now)
-            # The snapshot holds everything up to its start: events from then on are news.
-            self._store.cloud.apply_changes(
-                CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)), now
-            )
+        known_issues = self._store.cloud.issues()
+        # One transaction, off the event loop: the snapshot holds everything up to its start,
+        # so events from then on are news.
+        await self._store.cloud.apply_snapshot_sliced(
+            snap, now, CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)), slicer
+        )
         self._on_change()
+        log_new_issues(known_issues, issues_in(self._store.cloud, issues))
         log.info(
             "full sync: %d grants, %d access methods, %d issues",
             len(grants),
@@ -193,19 +200,22 @@ class CloudSync:
             s for e in entrances if e.entrance_id in self._scope.entrance_ids for s in e.space_ids
         )
 
-    def _parse(
+    async def _parse(
         self,
         grant_objs: dict[str, Any],
         method_objs: dict[str, Any],
         raw: dict[str, list[tuple[str, str]]],
         issues: list[tuple[str, str, str]],
         entrance_spaces: frozenset[str],
+        slicer: Slicer,
     ) -> tuple[list[Grant], list[AccessMethod]]:
+        """Parse and check every object, giving the event loop back between slices."""
         grants: list[Grant] = []
         owner: dict[str, str] = {}
         raw.setdefault("access_grant", [])
         raw.setdefault("access_method", [])
         for gid, obj in grant_objs.items():
+            await slicer.tick()
             grant, problem = parse_grant(obj)
             if problem:
                 issues.append(("access_grant", gid, problem))
@@ -221,6 +231,7 @@ class CloudSync:
                     owner[mid] = grant.grant_id
         methods: list[AccessMethod] = []
         for mid, obj in method_objs.items():
+            await slicer.tick()
             method, problem = parse_method(obj, owner.get(mid))
             if problem:
                 issues.append(("access_method", mid, problem))
@@ -308,8 +319,10 @@ class CloudSync:
             )
             return report
         changes = await self._changes(sorted(grant_ids), seen, to_db(newest))
+        known_issues = self._store.cloud.issues()
         self._store.cloud.apply_changes(changes, self._clock.now())
         self._on_change()
+        log_new_issues(known_issues, issues_in(self._store.cloud, changes.issues))
         log.info(
             "incremental sync: %d grants changed, %d deleted",
             len(changes.grants),
@@ -344,12 +357,17 @@ class CloudSync:
         raw: dict[str, list[tuple[str, str]]] = {}
         issues: list[tuple[str, str, str]] = []
         entrance_spaces = self._entrance_spaces(self._store.cloud.entrances())
-        grants, methods = self._parse(grant_objs, method_objs, raw, issues, entrance_spaces)
+        slicer = Slicer()
+        grants, methods = await self._parse(
+            grant_objs, method_objs, raw, issues, entrance_spaces, slicer
+        )
         kept = {g.grant_id for g in grants}
         stored = (self._store.cloud.grant(gid) for gid in grant_ids if gid not in kept)
         gone = [g for g in stored if g is not None]
         identities = await self._identities([*grants, *gone], raw)
-        grants, methods = _revocations(grants, methods, identities, self._clock.now())
+        grants, methods = await _revocations(
+            grants, methods, identities, self._clock.now(), slicer
+        )
         deleted_grants = {gid: GONE_FROM_CLOUD for gid in grant_ids if gid not in kept}
         deleted_grants.update({g.grant_id: _gone_reason(g, identities) for g in gone})
         _warn_deleted_identities(gone, identities)
@@ -365,11 +383,12 @@ class CloudSync:
         )
 
 
-def _revocations(
+async def _revocations(
     grants: list[Grant],
     methods: list[AccessMethod],
     identities: dict[str, tuple[SeamNote, ...]],
     now: datetime,
+    slicer: Slicer,
 ) -> tuple[list[Grant], list[AccessMethod]]:
     """Grants and methods as they go into the store, revoked where Seam says they are going:
     a ``being_deleted`` warning on the grant, the method or the user identity, or a user
@@ -378,6 +397,7 @@ def _revocations(
     reasons: dict[str, str] = {}
     by_identity: dict[str, int] = {}
     for g in grants:
+        await slicer.tick()
         why = _grant_revocation(g, identities)
         if why is not None:
             reasons[g.grant_id] = why
@@ -389,6 +409,7 @@ def _revocations(
         log.warning("user identity %s is deleted in the cloud: revoking its %d grants", uid, count)
     out_methods: list[AccessMethod] = []
     for m in methods:
+        await slicer.tick()
         why = reasons.get(m.grant_id or "")
         if why is None and being_deleted(m.seam_notes):
             why = "access method being deleted in the cloud (Seam warning being_deleted)"

@@ -84,6 +84,19 @@ class Validator:
         """Decisions made while the disk was full, in order: :meth:`flush` records them."""
         self.dropped = 0
 
+    def judge(
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        *,
+        proof: bytes | None = None,
+        t: datetime | None = None,
+    ) -> Decision:
+        """The decision alone: nothing recorded, no lockout counted (benches, previews).
+        What a door or an operator asks goes through :meth:`decide`."""
+        return self._decide(kind, secret, lock_id, proof, t or self._clock.now())
+
     def decide(
         self,
         kind: CredentialKind,
@@ -204,11 +217,17 @@ class Validator:
         lockout = self._lockouts.locked_until(lock_id, kind, t)
         if lockout is not None:
             return deny("locked_out", detail=f"{lockout.what} until {lockout.until.isoformat()}")
-        matches = self._store.cloud.find_by_secret(kind.value, secret)
-        if not matches:
-            return deny("unknown_credential")
         view = self._views()
-        live: list[tuple[AccessMethod, Grant]] = []
+        # The live methods with this secret, from the view's in-memory index; the store is
+        # asked only when none is live, to tell a revoked credential from an unknown one.
+        live: list[tuple[AccessMethod, Grant]] = [
+            (m, view.grants[m.grant_id])
+            for m in view.by_secret.get((kind.value, secret), ())
+            if m.grant_id is not None
+        ]
+        matches = [] if live else self._store.cloud.find_by_secret(kind.value, secret)
+        if not live and not matches:
+            return deny("unknown_credential")
         revoked: tuple[AccessMethod, Grant | None] | None = None
         for m in matches:
             g = self._store.cloud.grant(m.grant_id) if m.grant_id else None

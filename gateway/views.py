@@ -1,7 +1,15 @@
-"""One decrypted, indexed view of the cloud data per store version, shared by all locks."""
+"""One decrypted, indexed view of the cloud data per store version, shared by all locks.
+
+:meth:`ViewCache.refresh` builds a new version's view in slices that give the event loop back
+(50,000 grants take seconds to read, decrypt and index); :meth:`ViewCache.current` answers
+from it at once, and builds in one go only if asked before a refresh caught up.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
+from gateway.cooperative import Slicer
 from gateway.planner import CloudView
 from gateway.store.store import Store
 
@@ -10,6 +18,7 @@ class ViewCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._view: CloudView | None = None
+        self._building = asyncio.Lock()
 
     def current(self) -> CloudView:
         version = self._store.cloud.version
@@ -21,3 +30,16 @@ class ViewCache:
                 version,
             )
         return self._view
+
+    async def refresh(self) -> CloudView:
+        """The view of the store's current version, built without holding the loop."""
+        async with self._building:
+            while True:
+                version = self._store.cloud.version
+                if self._view is not None and self._view.version == version:
+                    return self._view
+                slicer = Slicer()
+                grants, methods, entrances = await self._store.cloud.load_sliced(slicer)
+                view = await CloudView.built(grants, methods, entrances, version, slicer)
+                if self._store.cloud.version == version:  # else it changed meanwhile: again
+                    self._view = view

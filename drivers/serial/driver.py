@@ -56,6 +56,7 @@ class SerialDriver(ProtocolDriver):
             ctx,
             self._ready,
             interval=options.poll_interval,
+            idle_interval=options.idle_poll_interval,
             policy=Backoff(
                 options.reconnect_min, options.reconnect_max, jitter=SERIAL_JITTER, random=random
             ),

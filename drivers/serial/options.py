@@ -33,7 +33,12 @@ class SerialOptions(DriverOptions):
     address: int = Field(ge=ADDRESS_MIN, le=ADDRESS_MAX)
     """The lock's address on the bus (set on the lock at installation)."""
     poll_interval: float = Field(0.15, gt=0, le=60)
-    """Seconds between polls of an idle lock (access requests, new events, keep-alive)."""
+    """Seconds between polls of a lock (access requests, new events, keep-alive)."""
+    idle_poll_interval: float = Field(0.5, gt=0, le=60)
+    """Seconds between polls of a lock that asked for nothing in its last ``IDLE_AFTER_POLLS``
+    polls: polling slows from ``poll_interval`` to this, and is back to ``poll_interval`` at
+    the lock's next request. At most this long is added before a keypad entry on an idle lock
+    is decided (never less than ``poll_interval``)."""
     reply_timeout: float | None = Field(None, gt=0, le=30)
     """The lock's processing time budget; ``None`` takes what the lock announces."""
     attempts: int = Field(4, ge=1, le=10)

@@ -2,8 +2,10 @@
 
 On RS-485 the gateway is the bus master, so a lock that needs a decision queues it and says
 so in its POLL reply (the reply carries the oldest request inline, so a decision costs one
-poll plus one ACCESS_ANSWER). An idle lock is polled every ``interval``; after a request it is
-polled again at once. Failures back off with the policy (authentication failures to its
+poll plus one ACCESS_ANSWER). A lock is polled every ``interval``; after a request it is
+polled again at once; a lock that asked for nothing in its last :data:`IDLE_AFTER_POLLS` polls
+is polled less and less often, up to every ``idle_interval`` (idle CPU and bus time), until it
+asks again. Failures back off with the policy (authentication failures to its
 maximum); :meth:`Poller.wake` cuts a wait short (after commissioning).
 """
 
@@ -23,6 +25,11 @@ from drivers.lockproto.requests import PollReplies
 
 log = logging.getLogger(__name__)
 
+IDLE_AFTER_POLLS = 20
+"""Polls without a request before polling slows down (3 s at the default 0.15 s)."""
+IDLE_GROWTH = 1.25
+"""Each further idle poll waits this much longer, up to ``idle_interval``."""
+
 
 class Poller:
     def __init__(
@@ -33,9 +40,12 @@ class Poller:
         *,
         interval: float,
         policy: Backoff,
+        idle_interval: float | None = None,
     ) -> None:
         self.lock_id = lock_id
         self.interval = interval
+        self.idle_interval = max(interval, idle_interval or interval)
+        self._idle_polls = 0
         self.policy = policy
         self.polls = 0
         self.replies = PollReplies(lock_id, ctx)
@@ -59,6 +69,7 @@ class Poller:
 
     def wake(self) -> None:
         self.policy.reset()
+        self._idle_polls = 0
         self._wake.set()
 
     async def _run(self) -> None:
@@ -93,7 +104,17 @@ class Poller:
         reply = await client.poll()
         self.polls += 1
         self.replies.note_log(reply)
-        if reply.request is not None:
-            await self.replies.decide(client, reply.request)
+        if reply.request is not None or reply.flags & PollFlag.MORE_REQUESTS:
+            self._idle_polls = 0
+            if reply.request is not None:
+                await self.replies.decide(client, reply.request)
             return 0.0
-        return 0.0 if reply.flags & PollFlag.MORE_REQUESTS else self.interval
+        self._idle_polls += 1
+        return self.next_interval()
+
+    def next_interval(self) -> float:
+        """The wait before the next poll of a lock that asked for nothing."""
+        idle = self._idle_polls - IDLE_AFTER_POLLS
+        if idle <= 0:
+            return self.interval
+        return min(self.idle_interval, self.interval * IDLE_GROWTH ** min(idle, 64))

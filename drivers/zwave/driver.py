@@ -10,7 +10,7 @@ reports into the driver's journal (:mod:`drivers.zwave.journal`); a reconnect re
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +83,7 @@ class ZWaveDriver(LockDriver):
         self.slots = SlotMap(ctx.keystore)
         self.journal = Journal(ctx.keystore)
         self._node: Node | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._node_gen = 0
         self._limits: UserCodeLimits | None = None
         self._caps: Capabilities | None = None
@@ -120,7 +121,7 @@ class ZWaveDriver(LockDriver):
         self._detach_node()
         self._node = node
         self._node_gen = generation
-        node.on("notification", self._on_notification)
+        self._unsubscribe = node.on("notification", self._on_notification)
         now = self.ctx.now()
         if self.journal.mark_connected():
             server = self.server
@@ -141,13 +142,10 @@ class ZWaveDriver(LockDriver):
         log.warning("%s: Z-Wave JS connection lost", self.lock_id, extra={"lock": self.lock_id})
 
     def _detach_node(self) -> None:
-        node, self._node = self._node, None
-        if node is not None:
-            # zwave_js_server's EventBase keeps listeners per event name.
-            listeners: dict[str, list[Any]] = getattr(node, "_listeners", {})
-            handlers = listeners.get("notification", [])
-            if self._on_notification in handlers:
-                handlers.remove(self._on_notification)
+        self._node = None
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def _on_notification(self, event: dict[str, Any]) -> None:
         notification = event.get("notification")

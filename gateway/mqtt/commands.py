@@ -56,6 +56,7 @@ from gateway.mqtt.payloads import (
 from gateway.mqtt.sealed import Opener, SealError
 from gateway.mqtt.state import StateView, iso
 from gateway.store.db import StoreFullError
+from gateway.sync_issues import issues_in
 
 if TYPE_CHECKING:
     from gateway.managed import ManagedGateway
@@ -207,6 +208,7 @@ async def cmd_sync(ctx: CommandContext, args: SyncArgs) -> object:
         "methods": report.methods,
         "deleted": report.deleted,
         "issues": len(report.issues),
+        "sync_issues": [i.as_json() for i in issues_in(ctx.gw.store.cloud, report.issues)],
     }
 
 
@@ -312,6 +314,7 @@ async def cmd_grant_sync_state(ctx: CommandContext, args: GrantArgs) -> object:
         "revoked": grant.revoked_at is not None,
         "revoked_reason": grant.revoked_reason,
         "problem": grant.problem,
+        "sync_issues": [i.as_json() for i in issues_in(cloud) if i.grant_id == grant.grant_id],
         "seam": _seam_notes(grant.seam_notes),
         "methods": [
             {

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.base import LockStatus
 from gateway.mqtt.payloads import JsonObject
 from gateway.mqtt.topics import Topics
+from gateway.sync_issues import issues_in
 
 if TYPE_CHECKING:
     from gateway.managed import ManagedGateway
@@ -133,6 +134,7 @@ class StateView:
                 "events_pending": gw.store.outbox.count_pending(),
                 "credentials": totals,
             },
+            "sync_issues": [i.as_json() for i in issues_in(gw.store.cloud)],
         }
 
     def lock_state(self, lock_id: str, rec: LockReconciler) -> JsonObject:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from gateway.cooperative import Slicer
 from gateway.models import (
     AccessMethod,
     CloudChanges,
@@ -28,6 +30,24 @@ from gateway.store.timefmt import from_db, to_db
 GONE_FROM_CLOUD = "deleted in the cloud (no longer listed)"
 
 
+@dataclass(slots=True)
+class _Rows:
+    """Rows ready for ``executemany``: grants, methods (secrets sealed), raw objects."""
+
+    grants: list[tuple[object, ...]] = field(default_factory=list)
+    methods: list[tuple[object, ...]] = field(default_factory=list)
+    raw: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _meta_set(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _meta_incr(conn: sqlite3.Connection, key: str) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    _meta_set(conn, key, str(int(row[0]) + 1 if row is not None and row[0] else 1))
+
+
 class CloudData:
     def __init__(self, db: Database, box: SecretBox, meta: Meta) -> None:
         self._db = db
@@ -41,63 +61,101 @@ class CloudData:
 
     # --- writing -----------------------------------------------------------------------------
     def apply_snapshot(self, snap: CloudSnapshot, now: datetime) -> None:
+        rows = _Rows()
+        for _ in self._prepare(rows, snap.grants, snap.methods, snap.raw):
+            pass
         with self._db.transaction() as conn:
-            self._upsert(conn, snap.grants, snap.methods, snap.raw)
-            conn.execute("DELETE FROM entrances")
-            conn.executemany(
-                "INSERT INTO entrances VALUES (?, ?)",
-                [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances],
-            )
-            self._tombstone_missing(
-                conn, "grants", "grant_id", [g.grant_id for g in snap.grants], now
-            )
-            self._tombstone_missing(
-                conn, "methods", "method_id", [m.method_id for m in snap.methods], now
-            )
-            self._gone_reasons(conn, snap.gone_reasons, now)
-            conn.execute("DELETE FROM sync_issues")
-            self._issues(conn, snap.issues, now)
-            self._meta.set("last_full_sync", to_db(now) or "")
-            self._meta.incr("data_version")
+            self._write_snapshot(conn, rows, snap, now)
+
+    async def apply_snapshot_sliced(
+        self,
+        snap: CloudSnapshot,
+        now: datetime,
+        then: CloudChanges | None = None,
+        slicer: Slicer | None = None,
+    ) -> None:
+        """:meth:`apply_snapshot` (and ``then``, in the same transaction) for tens of thousands
+        of grants: rows are prepared (secrets sealed) in slices that give the event loop back,
+        and written in one transaction on the store's bulk connection, in a worker thread."""
+        slicer = slicer or Slicer()
+        rows = _Rows()
+        for _ in self._prepare(rows, snap.grants, snap.methods, snap.raw):
+            await slicer.tick()
+        more = _Rows()
+        if then is not None:
+            for _ in self._prepare(more, then.grants, then.methods, then.raw):
+                await slicer.tick()
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._write_snapshot(conn, rows, snap, now)
+            if then is not None:
+                self._write_changes(conn, more, then, now)
+
+        await self._db.bulk_write(write)
 
     def apply_changes(self, changes: CloudChanges, now: datetime) -> None:
+        rows = _Rows()
+        for _ in self._prepare(rows, changes.grants, changes.methods, changes.raw):
+            pass
         with self._db.transaction() as conn:
-            self._upsert(conn, changes.grants, changes.methods, changes.raw)
-            stamp = to_db(now)
-            grant_reasons = changes.deleted_grant_ids
-            method_reasons = changes.deleted_method_ids
-            conn.executemany(
-                "UPDATE grants SET revoked_at = ?, revoked_reason = ?"
-                " WHERE grant_id = ? AND revoked_at IS NULL",
-                [(stamp, why, gid) for gid, why in grant_reasons.items()],
-            )
-            conn.executemany(
-                "UPDATE methods SET revoked_at = ?, revoked_reason = ?"
-                " WHERE (method_id = ? OR grant_id = ?) AND revoked_at IS NULL",
-                [(stamp, why, mid, None) for mid, why in method_reasons.items()]
-                + [(stamp, why, None, gid) for gid, why in grant_reasons.items()],
-            )
-            self._issues(conn, changes.issues, now)
-            conn.executemany(
-                "INSERT OR IGNORE INTO cloud_events_seen VALUES (?, ?)", changes.seen_event_ids
-            )
-            if changes.cursor is not None:
-                self._meta.set("event_cursor", changes.cursor)
-            self._meta.set("last_sync", stamp or "")
-            self._meta.incr("data_version")
+            self._write_changes(conn, rows, changes, now)
 
-    def _upsert(
+    def _write_snapshot(
+        self, conn: sqlite3.Connection, rows: _Rows, snap: CloudSnapshot, now: datetime
+    ) -> None:
+        self._upsert(conn, rows)
+        conn.execute("DELETE FROM entrances")
+        conn.executemany(
+            "INSERT INTO entrances VALUES (?, ?)",
+            [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances],
+        )
+        self._tombstone_missing(conn, "grants", "grant_id", [g.grant_id for g in snap.grants], now)
+        self._tombstone_missing(
+            conn, "methods", "method_id", [m.method_id for m in snap.methods], now
+        )
+        self._gone_reasons(conn, snap.gone_reasons, now)
+        conn.execute("DELETE FROM sync_issues")
+        self._issues(conn, snap.issues, now)
+        _meta_set(conn, "last_full_sync", to_db(now) or "")
+        _meta_incr(conn, "data_version")
+
+    def _write_changes(
+        self, conn: sqlite3.Connection, rows: _Rows, changes: CloudChanges, now: datetime
+    ) -> None:
+        self._upsert(conn, rows)
+        stamp = to_db(now)
+        grant_reasons = changes.deleted_grant_ids
+        method_reasons = changes.deleted_method_ids
+        conn.executemany(
+            "UPDATE grants SET revoked_at = ?, revoked_reason = ?"
+            " WHERE grant_id = ? AND revoked_at IS NULL",
+            [(stamp, why, gid) for gid, why in grant_reasons.items()],
+        )
+        conn.executemany(
+            "UPDATE methods SET revoked_at = ?, revoked_reason = ?"
+            " WHERE (method_id = ? OR grant_id = ?) AND revoked_at IS NULL",
+            [(stamp, why, mid, None) for mid, why in method_reasons.items()]
+            + [(stamp, why, None, gid) for gid, why in grant_reasons.items()],
+        )
+        self._issues(conn, changes.issues, now)
+        conn.executemany(
+            "INSERT OR IGNORE INTO cloud_events_seen VALUES (?, ?)", changes.seen_event_ids
+        )
+        if changes.cursor is not None:
+            _meta_set(conn, "event_cursor", changes.cursor)
+        _meta_set(conn, "last_sync", stamp or "")
+        _meta_incr(conn, "data_version")
+
+    def _prepare(
         self,
-        conn: sqlite3.Connection,
+        rows: _Rows,
         grants: list[Grant],
         methods: list[AccessMethod],
         raw: dict[str, list[tuple[str, str]]],
-    ) -> None:
-        conn.executemany(
-            "INSERT OR REPLACE INTO grants (grant_id, starts_at, ends_at, user_identity_id,"
-            " display_name, space_ids, entrance_ids, device_ids, problem, revoked_at,"
-            " revoked_reason, seam_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+    ) -> Iterator[None]:
+        """The rows to write, secrets sealed; yields after each object."""
+        for g in grants:
+            rows.grants.append(
                 (
                     g.grant_id,
                     to_db(g.starts_at),
@@ -112,20 +170,30 @@ class CloudData:
                     g.revoked_reason,
                     _notes_to_db(g.seam_notes),
                 )
-                for g in grants
-            ],
+            )
+            yield None
+        for m in methods:
+            rows.methods.append(self._method_row(m))
+            yield None
+        for object_type, items in raw.items():
+            for oid, text in items:
+                rows.raw.append((object_type, oid, text))
+                yield None
+
+    def _upsert(self, conn: sqlite3.Connection, rows: _Rows) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO grants (grant_id, starts_at, ends_at, user_identity_id,"
+            " display_name, space_ids, entrance_ids, device_ids, problem, revoked_at,"
+            " revoked_reason, seam_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows.grants,
         )
         conn.executemany(
             "INSERT OR REPLACE INTO methods (method_id, grant_id, mode, display_name, secret_ct,"
             " secret_index, problem, revoked_at, revoked_reason, issued, seam_notes)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [self._method_row(m) for m in methods],
+            rows.methods,
         )
-        for object_type, rows in raw.items():
-            conn.executemany(
-                "INSERT OR REPLACE INTO cloud_objects VALUES (?, ?, ?)",
-                [(object_type, oid, text) for oid, text in rows],
-            )
+        conn.executemany("INSERT OR REPLACE INTO cloud_objects VALUES (?, ?, ?)", rows.raw)
 
     def _method_row(self, m: AccessMethod) -> tuple[object, ...]:
         sealed = index = None
@@ -188,6 +256,30 @@ class CloudData:
             sql += " WHERE revoked_at IS NULL"
         return {row["grant_id"]: _grant(row) for row in self._db.conn.execute(sql)}
 
+    def live_grants_not_in(self, keep: set[str]) -> list[Grant]:
+        """Live grants whose ids are not in ``keep`` (those a new snapshot no longer lists)."""
+        ids = [
+            row[0]
+            for row in self._db.conn.execute("SELECT grant_id FROM grants WHERE revoked_at IS NULL")
+            if row[0] not in keep
+        ]
+        return [g for g in (self.grant(gid) for gid in ids) if g is not None]
+
+    async def load_sliced(
+        self, slicer: Slicer
+    ) -> tuple[dict[str, Grant], list[AccessMethod], list[Entrance]]:
+        """Live grants, live methods (secrets opened) and entrances, read in slices that give
+        the event loop back. Callers compare :attr:`version` before and after."""
+        grants: dict[str, Grant] = {}
+        for row in self._db.conn.execute("SELECT * FROM grants WHERE revoked_at IS NULL"):
+            grants[row["grant_id"]] = _grant(row)
+            await slicer.tick()
+        methods: list[AccessMethod] = []
+        for row in self._db.conn.execute("SELECT * FROM methods WHERE revoked_at IS NULL"):
+            methods.append(self._method(row))
+            await slicer.tick()
+        return grants, methods, self.entrances()
+
     def grant(self, grant_id: str) -> Grant | None:
         row = self._db.conn.execute(
             "SELECT * FROM grants WHERE grant_id = ?", (grant_id,)
@@ -203,6 +295,12 @@ class CloudData:
     def methods_of_grant(self, grant_id: str) -> list[AccessMethod]:
         rows = self._db.conn.execute("SELECT * FROM methods WHERE grant_id = ?", (grant_id,))
         return [self._method(row) for row in rows]
+
+    def grant_of_method(self, method_id: str) -> str | None:
+        row = self._db.conn.execute(
+            "SELECT grant_id FROM methods WHERE method_id = ?", (method_id,)
+        ).fetchone()
+        return None if row is None else row[0]
 
     def find_by_secret(self, mode: str, secret: bytes) -> list[AccessMethod]:
         """Methods (revoked ones too) whose secret is exactly this one."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,12 +46,9 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn = _connect(path)
+        self._bulk_conn: sqlite3.Connection | None = None
+        self._bulk_lock = asyncio.Lock()
         self._depth = 0
         self.full_since: datetime | None = None
         """When a write last found the disk full (``None``: writes succeed)."""
@@ -112,6 +109,28 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
 
+    async def bulk_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``write`` in one transaction on a connection of its own, in a worker thread.
+
+        For writes of tens of thousands of rows (a full snapshot): the event loop goes on
+        serving, and reads on :attr:`conn` see the previous committed state until this one
+        commits (WAL). ``write`` must only use the connection it is given. A full disk raises
+        :class:`StoreFullError` as :meth:`transaction` does.
+        """
+        async with self._bulk_lock:
+            if self._bulk_conn is None:
+                self._bulk_conn = _connect(self.path)
+            conn = self._bulk_conn
+            try:
+                await asyncio.to_thread(_write_in, conn, write)
+            except sqlite3.Error as err:
+                if is_full(err):
+                    self._now_full(err)
+                    raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
+                raise
+        if self.full_since is not None:
+            self._writable_again()
+
     def _now_full(self, err: BaseException) -> None:
         if self.full_since is None:
             self.full_since = datetime.now(UTC)
@@ -131,4 +150,27 @@ class Database:
         log.warning("the store takes writes again (it was full for %.0fs)", seconds)
 
     def close(self) -> None:
+        if self._bulk_conn is not None:
+            self._bulk_conn.close()
         self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], None]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        write(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLITE_FULL at COMMIT may already have rolled back
+            conn.execute("ROLLBACK")
+        raise

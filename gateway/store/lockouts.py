@@ -47,11 +47,17 @@ class Lockouts:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._latest: dict[tuple[str, str], LockoutState] = {}
+        self._loaded: dict[tuple[str, str], LockoutState] = {}
+        """States read from the database, kept so a decision costs no query (this class is
+        the only writer of the table, and every write goes through :attr:`_latest` first)."""
 
     def get(self, scope: str, kind: str = "code") -> LockoutState:
-        latest = self._latest.get((scope, kind))
-        if latest is not None:
-            return _copy(latest)
+        latest = self._latest.get((scope, kind)) or self._loaded.get((scope, kind))
+        if latest is None:
+            latest = self._loaded[(scope, kind)] = self._load(scope, kind)
+        return _copy(latest)
+
+    def _load(self, scope: str, kind: str) -> LockoutState:
         row = self._db.conn.execute(
             "SELECT failures, locked_until, level, level_at FROM lockout_buckets"
             " WHERE scope = ? AND kind = ?",

@@ -635,3 +635,78 @@ async def test_signed_reads_can_be_required(
         assert (await r.request("status", sign_as=operators.signer("vera")))["status"] == "ok"
         r2 = await r.request("unlock", {"lock_id": "front"}, sign_as=operators.signer("vera"))
         assert error_of(r2) == ("forbidden", None)
+
+
+async def test_sync_issues_are_named_in_status_grant_sync_state_and_the_log(
+    tmp_path: Path, broker: Mosquitto, operators: Operators, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A grant whose window is backwards and a code method with no code: each is shown with
+    its grant, its reason and a sentence, in ``status`` and ``grant_sync_state``, and logged
+    once at WARNING; a secret of the grant beside them is never shown."""
+    import fakecloud
+
+    seed = {"spaces": [{"space_id": "space-a", "name": "Main"}]}
+    async with fakecloud.FakeCloudServer(seed=seed) as cloud:
+        await _sync_issues_shown(tmp_path, broker, operators, caplog, cloud)
+
+
+async def _sync_issues_shown(
+    tmp_path: Path,
+    broker: Mosquitto,
+    operators: Operators,
+    caplog: pytest.LogCaptureFixture,
+    cloud: Any,
+) -> None:
+    cloud.state.inject_raw(
+        "access_methods",
+        {"access_method_id": "m-empty", "mode": "code", "code": None, "is_issued": True},
+        access_grant_id="g-bad",
+    )
+    cloud.state.inject_raw(
+        "access_methods",
+        {"access_method_id": "m-back", "mode": "code", "code": "777888"},
+        access_grant_id="g-bad",
+    )
+    cloud.state.inject_raw(
+        "access_grants",
+        {
+            "access_grant_id": "g-bad",
+            "space_ids": ["space-a"],
+            "starts_at": "2026-03-02T00:00:00Z",
+            "ends_at": "2026-03-01T00:00:00Z",
+            "access_method_ids": ["m-empty", "m-back"],
+        },
+    )
+    olga = operators.signer("olga")
+    with caplog.at_level(logging.DEBUG, logger="gateway.sync_issues"):
+        async with (
+            running_site(
+                tmp_path / "gw", broker, operators, cloud_url=cloud.url, cloud_key=cloud.api_key
+            ) as site,
+            Requester(broker_options(broker), site.topics) as r,
+        ):
+            synced = await r.request("sync", {"full": True}, sign_as=olga)
+            assert synced["status"] == "ok", synced
+            assert synced["data"]["issues"] == 2
+            status = (await r.request("status"))["data"]
+            state = (await r.request("grant_sync_state", {"grant_id": "g-bad"}))["data"]
+            again = await r.request("sync", {"full": True}, sign_as=olga)
+            assert again["status"] == "ok", again
+    by_id = {i["object_id"]: i for i in status["sync_issues"]}
+    assert set(by_id) == {"g-bad", "m-empty"}
+    grant_issue, method_issue = by_id["g-bad"], by_id["m-empty"]
+    assert grant_issue["reason"] == "ends_at is not after starts_at"
+    assert grant_issue["grant_id"] == "g-bad" and grant_issue["method_id"] is None
+    assert grant_issue["message"].startswith("Grant g-bad cannot be used as the cloud sent it")
+    assert method_issue["reason"] == "code access method has no code"
+    assert method_issue["grant_id"] == "g-bad" and method_issue["method_id"] == "m-empty"
+    assert "Access method m-empty of grant g-bad cannot go onto any lock" in method_issue["message"]
+    assert sorted(i["object_id"] for i in state["sync_issues"]) == ["g-bad", "m-empty"]
+    assert synced["data"]["sync_issues"] == status["sync_issues"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings  # the second sync repeats them at DEBUG only
+    assert any("m-empty of grant g-bad" in w for w in warnings)
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(debug) >= 2  # the second sync (and any poll between) at DEBUG
+    shown = json.dumps([status, state, synced]) + "\n".join(caplog.messages)
+    assert "777888" not in shown
