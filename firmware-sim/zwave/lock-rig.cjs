@@ -134,6 +134,22 @@ exports.default = function lockRig({ require }) {
 		},
 	};
 
+	// Many locks answer a User Code Get with the digits hidden: {"op":"mask","on":true}.
+	const maskedCodes = {
+		handleCC(controller, self, received) {
+			if (!self.state.get("Rig_masked") || !(received instanceof cc.UserCodeCCGet)) return;
+			const slot = received.userId;
+			const code = self.state.get(userCodeKey(slot));
+			const report = new cc.UserCodeCCReport({
+				nodeId: controller.ownNodeId,
+				userId: slot,
+				userIdStatus: self.state.get(userStatusKey(slot)) ?? cc.UserIDStatus.Available,
+				userCode: code ? "*".repeat(String(code).length) : undefined,
+			});
+			return { action: "sendCC", cc: report };
+		},
+	};
+
 	const battery = {
 		handleCC(controller, self, received) {
 			if (received instanceof cc.BatteryCCGet) {
@@ -211,6 +227,9 @@ exports.default = function lockRig({ require }) {
 			case "mute":
 				node.state.set("Rig_muted", !!request.on);
 				node.autoAckControllerFrames = !request.on;
+				return { ok: true };
+			case "mask":
+				node.state.set("Rig_masked", !!request.on);
 				return { ok: true };
 			case "battery":
 				node.state.set("Rig_battery", request.level);
@@ -295,7 +314,7 @@ exports.default = function lockRig({ require }) {
 					{ ccId: CommandClasses.Battery, version: 1, ...secureFlag },
 				],
 			},
-			behaviors: [muted, battery, timeParameters, refuseDuplicates],
+			behaviors: [muted, maskedCodes, battery, timeParameters, refuseDuplicates],
 		};
 	}
 

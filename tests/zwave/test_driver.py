@@ -14,6 +14,7 @@ from lockgate_sim.zwave_rig import ZWaveRig
 from drivers.base import BoltState, Credential, CredentialKind, EventKind, TimeWindow
 from drivers.errors import CapacityError, DuplicateCodeError, LockTimeoutError
 from drivers.zwave.connection import ServerRegistry
+from drivers.zwave.usercodes import UserCodes
 from lockgate.testing.conformance import check_driver
 
 from .conftest import WAIT, MemoryKeyStore, make_driver
@@ -179,3 +180,23 @@ async def test_drift_is_found_by_the_checksum(rig: ZWaveRig) -> None:
         assert held["123123"] == slot and held["864200"] != slot
         assert (await driver.delete_credentials(["d-1", "d-2"])).ok
     assert {c for _, c in (await rig.slots(2)).values()} == {"123123"}
+
+
+async def test_a_lock_that_masks_codes_is_verified_by_status(rig: ZWaveRig) -> None:
+    await rig.control({"op": "mask", "node": 4, "on": True})
+    try:
+        async with make_driver(rig, 4) as driver:
+            assert (await driver.put_credentials([code("x-1", "246810")])).ok
+            assert [c.credential_id for c in await driver.list_credentials()] == ["x-1"]
+            held = await rig.slots(4)
+            assert (1, "246810") in held.values()  # the rig's own view is not masked
+            (slot,) = [s for s, (_, c) in held.items() if c == "246810"]
+            assert driver.server is not None
+            node = driver.server.node(4)
+            assert node is not None
+            reading = await UserCodes(node, timeout=WAIT, lock_id="x").read(slot)
+            assert reading.masked  # what the driver saw: the slot in use, the digits hidden
+            assert (await driver.delete_credentials(["x-1"])).ok
+            assert "246810" not in {c for _, c in (await rig.slots(4)).values()}
+    finally:
+        await rig.control({"op": "mask", "node": 4, "on": False})
