@@ -6,7 +6,8 @@ numbers that the gateway reads from a cursor and acknowledges, and has a keypad 
 reader you can use. When its memory cannot decide (a PIN it does not hold), it asks the gateway
 through :attr:`SimLock.online_decider` if one is attached.
 
-Non-volatile state (credentials, audit log, link keys) lives in :class:`~lockgate_sim.flash.Flash`;
+Non-volatile state (credentials, audit log, link keys) lives in :class:`~lockgate_sim.flash.Flash`,
+written one change at a time;
 :meth:`SimLock.reboot` drops everything volatile. :class:`Faults` injects what goes wrong in the
 field. Links (in-process, serial, BLE) wrap this class; none of them is known here.
 """
@@ -127,6 +128,8 @@ class SimLock:
         """How often each (credential id, tag) was written: a second write is a wasted one."""
         self.boots = 0
         self._slots: dict[str, Slot] = {}
+        self._by_secret: dict[tuple[CredentialKind, bytes], str] = {}
+        """(kind, secret) -> the credential id holding it, as firmware indexes its slots."""
         self._log: list[LockEvent] = []
         self._next_seq = 1
         self._acked_seq = 0
@@ -156,6 +159,7 @@ class SimLock:
             assert self._relock_handle is not None
             self._relock_handle.cancel()
         self._slots.clear()
+        self._by_secret.clear()
         self._log.clear()
         self._load()
         self._boot()
@@ -192,16 +196,13 @@ class SimLock:
             if self.faults.reboot_after_puts is not None:
                 if self.faults.reboot_after_puts <= 0:
                     self.faults.reboot_after_puts = None
-                    self._save()  # what was written before the reboot stays
                     self.reboot()
                     raise LockRebooted(self.lock_id)
                 self.faults.reboot_after_puts -= 1
-            self._slots[entry.credential_id] = entry
-            self.put_counts[(entry.credential_id, entry.tag)] += 1
-            if self._flash.path is not None:
-                self._save()  # slot by slot, as a lock writes its flash (a kill mid-batch)
-        if self._flash.path is None:
-            self._save()  # memory only: nothing outside the process can see between slots
+            self._store(entry)
+            key = (entry.credential_id, entry.tag)
+            self.put_counts[key] += 1
+            self._write({"op": "put", "slot": _slot_to_json(entry), "count": self.put_counts[key]})
         return failures
 
     def _check(self, entry: Slot) -> str | None:
@@ -216,13 +217,9 @@ class SimLock:
                 ch not in spec.code_alphabet for ch in code
             ):
                 return "code_rule"
-        for other in self._slots.values():
-            if (
-                other.credential_id != entry.credential_id
-                and other.kind is entry.kind
-                and other.secret == entry.secret
-            ):
-                return "duplicate"
+        holder = self._by_secret.get((entry.kind, entry.secret))
+        if holder is not None and holder != entry.credential_id:
+            return "duplicate"
         replacing = entry.credential_id in self._slots
         if not replacing and (self.faults.full or len(self._slots) >= spec.slots):
             return "capacity"
@@ -230,8 +227,10 @@ class SimLock:
 
     def delete(self, credential_ids: list[str]) -> dict[str, str]:
         for cid in credential_ids:
-            if self._slots.pop(cid, None) is not None:
-                self._save()
+            slot = self._slots.pop(cid, None)
+            if slot is not None:
+                del self._by_secret[(slot.kind, slot.secret)]
+                self._write({"op": "delete", "id": cid})
         return {}
 
     # --- the door ----------------------------------------------------------------------------
@@ -280,10 +279,8 @@ class SimLock:
         return self._decided(allow, reason, cid, kind, "gateway")
 
     def _find(self, kind: CredentialKind, secret: bytes) -> Slot | None:
-        for slot in self._slots.values():
-            if slot.kind is kind and slot.secret == secret:
-                return slot
-        return None
+        cid = self._by_secret.get((kind, secret))
+        return None if cid is None else self._slots[cid]
 
     def _decided(
         self, allow: bool, reason: str, cid: str | None, kind: CredentialKind, by: str
@@ -337,7 +334,7 @@ class SimLock:
         )
         self._next_seq += 1
         self._log.append(event)
-        self._save()
+        self._write({"op": "event", "event": _event_to_json(event)})
         if self.on_event is not None:
             self.on_event(event)
 
@@ -349,7 +346,7 @@ class SimLock:
         if up_to_seq > self._acked_seq:
             self._acked_seq = min(up_to_seq, self._next_seq - 1)
             self._log = [e for e in self._log if e.seq > self._acked_seq]
-            self._save()
+            self._write({"op": "ack", "seq": self._acked_seq})
 
     @property
     def last_seq(self) -> int:
@@ -361,26 +358,40 @@ class SimLock:
         return list(self._log)
 
     # --- flash -------------------------------------------------------------------------------
-    def _save(self) -> None:
-        self._flash.save(
-            {
-                "slots": [_slot_to_json(s) for s in self._slots.values()],
-                "log": [_event_to_json(e) for e in self._log],
-                "next_seq": self._next_seq,
-                "acked_seq": self._acked_seq,
-                "link_keys": self.link_keys,
-                "put_counts": [[cid, tag.hex(), n] for (cid, tag), n in self.put_counts.items()],
-            }
-        )
+    def _store(self, entry: Slot) -> None:
+        old = self._slots.get(entry.credential_id)
+        if old is not None:
+            del self._by_secret[(old.kind, old.secret)]
+        self._slots[entry.credential_id] = entry
+        self._by_secret[(entry.kind, entry.secret)] = entry.credential_id
+
+    def _write(self, change: dict[str, Any]) -> None:
+        """Commit one change to flash; once the journal outgrows the image, write a snapshot."""
+        size = len(self._slots) + len(self._log) + len(self.put_counts)
+        if self._flash.needs_snapshot(size):
+            self._flash.snapshot(self._image())
+        else:
+            self._flash.append(change)
+
+    def _image(self) -> dict[str, Any]:
+        return {
+            "slots": [_slot_to_json(s) for s in self._slots.values()],
+            "log": [_event_to_json(e) for e in self._log],
+            "next_seq": self._next_seq,
+            "acked_seq": self._acked_seq,
+            "link_keys": self.link_keys,
+            "put_counts": [[cid, tag.hex(), n] for (cid, tag), n in self.put_counts.items()],
+        }
 
     def save_link_keys(self) -> None:
-        self._save()
+        self._write({"op": "link_keys", "keys": self.link_keys})
 
     def _load(self) -> None:
         data = self._flash.load()
         if data is None:
             return
         self._slots = {s["id"]: _slot_from_json(s) for s in data["slots"]}
+        self._by_secret = {(s.kind, s.secret): cid for cid, s in self._slots.items()}
         self._log = [_event_from_json(e) for e in data["log"]]
         self._next_seq = int(data["next_seq"])
         self._acked_seq = int(data["acked_seq"])

@@ -3,12 +3,13 @@ with exactly the desired set, no credential is written twice, no access event is
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from lockgate_sim.flash import read_image
 from lockgate_sim.lock import SimLock, SimLockSpec
 
 from fakecloud.server import FakeCloudServer
@@ -53,8 +54,10 @@ require_kernel_sync = false
     return path
 
 
-def flash(tmp: Path, lock_id: str) -> dict:  # type: ignore[type-arg]
-    return json.loads((tmp / f"{lock_id}.flash.json").read_text())  # type: ignore[no-any-return]
+def flash(tmp: Path, lock_id: str) -> dict[str, Any]:
+    image = read_image(tmp / f"{lock_id}.flash.json")
+    assert image is not None
+    return image
 
 
 async def test_sigkill_mid_batch_then_restart(tmp_path: Path) -> None:

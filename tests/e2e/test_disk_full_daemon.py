@@ -6,10 +6,11 @@ expiry during the full period.)"""
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 from pathlib import Path
+
+from lockgate_sim.flash import read_image
 
 from fakecloud.server import FakeCloudServer
 from tests.e2e.daemon_proc import DaemonProcess
@@ -84,5 +85,6 @@ async def test_the_daemon_rides_out_a_full_disk(tmp_path: Path) -> None:
             finally:
                 conn.close()
             assert wanted <= stored
-            flash = json.loads((tmp_path / "front.flash.json").read_text())
+            flash = read_image(tmp_path / "front.flash.json")
+            assert flash is not None
             assert {s["id"] for s in flash["slots"]} == wanted
