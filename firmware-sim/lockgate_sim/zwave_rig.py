@@ -86,7 +86,7 @@ class _Proc:
             *argv,
             cwd=RIG_DIR,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,  # held open: the child sees it end if we die
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
@@ -226,6 +226,7 @@ class ZWaveRig:
         await self._server.start(
             [
                 node_binary(),
+                str(RIG_DIR / "with-parent.cjs"),  # ends the server if this process dies
                 str(RIG_DIR / "node_modules" / ".bin" / "zwave-server"),
                 f"tcp://127.0.0.1:{self.serial_port}",
                 "--port",

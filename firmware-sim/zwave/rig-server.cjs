@@ -80,6 +80,11 @@ async function main() {
 	// controller waiting for an ACK that never comes; its rejection must not end the process:
 	// a real controller stick just drops that callback.
 	process.on("unhandledRejection", (e) => console.error("host did not answer:", e?.message ?? e));
+	// The test process holds our stdin open: when it dies (killed, timed out), stdin ends and
+	// the mock goes too, instead of outliving it.
+	process.stdin.on("end", stop);
+	process.stdin.on("error", stop);
+	process.stdin.resume();
 	process.on("SIGINT", stop);
 	process.on("SIGTERM", stop);
 }
