@@ -17,6 +17,11 @@ that connects but cannot complete an authenticated exchange goes to the back of 
 Both raise a rogue-device alert (:class:`~drivers.base.SecurityAlert`). Nothing a device
 without the lock's keys can do makes the gateway stop trying the lock.
 
+A link to the address where the lock last authenticated takes the services from the adapter's
+cache of its attribute table instead of discovering them again (the device-info record is
+still read and its device id checked); a link there that fails before it authenticates makes
+the next one discover afresh.
+
 Timers (idle, keep-alive, reconnect delays) run on the injected
 :class:`~drivers.base.WaitClock`, and a deadline counts as come when the clock's wait for it
 ends (whatever ``now()`` says after a step of the wall clock); radio timeouts (scan, connect,
@@ -159,6 +164,9 @@ class LockConnection:
         """Address -> event-loop time until which it is passed over (another device)."""
         self._alerted: dict[str, float] = {}
         self._doubtful: dict[str, None] = {}
+        self._gatt_cached_for: str | None = None
+        """The address whose cached attribute table a new link may use: the lock
+        authenticated there, and no link there failed since before authenticating."""
         """Addresses that connected but never proved themselves (oldest first): tried last."""
 
     # --- lifetime ----------------------------------------------------------------------------
@@ -238,6 +246,8 @@ class LockConnection:
             self._doubtful.pop(err.address, None)
             if self._verified == err.address:
                 self._verified = None
+        if self._gatt_cached_for == err.address:
+            self._gatt_cached_for = None
         self._alert(err.address, detail)
 
     def _settle(self, err: BaseException | None) -> None:
@@ -248,8 +258,12 @@ class LockConnection:
         if self._authenticated():
             self._link_proven = True
             self._verified = address
+            self._gatt_cached_for = address
             self._doubtful.pop(address, None)
-        elif (
+            return
+        if err is not None and not self._link_proven and self._gatt_cached_for == address:
+            self._gatt_cached_for = None  # whatever went wrong, the next link discovers afresh
+        if (
             isinstance(err, UnverifiedRefusalError | LockTimeoutError)
             and not self._link_proven
             and address not in self._doubtful
@@ -424,6 +438,7 @@ class LockConnection:
             on_lost=on_lost,
             on_status=self._on_status,
             stats=self.link_stats,
+            cached_services=sighting.address == self._gatt_cached_for,
         )
         self.carrier.attach(link)
         log.debug(

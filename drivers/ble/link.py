@@ -3,7 +3,14 @@
 :meth:`GattLink.open` connects, finds the Lockgate service and its characteristics by UUID
 (never by handle), reads the device-info record, subscribes to the response and status
 characteristics, then reads the status once: a flag the lock raised before the subscription
-(an access request) is never notified. Every bleak exception leaves here as a
+(an access request) is never notified.
+
+With ``cached_services`` (a lock that authenticated at this address before) the services come
+from the adapter's cache of the lock's attribute table (bleak's ``dangerous_use_bleak_cache``)
+instead of a discovery on the air. The device-info record is read and its device id checked
+all the same. A table that no longer fits (new firmware: a characteristic missing, a handle
+answering with an ATT error or with something that is not a device-info record) costs one
+reconnect with a fresh discovery. Every bleak exception leaves here as a
 :mod:`drivers.errors` error; a silent link is cut after ``gatt_timeout``.
 """
 
@@ -45,6 +52,8 @@ class LinkStats:
     writes_without_response: int = 0
     reads: int = 0
     notifications: int = 0
+    stale_caches: int = 0
+    """Links whose cached GATT table did not fit (discovered again)."""
 
 
 class GattLink:
@@ -81,6 +90,48 @@ class GattLink:
         on_lost: Callable[[], None],
         on_status: Callable[[AdvertFlag], None],
         stats: LinkStats,
+        cached_services: bool = False,
+    ) -> GattLink:
+        args = (adapter, device)
+        kwargs: dict[str, Any] = {
+            "lock_id": lock_id,
+            "expect_device_id": expect_device_id,
+            "connect_timeout": connect_timeout,
+            "gatt_timeout": gatt_timeout,
+            "pair": pair,
+            "on_segment": on_segment,
+            "on_lost": on_lost,
+            "on_status": on_status,
+            "stats": stats,
+        }
+        if cached_services:
+            try:
+                return await cls._open(*args, cached=True, **kwargs)
+            except ProtocolError as err:
+                log.info(
+                    "%s: the cached GATT table does not fit (%s): discovering again",
+                    lock_id,
+                    err.message,
+                )
+                stats.stale_caches += 1
+        return await cls._open(*args, cached=False, **kwargs)
+
+    @classmethod
+    async def _open(
+        cls,
+        adapter: BleAdapter,
+        device: BLEDevice,
+        *,
+        cached: bool,
+        lock_id: str,
+        expect_device_id: bytes | None,
+        connect_timeout: float,
+        gatt_timeout: float,
+        pair: bool,
+        on_segment: Callable[[bytes], None],
+        on_lost: Callable[[], None],
+        on_status: Callable[[AdvertFlag], None],
+        stats: LinkStats,
     ) -> GattLink:
         kwargs: dict[str, Any] = {"bluez": adapter.bluez} if adapter.bluez else {}
         client = BleakClient(
@@ -92,7 +143,8 @@ class GattLink:
             **kwargs,
         )
         try:
-            await client.connect()
+            # bleak's BlueZ keyword; other backends take and may ignore it
+            await client.connect(**({"dangerous_use_bleak_cache": True} if cached else {}))
         except Exception as err:
             raise _offline(map_error(err, lock_id=lock_id, doing="connect")) from err
         stats.connects += 1

@@ -146,6 +146,8 @@ class Flash:
     def needs_snapshot(self, image_size: int) -> bool:
         """Whether the next change should be a snapshot instead: nothing written yet, or the
         journal has outgrown the image (``image_size`` records in it)."""
+        if self.path is not None and self._has_image and not self.path.exists():
+            self._has_image = False  # removed behind the lock's back: start a new file
         return not self._has_image or self._journal >= max(MIN_JOURNAL, image_size)
 
     def append(self, change: Record) -> None:
@@ -160,16 +162,23 @@ class Flash:
             return
         with open(self.path, "r+b") as fh:
             if self._repair_at is None:
-                fh.seek(0, os.SEEK_END)
+                start = fh.seek(0, os.SEEK_END)
             else:
-                fh.truncate(self._repair_at)
-                fh.seek(self._repair_at)
-                if self._repair_at and not _ends_with_newline(fh, self._repair_at):
+                start = self._repair_at
+                fh.truncate(start)
+                fh.seek(start)
+                if start and not _ends_with_newline(fh, start):
                     fh.write(b"\n")
+                    start += 1
                 self._repair_at = None
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError:
+                # a full disk: part of the line may be there; cut it off before the next one
+                self._repair_at = start
+                raise
 
     def snapshot(self, image: Record) -> None:
         """Replace the whole memory with ``image`` atomically; the journal starts empty."""

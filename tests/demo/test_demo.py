@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -212,3 +213,35 @@ def test_the_simulators_command_lines_are_subcommands(capsys: pytest.CaptureFixt
 def test_secrets_are_masked() -> None:
     assert mask("482913") == "••••13"
     assert JANE_PIN not in mask(JANE_PIN)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_the_printed_ctl_line_unlocks_a_door_of_the_running_demo() -> None:
+    """The walk-through ends with a ``lockgate ctl`` line; pasted as printed, while the demo
+    stays up, it unlocks the front door with the demo operator's signature and an answer that
+    ``ctl`` verified against the pinned gateway identity."""
+    proc = await start("--no-live")  # stays up after the walk-through until Ctrl-C
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(110):
+            await read_until(proc, "try it: unlock the front door", lines)
+            await read_until(proc, " ctl ", lines)
+        said = shlex.split(lines[-1])
+        words = said[next(i for i, w in enumerate(said) if Path(w).name == "lockgate") :]
+        assert words[1:3] == ["ctl", "--config"] and words[-2:] == ["unlock", "lock_id=front"]
+        ctl = await asyncio.create_subprocess_exec(
+            *words, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env()
+        )
+        async with asyncio.timeout(30):
+            out_b, err_b = await ctl.communicate()
+        answer = out_b.decode() + err_b.decode()
+        assert ctl.returncode == 0, answer
+        assert '"unlocked"' in answer and "front" in answer, answer
+    finally:
+        proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(30):
+        rest, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert "✗" not in "".join(lines), "".join(lines)
+    cleaned_up("".join(lines) + rest.decode())

@@ -15,6 +15,7 @@ from lockgate_sim.flash import MIN_JOURNAL, read_image
 from lockgate_sim.lock import LockRebooted, SimLock, SimLockSpec, Slot
 
 from drivers.base import CredentialKind
+from tests.fullfs import fill, small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,3 +172,25 @@ async def test_sigkill_while_writing_leaves_a_prefix_of_the_writes(tmp_path: Pat
     assert got == [f"cred-{i:05d}" for i in range(len(got))]  # ...and nothing out of order
     assert lock.put([slot(99999)]) == {}
     assert len(held(SimLock("front", now=now, state_file=path))) == len(got) + 1
+
+
+def test_a_full_disk_refuses_the_write_and_loses_nothing_written_before(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fs", "1m") as fs:
+        path = fs / "front.flash"
+        spec = SimLockSpec(slots=5000, max_batch=5000)
+        lock = SimLock("front", spec, now=now, state_file=path)
+        lock.put([slot(i) for i in range(20)])
+        filler = fill(fs)
+        failed = 0
+        for i in range(20, 200):  # part of a line may land before ENOSPC
+            try:
+                lock.put([slot(i)])
+            except OSError:
+                failed += 1
+        assert failed
+        filler.unlink()
+        lock.put([slot(999)])
+        stored = held(SimLock("front", spec, now=now, state_file=path))
+        assert all(slot(i).credential_id in stored for i in range(20))
+        assert slot(999).credential_id in stored
+        assert set(stored) <= set(held(lock))

@@ -10,6 +10,10 @@ Contract, as bleak's platform backends keep it (tests/ble/test_backend_contract.
 
 * ``connect`` raises ``TimeoutError`` when the peripheral does not answer within ``timeout``;
   it exchanges the MTU (BlueZ does so by itself) and fills :attr:`services`.
+* ``connect(dangerous_use_bleak_cache=True)`` (bleak's BlueZ keyword) takes the services from
+  the adapter's cache of the device's attribute table, if it holds one, instead of
+  discovering them on the air; every discovery refreshes that cache (BlueZ keeps one per
+  device too). Like BlueZ, descriptors are discovered once, not again at each subscription.
 * ATT error responses become :class:`bleak.exc.BleakGATTProtocolError` with the ATT code.
 * A link that drops while a request waits surfaces as :class:`bleak.exc.BleakError`, never as
   ``CancelledError`` (unless the calling task itself is being cancelled).
@@ -44,6 +48,7 @@ from bumble import att, core, hci
 from bumble.core import UUID
 from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt import Characteristic
+from bumble.gatt_client import CharacteristicProxy, DescriptorProxy, ServiceProxy
 
 from lockgate_sim.ble.central import BumbleCentral
 
@@ -152,7 +157,9 @@ class BumbleBleakClient(BaseBleakClient):
         return self._peer
 
     # --- connectivity ------------------------------------------------------------------------
-    async def connect(self, pair: bool, **kwargs: Any) -> None:
+    async def connect(
+        self, pair: bool, dangerous_use_bleak_cache: bool = False, **kwargs: Any
+    ) -> None:
         if self.is_connected:
             return
         try:
@@ -169,18 +176,21 @@ class BumbleBleakClient(BaseBleakClient):
             async with asyncio.timeout(self._timeout):
                 peer = self._peer
                 await self._att("exchange MTU", peer.request_mtu(self.central.preferred_mtu))
-                self.services = await self._att("discover", self._discover(peer))
+                key = str(self._peer_address)
+                cached = self.central.gatt_cache.get(key) if dangerous_use_bleak_cache else None
+                if cached is None:
+                    cached = await self._att("discover", _discover(peer))
+                    self.central.gatt_cache[key] = cached
+                self.services = self._collection(_proxies(peer, cached))
             if pair:
                 await self.pair()
         except BaseException:
             await self.disconnect()
             raise
 
-    async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
+    def _collection(self, services: list[ServiceProxy]) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()
-        await peer.discover_services()
-        for service in peer.services:
-            await service.discover_characteristics()
+        for service in services:
             bleak_service = BleakGATTService(service, service.handle, bleak_uuid(service.uuid))
             collection.add_service(bleak_service)
             for char in service.characteristics:
@@ -194,7 +204,7 @@ class BumbleBleakClient(BaseBleakClient):
                     bleak_service,
                 )
                 collection.add_characteristic(bleak_char)
-                for desc in await peer.discover_descriptors(char):
+                for desc in char.descriptors:
                     collection.add_descriptor(
                         BleakGATTDescriptor(desc, desc.handle, bleak_uuid(desc.type), bleak_char)
                     )
@@ -301,6 +311,67 @@ class BumbleBleakClient(BaseBleakClient):
         peer = self._need_peer()
         deliver = self._subscriptions.pop(characteristic.handle, None)
         await self._att("stop notify", peer.unsubscribe(characteristic.obj, deliver))
+
+
+@dataclass(frozen=True, slots=True)
+class CachedCharacteristic:
+    handle: int
+    end_group_handle: int
+    uuid: UUID
+    properties: int
+    descriptors: tuple[tuple[int, UUID], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedService:
+    handle: int
+    end_group_handle: int
+    uuid: UUID
+    characteristics: tuple[CachedCharacteristic, ...]
+
+
+GattTable = tuple[CachedService, ...]
+"""A device's attribute table as discovered: what an adapter caches per device."""
+
+
+async def _discover(peer: Peer) -> GattTable:
+    table = []
+    await peer.discover_services()
+    for service in peer.services:
+        await service.discover_characteristics()
+        chars = []
+        for char in service.characteristics:
+            descriptors = await peer.discover_descriptors(char)
+            chars.append(
+                CachedCharacteristic(
+                    char.handle,
+                    char.end_group_handle,
+                    char.uuid,
+                    int(char.properties),
+                    tuple((d.handle, d.type) for d in descriptors),
+                )
+            )
+        table.append(
+            CachedService(service.handle, service.end_group_handle, service.uuid, tuple(chars))
+        )
+    return tuple(table)
+
+
+def _proxies(peer: Peer, table: GattTable) -> list[ServiceProxy]:
+    """bumble's proxies for ``table`` on this connection, without a request on the air."""
+    client = peer.gatt_client
+    client.services = []
+    for cached in table:
+        service = ServiceProxy(client, cached.handle, cached.end_group_handle, cached.uuid)  # type: ignore[no-untyped-call]
+        for c in cached.characteristics:
+            char: CharacteristicProxy[bytes] = CharacteristicProxy(
+                client, c.handle, c.end_group_handle, c.uuid, c.properties
+            )
+            char.descriptors = [DescriptorProxy(client, h, t) for h, t in c.descriptors]
+            char.descriptors_discovered = True  # bumble would look again at each subscribe
+            service.characteristics.append(char)
+        client.services.append(service)
+    return list(client.services)
 
 
 def _settle(task: asyncio.Future[Any]) -> None:

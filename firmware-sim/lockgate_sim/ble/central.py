@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from bumble import hci
 from bumble.device import Advertisement, Connection, Device
+
+if TYPE_CHECKING:
+    from lockgate_sim.ble.backend import GattTable
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,9 @@ class BumbleCentral:
         self._scan_users = 0
         self._scan_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
+        self.gatt_cache: dict[str, GattTable] = {}
+        """Peer address -> its attribute table as last discovered (the adapter's cache, as
+        BlueZ keeps one per device)."""
         device.on("advertisement", self._on_advertisement)
         device.on("connection", self._on_connection)
 

@@ -31,12 +31,15 @@ from gateway.cloud.errors import CloudError
 from gateway.config import GatewayConfig, parse_config
 from gateway.daemon import Gateway
 from gateway.extensions import gateway_extensions
+from gateway.mqtt.identity import GatewayIdentity, load_or_create
+from gateway.mqtt.sealed import KEYSTORE_ID
 from gateway.mqtt.topics import Topics
 from gateway.reconciler import LockReconciler
 from gateway.secrets import SecretRef
 from gateway.store.store import Store
 from lockgate_sim.broker import BrokerUnavailable, Mosquitto
 from lockgate_sim.demo.mqtt_watch import EventWatch, watching
+from lockgate_sim.demo.operator import DemoOperator, enrol, operator_keys
 from lockgate_sim.demo.scenario import LINK_LABEL, LOCKS, DemoLock, seed
 from lockgate_sim.driver import SimDriver
 from lockgate_sim.lock import SimLock, SimLockSpec
@@ -93,6 +96,8 @@ class DemoSite:
     """Parts of the site that did not start, and why."""
     serving: asyncio.Task[None] | None = None
     """The task running :meth:`Gateway.serve`: it ends only if the gateway fails."""
+    operator: DemoOperator | None = None
+    """The demo's operator key and ``ctl.toml`` (with MQTT only)."""
 
     def lock(self, lock_id: str) -> SimLock:
         return self.sims[lock_id]
@@ -137,6 +142,7 @@ def gateway_config(
     locks: list[dict[str, Any]],
     registry: DriverRegistry,
     broker: Mosquitto | None,
+    operator_keys_file: Path | None = None,
 ) -> GatewayConfig:
     """The gateway's configuration, as ``lockgate run`` would read it from TOML."""
     data: dict[str, Any] = {
@@ -170,6 +176,7 @@ def gateway_config(
             "state_interval_s": 2.0,
             "reconnect_min_s": 0.2,
             "reconnect_max_s": 2.0,
+            "operator_keys": str(operator_keys_file) if operator_keys_file else None,
         }
     return parse_config(data, registry, "demo")
 
@@ -246,12 +253,14 @@ async def _install(
     serial: SerialSite | None,
     ble: BleSide | None,
     say: Say,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], str]:
     """Each lock's ``[[locks]]`` table; serial and BLE locks commissioned into the gateway's
-    store with the pairing secret on their label, as an installer does before the first start."""
+    store with the pairing secret on their label, as an installer does before the first start.
+    Also the gateway's MQTT identity (as ``lockgate identity`` prints it), for operators to pin."""
     gw_state = state / "gateway"
     tables: list[dict[str, Any]] = []
     with Store.open(gw_state / "lockgate.db", SecretRef(file=gw_state / "store.key")) as store:
+        identity = GatewayIdentity(load_or_create(store.keystore(KEYSTORE_ID)), GATEWAY_ID)
         for lock in locks:
             ctx = DriverContext(now=_utcnow, keystore=store.keystore(lock.lock_id))
             installer: LockDriver | None = None
@@ -278,7 +287,7 @@ async def _install(
                 await _commission(installer, secret)
                 link = LINK_LABEL[lock.link]
                 say(f"commissioned {lock.lock_id} ({link}) with the pairing secret on its label")
-    return tables
+    return tables, identity.public_b64
 
 
 def _sims(
@@ -333,8 +342,15 @@ async def open_site(opts: SiteOptions, say: Say) -> AsyncIterator[DemoSite]:
         if ble is not None:
             drivers.append(ble.driver_class)
         registry = DriverRegistry(drivers)
-        tables = await _install(locks, state, serial, ble, say)
-        cfg = gateway_config(state / "gateway", cloud.url, api_key, tables, registry, broker)
+        tables, identity = await _install(locks, state, serial, ble, say)
+        operator: DemoOperator | None = None
+        keys_file: Path | None = None
+        if broker is not None:
+            private, keys_file = operator_keys(state / "ctl")
+            operator = enrol(state / "ctl", private, keys_file, GATEWAY_ID, identity, broker)
+        cfg = gateway_config(
+            state / "gateway", cloud.url, api_key, tables, registry, broker, keys_file
+        )
 
         watch: EventWatch | None = None
         topics = Topics(BASE_TOPIC, GATEWAY_ID)
@@ -361,7 +377,19 @@ async def open_site(opts: SiteOptions, say: Say) -> AsyncIterator[DemoSite]:
 
         sims = _sims(gw, locks, serial, ble)
         site = DemoSite(
-            state, cloud, gw, locks, sims, serial, ble, broker, watch, topics, left_out, serving
+            state,
+            cloud,
+            gw,
+            locks,
+            sims,
+            serial,
+            ble,
+            broker,
+            watch,
+            topics,
+            left_out,
+            serving,
+            operator,
         )
         try:
             await site.sync()

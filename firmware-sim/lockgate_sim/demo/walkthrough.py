@@ -266,7 +266,19 @@ class Walkthrough:
             self.say(f"walk-through done in {took:.0f} s with {len(self.failures)} problem(s)")
         else:
             self.say(f"walk-through done in {took:.0f} s: every step went as expected")
+        self.try_it()
         return not self.failures
+
+    def try_it(self) -> None:
+        """The line a newcomer pastes into another terminal to unlock a door as an operator."""
+        operator = self.site.operator
+        if operator is None:
+            return
+        self.say(
+            "try it: unlock the front door as the demo's operator (its key is signed, "
+            "the gateway's identity pinned), from another terminal while this runs:"
+        )
+        self.say(f"  {operator.ctl_line('unlock', 'lock_id=front')}")
 
     async def standing_grants(self) -> None:
         site = self.site
