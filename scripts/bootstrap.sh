@@ -25,6 +25,7 @@ if [ "$MODE" = dev ]; then
     command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
     command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
     command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+    command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)  # tests/demo drives the live view in it
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)"
