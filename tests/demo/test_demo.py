@@ -245,3 +245,24 @@ async def test_the_printed_ctl_line_unlocks_a_door_of_the_running_demo() -> None
     assert proc.returncode == 0
     assert "✗" not in "".join(lines), "".join(lines)
     cleaned_up("".join(lines) + rest.decode())
+
+
+def test_events_show_in_the_order_they_happened_not_the_order_they_were_heard_of() -> None:
+    """A BLE lock's own decision reaches the gateway at its next journal read, after a
+    decision the gateway made later: the view lists them by ``occurred_at``."""
+    from datetime import UTC, datetime, timedelta
+
+    from lockgate_sim.demo.snapshot import EventRow, Label, in_time_order
+
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    who = Label("Jane Doe", "PIN ••••13")
+    gateway_later = EventRow(1, t0 + timedelta(seconds=2), "front", "access_allowed", who, "", "")
+    lock_earlier = EventRow(2, t0, "gate", "access_denied", who, "outside_window", "lock")
+    undated = EventRow(3, None, "side", "access_denied", who, "", "")
+    same_time = EventRow(4, t0, "side", "access_denied", who, "", "")
+    assert [e.seq for e in in_time_order([gateway_later, lock_earlier, undated, same_time])] == [
+        2,
+        4,
+        1,
+        3,
+    ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.store.sync_state import SyncStatus
@@ -72,6 +72,9 @@ class Progress:
     removing: int
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class EventRow:
     seq: int
@@ -81,6 +84,17 @@ class EventRow:
     label: Label
     reason: str
     source: str
+
+
+def in_time_order(events: Iterable[EventRow]) -> tuple[EventRow, ...]:
+    """Events by when they happened, not by when the gateway heard of them.
+
+    A lock that decides on its own reports at the next read of its journal (a BLE lock when
+    the gateway next connects), so the outbox holds its event after decisions the gateway made
+    later. Every ``occurred_at`` is UTC on the same time line (in the demo the locks and the
+    gateway's trusted clock read the one system clock). Ties keep the order of recording.
+    """
+    return tuple(sorted(events, key=lambda e: (e.at is None, e.at or _EPOCH, e.seq)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +205,7 @@ class Sampler:
                 link = self._links[lock.lock_id]
                 progress.append(Progress(lock.lock_id, link, done, total, removing))
         entries = gw.store.outbox.entries()
-        events = tuple(self._event(e.seq, e.payload) for e in entries[-MAX_EVENTS:])
+        events = in_time_order(self._event(e.seq, e.payload) for e in entries[-MAX_EVENTS:])
         health = gw.sync_loop.health
         view = gw.views.current()
         cloud = CloudRow(

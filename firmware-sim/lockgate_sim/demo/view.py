@@ -62,6 +62,7 @@ class PlainView:
         self._last: Snapshot | None = None
         self._progress_at: dict[str, float] = {}
         self._progress_seen: dict[str, tuple[int, int]] = {}
+        self._printed: set[int] = set()
 
     def _print(self, text: str) -> None:
         elapsed = time.monotonic() - self._started
@@ -81,9 +82,9 @@ class PlainView:
         for line in _cred_changes(last, snap):
             self._print(line)
         self._progress(snap)
-        last_seq = last.events[-1].seq if last is not None and last.events else 0
-        for e in snap.events:
-            if e.seq > last_seq:
+        for e in snap.events:  # in time order; each printed once, when first seen
+            if e.seq not in self._printed:
+                self._printed.add(e.seq)
                 self._print("event  " + event_text(e, links.get(e.lock_id, "?")))
         said = snap.mqtt.availability if snap.mqtt is not None else None
         before = last.mqtt.availability if last is not None and last.mqtt is not None else None
