@@ -45,7 +45,8 @@ fi
 # The development set also installs the third-party driver kept in the tests (its own
 # distribution, entry point in `lockgate.drivers`), editable from its folder, as a lock maker would.
 PLUGIN=tests/plugins/lockgate-pinpad
-want=$(cat pyproject.toml firmware-sim/pyproject.toml "$PLUGIN/pyproject.toml" | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml firmware-sim/pyproject.toml "$PLUGIN/pyproject.toml" constraints.txt \
+    | sha256sum | cut -d' ' -f1)
 stamp_ok() { [ -f "$VENV/.lockgate-$1" ] && [ "$(cat "$VENV/.lockgate-$1")" = "$want" ]; }
 if stamp_ok dev || { [ "$MODE" = demo ] && stamp_ok demo; }; then
     :
@@ -57,7 +58,9 @@ else
         echo "bootstrap: installing Lockgate and its simulators into $VENV"
         target=(-e . -e ./firmware-sim)
     fi
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${target[@]}"
+    # Pinned: every package at the version in constraints.txt.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
+        "${target[@]}"
     echo "$want" > "$VENV/.lockgate-$MODE"
 fi
 

@@ -10,14 +10,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lockgate_sim.ble.simulator import BleSimulator
 from lockgate_sim.broker import Mosquitto
-from lockgate_sim.serial_testing import serial_options, serial_site
 
 from drivers.registry import default_registry
 from gateway.mqtt.auth import private_key_pem
 from gateway.secrets import create_secret_file
 from tests.core.factories import code, grant
+from tests.mqtt.fresh_locks import fresh_serial_and_ble_locks
 from tests.mqtt.harness import WAIT, Operators, running_site
 from tests.mqtt.test_ctl import lockgate, private
 
@@ -27,30 +26,8 @@ PIN = "482913"
 async def test_ctl_commissions_a_fresh_serial_lock_and_a_fresh_ble_lock(
     tmp_path: Path, broker: Mosquitto, operators: Operators
 ) -> None:
-    async with (
-        serial_site(lock_ids=["serial-door"], state_dir=tmp_path) as bus,
-        BleSimulator(state_dir=tmp_path) as radio,
-    ):
-        ble_lock = await radio.add_lock("ble-door")
-        hci = await radio.expose("gateway")
-        drivers = {
-            "serial-door": serial_options(bus, "serial-door").model_dump(mode="json"),
-            "ble-door": {
-                "type": "ble",
-                "device_id": ble_lock.device_id.hex(),
-                "backend": "lockgate_sim.ble.remote:hci_backends",
-                "adapter": hci.client_spec,
-                "scan_timeout": 2.0,
-                "connect_timeout": 2.0,
-                "reconnect_min": 0.05,
-                "reconnect_max": 0.5,
-            },
-        }
-        secrets = {
-            "serial-door": bus.pairing_secret("serial-door"),
-            "ble-door": ble_lock.pairing_secret,
-        }
-        sims = {"serial-door": bus.locks["serial-door"], "ble-door": ble_lock.lock}
+    async with fresh_serial_and_ble_locks(tmp_path) as fresh:
+        drivers, secrets, sims = fresh.drivers, fresh.secrets, fresh.sims
         async with running_site(
             tmp_path / "gw",
             broker,
@@ -97,9 +74,11 @@ async def test_ctl_commissions_a_fresh_serial_lock_and_a_fresh_ble_lock(
                 rec = gw.locks[lock_id]
                 async with asyncio.timeout(WAIT):
                     await rec.wait_for(
-                        lambda r=rec, s=sim, lid=lock_id: r.health.passes >= 1
-                        and r.health.last_error_code is None
-                        and {c.credential_id for c in s.list_credentials()} == {"m1"}
-                        and gw.store.sync_states.counts(lid)["applied"] == 1
+                        lambda r=rec, s=sim, lid=lock_id: (
+                            r.health.passes >= 1
+                            and r.health.last_error_code is None
+                            and {c.credential_id for c in s.list_credentials()} == {"m1"}
+                            and gw.store.sync_states.counts(lid)["applied"] == 1
+                        )
                     )
                 assert await sim.enter_code(PIN)

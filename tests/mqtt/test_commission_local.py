@@ -10,15 +10,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lockgate_sim.ble.simulator import BleSimulator
 from lockgate_sim.broker import Mosquitto
-from lockgate_sim.serial_testing import serial_options, serial_site
 
 from drivers.registry import default_registry
 from gateway.local_control import LocalControl
 from gateway.secrets import create_secret_file
 from tests import toml_out
 from tests.core.factories import code, grant
+from tests.mqtt.fresh_locks import fresh_serial_and_ble_locks
 from tests.mqtt.harness import WAIT, Operators, running_site, site_config
 
 LOCKGATE = str(Path(sys.executable).with_name("lockgate"))
@@ -42,30 +41,8 @@ async def test_commission_on_the_box_pairs_a_serial_and_a_ble_lock(
     tmp_path: Path, broker: Mosquitto, operators: Operators
 ) -> None:
     sock = tmp_path / "run" / "control.sock"
-    async with (
-        serial_site(lock_ids=["serial-door"], state_dir=tmp_path) as bus,
-        BleSimulator(state_dir=tmp_path) as radio,
-    ):
-        ble_lock = await radio.add_lock("ble-door")
-        hci = await radio.expose("gateway")
-        drivers = {
-            "serial-door": serial_options(bus, "serial-door").model_dump(mode="json"),
-            "ble-door": {
-                "type": "ble",
-                "device_id": ble_lock.device_id.hex(),
-                "backend": "lockgate_sim.ble.remote:hci_backends",
-                "adapter": hci.client_spec,
-                "scan_timeout": 2.0,
-                "connect_timeout": 2.0,
-                "reconnect_min": 0.05,
-                "reconnect_max": 0.5,
-            },
-        }
-        secrets = {
-            "serial-door": bus.pairing_secret("serial-door"),
-            "ble-door": ble_lock.pairing_secret,
-        }
-        sims = {"serial-door": bus.locks["serial-door"], "ble-door": ble_lock.lock}
+    async with fresh_serial_and_ble_locks(tmp_path) as fresh:
+        drivers, secrets, sims = fresh.drivers, fresh.secrets, fresh.sims
         mqtt = {"commission_timeout_s": 10.0}
         # The config file the installer's command reads: the same gateway, same locks.
         data = site_config(tmp_path / "gw", broker, operators, mqtt=mqtt, lock_drivers=drivers)
