@@ -9,7 +9,7 @@ the suite's leaked-task check is repeated here on that loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -78,8 +78,13 @@ def make_driver(
     keystore: MemoryKeyStore | None = None,
     servers: ServerRegistry | None = None,
     lock_id: str | None = None,
+    now: Callable[[], datetime] | None = None,
     **options: object,
 ) -> ZWaveDriver:
+    """``now``: the driver's wall clock (a test that depends on time passing moves a
+    ``FakeClock`` instead of hoping enough real time went by)."""
     opts = ZWaveOptions.model_validate({"server": rig.url, "node_id": node_id, **options})
-    ctx = DriverContext(now=lambda: datetime.now(UTC), keystore=keystore or MemoryKeyStore())
+    ctx = DriverContext(
+        now=now or (lambda: datetime.now(UTC)), keystore=keystore or MemoryKeyStore()
+    )
     return ZWaveDriver(lock_id or f"zw-{node_id}", opts, ctx, servers=servers or ServerRegistry())
