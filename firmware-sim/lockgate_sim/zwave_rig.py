@@ -121,6 +121,10 @@ class _Proc:
             self._new_line.clear()
             await self._new_line.wait()
 
+    def saw(self, text: str) -> bool:
+        """Whether the process's output since its last start contains ``text``."""
+        return any(text in line for line in self._lines)
+
     async def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
@@ -172,7 +176,7 @@ class ZWaveRig:
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 await self._start_mock()
-                await self.start_server()
+                await self._start_server_on_a_free_port()
         except BaseException:
             await self.aclose()
             raise
@@ -220,6 +224,21 @@ class ZWaveRig:
         self.serial_port = int(
             (await self._mock.wait_for(r"Server listening on tcp://127\.0\.0\.1:(\d+)")).group(1)
         )
+
+    async def _start_server_on_a_free_port(self, attempts: int = 3) -> None:
+        """The server needs its websocket port on its command line, so the port is picked
+        before it binds; another process may take it in between. Then pick another one (only
+        at the first start: a restart keeps its URL for the clients that reconnect)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.start_server()
+            except RigUnavailable:
+                if attempt == attempts or not self._server.saw("EADDRINUSE"):
+                    raise
+                await self._server.stop()
+                self.ws_port = free_port()
+            else:
+                return
 
     async def start_server(self) -> None:
         """Start the Z-Wave JS server and return when every lock node is ready through it."""
