@@ -4,42 +4,19 @@ with the path of the field; the driver is registered like the others."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from drivers.nuki.driver import NukiDriver
 from drivers.registry import default_registry
 from gateway.secrets import create_secret_file
-
-HEAD = """
-gateway_id = "site-1"
-[cloud]
-endpoint = "https://connect.example.com"
-api_key = { credential = "seam-api-key" }
-[store]
-path = "/var/lib/lockgate/lockgate.db"
-"""
-DOC = Path(__file__).resolve().parents[2] / "docs" / "nuki.md"
+from tests.doc_config import DOCS, check_config, documented_config
 
 
 def _docs_config() -> str:
-    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
-    [block] = [b for b in blocks if 'type = "nuki"' in b]
-    return block
+    return documented_config("nuki.md", "nuki")
 
 
-def _check(tmp: Path, text: str) -> subprocess.CompletedProcess[str]:
-    path = tmp / "lockgate.toml"
-    path.write_text(HEAD.replace("/var/lib/lockgate", str(tmp)) + text)
-    create_secret_file(tmp / "seam-api-key", b"seam_test")  # check-config reads the secrets
-    lockgate = Path(sys.executable).with_name("lockgate")
-    return subprocess.run(
-        [lockgate, "check-config", "-c", str(path), "--credentials-dir", str(tmp)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+_check = check_config
 
 
 def test_the_documented_configuration_checks(tmp_path: Path) -> None:
@@ -61,7 +38,7 @@ def test_registered_as_a_built_in_driver() -> None:
 
 
 def test_the_documented_security_pin_option_checks(tmp_path: Path) -> None:
-    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.S)
+    blocks = re.findall(r"```toml\n(.*?)```", (DOCS / "nuki.md").read_text(), flags=re.S)
     [option] = [b for b in blocks if b.startswith("security_pin")]
     create_secret_file(tmp_path / "nuki-front-door-pin", b"123456")  # the credential it names
     done = _check(tmp_path, _docs_config() + option)
