@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
@@ -102,6 +103,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             config(tmp, url, args.locks, args.grants), DriverRegistry([SimDriver]), "bench"
         )
         rss0 = rss_mib()
+        if args.trace_memory:
+            tracemalloc.start()
         async with StallMonitor(name_stalls=args.name_stalls) as monitor:
             t0 = time.perf_counter()
             async with Gateway(cfg, DriverRegistry([SimDriver])) as gw, gw.serving():
@@ -114,7 +117,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                         lambda: gw.sync_loop.health.last_full_sync_at is not None
                     )
                 t_sync = time.perf_counter() - t0
-                print(f"  full sync done at {t_sync:6.1f} s", flush=True)
+                rss_sync = rss_mib()
+                print(f"  full sync done at {t_sync:6.1f} s, peak RSS {rss_sync:.0f} MiB")
+                if args.trace_memory:
+                    top = tracemalloc.take_snapshot().statistics("lineno")[:12]
+                    print("\n".join(f"    {t}" for t in top))
                 sync_stall = monitor.longest_s
                 sync_worst = monitor.worst()
                 sync_gc = max(monitor.gc_longest_s)
@@ -152,6 +159,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             "start_stall_ms": start_stall * 1000,
             "inline_s": t_inline,
             "rss_mib": rss_mib(),
+            "rss_sync_mib": rss_sync,
             "rss0_mib": rss0,
             "cloud_rss_mib": peak_rss_mib(proc.pid),
         }
@@ -161,10 +169,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
 
 
 def measure(
-    grants: int = 50_000, locks: int = 20, name_stalls: bool = False
+    grants: int = 50_000, locks: int = 20, name_stalls: bool = False, trace_memory: bool = False
 ) -> dict[str, float]:
     args = argparse.Namespace(
-        grants=grants, locks=locks, inline_timeout_s=900.0, name_stalls=name_stalls
+        grants=grants,
+        locks=locks,
+        inline_timeout_s=900.0,
+        name_stalls=name_stalls,
+        trace_memory=trace_memory,
     )
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o700)
@@ -176,9 +188,10 @@ def main() -> None:
     ap.add_argument("--grants", type=int, default=50_000)
     ap.add_argument("--locks", type=int, default=20)
     ap.add_argument("--name-stalls", action="store_true", help="sample the stalled loop's stack")
+    ap.add_argument("--trace-memory", action="store_true", help="tracemalloc (slower)")
     args = ap.parse_args()
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
-    r = measure(args.grants, args.locks, args.name_stalls)
+    r = measure(args.grants, args.locks, args.name_stalls, args.trace_memory)
     print(f"{args.grants:,} grants on {args.locks} simulated locks, empty store at start")
     print(f"start -> ready:                    {r['ready_s']:7.2f} s")
     print(f"first full sync done:              {r['sync_s']:7.2f} s")
@@ -188,6 +201,7 @@ def main() -> None:
     print(f"longest loop stall, whole run:     {r['stall_ms']:7.1f} ms")
     print(f"longest loop stall, start -> ready: {r['start_stall_ms']:6.1f} ms")
     print(f"gateway process peak RSS:          {r['rss_mib']:7.0f} MiB (goal <= 200 MB)")
+    print(f"  (peak when the full sync was done: {r['rss_sync_mib']:5.0f} MiB)")
     print(f"  (RSS before the gateway started: {r['rss0_mib']:7.0f} MiB)")
     print(f"fake cloud process peak RSS:       {r['cloud_rss_mib']:7.0f} MiB (not the gateway's)")
     print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")

@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 SQLITE_FULL = 13
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -109,20 +111,20 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
 
-    async def bulk_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+    async def bulk_write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``write`` in one transaction on a connection of its own, in a worker thread.
 
         For writes of tens of thousands of rows (a full snapshot): the event loop goes on
         serving, and reads on :attr:`conn` see the previous committed state until this one
         commits (WAL). ``write`` must only use the connection it is given. A full disk raises
-        :class:`StoreFullError` as :meth:`transaction` does.
+        :class:`StoreFullError` as :meth:`transaction` does. Returns what ``write`` returns.
         """
         async with self._bulk_lock:
             if self._bulk_conn is None:
                 self._bulk_conn = _connect(self.path)
             conn = self._bulk_conn
             try:
-                await asyncio.to_thread(_write_in, conn, write)
+                result = await asyncio.to_thread(_write_in, conn, write)
             except sqlite3.Error as err:
                 if is_full(err):
                     self._now_full(err)
@@ -130,6 +132,7 @@ class Database:
                 raise
         if self.full_since is not None:
             self._writable_again()
+        return result
 
     def _now_full(self, err: BaseException) -> None:
         if self.full_since is None:
@@ -165,12 +168,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], None]) -> None:
+def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        write(conn)
+        result = write(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLITE_FULL at COMMIT may already have rolled back
             conn.execute("ROLLBACK")
         raise
+    return result
