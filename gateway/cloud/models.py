@@ -233,15 +233,31 @@ def raw_without_secrets(raw: Any) -> str:
     ``requested_access_methods[].code`` repeats the PIN, for one)."""
     if not isinstance(raw, dict):
         return json.dumps({"unreadable": True})
-    return json.dumps(_scrub(raw), sort_keys=True)
+    return _ENCODE(_scrub(raw))
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
+_ENCODE = json.JSONEncoder(sort_keys=True).encode
+
+
+def _scrub(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` without its secret fields; only containers are descended into."""
+    out = {}
+    for key, value in obj.items():
+        if key in SECRET_FIELDS:
+            continue
+        if isinstance(value, dict):
+            value = _scrub(value)
+        elif isinstance(value, list):
+            value = _scrub_list(value)
+        out[key] = value
+    return out
+
+
+def _scrub_list(items: list[Any]) -> list[Any]:
+    return [
+        _scrub(v) if isinstance(v, dict) else _scrub_list(v) if isinstance(v, list) else v
+        for v in items
+    ]
 
 
 def _str_set(value: Any) -> frozenset[str]:
