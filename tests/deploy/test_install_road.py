@@ -228,8 +228,20 @@ class Walk:
             self.config,
             env={"CREDENTIALS_DIRECTORY": str(loaded), "NOTIFY_SOCKET": self.notify.address},
         )
-        await self.stack.enter_async_context(self.daemon)
-        await self.notify.until(lambda m: m.get("READY") == "1", within=WAIT)
+        daemon = await self.stack.enter_async_context(self.daemon)
+        # systemctl returns at READY=1, or when the service failed.
+        ready = asyncio.create_task(
+            self.notify.until(lambda m: m.get("READY") == "1", within=WAIT), name="ready"
+        )
+        exited = asyncio.create_task(daemon.wait_exit(), name="exited")
+        await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (ready, exited):
+            task.cancel()
+        await asyncio.wait({ready, exited})
+        if exited.done() and not exited.cancelled():
+            tail = "\n".join(daemon.lines[-15:])
+            raise AssertionError(f"lockgate.service failed ({exited.result()}):\n{tail}")
+        ready.result()
         if "\n[mqtt]\n" in self.config.read_text():
             await self.daemon.wait_for_line(r"MQTT connected to", within=WAIT)
 
