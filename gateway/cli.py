@@ -24,6 +24,8 @@ configuration takes -c/--config FILE (default /etc/lockgate/lockgate.toml). Run
 'lockgate COMMAND --help' for one command's help."""
 
 DEFAULT_CONFIG = "/etc/lockgate/lockgate.toml"
+CONFIG_ENV = "LOCKGATE_CONFIG"
+"""Names another default config file (a second gateway on one box, a test's directory)."""
 DEFAULT_CREDENTIALS = "/etc/lockgate/credentials"
 """Where the installed unit's LoadCredential= reads the secrets from (scripts/install.sh)."""
 
@@ -50,9 +52,9 @@ def config_argument(p: argparse.ArgumentParser) -> None:
         "-c",
         "--config",
         type=Path,
-        default=Path(DEFAULT_CONFIG),
+        default=Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG),
         metavar="FILE",
-        help=f"the gateway's config file (default {DEFAULT_CONFIG})",
+        help=f"the gateway's config file (default ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
     )
 
 

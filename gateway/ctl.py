@@ -141,7 +141,9 @@ def load_settings(path: Path | None) -> CtlSettings:
     unknown = sorted(set(data) - known)
     if unknown:
         raise CtlError(f"{path}: unknown settings {', '.join(unknown)}")
-    values: dict[str, Any] = {k: Path(v) if k in _PATH_FIELDS else v for k, v in data.items()}
+    values: dict[str, Any] = {
+        k: Path(v).expanduser() if k in _PATH_FIELDS else v for k, v in data.items()
+    }
     return CtlSettings(**values)
 
 

@@ -107,7 +107,7 @@ if [ ! -e "$ETC/lockgate.toml" ]; then
 not the hostname: every Raspberry Pi is 'raspberrypi', and two gateways with one name collide)"
     printf '%s' "$GATEWAY_ID" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' \
         || die "--gateway-id '$GATEWAY_ID': letters, digits, _ . - (up to 64), first a letter or digit"
-    sed "s/@GATEWAY_ID@/$GATEWAY_ID/" "$REPO/systemd/lockgate.toml.in" > "$ETC/lockgate.toml.new"
+    sed "s/@GATEWAY_ID@/$GATEWAY_ID/g" "$REPO/systemd/lockgate.toml.in" > "$ETC/lockgate.toml.new"
     chown root:lockgate "$ETC/lockgate.toml.new"
     chmod 0640 "$ETC/lockgate.toml.new"
     mv "$ETC/lockgate.toml.new" "$ETC/lockgate.toml"

@@ -2,7 +2,9 @@
 persistence in a temporary directory, started and stopped as an async context manager.
 
 Readiness is awaited by connecting (2 ms between tries; it takes 6-11 ms). Mosquitto logs to
-stderr, which goes to ``log_path`` so a failing test can show it.
+stderr, which goes to ``log_path`` so a failing test can show it. The broker is tethered
+(:mod:`lockgate_sim.tether`): it gets SIGTERM when the process that started it dies, even by
+SIGKILL, so a killed demo or test run leaves no broker behind.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from lockgate_sim.tether import tethered
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
@@ -76,6 +80,7 @@ class Mosquitto:
         password_file: Path | None = None,
         acl_file: Path | None = None,
         extra_config: str = "",
+        include_dir: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
@@ -84,6 +89,10 @@ class Mosquitto:
         self.password_file = password_file
         self.acl_file = acl_file
         self.extra_config = extra_config
+        self.include_dir = include_dir
+        """A Debian-style ``conf.d``: its files define the listeners (``port`` on ``host`` must
+        be one of them), logins and ACL; this class then writes only what Debian's main
+        ``mosquitto.conf`` holds (persistence, logging) and the ``include_dir`` line."""
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
         self.data_dir = workdir / "data"
@@ -92,9 +101,16 @@ class Mosquitto:
         self.starts = 0
 
     def config_text(self) -> str:
-        lines = [
-            f"listener {self.port} {self.host}",
-            f"allow_anonymous {'false' if self.password_file else 'true'}",
+        lines: list[str] = []
+        if self.include_dir is None:
+            lines += [
+                f"listener {self.port} {self.host}",
+                f"allow_anonymous {'false' if self.password_file else 'true'}",
+                "set_tcp_nodelay true",
+                # An offline persistent consumer may need more than the default 1000 queued.
+                "max_queued_messages 100000",
+            ]
+        lines += [
             "persistence true",
             f"persistence_location {self.data_dir}/",
             "log_dest stderr",
@@ -102,9 +118,6 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
             "log_type information",
-            "set_tcp_nodelay true",
-            # An offline persistent consumer may need more than the default 1000 queued.
-            "max_queued_messages 100000",
         ]
         if os.geteuid() == 0:
             # Started as root, mosquitto drops to the user "mosquitto", which cannot read the
@@ -125,6 +138,8 @@ class Mosquitto:
                 lines.append("require_certificate true")
         if self.extra_config:
             lines.append(self.extra_config)
+        if self.include_dir is not None:
+            lines.append(f"include_dir {self.include_dir}")
         return "\n".join(lines) + "\n"
 
     @property
@@ -149,9 +164,7 @@ class Mosquitto:
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                mosquitto_binary(),
-                "-c",
-                str(self.config_path),
+                *tethered([mosquitto_binary(), "-c", str(self.config_path)]),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,

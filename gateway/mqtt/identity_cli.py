@@ -20,7 +20,9 @@ from gateway.store.store import Store
 
 def cmd_identity(args: argparse.Namespace) -> int:
     from drivers.registry import default_registry
+    from gateway.cli import use_installed_credentials
 
+    use_installed_credentials()  # the store key, where the unit loads it from
     try:
         cfg = load_config(args.config, default_registry())
         with Store.open(cfg.store.path, cfg.store.key) as store:

@@ -43,11 +43,6 @@ def _meta_set(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
 
-def _meta_incr(conn: sqlite3.Connection, key: str) -> None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    _meta_set(conn, key, str(int(row[0]) + 1 if row is not None and row[0] else 1))
-
-
 class CloudData:
     def __init__(self, db: Database, box: SecretBox, meta: Meta) -> None:
         self._db = db
@@ -57,7 +52,7 @@ class CloudData:
     @property
     def version(self) -> int:
         """Increases with every committed change: caches compare it."""
-        return self._meta.get_int("data_version")
+        return self._meta.data_version.current
 
     # --- writing -----------------------------------------------------------------------------
     def apply_snapshot(self, snap: CloudSnapshot, now: datetime) -> None:
@@ -117,7 +112,7 @@ class CloudData:
         conn.execute("DELETE FROM sync_issues")
         self._issues(conn, snap.issues, now)
         _meta_set(conn, "last_full_sync", to_db(now) or "")
-        _meta_incr(conn, "data_version")
+        self._meta.data_version.bump(conn)
 
     def _write_changes(
         self, conn: sqlite3.Connection, rows: _Rows, changes: CloudChanges, now: datetime
@@ -144,7 +139,7 @@ class CloudData:
         if changes.cursor is not None:
             _meta_set(conn, "event_cursor", changes.cursor)
         _meta_set(conn, "last_sync", stamp or "")
-        _meta_incr(conn, "data_version")
+        self._meta.data_version.bump(conn)
 
     def _prepare(
         self,

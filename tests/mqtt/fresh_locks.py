@@ -24,17 +24,24 @@ class FreshLocks:
 
 
 @asynccontextmanager
-async def fresh_serial_and_ble_locks(tmp_path: Path) -> AsyncIterator[FreshLocks]:
+async def fresh_serial_and_ble_locks(
+    tmp_path: Path,
+    *,
+    serial_id: str = "serial-door",
+    ble_id: str = "ble-door",
+    serial_link: Path | None = None,
+) -> AsyncIterator[FreshLocks]:
+    """``serial_link``: a stable path (like ``/dev/serial/by-id/...``) linked to the pty."""
     async with (
-        serial_site(lock_ids=["serial-door"], state_dir=tmp_path) as bus,
+        serial_site(lock_ids=[serial_id], state_dir=tmp_path, link=serial_link) as bus,
         BleSimulator(state_dir=tmp_path) as radio,
     ):
-        ble_lock = await radio.add_lock("ble-door")
+        ble_lock = await radio.add_lock(ble_id)
         hci = await radio.expose("gateway")
         yield FreshLocks(
             drivers={
-                "serial-door": serial_options(bus, "serial-door").model_dump(mode="json"),
-                "ble-door": {
+                serial_id: serial_options(bus, serial_id).model_dump(mode="json"),
+                ble_id: {
                     "type": "ble",
                     "device_id": ble_lock.device_id.hex(),
                     "backend": "lockgate_sim.ble.remote:hci_backends",
@@ -46,8 +53,8 @@ async def fresh_serial_and_ble_locks(tmp_path: Path) -> AsyncIterator[FreshLocks
                 },
             },
             secrets={
-                "serial-door": bus.pairing_secret("serial-door"),
-                "ble-door": ble_lock.pairing_secret,
+                serial_id: bus.pairing_secret(serial_id),
+                ble_id: ble_lock.pairing_secret,
             },
-            sims={"serial-door": bus.locks["serial-door"], "ble-door": ble_lock.lock},
+            sims={serial_id: bus.locks[serial_id], ble_id: ble_lock.lock},
         )
