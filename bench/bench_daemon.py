@@ -34,22 +34,36 @@ from gateway.config import parse_config
 from gateway.daemon import Gateway
 
 
+def _grant(i: int, locks: int) -> dict[str, Any]:
+    return {
+        "access_grant_id": f"g{i:06d}",
+        "user_identity_id": f"u{i % 100}",
+        "space_ids": [f"space-{i % locks}"],
+        "starts_in_s": -3600,
+        "requested_access_methods": [{"mode": "code", "code": f"{i:06d}"}],
+    }
+
+
+def _head(locks: int) -> dict[str, Any]:
+    return {
+        "spaces": [{"space_id": f"space-{i}", "name": f"S{i}"} for i in range(locks)],
+        "user_identities": [
+            {"user_identity_id": f"u{i}", "full_name": f"U{i}"} for i in range(100)
+        ],
+    }
+
+
+def seed(grants: int, locks: int) -> dict[str, Any]:
+    """The whole seed as one object (for small sizes; see :func:`write_seed`)."""
+    return {**_head(locks), "access_grants": [_grant(i, locks) for i in range(grants)]}
+
+
 def write_seed(path: Path, grants: int, locks: int) -> None:
     """The fake cloud's seed, written one grant at a time (never whole in this process)."""
     with path.open("w") as f:
-        spaces = [{"space_id": f"space-{i}", "name": f"S{i}"} for i in range(locks)]
-        users = [{"user_identity_id": f"u{i}", "full_name": f"U{i}"} for i in range(100)]
-        f.write(f'{{"spaces": {json.dumps(spaces)}, "user_identities": {json.dumps(users)},')
-        f.write(' "access_grants": [')
+        f.write(json.dumps(_head(locks))[:-1] + ', "access_grants": [')
         for i in range(grants):
-            grant = {
-                "access_grant_id": f"g{i:06d}",
-                "user_identity_id": f"u{i % 100}",
-                "space_ids": [f"space-{i % locks}"],
-                "starts_in_s": -3600,
-                "requested_access_methods": [{"mode": "code", "code": f"{i:06d}"}],
-            }
-            f.write(("," if i else "") + json.dumps(grant))
+            f.write(("," if i else "") + json.dumps(_grant(i, locks)))
         f.write("]}")
 
 
@@ -189,7 +203,10 @@ def main() -> None:
     ap.add_argument("--locks", type=int, default=20)
     ap.add_argument("--name-stalls", action="store_true", help="sample the stalled loop's stack")
     ap.add_argument("--trace-memory", action="store_true", help="tracemalloc (slower)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     args = ap.parse_args()
+    if args.quick:
+        args.grants, args.locks = 200, 2
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
     r = measure(args.grants, args.locks, args.name_stalls, args.trace_memory)
     print(f"{args.grants:,} grants on {args.locks} simulated locks, empty store at start")
