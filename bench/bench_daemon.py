@@ -152,6 +152,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                         flush=True,
                     )
                 t_inline = time.perf_counter() - t0
+                if args.trace_memory:
+                    top = tracemalloc.take_snapshot().statistics("filename")[:15]
+                    print("  every lock in line, Python memory by file:")
+                    print("\n".join(f"    {t}" for t in top))
         if args.name_stalls:
             print("longest stalls during the full sync:")
             for stall in sync_worst:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
-import sys
+import re
+import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Self
 
 TICK_S = 0.001
@@ -47,6 +49,7 @@ class StallMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop_thread = threading.get_ident()
+        self._dump = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __aexit__
         self._gc_started = 0.0
         self._in_gc = False
         self.gc_longest_s = [0.0, 0.0, 0.0]
@@ -85,9 +88,37 @@ class StallMonitor:
                 current = Stall(beat)
                 self._stalls.append(current)
             current.seconds = held
-            frame = sys._current_frames().get(self._loop_thread)
-            if frame is not None:
-                current.where["gc" if self._in_gc else _where(frame)] += 1
+            if self._in_gc:
+                current.where["gc"] += 1
+                continue
+            where = self._where()
+            if where is not None:
+                current.where[where] += 1
+
+    def _where(self) -> str | None:
+        """The innermost frame of the project's own code on the loop's thread, and the
+        function it was in last. Read with faulthandler (C, no frame objects): walking another
+        thread's frame objects from Python (``f_back``) can crash CPython 3.11."""
+        dump = self._dump
+        dump.seek(0)
+        dump.truncate()
+        faulthandler.dump_traceback(dump, all_threads=True)
+        dump.flush()
+        dump.seek(0)
+        text = dump.read().decode(errors="replace")
+        block = ""
+        for part in re.split(r"\n(?=(?:Current thread|Thread) 0x)", text):
+            if f"0x{self._loop_thread:016x}" in part.split("\n", 1)[0]:
+                block = part
+        frames = _FRAME.findall(block)
+        if not frames:
+            return None
+        inner = frames[0][2]
+        for path, line, func in frames:
+            if any(own in path for own in OWN_CODE):
+                short = path.rsplit("/", 2)
+                return f"{short[-2]}/{short[-1]}:{line} {func} -> {inner}"
+        return f"(outside) {inner}"
 
     def worst(self, n: int = 8) -> list[Stall]:
         return sorted(self._stalls, key=lambda s: -s.seconds)[:n]
@@ -122,16 +153,7 @@ class StallMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self._dump.close()
 
 
-def _where(frame: FrameType) -> str:
-    """The innermost frame of the project's own code, and what it called last."""
-    inner = f"{frame.f_code.co_name}"
-    f: FrameType | None = frame
-    while f is not None:
-        name = f.f_code.co_filename
-        if any(part in name for part in OWN_CODE):
-            short = name.rsplit("/", 2)
-            return f"{short[-2]}/{short[-1]}:{f.f_lineno} {f.f_code.co_name} -> {inner}"
-        f = f.f_back
-    return f"(outside) {inner}"
+_FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')

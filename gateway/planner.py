@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from drivers.base import Capabilities, Credential, CredentialKind, TimeWindow
-from gateway.cooperative import Slicer
+from gateway.cooperative import Slicer, settle
 from gateway.models import AccessMethod, Entrance, Grant
 
 TagFn = Callable[..., bytes]
+LONG_LIVED_PLAN = 1000
+"""A shared plan of this many credentials is settled (see :func:`gateway.cooperative.settle`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,8 @@ async def plan_shared(
 
         p = await plan_sliced(view, scope, caps, t, lead_time=lead_time, tag=cached_tag)
         view.plans[key] = (t, p)
+        if len(p.desired) >= LONG_LIVED_PLAN:
+            settle()  # it lives as long as this version: later collections need not walk it
         return p
 
 

@@ -288,7 +288,7 @@ class LockReconciler:
         for mid in to_delete:
             row(mid, SyncStatus.REMOVING)
         _annotate(p, rows)
-        self._write(old, rows)
+        await self._write(old, rows)
         if to_delete or to_put:
             self._log.info(
                 "%s: applying %d removals and %d additions",
@@ -325,10 +325,10 @@ class LockReconciler:
                 rows.setdefault(mid, planned)
         gone = [mid for mid in old if mid not in rows]
         _annotate(p, rows)
-        self._write(old, rows)
+        await self._write(old, rows)
         if gone:
             try:
-                self._store.sync_states.remove(self.lock_id, gone)
+                await self._store.sync_states.remove_many(self.lock_id, gone)
             except StoreFullError as err:
                 self._unsaved = err
         if to_delete or to_put:
@@ -397,7 +397,7 @@ class LockReconciler:
             attempts=(prev.attempts if prev else 0) + 1,
         )
 
-    def _write(
+    async def _write(
         self, old: dict[str, CredentialSyncState], rows: dict[str, CredentialSyncState]
     ) -> None:
         changed = [
@@ -409,7 +409,7 @@ class LockReconciler:
         ]
         if changed:
             try:
-                self._store.sync_states.write(changed, self._clock.now())
+                await self._store.sync_states.write_many(changed, self._clock.now())
             except StoreFullError as err:
                 self._unsaved = err  # go on: the lock matters more than its bookkeeping
                 return

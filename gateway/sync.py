@@ -9,6 +9,7 @@ noticed either way: an event names them, or the next snapshot no longer holds th
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -148,7 +149,7 @@ class CloudSync:
         gone = await self._store.cloud.live_grants_not_in(got.grants, slicer)
         del got
         settle()
-        identities = await self._identities([*grants, *gone], raw)
+        identities = await self._identities(itertools.chain(grants, gone), raw, slicer)
         now = self._clock.now()
         grants, methods = await _revocations(grants, methods, identities, now, slicer)
         gone_reasons = {g.grant_id: _gone_reason(g, identities) for g in gone}
@@ -232,11 +233,16 @@ class CloudSync:
         return list(got.grants.values()), list(got.methods.values())
 
     async def _identities(
-        self, grants: Iterable[Grant], raw: dict[str, list[tuple[str, str]]]
+        self, grants: Iterable[Grant], raw: dict[str, list[tuple[str, str]]], slicer: Slicer
     ) -> dict[str, tuple[SeamNote, ...]]:
         """The user identities of ``grants`` that the cloud still lists, with Seam's notes on
         each (an identity missing from the answer was deleted)."""
-        ids = sorted({g.user_identity_id for g in grants if g.user_identity_id})
+        wanted: set[str] = set()
+        for g in grants:
+            if g.user_identity_id:
+                wanted.add(g.user_identity_id)
+            await slicer.tick()
+        ids = sorted(wanted)
         raw.setdefault("user_identity", [])
         found: dict[str, tuple[SeamNote, ...]] = {}
         for i in range(0, len(ids), CHUNK):
@@ -352,7 +358,7 @@ class CloudSync:
         kept = {g.grant_id for g in grants}
         stored = (self._store.cloud.grant(gid) for gid in grant_ids if gid not in kept)
         gone = [g for g in stored if g is not None]
-        identities = await self._identities([*grants, *gone], raw)
+        identities = await self._identities(itertools.chain(grants, gone), raw, slicer)
         grants, methods = await _revocations(
             grants, methods, identities, self._clock.now(), slicer
         )

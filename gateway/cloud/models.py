@@ -20,6 +20,7 @@ import base64
 import binascii
 import functools
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +112,12 @@ def _aware(t: datetime | None) -> datetime | None:
     return t.astimezone(UTC) if offset else t
 
 
+def _shared(text: str | None) -> str | None:
+    """One string object for text that repeats across thousands of records (a user's id on
+    each of their grants; modes and display names are interned the same way)."""
+    return sys.intern(text) if text else text
+
+
 @functools.lru_cache(maxsize=4096)
 def _id_set(ids: tuple[str, ...]) -> frozenset[str]:
     """One shared set per distinct list of ids: 50,000 grants name a few dozen spaces, and a
@@ -151,8 +158,8 @@ def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
             space_ids=_id_set(tuple(g.space_ids)),
             entrance_ids=_id_set(tuple(g.acs_entrance_ids)),
             device_ids=_id_set(tuple(g.device_ids)),
-            user_identity_id=g.user_identity_id,
-            display_name=g.display_name,
+            user_identity_id=_shared(g.user_identity_id),
+            display_name=sys.intern(g.display_name),
             problem=problem,
             seam_notes=seam_notes(g.errors, g.warnings, g.pending_mutations),
         ),
@@ -190,10 +197,10 @@ def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, s
         AccessMethod(
             method_id=m.access_method_id,
             grant_id=grant_id,
-            mode=m.mode,
+            mode=sys.intern(m.mode),
             secret=secret,
             problem=problem,
-            display_name=m.display_name,
+            display_name=sys.intern(m.display_name),
             issued=issued,
             seam_notes=seam_notes(m.errors, m.warnings, m.pending_mutations),
         ),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,29 +65,24 @@ class SyncStates:
 
     def write(self, states: Iterable[CredentialSyncState], now: datetime) -> None:
         with self._db.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO lock_credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        s.lock_id,
-                        s.method_id,
-                        s.state.value,
-                        s.tag,
-                        s.error_code,
-                        s.error,
-                        s.attempts,
-                        to_db(now),
-                    )
-                    for s in states
-                ],
-            )
+            _insert(conn, states, now)
+
+    async def write_many(self, states: Sequence[CredentialSyncState], now: datetime) -> None:
+        """:meth:`write`, off the event loop: in a worker thread on the store's bulk
+        connection. A lock's first pass writes thousands of rows, twice; and a write on the
+        loop's own connection while a bulk write (a full snapshot) holds the database would
+        wait for it there, holding the loop."""
+        rows = list(states)
+        await self._db.bulk_write(lambda conn: _insert(conn, rows, now))
 
     def remove(self, lock_id: str, method_ids: Iterable[str]) -> None:
         with self._db.transaction() as conn:
-            conn.executemany(
-                "DELETE FROM lock_credentials WHERE lock_id = ? AND method_id = ?",
-                [(lock_id, m) for m in method_ids],
-            )
+            _delete(conn, lock_id, method_ids)
+
+    async def remove_many(self, lock_id: str, method_ids: Sequence[str]) -> None:
+        """:meth:`remove`, off the event loop (see :meth:`write_many`)."""
+        ids = list(method_ids)
+        await self._db.bulk_write(lambda conn: _delete(conn, lock_id, ids))
 
     def remove_lock(self, lock_id: str) -> None:
         with self._db.transaction() as conn:
@@ -101,6 +96,26 @@ class SyncStates:
         counts = {s.value: 0 for s in SyncStatus}
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
+
+
+def _insert(
+    conn: sqlite3.Connection, states: Iterable[CredentialSyncState], now: datetime
+) -> None:
+    stamp = to_db(now)
+    conn.executemany(
+        "INSERT OR REPLACE INTO lock_credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (s.lock_id, s.method_id, s.state.value, s.tag, s.error_code, s.error, s.attempts, stamp)
+            for s in states
+        ),
+    )
+
+
+def _delete(conn: sqlite3.Connection, lock_id: str, method_ids: Iterable[str]) -> None:
+    conn.executemany(
+        "DELETE FROM lock_credentials WHERE lock_id = ? AND method_id = ?",
+        ((lock_id, m) for m in method_ids),
+    )
 
 
 def _row(row: sqlite3.Row) -> CredentialSyncState:
