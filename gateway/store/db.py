@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,6 +52,9 @@ class Database:
         self.conn = _connect(path)
         self._bulk_conn: sqlite3.Connection | None = None
         self._bulk_lock = asyncio.Lock()
+        self._bulk_busy = threading.Lock()
+        """Held by the worker thread while it uses the bulk connection (see :meth:`close`)."""
+        self._closed = False
         self._bulk_after: list[Callable[[], None]] | None = None
         """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
         self._depth = 0
@@ -142,12 +146,14 @@ class Database:
         :meth:`after_commit` with it). A full disk raises :class:`StoreFullError` as
         :meth:`transaction` does. Returns what ``write`` returns.
         """
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         await self._bulk_lock.acquire()
         try:
             if self._bulk_conn is None:
                 self._bulk_conn = _connect(self.path)
             self._bulk_after = []
-            done = asyncio.ensure_future(asyncio.to_thread(_write_in, self._bulk_conn, write))
+            done = asyncio.ensure_future(asyncio.to_thread(self._bulk_run, write))
         except BaseException:
             self._bulk_after = None
             self._bulk_lock.release()
@@ -165,6 +171,13 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
         return result
+
+    def _bulk_run(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """In the worker thread: the write, unless the database was closed meanwhile."""
+        with self._bulk_busy:
+            if self._bulk_conn is None:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            return _write_in(self._bulk_conn, write)
 
     def _bulk_done(self, done: asyncio.Future[Any]) -> None:
         after, self._bulk_after = self._bulk_after, None
@@ -193,8 +206,13 @@ class Database:
         log.warning("the store takes writes again (it was full for %.0fs)", seconds)
 
     def close(self) -> None:
-        if self._bulk_conn is not None:
-            self._bulk_conn.close()
+        # A bulk write whose task was cancelled goes on in its thread: wait for it before
+        # closing its connection under it (that crashes the interpreter, not just the write).
+        with self._bulk_busy:
+            self._closed = True
+            if self._bulk_conn is not None:
+                self._bulk_conn.close()
+                self._bulk_conn = None
         self.conn.close()
 
 

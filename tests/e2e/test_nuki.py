@@ -119,8 +119,11 @@ async def test_rule_breaking_codes_are_refused_per_credential_before_any_radio_t
         ids = {k: g["access_method_ids"][0] for k, g in refused.items()}
         for lock_id in ("front", "back"):
             await site.until(lock_id, lambda lid=lock_id: codes_on(locks[lid]) == {482913})
+            # the pass is over once no row is pending (its last sync-state write is awaited)
             await site.until(
-                lock_id, lambda lid=lock_id: set(states(site, lid)) >= {good_id, *ids.values()}
+                lock_id,
+                lambda lid=lock_id: set(states(site, lid)) >= {good_id, *ids.values()}
+                and all(s != "pending" for s, _ in states(site, lid).values()),
             )
             got = states(site, lock_id)
             assert got[ids["zero"]] == ("failed", "code_rule")
