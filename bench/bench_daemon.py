@@ -144,7 +144,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--grants", type=int, default=50_000)
     ap.add_argument("--locks", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     args = ap.parse_args()
+    if args.quick:
+        args.grants, args.locks = 200, 2
     r = measure(args.grants, args.locks)
     print(f"{args.grants:,} grants on {args.locks} simulated locks, empty store at start")
     print(f"start -> ready:                    {r['ready_s']:7.2f} s")

@@ -182,7 +182,10 @@ def main() -> None:
     ap.add_argument("--grants", type=int, default=10_000)
     ap.add_argument("--locks", type=int, default=50)
     ap.add_argument("--trace-memory", action="store_true", help="tracemalloc (slower)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     args = ap.parse_args()
+    if args.quick:
+        args.grants, args.locks = 200, 5
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o700)
         asyncio.run(run(args, Path(d)))
