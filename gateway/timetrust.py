@@ -154,7 +154,7 @@ class TimeTrust:
 
     def _observe(self) -> _Reading:
         """Read both clocks; note a step of the wall clock, and what the kernel says."""
-        r = self._read()
+        r = _Reading(self._clock.now(), self._clock.monotonic())
         self._readings += 1
         last = self._last
         step = (r.wall - last.wall).total_seconds() - (r.mono - last.mono)

@@ -60,7 +60,9 @@ class Lockouts:
 
     def locked_until(self, scope: str, kind: str) -> datetime | None:
         """The end of the bucket's last lockout (a read on every decision: nothing copied)."""
-        return self._state(scope, kind).locked_until
+        key = (scope, kind)
+        state = self._latest.get(key) or self._loaded.get(key) or self._state(scope, kind)
+        return state.locked_until
 
     def _state(self, scope: str, kind: str) -> LockoutState:
         key = (scope, kind)
