@@ -51,16 +51,28 @@ stamp_ok() { [ -f "$VENV/.lockgate-$1" ] && [ "$(cat "$VENV/.lockgate-$1")" = "$
 if stamp_ok dev || { [ "$MODE" = demo ] && stamp_ok demo; }; then
     :
 else
+    # Pinned: every package at the version in constraints.txt.
+    pip_install() {
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt "$@"
+    }
     if [ "$MODE" = dev ]; then
         echo "bootstrap: installing Lockgate, its simulators and the development tools into $VENV"
-        target=(-e ".[dev]" -e ./firmware-sim -e "./$PLUGIN")
+        pip_install -e ".[dev]" -e ./firmware-sim -e "./$PLUGIN"
     else
         echo "bootstrap: installing Lockgate and its simulators into $VENV"
+        # The demo's first screen should come within 30 s of the command: pip takes ~20 s
+        # here (one package after the other, compiling every module), uv (pinned in
+        # constraints.txt) ~2 s (in parallel, compiling on first import). pip is the fallback
+        # if uv does not install or cannot reach PyPI (it does not read pip.conf).
         target=(-e . -e ./firmware-sim)
+        if pip_install uv && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+            -c constraints.txt "${target[@]}"; then
+            :
+        else
+            echo "bootstrap: uv failed; installing with pip"
+            pip_install "${target[@]}"
+        fi
     fi
-    # Pinned: every package at the version in constraints.txt.
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
-        "${target[@]}"
     echo "$want" > "$VENV/.lockgate-$MODE"
 fi
 

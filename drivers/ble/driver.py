@@ -46,7 +46,7 @@ from drivers.lockproto.carrier import Carrier
 from drivers.lockproto.client import LinkTiming, SessionState
 from drivers.lockproto.crypto import Rng
 from drivers.lockproto.driver import ProtocolDriver
-from drivers.lockproto.keys import LinkKeys, load_link_keys
+from drivers.lockproto.keys import LinkKeys
 from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.records import PollFlag
 from drivers.lockproto.requests import PollReplies
@@ -106,7 +106,7 @@ class BleDriver(ProtocolDriver):
         self._events_flag = False
         self.replies = PollReplies(lock_id, ctx)
         with contextlib.suppress(LockAuthError):  # damaged keys: the first operation says so
-            keys = load_link_keys(ctx.keystore, lock_id)
+            keys = self._link_keys()
             if keys is not None:
                 self.conn.expect_device_id = keys.device_id
 
@@ -214,7 +214,7 @@ class BleDriver(ProtocolDriver):
         self._events_flag = events
         if (
             flags & AdvertFlag.ACCESS_REQUEST
-            and load_link_keys(self.ctx.keystore, self.lock_id) is not None
+            and self._link_keys() is not None
         ):
             self.conn.attention()
 

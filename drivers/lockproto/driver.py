@@ -34,7 +34,7 @@ from drivers.errors import LockAuthError
 from drivers.lockproto.carrier import Carrier
 from drivers.lockproto.client import ClientSession, LinkTiming, SessionState
 from drivers.lockproto.crypto import Rng
-from drivers.lockproto.keys import LinkKeys, load_link_keys, require_link_keys, save_link_keys
+from drivers.lockproto.keys import LinkKeys, load_link_keys, not_commissioned, save_link_keys
 from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.pairing import commission, read_pairing_secret
 
@@ -59,6 +59,9 @@ class ProtocolDriver(LockDriver):
         self._timing = timing
         self._rng = rng
         self._client: LockClient | None = None
+        self._keys: LinkKeys | None = None
+        """The link keys, opened from the key store once (not on every poll); commissioning
+        replaces them."""
 
     # --- what a link supplies ----------------------------------------------------------------
     @abstractmethod
@@ -84,9 +87,17 @@ class ProtocolDriver(LockDriver):
     def session(self) -> ClientSession | None:
         return self._client.session if self._client else None
 
+    def _link_keys(self) -> LinkKeys | None:
+        """The lock's link keys (``None`` before it is commissioned), from memory once read."""
+        if self._keys is None:
+            self._keys = load_link_keys(self.ctx.keystore, self.lock_id)
+        return self._keys
+
     async def _ready(self) -> LockClient:
         carrier = await self._carrier()
-        keys = require_link_keys(self.ctx.keystore, self.lock_id)
+        keys = self._link_keys()
+        if keys is None:
+            raise not_commissioned(self.lock_id)
         if self._client is None or self._client.session.keys != keys:
             session = ClientSession(
                 carrier, keys, lock_id=self.lock_id, rng=self._rng, timing=self._timing
@@ -123,11 +134,12 @@ class ProtocolDriver(LockDriver):
         try:
             keys = await self._commissioning(pair)
         except LockAuthError:
-            if load_link_keys(self.ctx.keystore, self.lock_id) is None:
+            if self._link_keys() is None:
                 raise
             await self.connect()  # already ours: commissioning again is a no-op
             return
         save_link_keys(self.ctx.keystore, self.lock_id, keys)
+        self._keys = keys
         self._client = None
         self._keys_in_use(keys)
         log.info("%s: commissioned (device %s)", self.lock_id, keys.device_id.hex())

@@ -65,13 +65,17 @@ def require_link_keys(keystore: KeyStore, lock_id: str) -> LinkKeys:
     commissioned (or its keys are damaged)."""
     keys = load_link_keys(keystore, lock_id)
     if keys is None:
-        raise LockAuthError(
-            f"lock not commissioned: pair it with the secret on its label, on the gateway "
-            f"'lockgate commission {lock_id} --secret-file FILE' (or remotely 'lockgate ctl "
-            f"commission lock_id={lock_id} --secret-file FILE')",
-            lock_id=lock_id,
-        )
+        raise not_commissioned(lock_id)
     return keys
+
+
+def not_commissioned(lock_id: str) -> LockAuthError:
+    return LockAuthError(
+        f"lock not commissioned: pair it with the secret on its label, on the gateway "
+        f"'lockgate commission {lock_id} --secret-file FILE' (or remotely 'lockgate ctl "
+        f"commission lock_id={lock_id} --secret-file FILE')",
+        lock_id=lock_id,
+    )
 
 
 def save_link_keys(keystore: KeyStore, lock_id: str, keys: LinkKeys) -> None:

@@ -2,7 +2,9 @@
 persistence in a temporary directory, started and stopped as an async context manager.
 
 Readiness is awaited by connecting (2 ms between tries; it takes 6-11 ms). Mosquitto logs to
-stderr, which goes to ``log_path`` so a failing test can show it.
+stderr, which goes to ``log_path`` so a failing test can show it. The broker is tethered
+(:mod:`lockgate_sim.tether`): it gets SIGTERM when the process that started it dies, even by
+SIGKILL, so a killed demo or test run leaves no broker behind.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from lockgate_sim.tether import tethered
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
@@ -160,9 +164,7 @@ class Mosquitto:
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                mosquitto_binary(),
-                "-c",
-                str(self.config_path),
+                *tethered([mosquitto_binary(), "-c", str(self.config_path)]),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,

@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gateway.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 SQLITE_FULL = 13
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -49,12 +51,32 @@ class Database:
         self.conn = _connect(path)
         self._bulk_conn: sqlite3.Connection | None = None
         self._bulk_lock = asyncio.Lock()
+        self._bulk_after: list[Callable[[], None]] | None = None
+        """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
         self._depth = 0
+        self._after: list[Callable[[], None]] = []
         self.full_since: datetime | None = None
         """When a write last found the disk full (``None``: writes succeed)."""
         self.became_full = asyncio.Event()
         """Set while the disk is full (a keeper waits on it to retry)."""
         self.migrated_from = self._migrate()
+
+    @property
+    def writing_elsewhere(self) -> bool:
+        """A bulk write is under way on the other connection: its commit may become visible on
+        :attr:`conn` at any moment, before its :meth:`after_commit` callbacks have run."""
+        return self._bulk_after is not None
+
+    def after_commit(self, conn: sqlite3.Connection, then: Callable[[], None]) -> None:
+        """Call ``then`` (on the event loop's thread) once the transaction open on ``conn``
+        has committed; never if it rolls back. For what lives in memory beside the rows (the
+        data version): it must not run ahead of what a reader of :attr:`conn` can see."""
+        if conn is self.conn and self._depth:
+            self._after.append(then)
+        elif conn is self._bulk_conn and self._bulk_after is not None:
+            self._bulk_after.append(then)
+        else:
+            raise RuntimeError("after_commit: no transaction of this database is open there")
 
     @property
     def full(self) -> bool:
@@ -99,6 +121,7 @@ class Database:
             self.conn.execute("COMMIT")
         except BaseException as err:
             self._depth = 0
+            self._after.clear()
             # SQLite may already have rolled back (SQLITE_FULL at COMMIT does).
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
@@ -106,30 +129,50 @@ class Database:
                 self._now_full(err)
                 raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
             raise
+        _run(self._after)
         if self.full_since is not None:
             self._writable_again()
 
-    async def bulk_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+    async def bulk_write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``write`` in one transaction on a connection of its own, in a worker thread.
 
         For writes of tens of thousands of rows (a full snapshot): the event loop goes on
         serving, and reads on :attr:`conn` see the previous committed state until this one
-        commits (WAL). ``write`` must only use the connection it is given. A full disk raises
-        :class:`StoreFullError` as :meth:`transaction` does.
+        commits (WAL). ``write`` must only use the connection it is given (and
+        :meth:`after_commit` with it). A full disk raises :class:`StoreFullError` as
+        :meth:`transaction` does. Returns what ``write`` returns.
         """
-        async with self._bulk_lock:
+        await self._bulk_lock.acquire()
+        try:
             if self._bulk_conn is None:
                 self._bulk_conn = _connect(self.path)
-            conn = self._bulk_conn
-            try:
-                await asyncio.to_thread(_write_in, conn, write)
-            except sqlite3.Error as err:
-                if is_full(err):
-                    self._now_full(err)
-                    raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
-                raise
+            self._bulk_after = []
+            done = asyncio.ensure_future(asyncio.to_thread(_write_in, self._bulk_conn, write))
+        except BaseException:
+            self._bulk_after = None
+            self._bulk_lock.release()
+            raise
+        # The thread cannot be stopped: if this task is cancelled, the write goes on and may
+        # commit, so what follows a commit (and the next bulk write) waits for the thread.
+        done.add_done_callback(self._bulk_done)
+        try:
+            result = await asyncio.shield(done)
+        except sqlite3.Error as err:
+            if is_full(err):
+                self._now_full(err)
+                raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
+            raise
         if self.full_since is not None:
             self._writable_again()
+        return result
+
+    def _bulk_done(self, done: asyncio.Future[Any]) -> None:
+        after, self._bulk_after = self._bulk_after, None
+        try:
+            if not done.cancelled() and done.exception() is None and after:
+                _run(after)
+        finally:
+            self._bulk_lock.release()
 
     def _now_full(self, err: BaseException) -> None:
         if self.full_since is None:
@@ -155,6 +198,13 @@ class Database:
         self.conn.close()
 
 
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    todo = list(callbacks)
+    callbacks.clear()
+    for then in todo:
+        then()
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -165,12 +215,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], None]) -> None:
+def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        write(conn)
+        result = write(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLITE_FULL at COMMIT may already have rolled back
             conn.execute("ROLLBACK")
         raise
+    return result

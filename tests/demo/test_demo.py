@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -189,6 +190,54 @@ async def test_sigterm_during_start_up_keeps_the_state_when_asked(tmp_path: Path
     in_order(out, "fake cloud stopped", "broker stopped", "stopped on SIGTERM", "state kept")
     broker_gone(out)
     assert "demo.log" in os.listdir(state)
+
+
+async def exited(pid: int) -> None:
+    """Return when process ``pid`` (not ours to wait for) has exited: its pidfd turns readable."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    try:
+        await gone
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def test_a_killed_demo_takes_its_broker_with_it() -> None:
+    """SIGKILL runs none of the demo's cleanup: the kernel ends the broker (parent-death
+    signal), so no Mosquitto is left holding a port."""
+    proc = await start("--no-live")
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            await read_until(proc, "broker: mosquitto (pid ", lines)
+        broker = int(re.findall(r"mosquitto \(pid (\d+)\)", lines[-1])[0])
+        assert alive(broker)
+    finally:
+        proc.kill()
+        async with asyncio.timeout(30):
+            await proc.communicate()
+        state = re.search(r"state and log in (\S+) ", "".join(lines))
+        if state is not None:  # nobody removed it: the demo was killed
+            shutil.rmtree(state.group(1), ignore_errors=True)
+    assert proc.returncode == -signal.SIGKILL
+    async with asyncio.timeout(10):
+        await exited(broker)
+    assert not alive(broker)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, exited but not yet reaped by its new parent, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_keep_state_refuses_a_directory_in_use(

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol, TextIO
 
 from lockgate_sim.demo.snapshot import STATE_ORDER, CredRow, EventRow, Snapshot
+from lockgate_sim.demo.wrap import narration_rows
 
 PROGRESS_EVERY_S = 0.5
 NARRATION_LINES = 7
@@ -217,13 +218,18 @@ def _ago(now: datetime, t: datetime | None) -> str:
 
 
 class LiveView:
-    """The whole screen, redrawn on each snapshot; the story is printed again at the end."""
+    """The whole screen, redrawn on each snapshot; the story is printed again at the end.
+
+    The story's lines wrap to the terminal's width (a command to paste wraps as a shell
+    command, see :mod:`lockgate_sim.demo.wrap`); the tables above it are cut at the edge.
+    """
 
     def __init__(self, out: TextIO, started: float, *, color: bool | None = None) -> None:
         self._out = out
         self._started = started
         self._color = color if color is not None else "NO_COLOR" not in os.environ
-        self._story: list[str] = []
+        self._story: list[tuple[str, str]] = []
+        """(the time, the text) of each line said; the text may be a :class:`Paste`"""
         self._last: Snapshot | None = None
         self._compact = False
         self._out.write("\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J")
@@ -231,7 +237,7 @@ class LiveView:
 
     def say(self, text: str) -> None:
         elapsed = time.monotonic() - self._started
-        self._story.append(f"{elapsed:6.1f}s  {text}")
+        self._story.append((f"{elapsed:6.1f}s  ", text))
         if self._last is not None:
             self._draw(self._last)
         else:
@@ -243,8 +249,8 @@ class LiveView:
 
     def close(self) -> None:
         self._out.write("\x1b[?25h\x1b[?1049l")
-        for line in self._story:
-            self._out.write(line + "\n")
+        for stamp, text in self._story:
+            self._out.write(stamp + text + "\n")
         if self._last is not None:
             self._out.write(_summary(self._last) + "\n")
         self._out.flush()
@@ -260,7 +266,7 @@ class LiveView:
         width, height = size.columns, max(size.lines, 20)
         self._compact = height < COMPACT_BELOW
         top = self._top(snap)
-        story = self._story_lines(height)
+        story = self._story_lines(height, width)
         creds = self._cred_lines(snap, width)
         events = self._event_lines(snap)
         room = max(0, height - len(top) - len(story) - 1)
@@ -280,7 +286,12 @@ class LiveView:
         """Before the gateway runs: the title and what has started so far."""
         size = shutil.get_terminal_size((110, 40))
         lines: list[Line] = [[(" Lockgate demo · starting the site ", "head")], []]
-        lines += [[(" " + text, "")] for text in self._story[-(size.lines - 3) :]]
+        rows = [
+            row
+            for stamp, text in self._story[-(size.lines - 3) :]
+            for row in narration_rows(" " + stamp, text, size.columns)
+        ]
+        lines += [[(row, "")] for row in rows[-(size.lines - 3) :]]
         body = "\n".join(_fit(line, size.columns, self._color) + "\x1b[K" for line in lines)
         self._out.write("\x1b[H" + body + "\x1b[J")
         self._out.flush()
@@ -388,14 +399,15 @@ class LiveView:
             )
         return lines
 
-    def _story_lines(self, height: int) -> list[Line]:
+    def _story_lines(self, height: int, width: int) -> list[Line]:
+        """The last lines said, each whole (wrapped over as many rows as it needs)."""
         keep = 3 if self._compact else min(NARRATION_LINES, height // 4)
         lines: list[Line] = []
         self._gap(lines)
         lines.append([(" WALK-THROUGH", "b")])
-        for text in self._story[-keep:]:
+        for stamp, text in self._story[-keep:]:
             style = "green" if "✓" in text else "red" if "✗" in text else ""
-            lines.append([(" " + text, style)])
+            lines += [[(row, style)] for row in narration_rows(" " + stamp, text, width)]
         return lines
 
 

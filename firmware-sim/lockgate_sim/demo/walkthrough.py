@@ -34,6 +34,7 @@ from lockgate_sim.demo.scenario import (
     mask,
 )
 from lockgate_sim.demo.site import DemoSite
+from lockgate_sim.demo.wrap import Paste
 from lockgate_sim.lock import SimLock
 
 JANE_METHOD = "method-jane-pin"
@@ -280,7 +281,7 @@ class Walkthrough:
             "try it: unlock the front door as the demo's operator (its key is signed, "
             "the gateway's identity pinned), from another terminal while this runs:"
         )
-        self.say(f"  {operator.ctl_line('unlock', 'lock_id=front')}")
+        self.say(Paste(f"  {operator.ctl_line('unlock', 'lock_id=front')}"))
 
     async def standing_grants(self) -> None:
         site = self.site
