@@ -16,6 +16,7 @@ Run: .venv/bin/python bench/bench_ble.py
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import time
@@ -58,7 +59,9 @@ class Result:
     held: int
 
 
-async def push(label: str, *, mtu: int, write_mode: str, cached: bool = True) -> Result:
+async def push(
+    label: str, *, mtu: int, write_mode: str, cached: bool = True, codes: int = CODES
+) -> Result:
     now = lambda: datetime.now(UTC)  # noqa: E731
     radio = VirtualRadio()
     spec = SimLockSpec(
@@ -92,7 +95,7 @@ async def push(label: str, *, mtu: int, write_mode: str, cached: bool = True) ->
                     os.urandom(8),
                     window,
                 )
-                for i in range(CODES)
+                for i in range(codes)
             ]
             if not cached:
                 central.gatt_cache.clear()
@@ -102,7 +105,7 @@ async def push(label: str, *, mtu: int, write_mode: str, cached: bool = True) ->
             t0 = time.perf_counter()
             await driver.connect()
             await driver.list_credentials()
-            for i in range(0, CODES, caps.max_batch):
+            for i in range(0, codes, caps.max_batch):
                 result = await driver.put_credentials(creds[i : i + caps.max_batch])
                 assert result.ok, result.failures
             held = await driver.list_credentials()
@@ -126,28 +129,51 @@ async def push(label: str, *, mtu: int, write_mode: str, cached: bool = True) ->
     )
 
 
-async def main() -> None:
-    runs = [
-        await push("MTU 247, last segment acknowledged (default)", mtu=247, write_mode="last"),
-        await push("MTU 23,  last segment acknowledged", mtu=23, write_mode="last"),
-        await push("MTU 247, every segment acknowledged", mtu=247, write_mode="all"),
+async def runs(codes: int) -> list[Result]:
+    return [
+        await push(
+            "MTU 247, last segment acknowledged (default)", mtu=247, write_mode="last", codes=codes
+        ),
+        await push("MTU 23,  last segment acknowledged", mtu=23, write_mode="last", codes=codes),
+        await push("MTU 247, every segment acknowledged", mtu=247, write_mode="all", codes=codes),
         await push(
             "MTU 247, last segment acknowledged, GATT table not cached (discovered on the air)",
             mtu=247,
             write_mode="last",
             cached=False,
+            codes=codes,
         ),
     ]
+
+
+def measure(codes: int = CODES) -> dict[str, float]:
+    """The default push and the uncached one, for bench/run_all.py."""
+    done = asyncio.run(runs(codes))
+    default, all_acked, cold = done[0], done[2], done[3]
+    return {
+        "codes": codes,
+        "round_trips": default.att_requests,
+        "setup": default.setup_requests,
+        "exchanges": default.exchanges,
+        "ms": default.seconds * 1000,
+        "cold_round_trips": cold.att_requests,
+        "cold_setup": cold.setup_requests,
+        "all_acked_round_trips": all_acked.att_requests,
+    }
+
+
+async def main(codes: int = CODES) -> None:
+    done = await runs(codes)
     print(
-        f"Pushing {CODES} PIN codes to one commissioned BLE lock (connect, list, put, read back;"
+        f"Pushing {codes} PIN codes to one commissioned BLE lock (connect, list, put, read back;"
         " goal <= 0.100 GATT round trips per code)"
     )
-    for r in runs:
-        assert r.held == CODES
+    for r in done:
+        assert r.held == codes
         print(f"\n{r.label}")
         print(
             f"  GATT round trips (ATT requests on the air): {r.att_requests:4d}"
-            f"  = {r.att_requests / CODES:.3f} per code"
+            f"  = {r.att_requests / codes:.3f} per code"
         )
         print(
             f"    link setup (MTU, discovery, info + status reads, 2 subscriptions):"
@@ -156,17 +182,21 @@ async def main() -> None:
         )
         print(
             f"  lock-protocol exchanges (request -> reply): {r.exchanges:4d}"
-            f"  = {r.exchanges / CODES:.3f} per code"
+            f"  = {r.exchanges / codes:.3f} per code"
         )
         print(f"  one-way: {r.write_commands} write commands, {r.notifications} notifications")
-        print(f"  time for {CODES} codes over the simulated link: {r.seconds * 1000:.0f} ms")
-    default, cold = runs[0], runs[-1]
+        print(f"  time for {codes} codes over the simulated link: {r.seconds * 1000:.0f} ms")
+    default, cold = done[0], done[-1]
     print(
-        f"\nsummary: {default.att_requests / CODES:.3f} GATT round trips per code by default"
+        f"\nsummary: {default.att_requests / codes:.3f} GATT round trips per code by default"
         f" (MTU 247, last segment acknowledged, cached table; goal <= 0.100),"
-        f" {cold.att_requests / CODES:.3f} with the table discovered on the air"
+        f" {cold.att_requests / codes:.3f} with the table discovered on the air"
     )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes", type=int, default=CODES)
+    parser.add_argument("--quick", action="store_true", help="20 codes: checks the bench runs")
+    args = parser.parse_args()
+    asyncio.run(main(20 if args.quick else args.codes))

@@ -13,6 +13,7 @@ Run: .venv/bin/python bench/bench_nuki.py
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import time
@@ -40,9 +41,9 @@ class Keys(dict[str, bytes]):
         self.pop(name, None)
 
 
-def codes() -> list[Credential]:
+def codes(count: int) -> list[Credential]:
     out = []
-    for i in range(CODES):
+    for i in range(count):
         rest, n = "", i
         for _ in range(5):  # i in base 9, written with the digits 1-9
             n, r = divmod(n, 9)
@@ -52,7 +53,7 @@ def codes() -> list[Credential]:
     return out
 
 
-async def main() -> None:
+async def main(count: int = CODES) -> None:
     radio = VirtualRadio()
     central = BumbleCentral(radio.device("gateway"))
     await central.start()
@@ -71,26 +72,26 @@ async def main() -> None:
                 floor.append(time.perf_counter() - t)
             radio.air.reset()
             batch = (await driver.capabilities()).max_batch
-            creds = codes()
+            creds = codes(count)
             t = time.perf_counter()
             await driver.list_credentials()
-            for i in range(0, CODES, batch):
+            for i in range(0, count, batch):
                 result = await driver.put_credentials(creds[i : i + batch])
                 assert result.ok, result.failures
             held = await driver.list_credentials()
             seconds = time.perf_counter() - t
-            assert len(held) == CODES
+            assert len(held) == count
             gw = str(central.device.random_address)
             lk = str(lock.device.random_address)
             writes = radio.air.write_requests.get(gw, 0)
             indications = radio.air.indications.get(lk, 0)
     await central.close()
-    per_code = seconds / CODES
+    per_code = seconds / count
     state = statistics.median(floor)
-    print(f"{CODES} keypad codes to one Nuki lock (batches of {batch}), from a read to a read-back")
+    print(f"{count} keypad codes to one Nuki lock (batches of {batch}), from a read to a read-back")
     print(
-        f"  write requests {writes} ({writes / CODES:.2f} per code), "
-        f"indications {indications} ({indications / CODES:.2f} per code)"
+        f"  write requests {writes} ({writes / count:.2f} per code), "
+        f"indications {indications} ({indications / count:.2f} per code)"
     )
     print(f"  {seconds * 1000:.0f} ms in all, {per_code * 1000:.2f} ms per code")
     print(f"  floor: one sealed state request {state * 1000:.2f} ms (median of 20)")
@@ -98,4 +99,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes", type=int, default=CODES)
+    parser.add_argument("--quick", action="store_true", help="5 codes: checks the bench runs")
+    args = parser.parse_args()
+    asyncio.run(main(5 if args.quick else args.codes))

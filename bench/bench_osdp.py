@@ -227,7 +227,10 @@ async def main_async(cards: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cards", type=int, default=60)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     ns = ap.parse_args()
+    if ns.quick:
+        ns.cards = 3
     asyncio.run(main_async(ns.cards))
 
 

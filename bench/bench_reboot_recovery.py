@@ -54,7 +54,9 @@ async def run(rounds: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=15)
-    asyncio.run(run(ap.parse_args().rounds))
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
+    args = ap.parse_args()
+    asyncio.run(run(2 if args.quick else args.rounds))
 
 
 if __name__ == "__main__":

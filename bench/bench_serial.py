@@ -87,13 +87,21 @@ async def bench(codes: int, baud: int, max_batch: int, max_message: int) -> dict
     }
 
 
+def measure(codes: tuple[int, ...] = (300, 1000, 3000), baud: int = 115200) -> dict[int, float]:
+    """Wire limit / elapsed for each count of codes (bench/run_all.py)."""
+    return {n: asyncio.run(bench(n, baud, 100, 1024))["ratio"] for n in codes}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--codes", default="300,1000,3000", help="comma-separated code counts")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--max-batch", type=int, default=100, help="the lock's max_batch")
     p.add_argument("--max-message", type=int, default=1024, help="the lock's max_message")
+    p.add_argument("--quick", action="store_true", help="30 codes: checks the bench runs")
     args = p.parse_args()
+    if args.quick:
+        args.codes = "30"
     summary = []
     for codes in (int(n) for n in args.codes.split(",")):
         r = asyncio.run(bench(codes, args.baud, args.max_batch, args.max_message))

@@ -67,7 +67,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--credentials", type=int, default=100_000)
     ap.add_argument("--decisions", type=int, default=20_000)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     args = ap.parse_args()
+    if args.quick:
+        args.credentials, args.decisions = 1_000, 400
     t = datetime(2026, 3, 1, 12, tzinfo=UTC)
     clock = FakeClock(t)
     with tempfile.TemporaryDirectory() as d:

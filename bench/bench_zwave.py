@@ -90,7 +90,7 @@ async def through_lockgate(rig: ZWaveRig, codes: list[str], tmp: Path) -> float:
             "bench",
         )
         gateway = Gateway(cfg, default_registry(), clock=clock, kernel_synchronised=lambda: True)
-        async with gateway as gw:
+        async with gateway as gw, gw.serving():
             await gw.ready.wait()
             reconciler = gw.locks["door"]
             await reconciler.wait_for(lambda: reconciler.health.passes >= 1)
@@ -118,7 +118,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--s2", action="store_true", help="the lock included with S2")
     parser.add_argument("--codes", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="3 codes: checks the bench runs")
     args = parser.parse_args()
+    if args.quick:
+        args.codes = 3
     codes = [f"{400000 + 7919 * i % 599999}" for i in range(args.codes)]
     with tempfile.TemporaryDirectory() as tmp:
         async with ZWaveRig(Path(tmp) / "rig", locks=1, slots=args.codes + 10, s2=args.s2) as rig:

@@ -66,7 +66,7 @@ OPERATORS_PASSWORD = "op-Zq81-road-test"  # typed by the installer at mosquitto_
 PIN = "735102"  # the first grant's code
 PRELUDE = 'set -euo pipefail\nsudo() { "$@"; }\n'
 WAIT = 30.0
-ExecStart = "/opt/lockgate/venv/bin/lockgate run --config /etc/lockgate/lockgate.toml"
+EXEC_START = "/opt/lockgate/venv/bin/lockgate run --config /etc/lockgate/lockgate.toml"
 
 
 STANDINS = (
@@ -214,7 +214,7 @@ class Walk:
             assert await self.daemon.wait_exit() == 0
         units = self.box.path("/etc/systemd/system")
         unit = (units / "lockgate.service").read_text()
-        assert f"ExecStart={ExecStart}\n" in unit
+        assert f"ExecStart={EXEC_START}\n" in unit
         dropins = sorted((units / "lockgate.service.d").glob("*.conf"))
         loaded = self.tmp / "credentials.lockgate"  # systemd's private copy
         shutil.rmtree(loaded, ignore_errors=True)
