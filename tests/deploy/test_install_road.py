@@ -340,6 +340,12 @@ async def checks(walk: Walk, command: str, ran: Ran | None) -> None:
         assert 'gateway_id = "acme-hq-1"' in pin and "gateway_key = " in pin
     elif re.search(r"lockgate ctl (status|sync)", command):
         assert ran is not None and json.loads(ran.out)["status"] == "ok"
+        if command.startswith("lockgate ctl status") and walk.grant_id:
+            data = json.loads(ran.out)["data"]  # counts, and every sync issue, as the doc says
+            assert data["counts"]["credentials"]["applied"] >= len(LOCKS), data["counts"]
+            # The demo workspace's mobile keys lack Lockgate's extension: a sync issue each.
+            assert data["sync_issues"], data
+            assert all(i["reason"] and i["message"] for i in data["sync_issues"])
     elif on_box := re.search(r"sudo lockgate commission ([\w-]+)", command):
         assert ran is not None and f"{on_box.group(1)}: commissioned" in ran.out
     elif remote := re.search(r"lockgate ctl commission lock_id=([\w-]+)", command):
