@@ -233,6 +233,7 @@ class Gateway:
             self.clock,
             page_size=cfg.cloud.page_size,
             on_change=self._cloud_changed,
+            views=self.views,
         )
         self.sync_loop = SyncLoop(self.cloud_sync, self.client, self.clock, cfg.cloud, self.trust)
         self.keeper = StoreKeeper(

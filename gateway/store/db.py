@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gateway.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 SQLITE_FULL = 13
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -134,14 +136,14 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
 
-    async def bulk_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+    async def bulk_write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``write`` in one transaction on a connection of its own, in a worker thread.
 
         For writes of tens of thousands of rows (a full snapshot): the event loop goes on
         serving, and reads on :attr:`conn` see the previous committed state until this one
         commits (WAL). ``write`` must only use the connection it is given (and
         :meth:`after_commit` with it). A full disk raises :class:`StoreFullError` as
-        :meth:`transaction` does.
+        :meth:`transaction` does. Returns what ``write`` returns.
         """
         await self._bulk_lock.acquire()
         try:
@@ -157,7 +159,7 @@ class Database:
         # commit, so what follows a commit (and the next bulk write) waits for the thread.
         done.add_done_callback(self._bulk_done)
         try:
-            await asyncio.shield(done)
+            result = await asyncio.shield(done)
         except sqlite3.Error as err:
             if is_full(err):
                 self._now_full(err)
@@ -165,8 +167,9 @@ class Database:
             raise
         if self.full_since is not None:
             self._writable_again()
+        return result
 
-    def _bulk_done(self, done: asyncio.Future[None]) -> None:
+    def _bulk_done(self, done: asyncio.Future[Any]) -> None:
         after, self._bulk_after = self._bulk_after, None
         try:
             if not done.cancelled() and done.exception() is None and after:
@@ -251,12 +254,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], None]) -> None:
+def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        write(conn)
+        result = write(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLITE_FULL at COMMIT may already have rolled back
             conn.execute("ROLLBACK")
         raise
+    return result
