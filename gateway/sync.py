@@ -27,7 +27,7 @@ from gateway.cloud.models import (
     seam_notes,
 )
 from gateway.config import GatewayConfig
-from gateway.cooperative import Slicer
+from gateway.cooperative import Slicer, settle
 from gateway.models import (
     AccessMethod,
     CloudChanges,
@@ -40,6 +40,7 @@ from gateway.store.cloud_data import GONE_FROM_CLOUD
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
 from gateway.sync_issues import issues_in, log_new_issues
+from gateway.views import ViewCache
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class CloudSync:
         *,
         page_size: int = 500,
         on_change: Callable[[], None] = lambda: None,
+        views: ViewCache | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -96,6 +98,7 @@ class CloudSync:
         self._clock = clock
         self._page_size = page_size
         self._on_change = on_change
+        self._views = views
 
     # --- full --------------------------------------------------------------------------------
     async def full(self) -> SyncReport:
@@ -113,31 +116,38 @@ class CloudSync:
         for s in spaces_raw:
             if isinstance(s, dict) and isinstance(s.get("space_id"), str):
                 raw["space"].append((s["space_id"], raw_without_secrets(s)))
+        del entrances_raw, spaces_raw
         entrance_spaces = self._entrance_spaces(entrances)
 
-        grant_objs: dict[str, Any] = {}
-        method_objs: dict[str, Any] = {}
-        for key, ids in (
-            ("space_id", sorted(self._scope.space_ids | entrance_spaces)),
-            ("acs_entrance_id", sorted(self._scope.entrance_ids)),
-            ("device_id", sorted(self._scope.device_ids)),
-        ):
-            for one in ids:
-                for g in await self._client.list_all(
-                    "/access_grants/list", "access_grants", {key: one}, self._page_size
-                ):
-                    grant_objs[_id_of(g, "access_grant_id")] = g
-                for m in await self._client.list_all(
-                    "/access_methods/list", "access_methods", {key: one}, self._page_size
-                ):
-                    method_objs[_id_of(m, "access_method_id")] = m
-        slicer = Slicer()
-        grants, methods = await self._parse(
-            grant_objs, method_objs, raw, issues, entrance_spaces, slicer
-        )
-        del grant_objs, method_objs
-        listed = {g.grant_id for g in grants}
-        gone = self._store.cloud.live_grants_not_in(listed)
+        # Each page is read into records as it arrives, and its objects dropped: the whole
+        # listing is never held as parsed JSON. Grants first, so every method's grant is known.
+        got = _Collected(self._scope, entrance_spaces, Slicer())
+        queries = [
+            (key, one)
+            for key, ids in (
+                ("space_id", sorted(self._scope.space_ids | entrance_spaces)),
+                ("acs_entrance_id", sorted(self._scope.entrance_ids)),
+                ("device_id", sorted(self._scope.device_ids)),
+            )
+            for one in ids
+        ]
+        for key, one in queries:
+            async for page in self._client.pages(
+                "/access_grants/list", "access_grants", {key: one}, self._page_size
+            ):
+                await got.grants_page(page)
+        for key, one in queries:
+            async for page in self._client.pages(
+                "/access_methods/list", "access_methods", {key: one}, self._page_size
+            ):
+                await got.methods_page(page)
+        slicer = got.slicer
+        grants, methods = list(got.grants.values()), list(got.methods.values())
+        await got.raw_into(raw)
+        issues.extend(got.issue_list())
+        gone = await self._store.cloud.live_grants_not_in(got.grants, slicer)
+        del got
+        settle()
         identities = await self._identities([*grants, *gone], raw)
         now = self._clock.now()
         grants, methods = await _revocations(grants, methods, identities, now, slicer)
@@ -145,12 +155,16 @@ class CloudSync:
         _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
         snap = CloudSnapshot(grants, methods, entrances, raw, issues, gone_reasons)
+        del raw
         known_issues = self._store.cloud.issues()
         # One transaction, off the event loop: the snapshot holds everything up to its start,
         # so events from then on are news.
-        await self._store.cloud.apply_snapshot_sliced(
-            snap, now, CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)), slicer
+        version = await self._store.cloud.apply_snapshot_sliced(
+            snap, now, CloudChanges([], [], {}, {}, {}, [], covered, to_db(started))
         )
+        await _release(snap.raw, slicer)  # written: the largest part is not needed any more
+        if self._views is not None:
+            await self._views.adopt(version, grants, methods, entrances)
         self._on_change()
         log_new_issues(known_issues, issues_in(self._store.cloud, issues))
         log.info(
@@ -210,38 +224,12 @@ class CloudSync:
         slicer: Slicer,
     ) -> tuple[list[Grant], list[AccessMethod]]:
         """Parse and check every object, giving the event loop back between slices."""
-        grants: list[Grant] = []
-        owner: dict[str, str] = {}
-        raw.setdefault("access_grant", [])
-        raw.setdefault("access_method", [])
-        for gid, obj in grant_objs.items():
-            await slicer.tick()
-            grant, problem = parse_grant(obj)
-            if problem:
-                issues.append(("access_grant", gid, problem))
-            if grant is None:
-                continue
-            if not self._scope.covers(grant, entrance_spaces):
-                continue
-            grants.append(grant)
-            raw["access_grant"].append((grant.grant_id, raw_without_secrets(obj)))
-            ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
-            for mid in ids if isinstance(ids, list) else []:
-                if isinstance(mid, str):
-                    owner[mid] = grant.grant_id
-        methods: list[AccessMethod] = []
-        for mid, obj in method_objs.items():
-            await slicer.tick()
-            method, problem = parse_method(obj, owner.get(mid))
-            if problem:
-                issues.append(("access_method", mid, problem))
-            if method is None:
-                continue
-            if method.grant_id is None:
-                continue  # a method of a grant outside our scope
-            methods.append(method)
-            raw["access_method"].append((method.method_id, raw_without_secrets(obj)))
-        return grants, methods
+        got = _Collected(self._scope, entrance_spaces, slicer)
+        await got.grants_page(list(grant_objs.values()))
+        await got.methods_page(list(method_objs.values()))
+        await got.raw_into(raw)
+        issues.extend(got.issue_list())
+        return list(got.grants.values()), list(got.methods.values())
 
     async def _identities(
         self, grants: Iterable[Grant], raw: dict[str, list[tuple[str, str]]]
@@ -383,6 +371,75 @@ class CloudSync:
         )
 
 
+class _Collected:
+    """What a sync has read so far: records by id (a later listing of the same object wins),
+    their raw objects with the secrets removed, and the objects that could not be read."""
+
+    SETTLE_EVERY = 5_000
+    """Objects read between two :func:`settle` calls (what was read lives until written)."""
+
+    def __init__(self, scope: Scope, entrance_spaces: frozenset[str], slicer: Slicer) -> None:
+        self.scope = scope
+        self.entrance_spaces = entrance_spaces
+        self.slicer = slicer
+        self.grants: dict[str, Grant] = {}
+        self.methods: dict[str, AccessMethod] = {}
+        self.raw: dict[str, dict[str, str]] = {"access_grant": {}, "access_method": {}}
+        self.issues: dict[tuple[str, str], str] = {}
+        self._owner: dict[str, str] = {}
+        """Access method id -> the grant that lists it (grants are read before methods)."""
+        self._unsettled = 0
+
+    async def grants_page(self, page: list[Any]) -> None:
+        raw = self.raw["access_grant"]
+        for obj in page:
+            await self.slicer.tick()
+            gid = _id_of(obj, "access_grant_id")
+            grant, problem = parse_grant(obj)
+            if problem:
+                self.issues[("access_grant", gid)] = problem
+            if grant is None or not self.scope.covers(grant, self.entrance_spaces):
+                continue
+            self.grants[grant.grant_id] = grant
+            raw[grant.grant_id] = raw_without_secrets(obj)
+            ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
+            for mid in ids if isinstance(ids, list) else []:
+                if isinstance(mid, str):
+                    self._owner[mid] = grant.grant_id
+        self._settle(len(page))
+
+    async def methods_page(self, page: list[Any]) -> None:
+        raw = self.raw["access_method"]
+        for obj in page:
+            await self.slicer.tick()
+            mid = _id_of(obj, "access_method_id")
+            method, problem = parse_method(obj, self._owner.get(mid))
+            if problem:
+                self.issues[("access_method", mid)] = problem
+            if method is None or method.grant_id is None:
+                continue  # unreadable, or a method of a grant outside our scope
+            self.methods[method.method_id] = method
+            raw[method.method_id] = raw_without_secrets(obj)
+        self._settle(len(page))
+
+    async def raw_into(self, raw: dict[str, list[tuple[str, str]]]) -> None:
+        for kind, items in self.raw.items():
+            into = raw.setdefault(kind, [])
+            for item in items.items():
+                into.append(item)
+                await self.slicer.tick()
+        self.raw = {}
+
+    def issue_list(self) -> list[tuple[str, str, str]]:
+        return [(kind, oid, problem) for (kind, oid), problem in self.issues.items()]
+
+    def _settle(self, read: int) -> None:
+        self._unsettled += read
+        if self._unsettled >= self.SETTLE_EVERY:
+            self._unsettled = 0
+            settle()
+
+
 async def _revocations(
     grants: list[Grant],
     methods: list[AccessMethod],
@@ -417,6 +474,15 @@ async def _revocations(
             m = replace(m, revoked_at=now, revoked_reason=why)
         out_methods.append(m)
     return out_grants, out_methods
+
+
+async def _release(raw: dict[str, list[tuple[str, str]]], slicer: Slicer) -> None:
+    """Empty ``raw`` a slice at a time: freeing 100,000 objects at once holds the loop too."""
+    for items in raw.values():
+        while items:
+            del items[-1000:]
+            await slicer.tick()
+    raw.clear()
 
 
 def _grant_revocation(g: Grant, identities: dict[str, tuple[SeamNote, ...]]) -> str | None:

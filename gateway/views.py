@@ -2,14 +2,18 @@
 
 :meth:`ViewCache.refresh` builds a new version's view in slices that give the event loop back
 (50,000 grants take seconds to read, decrypt and index); :meth:`ViewCache.current` answers
-from it at once, and builds in one go only if asked before a refresh caught up.
+from it at once, and builds in one go only if asked before a refresh caught up. A full sync
+hands its records over with :meth:`ViewCache.adopt` instead: the view of the version it just
+committed is indexed from memory, not read back and decrypted.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
-from gateway.cooperative import Slicer
+from gateway.cooperative import Slicer, settle
+from gateway.models import AccessMethod, Entrance, Grant
 from gateway.planner import CloudView
 from gateway.store.store import Store
 
@@ -41,5 +45,33 @@ class ViewCache:
                 slicer = Slicer()
                 grants, methods, entrances = await self._store.cloud.load_sliced(slicer)
                 view = await CloudView.built(grants, methods, entrances, version, slicer)
+                del grants, methods
                 if self._store.cloud.version == version:  # else it changed meanwhile: again
                     self._view = view
+                    settle()
+
+    async def adopt(
+        self,
+        version: int,
+        grants: Iterable[Grant],
+        methods: Iterable[AccessMethod],
+        entrances: list[Entrance],
+    ) -> None:
+        """Index ``version`` from the records just written to the store (every grant and
+        method of a full snapshot, secrets in the clear): its live ones are exactly what the
+        store holds at that version. Does nothing if the store has moved on since."""
+        async with self._building:
+            if self._store.cloud.version != version:
+                return
+            slicer = Slicer()
+            live: dict[str, Grant] = {}
+            for g in grants:
+                if g.revoked_at is None:
+                    live[g.grant_id] = g
+                await slicer.tick()
+            view = await CloudView.built(
+                live, (m for m in methods if m.revoked_at is None), entrances, version, slicer
+            )
+            if self._store.cloud.version == version:
+                self._view = view
+                settle()

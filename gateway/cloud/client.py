@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -138,6 +138,15 @@ class CloudClient:
     ) -> list[dict[str, Any]]:
         """Every item of a list endpoint, following ``pagination`` to the last page."""
         items: list[dict[str, Any]] = []
+        async for page in self.pages(path, items_key, body, page_size):
+            items.extend(page)
+        return items
+
+    async def pages(
+        self, path: str, items_key: str, body: dict[str, Any] | None = None, page_size: int = 500
+    ) -> AsyncIterator[list[Any]]:
+        """The items of a list endpoint one page at a time, as each page arrives (a caller that
+        digests each page before asking for the next never holds the whole list)."""
         request = dict(body or {})
         request["limit"] = page_size
         seen_cursors: set[str] = set()
@@ -146,10 +155,11 @@ class CloudClient:
             page = data.get(items_key)
             if not isinstance(page, list):
                 raise CloudBadResponseError(f"{path}: '{items_key}' missing or not a list")
-            items.extend(page)
             pagination = data.get("pagination")
+            del data
+            yield page
             if not isinstance(pagination, dict) or not pagination.get("has_next_page"):
-                return items
+                return
             cursor = pagination.get("next_page_cursor")
             if not isinstance(cursor, str) or cursor in seen_cursors:
                 raise CloudBadResponseError(f"{path}: pagination cursor missing or repeating")

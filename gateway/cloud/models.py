@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -101,9 +102,20 @@ class CloudEntrance(_CloudModel):
 
 
 def _aware(t: datetime | None) -> datetime | None:
-    if t is not None and t.tzinfo is None:
+    """The time in UTC (as the store gives it back); a time without a zone is refused."""
+    if t is None:
+        return None
+    offset = t.utcoffset()
+    if offset is None:
         raise ValueError("timestamp without a timezone")
-    return t
+    return t.astimezone(UTC) if offset else t
+
+
+@functools.lru_cache(maxsize=4096)
+def _id_set(ids: tuple[str, ...]) -> frozenset[str]:
+    """One shared set per distinct list of ids: 50,000 grants name a few dozen spaces, and a
+    set per grant per field would be most of their memory."""
+    return frozenset(ids)
 
 
 def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
@@ -136,9 +148,9 @@ def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
             grant_id=g.access_grant_id,
             starts_at=starts,
             ends_at=ends,
-            space_ids=frozenset(g.space_ids),
-            entrance_ids=frozenset(g.acs_entrance_ids),
-            device_ids=frozenset(g.device_ids),
+            space_ids=_id_set(tuple(g.space_ids)),
+            entrance_ids=_id_set(tuple(g.acs_entrance_ids)),
+            device_ids=_id_set(tuple(g.device_ids)),
             user_identity_id=g.user_identity_id,
             display_name=g.display_name,
             problem=problem,
@@ -221,15 +233,31 @@ def raw_without_secrets(raw: Any) -> str:
     ``requested_access_methods[].code`` repeats the PIN, for one)."""
     if not isinstance(raw, dict):
         return json.dumps({"unreadable": True})
-    return json.dumps(_scrub(raw), sort_keys=True)
+    return _ENCODE(_scrub(raw))
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
+_ENCODE = json.JSONEncoder(sort_keys=True).encode
+
+
+def _scrub(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` without its secret fields; only containers are descended into."""
+    out = {}
+    for key, value in obj.items():
+        if key in SECRET_FIELDS:
+            continue
+        if isinstance(value, dict):
+            value = _scrub(value)
+        elif isinstance(value, list):
+            value = _scrub_list(value)
+        out[key] = value
+    return out
+
+
+def _scrub_list(items: list[Any]) -> list[Any]:
+    return [
+        _scrub(v) if isinstance(v, dict) else _scrub_list(v) if isinstance(v, list) else v
+        for v in items
+    ]
 
 
 def _str_set(value: Any) -> frozenset[str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Container, Iterable
 from datetime import datetime
 
 from gateway.cooperative import Slicer
@@ -30,13 +29,37 @@ from gateway.store.timefmt import from_db, to_db
 GONE_FROM_CLOUD = "deleted in the cloud (no longer listed)"
 
 
-@dataclass(slots=True)
-class _Rows:
-    """Rows ready for ``executemany``: grants, methods (secrets sealed), raw objects."""
+METHOD_CHUNK = 500
+"""Methods compared with their stored rows (and sealed if changed) this many at a time."""
 
-    grants: list[tuple[object, ...]] = field(default_factory=list)
-    methods: list[tuple[object, ...]] = field(default_factory=list)
-    raw: list[tuple[str, str, str]] = field(default_factory=list)
+_UPSERT_GRANT = (
+    "INSERT INTO grants (grant_id, starts_at, ends_at, user_identity_id, display_name, space_ids, "
+    "entrance_ids, device_ids, problem, revoked_at, revoked_reason, seam_notes) VALUES (?, ?, ?, "
+    "?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (grant_id) DO UPDATE SET starts_at = "
+    "excluded.starts_at, ends_at = excluded.ends_at, user_identity_id = "
+    "excluded.user_identity_id, display_name = excluded.display_name, space_ids = "
+    "excluded.space_ids, entrance_ids = excluded.entrance_ids, device_ids = excluded.device_ids, "
+    "problem = excluded.problem, revoked_at = excluded.revoked_at, revoked_reason = "
+    "excluded.revoked_reason, seam_notes = excluded.seam_notes WHERE grants.starts_at IS NOT "
+    "excluded.starts_at OR grants.ends_at IS NOT excluded.ends_at OR grants.user_identity_id IS "
+    "NOT excluded.user_identity_id OR grants.display_name IS NOT excluded.display_name OR "
+    "grants.space_ids IS NOT excluded.space_ids OR grants.entrance_ids IS NOT "
+    "excluded.entrance_ids OR grants.device_ids IS NOT excluded.device_ids OR grants.problem IS "
+    "NOT excluded.problem OR grants.revoked_at IS NOT excluded.revoked_at OR "
+    "grants.revoked_reason IS NOT excluded.revoked_reason OR grants.seam_notes IS NOT "
+    "excluded.seam_notes"
+)
+"""Writes a grant row only when it is new or differs from the stored one."""
+_UPSERT_RAW = (
+    "INSERT INTO cloud_objects VALUES (?, ?, ?) ON CONFLICT (object_type, object_id)"
+    " DO UPDATE SET raw = excluded.raw WHERE cloud_objects.raw IS NOT excluded.raw"
+)
+_METHOD_KEY = (
+    "method_id, grant_id, mode, display_name, secret_index, problem, revoked_at,"
+    " revoked_reason, issued, seam_notes"
+)
+"""The columns that tell whether a stored method row is this method (the sealed secret is
+random each time; its keyed index says whether the secret changed)."""
 
 
 def _meta_set(conn: sqlite3.Connection, key: str, value: str) -> None:
@@ -55,58 +78,42 @@ class CloudData:
         return self._meta.data_version.current
 
     # --- writing -----------------------------------------------------------------------------
-    def apply_snapshot(self, snap: CloudSnapshot, now: datetime) -> None:
-        rows = _Rows()
-        for _ in self._prepare(rows, snap.grants, snap.methods, snap.raw):
-            pass
+    def apply_snapshot(self, snap: CloudSnapshot, now: datetime) -> int:
+        """Replace the snapshot in one transaction; returns the new data version."""
         with self._db.transaction() as conn:
-            self._write_snapshot(conn, rows, snap, now)
+            self._write_snapshot(conn, snap, now)
+            return _version(conn)
 
     async def apply_snapshot_sliced(
-        self,
-        snap: CloudSnapshot,
-        now: datetime,
-        then: CloudChanges | None = None,
-        slicer: Slicer | None = None,
-    ) -> None:
+        self, snap: CloudSnapshot, now: datetime, then: CloudChanges | None = None
+    ) -> int:
         """:meth:`apply_snapshot` (and ``then``, in the same transaction) for tens of thousands
-        of grants: rows are prepared (secrets sealed) in slices that give the event loop back,
-        and written in one transaction on the store's bulk connection, in a worker thread."""
-        slicer = slicer or Slicer()
-        rows = _Rows()
-        for _ in self._prepare(rows, snap.grants, snap.methods, snap.raw):
-            await slicer.tick()
-        more = _Rows()
-        if then is not None:
-            for _ in self._prepare(more, then.grants, then.methods, then.raw):
-                await slicer.tick()
+        of grants: written in one transaction on the store's bulk connection, in a worker
+        thread, so the event loop goes on serving. Only rows that changed are written (and only
+        their secrets sealed). Returns the data version it committed."""
 
-        def write(conn: sqlite3.Connection) -> None:
-            self._write_snapshot(conn, rows, snap, now)
+        def write(conn: sqlite3.Connection) -> int:
+            self._write_snapshot(conn, snap, now)
             if then is not None:
-                self._write_changes(conn, more, then, now)
+                self._write_changes(conn, then, now)
+            return _version(conn)
 
-        await self._db.bulk_write(write)
+        return await self._db.bulk_write(write)
 
     def apply_changes(self, changes: CloudChanges, now: datetime) -> None:
-        rows = _Rows()
-        for _ in self._prepare(rows, changes.grants, changes.methods, changes.raw):
-            pass
         with self._db.transaction() as conn:
-            self._write_changes(conn, rows, changes, now)
+            self._write_changes(conn, changes, now)
 
-    def _write_snapshot(
-        self, conn: sqlite3.Connection, rows: _Rows, snap: CloudSnapshot, now: datetime
-    ) -> None:
-        self._upsert(conn, rows)
+    def _write_snapshot(self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime) -> None:
+        self._upsert(conn, snap.grants, snap.methods, snap.raw)
         conn.execute("DELETE FROM entrances")
         conn.executemany(
             "INSERT INTO entrances VALUES (?, ?)",
             [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances],
         )
-        self._tombstone_missing(conn, "grants", "grant_id", [g.grant_id for g in snap.grants], now)
+        self._tombstone_missing(conn, "grants", "grant_id", (g.grant_id for g in snap.grants), now)
         self._tombstone_missing(
-            conn, "methods", "method_id", [m.method_id for m in snap.methods], now
+            conn, "methods", "method_id", (m.method_id for m in snap.methods), now
         )
         self._gone_reasons(conn, snap.gone_reasons, now)
         conn.execute("DELETE FROM sync_issues")
@@ -115,9 +122,9 @@ class CloudData:
         self._meta.data_version.bump(conn)
 
     def _write_changes(
-        self, conn: sqlite3.Connection, rows: _Rows, changes: CloudChanges, now: datetime
+        self, conn: sqlite3.Connection, changes: CloudChanges, now: datetime
     ) -> None:
-        self._upsert(conn, rows)
+        self._upsert(conn, changes.grants, changes.methods, changes.raw)
         stamp = to_db(now)
         grant_reasons = changes.deleted_grant_ids
         method_reasons = changes.deleted_method_ids
@@ -141,80 +148,68 @@ class CloudData:
         _meta_set(conn, "last_sync", stamp or "")
         self._meta.data_version.bump(conn)
 
-    def _prepare(
+    def _upsert(
         self,
-        rows: _Rows,
+        conn: sqlite3.Connection,
         grants: list[Grant],
         methods: list[AccessMethod],
         raw: dict[str, list[tuple[str, str]]],
-    ) -> Iterator[None]:
-        """The rows to write, secrets sealed; yields after each object."""
-        for g in grants:
-            rows.grants.append(
-                (
-                    g.grant_id,
-                    to_db(g.starts_at),
-                    to_db(g.ends_at),
-                    g.user_identity_id,
-                    g.display_name,
-                    json.dumps(sorted(g.space_ids)),
-                    json.dumps(sorted(g.entrance_ids)),
-                    json.dumps(sorted(g.device_ids)),
-                    g.problem,
-                    to_db(g.revoked_at),
-                    g.revoked_reason,
-                    _notes_to_db(g.seam_notes),
-                )
+    ) -> None:
+        """Write the rows that are new or differ from the stored ones, nothing else: a full
+        sync of an unchanged site writes (and seals) nothing. Rows are made one at a time as
+        SQLite asks for them, so tens of thousands are never all held at once."""
+        conn.executemany(_UPSERT_GRANT, (_grant_row(g) for g in grants))
+        for i in range(0, len(methods), METHOD_CHUNK):
+            conn.executemany(
+                "INSERT OR REPLACE INTO methods (method_id, grant_id, mode, display_name,"
+                " secret_ct, secret_index, problem, revoked_at, revoked_reason, issued,"
+                " seam_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._changed_methods(conn, methods[i : i + METHOD_CHUNK]),
             )
-            yield None
-        for m in methods:
-            rows.methods.append(self._method_row(m))
-            yield None
-        for object_type, items in raw.items():
-            for oid, text in items:
-                rows.raw.append((object_type, oid, text))
-                yield None
-
-    def _upsert(self, conn: sqlite3.Connection, rows: _Rows) -> None:
         conn.executemany(
-            "INSERT OR REPLACE INTO grants (grant_id, starts_at, ends_at, user_identity_id,"
-            " display_name, space_ids, entrance_ids, device_ids, problem, revoked_at,"
-            " revoked_reason, seam_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows.grants,
+            _UPSERT_RAW, ((kind, oid, text) for kind, items in raw.items() for oid, text in items)
         )
-        conn.executemany(
-            "INSERT OR REPLACE INTO methods (method_id, grant_id, mode, display_name, secret_ct,"
-            " secret_index, problem, revoked_at, revoked_reason, issued, seam_notes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows.methods,
-        )
-        conn.executemany("INSERT OR REPLACE INTO cloud_objects VALUES (?, ?, ?)", rows.raw)
 
-    def _method_row(self, m: AccessMethod) -> tuple[object, ...]:
-        sealed = index = None
-        if m.secret is not None:
-            sealed = self._box.seal(m.secret, m.method_id)
-            index = self._box.index(m.mode, m.secret)
-        return (
-            m.method_id,
-            m.grant_id,
-            m.mode,
-            m.display_name,
-            sealed,
-            index,
-            m.problem,
-            to_db(m.revoked_at),
-            m.revoked_reason,
-            int(m.issued),
-            _notes_to_db(m.seam_notes),
-        )
+    def _changed_methods(
+        self, conn: sqlite3.Connection, chunk: list[AccessMethod]
+    ) -> list[tuple[object, ...]]:
+        """Rows of the methods in ``chunk`` that are new or changed, their secrets sealed."""
+        ids = [m.method_id for m in chunk]
+        stored = {
+            row[0]: tuple(row)
+            for row in conn.execute(
+                f"SELECT {_METHOD_KEY} FROM methods"  # noqa: S608 - constant columns
+                f" WHERE method_id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
+        rows: list[tuple[object, ...]] = []
+        for m in chunk:
+            index = None if m.secret is None else self._box.index(m.mode, m.secret)
+            key = (
+                m.method_id,
+                m.grant_id,
+                m.mode,
+                m.display_name,
+                index,
+                m.problem,
+                to_db(m.revoked_at),
+                m.revoked_reason,
+                int(m.issued),
+                _notes_to_db(m.seam_notes),
+            )
+            if stored.get(m.method_id) == key:
+                continue
+            sealed = None if m.secret is None else self._box.seal(m.secret, m.method_id)
+            rows.append((*key[:4], sealed, *key[4:]))
+        return rows
 
     def _tombstone_missing(
-        self, conn: sqlite3.Connection, table: str, key: str, keep: list[str], now: datetime
+        self, conn: sqlite3.Connection, table: str, key: str, keep: Iterable[str], now: datetime
     ) -> None:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM keep_ids")
-        conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", [(k,) for k in keep])
+        conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", ((k,) for k in keep))
         conn.execute(
             f"UPDATE {table} SET revoked_at = ?, revoked_reason = ?"  # noqa: S608
             f" WHERE revoked_at IS NULL AND {key} NOT IN (SELECT id FROM keep_ids)",
@@ -251,13 +246,15 @@ class CloudData:
             sql += " WHERE revoked_at IS NULL"
         return {row["grant_id"]: _grant(row) for row in self._db.conn.execute(sql)}
 
-    def live_grants_not_in(self, keep: set[str]) -> list[Grant]:
-        """Live grants whose ids are not in ``keep`` (those a new snapshot no longer lists)."""
-        ids = [
-            row[0]
-            for row in self._db.conn.execute("SELECT grant_id FROM grants WHERE revoked_at IS NULL")
-            if row[0] not in keep
-        ]
+    async def live_grants_not_in(self, keep: Container[str], slicer: Slicer) -> list[Grant]:
+        """Live grants whose ids are not in ``keep`` (those a new snapshot no longer lists),
+        read in slices that give the event loop back."""
+        ids = []
+        live = self._db.conn.execute("SELECT grant_id FROM grants WHERE revoked_at IS NULL")
+        for (gid,) in live.fetchall():
+            if gid not in keep:
+                ids.append(gid)
+            await slicer.tick()
         return [g for g in (self.grant(gid) for gid in ids) if g is not None]
 
     async def load_sliced(
@@ -345,6 +342,28 @@ class CloudData:
             issued=bool(row["issued"]),
             seam_notes=_notes_from_db(row["seam_notes"]),
         )
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
+    return int(row[0]) if row is not None and row[0] else 0
+
+
+def _grant_row(g: Grant) -> tuple[object, ...]:
+    return (
+        g.grant_id,
+        to_db(g.starts_at),
+        to_db(g.ends_at),
+        g.user_identity_id,
+        g.display_name,
+        json.dumps(sorted(g.space_ids)),
+        json.dumps(sorted(g.entrance_ids)),
+        json.dumps(sorted(g.device_ids)),
+        g.problem,
+        to_db(g.revoked_at),
+        g.revoked_reason,
+        _notes_to_db(g.seam_notes),
+    )
 
 
 def _grant(row: sqlite3.Row) -> Grant:

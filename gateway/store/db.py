@@ -13,18 +13,21 @@ until a write succeeds again, and the callers keep running on what the store hol
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gateway.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 SQLITE_FULL = 13
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -50,6 +53,8 @@ class Database:
         self._bulk_conn: sqlite3.Connection | None = None
         self._bulk_lock = asyncio.Lock()
         self._bulk_after: list[Callable[[], None]] | None = None
+        self._behind: concurrent.futures.ThreadPoolExecutor | None = None
+        self._behind_conn: sqlite3.Connection | None = None
         """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
         self._depth = 0
         self._after: list[Callable[[], None]] = []
@@ -131,14 +136,14 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
 
-    async def bulk_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+    async def bulk_write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``write`` in one transaction on a connection of its own, in a worker thread.
 
         For writes of tens of thousands of rows (a full snapshot): the event loop goes on
         serving, and reads on :attr:`conn` see the previous committed state until this one
         commits (WAL). ``write`` must only use the connection it is given (and
         :meth:`after_commit` with it). A full disk raises :class:`StoreFullError` as
-        :meth:`transaction` does.
+        :meth:`transaction` does. Returns what ``write`` returns.
         """
         await self._bulk_lock.acquire()
         try:
@@ -154,7 +159,7 @@ class Database:
         # commit, so what follows a commit (and the next bulk write) waits for the thread.
         done.add_done_callback(self._bulk_done)
         try:
-            await asyncio.shield(done)
+            result = await asyncio.shield(done)
         except sqlite3.Error as err:
             if is_full(err):
                 self._now_full(err)
@@ -162,8 +167,9 @@ class Database:
             raise
         if self.full_since is not None:
             self._writable_again()
+        return result
 
-    def _bulk_done(self, done: asyncio.Future[None]) -> None:
+    def _bulk_done(self, done: asyncio.Future[Any]) -> None:
         after, self._bulk_after = self._bulk_after, None
         try:
             if not done.cancelled() and done.exception() is None and after:
@@ -189,7 +195,43 @@ class Database:
         self.became_full.clear()
         log.warning("the store takes writes again (it was full for %.0fs)", seconds)
 
+    def write_behind(
+        self, write: Callable[[sqlite3.Connection], None]
+    ) -> concurrent.futures.Future[None]:
+        """Queue ``write`` to run in one transaction on a connection of its own, in a thread of
+        its own: writes queued here commit one after another, in the order they were queued,
+        while the event loop goes on (a ``synchronous=FULL`` commit waits for the disk). For
+        the group commit of decisions. ``write`` must only use the connection it is given.
+        Hand the finished future to :meth:`settled` on the event loop's thread."""
+        if self._behind is None:
+            self._behind = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="lockgate-store"
+            )
+        return self._behind.submit(self._write_behind, write)
+
+    def _write_behind(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        if self._behind_conn is None:
+            self._behind_conn = _connect(self.path)
+        _write_in(self._behind_conn, write)
+
+    def settled(self, done: concurrent.futures.Future[None]) -> None:
+        """What a :meth:`write_behind` came to: returns if it committed, raises what it raised
+        (:class:`StoreFullError` for a full disk). On the event loop's thread."""
+        err = done.exception()
+        if err is None:
+            if self.full_since is not None:
+                self._writable_again()
+            return
+        if is_full(err):
+            self._now_full(err)
+            raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
+        raise err
+
     def close(self) -> None:
+        if self._behind is not None:
+            self._behind.shutdown(wait=True)  # what was queued commits first
+        if self._behind_conn is not None:
+            self._behind_conn.close()
         if self._bulk_conn is not None:
             self._bulk_conn.close()
         self.conn.close()
@@ -212,12 +254,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], None]) -> None:
+def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        write(conn)
+        result = write(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLITE_FULL at COMMIT may already have rolled back
             conn.execute("ROLLBACK")
         raise
+    return result
