@@ -13,6 +13,7 @@ until a write succeeds again, and the callers keep running on what the store hol
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -52,6 +53,8 @@ class Database:
         self._bulk_conn: sqlite3.Connection | None = None
         self._bulk_lock = asyncio.Lock()
         self._bulk_after: list[Callable[[], None]] | None = None
+        self._behind: concurrent.futures.ThreadPoolExecutor | None = None
+        self._behind_conn: sqlite3.Connection | None = None
         """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
         self._depth = 0
         self._after: list[Callable[[], None]] = []
@@ -192,7 +195,43 @@ class Database:
         self.became_full.clear()
         log.warning("the store takes writes again (it was full for %.0fs)", seconds)
 
+    def write_behind(
+        self, write: Callable[[sqlite3.Connection], None]
+    ) -> concurrent.futures.Future[None]:
+        """Queue ``write`` to run in one transaction on a connection of its own, in a thread of
+        its own: writes queued here commit one after another, in the order they were queued,
+        while the event loop goes on (a ``synchronous=FULL`` commit waits for the disk). For
+        the group commit of decisions. ``write`` must only use the connection it is given.
+        Hand the finished future to :meth:`settled` on the event loop's thread."""
+        if self._behind is None:
+            self._behind = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="lockgate-store"
+            )
+        return self._behind.submit(self._write_behind, write)
+
+    def _write_behind(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        if self._behind_conn is None:
+            self._behind_conn = _connect(self.path)
+        _write_in(self._behind_conn, write)
+
+    def settled(self, done: concurrent.futures.Future[None]) -> None:
+        """What a :meth:`write_behind` came to: returns if it committed, raises what it raised
+        (:class:`StoreFullError` for a full disk). On the event loop's thread."""
+        err = done.exception()
+        if err is None:
+            if self.full_since is not None:
+                self._writable_again()
+            return
+        if is_full(err):
+            self._now_full(err)
+            raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
+        raise err
+
     def close(self) -> None:
+        if self._behind is not None:
+            self._behind.shutdown(wait=True)  # what was queued commits first
+        if self._behind_conn is not None:
+            self._behind_conn.close()
         if self._bulk_conn is not None:
             self._bulk_conn.close()
         self.conn.close()
