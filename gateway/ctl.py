@@ -67,6 +67,7 @@ SECRET_ARGS = {"test_credential": "secret", "commission": "pairing_secret"}
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_ANSWER, EXIT_NOT_THE_GATEWAY = 0, 1, 2, 3, 4
 
 
+
 class CtlError(Exception):
     """Bad usage or settings; the message is for the operator."""
 
@@ -88,6 +89,10 @@ class CtlSettings:
     operator: str | None = None
     private_key: Path | None = None
     timeout_s: float = 10.0
+    commission_timeout_s: float = 130.0
+    """How long ``commission`` waits for its answer (at least ``timeout_s``): pairing takes the
+    gateway up to its own ``commission_timeout_s`` (120 s by default; a BLE lock is scanned for
+    first), and giving up earlier would leave the operator guessing."""
     v311: bool = False
     """Behave like an MQTT 3.1.1 client: no response topic, match the answer by transaction."""
     gateway_key: str | None = None
@@ -223,7 +228,10 @@ async def send_command(
     body = json.dumps(envelope, separators=(",", ":")).encode()
     forged: list[IdentityError] = []
     try:
-        async with asyncio.timeout(settings.timeout_s), client:
+        wait = settings.timeout_s
+        if command == "commission":
+            wait = max(wait, settings.commission_timeout_s)
+        async with asyncio.timeout(wait), client:
             await client.subscribe(reply_to, qos=1)
             props = None
             if not settings.v311:

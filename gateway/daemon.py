@@ -290,7 +290,9 @@ class Gateway:
 
     def _decider(self, lock_id: str) -> Callable[[AccessRequest], Awaitable[AccessAnswer]]:
         async def decide(request: AccessRequest) -> AccessAnswer:
-            d = self.validator.decide(request.kind, request.secret, lock_id, proof=request.proof)
+            d = await self.validator.decide_durably(
+                request.kind, request.secret, lock_id, proof=request.proof
+            )
             return AccessAnswer(d.allow, d.reason, d.access_method_id)
 
         return decide

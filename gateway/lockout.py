@@ -66,12 +66,13 @@ class LockoutPolicy:
         """The lockout in force for ``kind`` at this lock (its own or the site's)."""
         if kind not in COUNTED_KINDS:
             return None
-        found: Lockout | None = None
-        for scope, site_wide in self._buckets(lock_id):
-            until = self._repo.get(scope, kind.value).locked_until
-            if until is not None and t < until and (found is None or until > found.until):
-                found = Lockout(until, site_wide, kind)
-        return found
+        here = self._repo.locked_until(lock_id, kind)
+        site = self._repo.locked_until(SITE, kind)
+        if site is not None and t < site and (here is None or site > here):
+            return Lockout(site, True, kind)
+        if here is not None and t < here:
+            return Lockout(here, False, kind)
+        return None
 
     def failure(
         self, lock_id: str, kind: CredentialKind, t: datetime, method_id: str | None = None

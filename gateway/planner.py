@@ -124,9 +124,12 @@ class CloudView:
             ids |= self.grants_by_device.get(d, set())
         return ids
 
-    def serves(self, scope: LockScope, grant: Grant) -> bool:
+    def serves(
+        self, scope: LockScope, grant: Grant, spaces: frozenset[str] | None = None
+    ) -> bool:
+        """Whether ``grant`` opens this lock (``spaces``: its :meth:`lock_spaces`, if known)."""
         return bool(
-            grant.space_ids & self.lock_spaces(scope)
+            grant.space_ids & (self.lock_spaces(scope) if spaces is None else spaces)
             or grant.entrance_ids & scope.entrance_ids
             or grant.device_ids & scope.device_ids
         )

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from gateway.clock import TimeSource
 from gateway.config import TimeConfig
@@ -97,8 +98,7 @@ class TimeAssessment:
     """What the wall clock says."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Reading:
+class _Reading(NamedTuple):  # one per decision: a tuple costs a quarter of a dataclass
     wall: datetime
     mono: float
 
@@ -154,10 +154,10 @@ class TimeTrust:
 
     def _observe(self) -> _Reading:
         """Read both clocks; note a step of the wall clock, and what the kernel says."""
-        r = self._read()
+        r = _Reading(self._clock.now(), self._clock.monotonic())
         self._readings += 1
-        expected = self._last.wall + timedelta(seconds=r.mono - self._last.mono)
-        step = (r.wall - expected).total_seconds()
+        last = self._last
+        step = (r.wall - last.wall).total_seconds() - (r.mono - last.mono)
         if abs(step) > self._config.max_jump_s:
             self._jumped_at = self._readings
             if self._cloud_skew is not None:
@@ -192,35 +192,47 @@ class TimeTrust:
 
     # --- the verdict -------------------------------------------------------------------------
     def assess(self) -> TimeAssessment:
+        r, reasons = self._verdict_now()
+        return self._assessment(r, reasons)
+
+    def distrust(self) -> tuple[str, ...]:
+        """Why the clock is not trusted now (empty when it is): :meth:`assess` without the
+        estimate, for a caller that needs only the verdict (every offline decision)."""
+        return self._verdict_now()[1]
+
+    def _verdict_now(self) -> tuple[_Reading, tuple[str, ...]]:
         r = self._observe()
-        reasons: list[str] = []
+        reasons: tuple[str, ...] = ()
         if self._floor is not None and r.wall < self._floor:
-            reasons.append("behind_floor")
+            reasons += ("behind_floor",)
         if self._jumped_at is not None:
-            reasons.append("clock_jumped")
+            reasons += ("clock_jumped",)
         skew_ok = self._cloud_skew is not None and abs(self._cloud_skew) <= self._skew_limit
         if self._cloud_skew is not None and not skew_ok:
-            reasons.append("cloud_disagrees")
+            reasons += ("cloud_disagrees",)
         cloud_ok = (
             skew_ok
             and self._cloud_seen is not None
             and r.mono - self._cloud_seen <= CLOUD_CONFIRMATION_VALID_S
         )
         if self._config.require_kernel_sync and not cloud_ok and self._kernel_was is not True:
-            reasons.append("not_synchronised")
+            reasons += ("not_synchronised",)
         if not reasons:
             self._anchor = r
-            result = TimeAssessment(True, (), TimeState.TRUSTED, r.wall, r.wall)
-        elif self._anchor is not None:
+        if self._verdict != (not reasons, reasons):
+            self._log_change(self._assessment(r, reasons))
+        return r, reasons
+
+    def _assessment(self, r: _Reading, reasons: tuple[str, ...]) -> TimeAssessment:
+        if not reasons:
+            return TimeAssessment(True, (), TimeState.TRUSTED, r.wall, r.wall)
+        if self._anchor is not None:
             now = self._carried(self._anchor, r.mono)
-            result = TimeAssessment(False, tuple(reasons), TimeState.HOLDOVER, now, r.wall)
-        elif self._floor_anchor is not None:
+            return TimeAssessment(False, reasons, TimeState.HOLDOVER, now, r.wall)
+        if self._floor_anchor is not None:
             now = self._carried(self._floor_anchor, r.mono)
-            result = TimeAssessment(False, tuple(reasons), TimeState.UNSET, now, r.wall)
-        else:
-            result = TimeAssessment(False, tuple(reasons), TimeState.UNSET, r.wall, r.wall)
-        self._log_change(result)
-        return result
+            return TimeAssessment(False, reasons, TimeState.UNSET, now, r.wall)
+        return TimeAssessment(False, reasons, TimeState.UNSET, r.wall, r.wall)
 
     def _log_change(self, a: TimeAssessment) -> None:
         verdict = (a.trusted, a.reasons)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from drivers.base import CredentialKind
 from gateway.clock import Clock
@@ -43,8 +43,7 @@ ProofCheck = Callable[[AccessMethod, bytes | None, str], bool]
 """Mobile keys: verifies the phone's proof for this method at this lock."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):  # immutable; a tuple is built in a quarter of a frozen dataclass's time
     allow: bool
     reason: str
     lock_id: str
@@ -83,6 +82,8 @@ class Validator:
         self.unsaved: deque[AccessEvent] = deque(maxlen=MAX_UNSAVED_EVENTS)
         """Decisions made while the disk was full, in order: :meth:`flush` records them."""
         self.dropped = 0
+        self._spaces_of: CloudView | None = None
+        self._spaces: dict[str, frozenset[str]] = {}
 
     def judge(
         self,
@@ -108,44 +109,81 @@ class Validator:
         tested_by: str | None = None,
         t: datetime | None = None,
     ) -> Decision:
+        """Decide and record, waiting here for the commit (this thread blocks): for callers
+        that cannot await (an operator's command, tests). A door's request goes through
+        :meth:`decide_durably`, which commits with the decisions made meanwhile."""
+        decision, event = self._account(kind, secret, lock_id, proof, dry_run, tested_by, t)
+        try:
+            self._store.decisions.record_now([event])
+        except StoreFullError:
+            self._keep(event)
+        return decision
+
+    async def decide_durably(
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        *,
+        proof: bytes | None = None,
+        dry_run: bool = False,
+        tested_by: str | None = None,
+        t: datetime | None = None,
+    ) -> Decision:
+        """Decide and record; returns once the decision is durable (group commit: decisions
+        made while a commit is under way go in the next one). Its lockout counting is done
+        before this awaits, so the next decision, even in the same group, counts it."""
+        decision, event = self._account(kind, secret, lock_id, proof, dry_run, tested_by, t)
+        try:
+            await self._store.decisions.record([event])
+        except StoreFullError:
+            self._keep(event)
+        return decision
+
+    def _account(
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        proof: bytes | None,
+        dry_run: bool,
+        tested_by: str | None,
+        t: datetime | None,
+    ) -> tuple[Decision, AccessEvent]:
+        """The decision, counted against the lockout (in memory, written with its event), and
+        the event that records it. A failure counts; a success takes back the failures that
+        named the same method. If the disk is full the decision stands (the door must not wait
+        for a disk): the event waits in :attr:`unsaved`, the lockout count in memory."""
         t = t or self._clock.now()
         decision = self._decide(kind, secret, lock_id, proof, t)
         if dry_run:
-            return self._dry_run(decision, kind, lock_id, t, tested_by)
-        event = AccessEvent(
-            event_id=AccessEvent.new_id(),
-            occurred_at=t,
-            kind="access_allowed" if decision.allow else "access_denied",
-            lock_id=lock_id,
-            source="gateway",
-            credential_kind=kind.value,
-            access_method_id=decision.access_method_id,
-            access_grant_id=decision.access_grant_id,
-            user_identity_id=decision.user_identity_id,
-            reason=decision.reason,
-            detail=decision.detail or None,
-        )
-        try:
-            self._record(decision, event, t)
-        except StoreFullError:
-            # The decision stands (the door must not wait for a disk); the event waits here
-            # and the lockout count in memory (the store's Lockouts keep it).
-            self._keep(event)
-        return _with_event(decision, event.event_id)
-
-    def _record(self, decision: Decision, event: AccessEvent, t: datetime) -> None:
-        lock_id, kind = decision.lock_id, decision.kind
-        with self._store.db.transaction():
-            if decision.allow:
-                self._lockouts.success(lock_id, kind, decision.access_method_id)
-            elif decision.reason in FAILURES_THAT_COUNT:
-                for lockout in self._lockouts.failure(
-                    lock_id, kind, t, decision.access_method_id
-                ):
-                    log.warning(
-                        "%s: %s until %s", lock_id, lockout.what, lockout.until.isoformat()
-                    )
-            self._store.outbox.add([event])
+            event = self._dry_run_event(decision, kind, lock_id, t, tested_by)
+        else:
+            event = AccessEvent(
+                event_id=AccessEvent.new_id(),
+                occurred_at=t,
+                kind="access_allowed" if decision.allow else "access_denied",
+                lock_id=lock_id,
+                source="gateway",
+                credential_kind=kind.value,
+                access_method_id=decision.access_method_id,
+                access_grant_id=decision.access_grant_id,
+                user_identity_id=decision.user_identity_id,
+                reason=decision.reason,
+                detail=decision.detail or None,
+            )
+        if decision.allow and not dry_run:
+            self._lockouts.success(lock_id, kind, decision.access_method_id)
+        elif not decision.allow and decision.reason in FAILURES_THAT_COUNT:
+            for lockout in self._lockouts.failure(lock_id, kind, t, decision.access_method_id):
+                log.warning(
+                    "%s: %s until %s%s",
+                    lock_id,
+                    lockout.what,
+                    lockout.until.isoformat(),
+                    " (dry runs)" if dry_run else "",
+                )
+        return _with_event(decision, event.event_id), event
 
     def _keep(self, event: AccessEvent) -> None:
         if len(self.unsaved) == self.unsaved.maxlen:
@@ -155,28 +193,29 @@ class Validator:
         self.unsaved.append(event)
 
     def flush(self) -> int:
-        """Record the decisions kept while the disk was full (raises StoreFullError if it
-        still is); returns how many."""
-        if not self.unsaved:
-            return 0
+        """Record the decisions kept while the disk was full, with every lockout state of this
+        run (raises StoreFullError if it still is); returns how many decisions."""
         events = list(self.unsaved)
-        with self._store.db.transaction():
-            self._store.lockouts.flush()
-            self._store.outbox.add(events)
+        self._store.lockouts.flush()
+        self._store.decisions.record_now(events)
         for _ in events:
             self.unsaved.popleft()
-        log.info("%d access events decided while the store was full are recorded", len(events))
+        if events:
+            log.info(
+                "%d access events decided while the store was full are recorded", len(events)
+            )
         return len(events)
 
-    def _dry_run(
-        self, decision: Decision, kind: CredentialKind, lock_id: str, t: datetime, who: str | None
-    ) -> Decision:
+    @staticmethod
+    def _dry_run_event(
+        decision: Decision, kind: CredentialKind, lock_id: str, t: datetime, who: str | None
+    ) -> AccessEvent:
         """A decision nothing acts on (an operator's ``test_credential``), still accounted for:
         a failure counts against the lockout like one at the keypad (so guessing through the
         dry run meets the same limit), a success relieves nothing, and a ``credential_tested``
         event records it — without naming the method, grant or user, so the events topic is no
         oracle either."""
-        event = AccessEvent(
+        return AccessEvent(
             event_id=AccessEvent.new_id(),
             occurred_at=t,
             kind="credential_tested",
@@ -186,74 +225,103 @@ class Validator:
             reason=decision.reason,
             detail=f"dry run by operator {who}" if who else "dry run",
         )
-        try:
-            with self._store.db.transaction():
-                if not decision.allow and decision.reason in FAILURES_THAT_COUNT:
-                    for lockout in self._lockouts.failure(
-                        lock_id, kind, t, decision.access_method_id
-                    ):
-                        log.warning(
-                            "%s: %s until %s (dry runs)",
-                            lock_id,
-                            lockout.what,
-                            lockout.until.isoformat(),
-                        )
-                self._store.outbox.add([event])
-        except StoreFullError:
-            self._keep(event)
-        return _with_event(decision, event.event_id)
 
     def _decide(
         self, kind: CredentialKind, secret: bytes, lock_id: str, proof: bytes | None, t: datetime
     ) -> Decision:
-        def deny(
-            reason: str, m: AccessMethod | None = None, g: Grant | None = None, detail: str = ""
-        ) -> Decision:
-            return _decision(False, reason, lock_id, kind, m, g, detail)
-
         scope = self._scopes.get(lock_id)
         if scope is None:
-            return deny("not_for_this_entrance", detail="unknown lock")
+            return _decision(False, "not_for_this_entrance", lock_id, kind, detail="unknown lock")
         lockout = self._lockouts.locked_until(lock_id, kind, t)
         if lockout is not None:
-            return deny("locked_out", detail=f"{lockout.what} until {lockout.until.isoformat()}")
+            detail = f"{lockout.what} until {lockout.until.isoformat()}"
+            return _decision(False, "locked_out", lock_id, kind, detail=detail)
         view = self._views()
-        # The live methods with this secret, from the view's in-memory index; the store is
-        # asked only when none is live, to tell a revoked credential from an unknown one.
-        live: list[tuple[AccessMethod, Grant]] = [
-            (m, view.grants[m.grant_id])
-            for m in view.by_secret.get((kind.value, secret), ())
-            if m.grant_id is not None
-        ]
-        matches = [] if live else self._store.cloud.find_by_secret(kind.value, secret)
-        if not live and not matches:
-            return deny("unknown_credential")
+        # The live methods with this secret, from the view's in-memory index (the kind is a
+        # StrEnum: it hashes as its value); the store is asked only when none is live, to tell
+        # a revoked credential from an unknown one.
+        found = view.by_secret.get((kind, secret))
+        if not found:
+            return self._not_live(kind, secret, lock_id, proof, t, view, scope)
+        if len(found) == 1:  # the usual case, without the lists
+            m = found[0]
+            g = view.grants[m.grant_id or ""]
+            if not view.serves(scope, g, self._lock_spaces(view, scope)):
+                return _decision(False, "not_for_this_entrance", lock_id, kind, m, g)
+            bounded = g.starts_at is not None or g.ends_at is not None
+            distrust = self._trust.distrust() if bounded else None
+            return self._judge(kind, m, g, lock_id, proof, t, distrust)
+        live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
+        return self._here(kind, lock_id, proof, t, view, scope, live)
+
+    def _not_live(
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        proof: bytes | None,
+        t: datetime,
+        view: CloudView,
+        scope: LockScope,
+    ) -> Decision:
+        """No live method in the view holds this secret: revoked, unknown, or (only if the
+        store holds a change the view has not caught up with) live after all."""
+        live: list[tuple[AccessMethod, Grant]] = []
         revoked: tuple[AccessMethod, Grant | None] | None = None
-        for m in matches:
+        for m in self._store.cloud.find_by_secret(kind.value, secret):
             g = self._store.cloud.grant(m.grant_id) if m.grant_id else None
             if m.revoked_at is not None or g is None or g.revoked_at is not None:
                 revoked = revoked or (m, g)
                 continue
             live.append((m, g))
-        if not live:
-            assert revoked is not None
-            m, g = revoked
-            why = (g.revoked_reason if g is not None else None) or m.revoked_reason or ""
-            return deny("revoked", m, g, why)
-        here = [(m, g) for m, g in live if view.serves(scope, g)]
-        # The same code in several grants: judge them in the order the planner gives the slot
-        # (the grant that starts first), so a decision names the holder the lock would name.
-        here.sort(key=lambda mg: (mg[1].starts_at or _EPOCH, mg[1].grant_id))
+        if live:
+            return self._here(kind, lock_id, proof, t, view, scope, live)
+        if revoked is None:
+            return _decision(False, "unknown_credential", lock_id, kind)
+        m, g = revoked
+        why = (g.revoked_reason if g is not None else None) or m.revoked_reason or ""
+        return _decision(False, "revoked", lock_id, kind, m, g, why)
+
+    def _here(
+        self,
+        kind: CredentialKind,
+        lock_id: str,
+        proof: bytes | None,
+        t: datetime,
+        view: CloudView,
+        scope: LockScope,
+        live: list[tuple[AccessMethod, Grant]],
+    ) -> Decision:
+        """Judge the live methods with this secret that are meant for this lock."""
+        spaces = self._lock_spaces(view, scope)
+        here = [(m, g) for m, g in live if view.serves(scope, g, spaces)]
         if not here:
-            return deny("not_for_this_entrance", *live[0])
+            return _decision(False, "not_for_this_entrance", lock_id, kind, *live[0])
+        if len(here) > 1:
+            # The same code in several grants: judge them in the order the planner gives the
+            # slot (the grant that starts first), so a decision names the holder the lock
+            # would name.
+            here.sort(key=lambda mg: (mg[1].starts_at or _EPOCH, mg[1].grant_id))
         best: Decision | None = None
+        distrust: tuple[str, ...] | None = None
         for m, g in here:
-            d = self._judge(kind, m, g, lock_id, proof, t)
+            if distrust is None and (g.starts_at is not None or g.ends_at is not None):
+                distrust = self._trust.distrust()  # once a decision, for a bounded grant only
+            d = self._judge(kind, m, g, lock_id, proof, t, distrust)
             if d.allow:
                 return d
             best = best or d
         assert best is not None
         return best
+
+    def _lock_spaces(self, view: CloudView, scope: LockScope) -> frozenset[str]:
+        """The spaces this lock serves in this view, worked out once per view and lock."""
+        if view is not self._spaces_of:
+            self._spaces_of, self._spaces = view, {}
+        spaces = self._spaces.get(scope.lock_id)
+        if spaces is None:
+            spaces = self._spaces[scope.lock_id] = view.lock_spaces(scope)
+        return spaces
 
     def _judge(
         self,
@@ -263,18 +331,15 @@ class Validator:
         lock_id: str,
         proof: bytes | None,
         t: datetime,
+        distrust: tuple[str, ...] | None,
     ) -> Decision:
         if g.problem is not None:
             return _decision(False, "invalid_grant", lock_id, kind, m, g, g.problem)
         if kind is CredentialKind.MOBILE_KEY and not self._proof_check(m, proof, lock_id):
             return _decision(False, "bad_proof", lock_id, kind, m, g)
-        bounded = g.starts_at is not None or g.ends_at is not None
-        trust = self._trust.assess()
-        if bounded and not trust.trusted:
+        if distrust:  # a bounded grant, and the clock is not trusted
             if self._time.policy == "deny_time_bounded":
-                return _decision(
-                    False, "clock_untrusted", lock_id, kind, m, g, ",".join(trust.reasons)
-                )
+                return _decision(False, "clock_untrusted", lock_id, kind, m, g, ",".join(distrust))
             slack = timedelta(seconds=self._time.tolerance_s)
             inside = (g.starts_at is None or t >= g.starts_at - slack) and (
                 g.ends_at is None or t < g.ends_at + slack
@@ -294,8 +359,8 @@ def _decision(
     reason: str,
     lock_id: str,
     kind: CredentialKind,
-    m: AccessMethod | None,
-    g: Grant | None,
+    m: AccessMethod | None = None,
+    g: Grant | None = None,
     detail: str = "",
 ) -> Decision:
     return Decision(
@@ -311,14 +376,4 @@ def _decision(
 
 
 def _with_event(d: Decision, event_id: str) -> Decision:
-    return Decision(
-        d.allow,
-        d.reason,
-        d.lock_id,
-        d.kind,
-        d.access_method_id,
-        d.access_grant_id,
-        d.user_identity_id,
-        d.detail,
-        event_id,
-    )
+    return d._replace(event_id=event_id)

@@ -26,6 +26,8 @@ if [ "$MODE" = dev ]; then
     command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
     command -v npm >/dev/null 2>&1 || need_apt+=(npm)
     command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)  # tests/demo drives the live view in it
+    # tests/deploy/test_install_road.py runs docs/install.md's commands, openssl among them.
+    command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)"

@@ -13,6 +13,7 @@ until a write succeeds again, and the callers keep running on what the store hol
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sqlite3
 import threading
@@ -56,6 +57,8 @@ class Database:
         """Held by the worker thread while it uses the bulk connection (see :meth:`close`)."""
         self._closed = False
         self._bulk_after: list[Callable[[], None]] | None = None
+        self._behind: concurrent.futures.ThreadPoolExecutor | None = None
+        self._behind_conn: sqlite3.Connection | None = None
         """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
         self._depth = 0
         self._after: list[Callable[[], None]] = []
@@ -108,8 +111,28 @@ class Database:
         return start
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
+
+        ``durable=False``: the commit does not wait for the disk (``synchronous=NORMAL`` for
+        this one commit): a crash of the process loses nothing, a power cut may lose it, and
+        the next durable commit (or checkpoint) makes it durable too, the WAL being written in
+        order. Only for what may be lost without harm (an event's delivery mark: the event is
+        sent again, and consumers drop duplicates by ``event_id``). Joining an outer
+        transaction, it is as durable as that one."""
+        if durable or self._depth:
+            with self._transaction() as conn:
+                yield conn
+            return
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         if self._depth:
             self._depth += 1
             try:
@@ -205,7 +228,43 @@ class Database:
         self.became_full.clear()
         log.warning("the store takes writes again (it was full for %.0fs)", seconds)
 
+    def write_behind(
+        self, write: Callable[[sqlite3.Connection], None]
+    ) -> concurrent.futures.Future[None]:
+        """Queue ``write`` to run in one transaction on a connection of its own, in a thread of
+        its own: writes queued here commit one after another, in the order they were queued,
+        while the event loop goes on (a ``synchronous=FULL`` commit waits for the disk). For
+        the group commit of decisions. ``write`` must only use the connection it is given.
+        Hand the finished future to :meth:`settled` on the event loop's thread."""
+        if self._behind is None:
+            self._behind = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="lockgate-store"
+            )
+        return self._behind.submit(self._write_behind, write)
+
+    def _write_behind(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        if self._behind_conn is None:
+            self._behind_conn = _connect(self.path)
+        _write_in(self._behind_conn, write)
+
+    def settled(self, done: concurrent.futures.Future[None]) -> None:
+        """What a :meth:`write_behind` came to: returns if it committed, raises what it raised
+        (:class:`StoreFullError` for a full disk). On the event loop's thread."""
+        err = done.exception()
+        if err is None:
+            if self.full_since is not None:
+                self._writable_again()
+            return
+        if is_full(err):
+            self._now_full(err)
+            raise StoreFullError(f"{self.path}: the disk is full ({err})") from err
+        raise err
+
     def close(self) -> None:
+        if self._behind is not None:
+            self._behind.shutdown(wait=True)  # what was queued commits first
+        if self._behind_conn is not None:
+            self._behind_conn.close()
         # A bulk write whose task was cancelled goes on in its thread: wait for it before
         # closing its connection under it (that crashes the interpreter, not just the write).
         with self._bulk_busy:

@@ -9,6 +9,7 @@ the escalation level with the time it was last raised (it decays from there).
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -40,9 +41,11 @@ def _copy(state: LockoutState) -> LockoutState:
 
 
 class Lockouts:
-    """The buckets, in the database and in memory: every state written in this run is also
-    kept here and read from here, so a write the disk had no room for still counts (a full
-    disk must not open the keypad to guessing); :meth:`flush` writes them again."""
+    """The buckets, in memory and in the database. A change is made in memory at once (the
+    next decision counts it) and marked for the next write of recorded decisions
+    (:class:`~gateway.store.decision_log.DecisionLog`), which commits it with the decision that
+    made it: a write the disk had no room for still counts (a full disk must not open the
+    keypad to guessing), and stays marked until a write succeeds."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -50,18 +53,29 @@ class Lockouts:
         self._loaded: dict[tuple[str, str], LockoutState] = {}
         """States read from the database, kept so a decision costs no query (this class is
         the only writer of the table, and every write goes through :attr:`_latest` first)."""
+        self._unwritten: set[tuple[str, str]] = set()
 
     def get(self, scope: str, kind: str = "code") -> LockoutState:
-        latest = self._latest.get((scope, kind)) or self._loaded.get((scope, kind))
+        return _copy(self._state(scope, kind))
+
+    def locked_until(self, scope: str, kind: str) -> datetime | None:
+        """The end of the bucket's last lockout (a read on every decision: nothing copied)."""
+        key = (scope, kind)
+        state = self._latest.get(key) or self._loaded.get(key) or self._state(scope, kind)
+        return state.locked_until
+
+    def _state(self, scope: str, kind: str) -> LockoutState:
+        key = (scope, kind)
+        latest = self._latest.get(key) or self._loaded.get(key)
         if latest is None:
-            latest = self._loaded[(scope, kind)] = self._load(scope, kind)
-        return _copy(latest)
+            latest = self._loaded[key] = self._load(scope, kind)
+        return latest
 
     def _load(self, scope: str, kind: str) -> LockoutState:
         row = self._db.conn.execute(
             "SELECT failures, locked_until, level, level_at FROM lockout_buckets"
             " WHERE scope = ? AND kind = ?",
-            (scope, kind),
+            (scope, str(kind)),
         ).fetchone()
         if row is None:
             return LockoutState()
@@ -73,19 +87,35 @@ class Lockouts:
         return LockoutState(failures, from_db(row[1]), int(row[2]), from_db(row[3]))
 
     def put(self, scope: str, kind: str, state: LockoutState) -> None:
-        self._latest[(scope, kind)] = _copy(state)
-        self._write(scope, kind, state)
+        """The bucket's new state: in force now, written with the next recorded decisions."""
+        key = (scope, str(kind))
+        self._latest[key] = _copy(state)
+        self._unwritten.add(key)
 
     def flush(self) -> None:
-        """Write every state of this run again (after the disk was full)."""
-        with self._db.transaction():
-            for (scope, kind), state in self._latest.items():
-                self._write(scope, kind, state)
+        """Write every state of this run again with the next write (after the disk was full)."""
+        self._unwritten.update(self._latest)
 
-    def _write(self, scope: str, kind: str, state: LockoutState) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO lockout_buckets VALUES (?, ?, ?, ?, ?, ?)",
+    def take_unwritten(self) -> list[tuple[str, str, LockoutState]]:
+        """The states changed since the last :meth:`take_unwritten`, as they are now (copies,
+        for a write in another thread); give them back with :meth:`not_written` if their write
+        fails."""
+        taken = [
+            (scope, kind, _copy(self._latest[(scope, kind)]))
+            for scope, kind in sorted(self._unwritten)
+        ]
+        self._unwritten.clear()
+        return taken
+
+    def not_written(self, states: list[tuple[str, str, LockoutState]]) -> None:
+        self._unwritten.update((scope, kind) for scope, kind, _ in states)
+
+    @staticmethod
+    def write(conn: sqlite3.Connection, states: list[tuple[str, str, LockoutState]]) -> None:
+        """Write these states (inside the caller's transaction, on its connection)."""
+        conn.executemany(
+            "INSERT OR REPLACE INTO lockout_buckets VALUES (?, ?, ?, ?, ?, ?)",
+            [
                 (
                     scope,
                     kind,
@@ -93,5 +123,7 @@ class Lockouts:
                     to_db(state.locked_until),
                     state.level,
                     to_db(state.level_at),
-                ),
-            )
+                )
+                for scope, kind, state in states
+            ],
+        )

@@ -12,6 +12,7 @@ from gateway.store.challenges import SeenChallenges
 from gateway.store.cloud_data import CloudData
 from gateway.store.crypto import KEY_BYTES, SecretBox, StoreKeyError
 from gateway.store.db import Database
+from gateway.store.decision_log import DecisionLog
 from gateway.store.keystore import EncryptedKeyStore
 from gateway.store.lock_map import LockMap
 from gateway.store.lockouts import Lockouts
@@ -38,6 +39,7 @@ class Store:
         self.sync_states = SyncStates(self.db)
         self.outbox = Outbox(self.db)
         self.lockouts = Lockouts(self.db)
+        self.decisions = DecisionLog(self.db, self.outbox, self.lockouts)
         self.lock_map = LockMap(self.db)
         self.mobile_key_challenges = SeenChallenges(self.db)
 

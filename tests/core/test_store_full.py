@@ -62,8 +62,9 @@ def test_lockout_counts_and_mobile_key_challenges_survive_a_full_disk(
 ) -> None:
     store, filler = full
     state = LockoutState([Failure(datetime.now(UTC))])
+    store.lockouts.put("front", "code", state)  # in force now, written with the next group
     with pytest.raises(StoreFullError):
-        store.lockouts.put("front", "code", state)
+        store.decisions.record_now([])
     assert len(store.lockouts.get("front", "code").failures) == 1  # counted all the same
 
     seen = store.mobile_key_challenges
@@ -71,7 +72,7 @@ def test_lockout_counts_and_mobile_key_challenges_survive_a_full_disk(
     assert seen.first_use("m1", b"challenge") is False  # a replay, refused from memory
 
     filler.unlink()
-    store.lockouts.flush()
+    store.decisions.record_now([])  # what the failed write held is written with the next one
     seen.flush()
     key = SecretRef(file=store.db.path.parent.parent / "store.key").read_bytes()
     reopened = Store(store.db.path, key)

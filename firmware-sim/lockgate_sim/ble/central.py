@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from bumble import hci
+from bumble.core import PhysicalTransport
 from bumble.device import Advertisement, Connection, Device
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class BumbleCentral:
         """
         async with self._connect_lock:
             self.connects += 1
-            attempt = asyncio.ensure_future(self.device.connect(address, timeout=within))
+            attempt = asyncio.ensure_future(self._connect(address, within))
             try:
                 connection: Connection = await asyncio.shield(attempt)
             except asyncio.CancelledError:
@@ -88,6 +89,27 @@ class BumbleCentral:
                 raise
             self.peak_connections = max(self.peak_connections, self.connection_count)
             return connection
+
+    async def _connect(self, address: hci.Address, within: float) -> Connection:
+        """bumble's connect, and the link made while its cancel was on the way.
+
+        When ``within`` passes, bumble sends LE Create Connection Cancel. If the connection
+        completed meanwhile (its event reaches the host before the cancel's answer), the
+        controller refuses the cancel with Command Disallowed, and bumble raises that,
+        leaving the new link to nobody: the lock would hold it until its idle timeout, and
+        stop advertising if its connection slots are full. That link is the connect's result.
+        """
+        before = set(self.device.connections.values())
+        try:
+            return await self.device.connect(address, timeout=within)
+        except hci.HCI_Error as err:
+            if err.error_code != hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR:
+                raise
+            late = self.device.find_connection_by_bd_addr(address, PhysicalTransport.LE)
+            if late is None or late in before:
+                raise
+            log.debug("%s: connected to %s as the connect timed out", self.name, address)
+            return late
 
     # --- scanning ----------------------------------------------------------------------------
     def listen(self, listener: AdvertListener) -> Callable[[], None]:

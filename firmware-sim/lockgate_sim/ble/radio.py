@@ -8,6 +8,10 @@ whose host talks HCI to its own :class:`SimController`; the controllers share a
 :class:`SimController` behaves like real silicon where bumble's virtual controller does not:
 cancelling a pending LE connection ends it with an LE Connection Complete event carrying
 ``Unknown Connection Identifier``, so a connect that timed out returns instead of hanging.
+With :attr:`SimController.cancel_loses_race` set, the connection completes just before a
+cancel arrives, which the controller then refuses (``Command Disallowed``): on real silicon
+that happens when the peer's advertisement is heard as the host gives up (on a loaded host, it
+gives up late and the window is wide).
 """
 
 from __future__ import annotations
@@ -33,8 +37,17 @@ _INDICATION = 0x1D
 
 
 class SimController(Controller):
+    cancel_loses_race = False
+    """The next LE Create Connection Cancel finds the connection made: the peer's
+    advertisement was heard first (then this goes back to ``False``)."""
+
     def on_hci_le_create_connection_cancel_command(self, command: Any) -> Any:
         pending = self.pending_le_connection
+        if pending is not None and self.cancel_loses_race:
+            self.cancel_loses_race = False
+            # its LE Connection Complete goes to the host before this command's Complete
+            self.create_le_connection(pending.peer_address)
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
         self.pending_le_connection = None
         if pending is None:
             return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
@@ -119,6 +132,7 @@ class VirtualRadio:
         self.link = CountingLink()
         self._next = 0
         self.devices: dict[str, Device] = {}
+        self.controllers: dict[str, SimController] = {}
 
     @property
     def air(self) -> AirStats:
@@ -137,6 +151,7 @@ class VirtualRadio:
         host = Host(controller, AsyncPipeSink(controller))
         device = Device(name=name, address=address, host=host)
         self.devices[name] = device
+        self.controllers[name] = controller
         return device
 
     def attach_transport(self, name: str, source: Any, sink: Any) -> Controller:

@@ -1,0 +1,134 @@
+"""Recorded decisions, committed in groups: the access events and the lockout states they
+changed, in one ``synchronous=FULL`` transaction per group.
+
+A decision is made (and counted against the lockout, in memory) at once; its event waits here
+for the next commit. One commit is under way at a time, in a thread of the store's own
+(:meth:`~gateway.store.db.Database.write_behind`), while the event loop goes on deciding: what
+arrives meanwhile goes into the next group. Whoever recorded a decision learns it is durable
+only when its group has committed, so a door is answered after that, never before: a decision
+answered ``granted`` is in the store, and a failed guess is counted on disk before the guesser
+learns it failed. Every write of this log goes through that one thread, in order, so a group's
+lockout states never land after a newer group's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.events import AccessEvent
+from gateway.store.db import Database
+from gateway.store.lockouts import Lockouts, LockoutState
+from gateway.store.outbox import Outbox
+
+
+@dataclass(slots=True)
+class _Group:
+    events: list[AccessEvent] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class DecisionLog:
+    def __init__(self, db: Database, outbox: Outbox, lockouts: Lockouts) -> None:
+        self._db = db
+        self._outbox = outbox
+        self._lockouts = lockouts
+        self._next = _Group()
+        self._in_flight = False
+        self.groups = 0
+        """Commits made (for benches and tests: decisions recorded / groups = group size)."""
+
+    async def record(self, events: Sequence[AccessEvent]) -> None:
+        """Record ``events`` with every lockout change made so far; returns once they are
+        durable. Raises :class:`~gateway.store.db.StoreFullError` if the disk had no room
+        (the lockout changes stay in memory and go with the next write)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._next.events.extend(events)
+        self._next.waiters.append(waiter)
+        if not self._in_flight:
+            self._commit_next()
+        await asyncio.shield(waiter)  # a caller that gives up does not take the group with it
+
+    def record_now(self, events: Sequence[AccessEvent]) -> None:
+        """:meth:`record`, waiting here (the calling thread blocks for the commit): for callers
+        that cannot await. It commits after the groups queued before it, and takes the
+        decisions waiting for the next group along."""
+        group, self._next = self._next, _Group()
+        group.events.extend(events)
+        states = self._lockouts.take_unwritten()
+        done = self._db.write_behind(_writer(group.events, states))
+        concurrent.futures.wait([done])
+        failure = self._settle(group, states, done)
+        if failure is not None:
+            raise failure
+
+    def _commit_next(self) -> None:
+        group, self._next = self._next, _Group()
+        states = self._lockouts.take_unwritten()
+        try:
+            done = self._db.write_behind(_writer(group.events, states))
+        except RuntimeError as err:  # the store is closed
+            failed: concurrent.futures.Future[None] = concurrent.futures.Future()
+            failed.set_exception(err)
+            self._settle(group, states, failed)
+            return
+        self._in_flight = True
+        self.groups += 1
+        loop = asyncio.get_running_loop()
+
+        def finished(done: concurrent.futures.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits now
+                loop.call_soon_threadsafe(self._finished, group, states, done)
+
+        done.add_done_callback(finished)
+
+    def _finished(
+        self,
+        group: _Group,
+        states: list[tuple[str, str, LockoutState]],
+        done: concurrent.futures.Future[None],
+    ) -> None:
+        self._in_flight = False
+        self._settle(group, states, done)
+        if self._next.waiters:
+            self._commit_next()
+
+    def _settle(
+        self,
+        group: _Group,
+        states: list[tuple[str, str, LockoutState]],
+        done: concurrent.futures.Future[None],
+    ) -> BaseException | None:
+        """Tell the group's waiters how their commit went; returns the failure, if any."""
+        try:
+            self._db.settled(done)
+        except Exception as err:
+            self._lockouts.not_written(states)
+            for waiter in group.waiters:
+                if not waiter.done():
+                    waiter.set_exception(err)
+                    waiter.exception()  # retrieved: a waiter whose caller left must not warn
+            return err
+        if group.events:
+            self._outbox.changed.set()
+        for waiter in group.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return None
+
+
+def _writer(
+    events: list[AccessEvent], states: list[tuple[str, str, LockoutState]]
+) -> Callable[[sqlite3.Connection], None]:
+    """One group's transaction, for the store's writing thread (it holds plain data only)."""
+    rows = Outbox.rows(events)
+
+    def write(conn: sqlite3.Connection) -> None:
+        Lockouts.write(conn, states)
+        Outbox.insert(conn, rows)
+
+    return write
