@@ -5,7 +5,11 @@ so in its POLL reply (the reply carries the oldest request inline, so a decision
 poll plus one ACCESS_ANSWER). A lock is polled every ``interval``; after a request it is
 polled again at once; a lock that asked for nothing in its last :data:`IDLE_AFTER_POLLS` polls
 is polled less and less often, up to every ``idle_interval`` (idle CPU and bus time), until it
-asks again. Failures back off with the policy (authentication failures to its
+asks again. Locks polled every ``idle_interval`` are polled at the same instants (multiples of
+``idle_interval`` on the event loop's clock), so the idle locks of a gateway are polled in one
+burst, back to back, rather than each on a wakeup of its own: measured on a 2-core box, a poll
+costs about 0.1 ms of CPU right after another one and 0.6 ms after 10 ms asleep (the process
+goes cold between wakeups). Failures back off with the policy (authentication failures to its
 maximum); :meth:`Poller.wake` cuts a wait short (after commissioning).
 """
 
@@ -41,8 +45,11 @@ class Poller:
         interval: float,
         policy: Backoff,
         idle_interval: float | None = None,
+        time: Callable[[], float] | None = None,
     ) -> None:
+        """``time``: the clock idle polls are aligned on (the running loop's by default)."""
         self.lock_id = lock_id
+        self._time = time
         self.interval = interval
         self.idle_interval = max(interval, idle_interval or interval)
         self._idle_polls = 0
@@ -117,4 +124,10 @@ class Poller:
         idle = self._idle_polls - IDLE_AFTER_POLLS
         if idle <= 0:
             return self.interval
-        return min(self.idle_interval, self.interval * IDLE_GROWTH ** min(idle, 64))
+        grown = self.interval * IDLE_GROWTH ** min(idle, 64)
+        if grown < self.idle_interval:
+            return grown
+        # Fully idle: until the next multiple of idle_interval, where the other idle locks
+        # are polled too (never longer than idle_interval).
+        now = self._time() if self._time is not None else asyncio.get_running_loop().time()
+        return self.idle_interval - now % self.idle_interval

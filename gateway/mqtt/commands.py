@@ -201,7 +201,7 @@ async def cmd_sync(ctx: CommandContext, args: SyncArgs) -> object:
         raise CommandError(
             ErrorCode.TIMEOUT, f"sync did not finish within {ctx.timeout_s:g}s"
         ) from None
-    ctx.view.dirty.set()
+    ctx.view.changed()
     return {
         "kind": report.kind,
         "grants": report.grants,
@@ -646,4 +646,4 @@ async def ha_set(ctx: CommandContext, lock_id: str, payload: bytes, *, allow_unl
             "%s from Home Assistant failed: %s", text, err.code.value, extra={"lock": lock_id}
         )
     finally:
-        ctx.view.dirty.set()
+        ctx.view.changed()

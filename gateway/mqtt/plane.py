@@ -427,11 +427,16 @@ class MqttPlane:
     async def _state_loop(self) -> None:
         view = self.view
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.state_interval_s):
                     await view.dirty.wait()
-            view.dirty.clear()
-            await self._retained.publish(self._publish_retained, view.documents())
+                    woken = True
+            # Every document at each interval; between, only what changed (a pass of one
+            # lock rebuilds its document and the gateway's, not all 1 + N of them).
+            stale = view.stale()
+            docs = view.documents(stale if woken else None)
+            await self._retained.publish(self._publish_retained, docs)
 
     def _delivered(self, entries: Sequence[OutboxEntry]) -> None:
         for entry in entries:
@@ -474,14 +479,14 @@ class MqttPlane:
                     await self.ctx.read_status(lock_id)
                 except CommandError as err:
                     log.debug("status of %s not read: %s", lock_id, err.code.value)
-            self.view.dirty.set()
+            self.view.changed(lock_id)
 
     async def _watch_cloud(self) -> None:
         synced = self.gw.sync_loop.synced
         while True:
             async with synced:
                 await synced.wait()
-            self.view.dirty.set()
+            self.view.changed()
 
     async def _lock_removed(self, lock_id: str) -> None:
         watcher = self._watchers.pop(lock_id, None)
@@ -496,7 +501,7 @@ class MqttPlane:
             await self._clear_lock_topics(client, lock_id)
         except MqttError:
             self._removed.add(lock_id)
-        self.view.dirty.set()
+        self.view.changed()
 
 
 async def mqtt_plane(gw: ManagedGateway) -> None:

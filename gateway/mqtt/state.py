@@ -65,14 +65,35 @@ class StateView:
         self.status: dict[str, StatusReading] = {}
         self.last_access: dict[str, JsonObject] = {}
         self.dirty = asyncio.Event()
-        """Set when something worth republishing happened (a command, an event, a pass)."""
+        """Set by :meth:`changed`: something worth republishing happened."""
+        self._stale_locks: set[str] = set()
+        self._all_stale = True
+        self._counts: dict[str, dict[str, int]] = {}
+        """Each lock's credential counts as of its last document (the gateway's totals)."""
         for payload in gw.store.outbox.last_access().values():
             self.note_event(payload)  # the last-access sensor survives a restart
 
     # --- what the plane learns ---------------------------------------------------------------
+    def changed(self, lock_id: str | None = None) -> None:
+        """Something worth republishing happened: to one lock (its document and the gateway's
+        are rebuilt) or to anything (``None``: every document is rebuilt)."""
+        if lock_id is None:
+            self._all_stale = True
+        else:
+            self._stale_locks.add(lock_id)
+        self.dirty.set()
+
+    def stale(self) -> set[str] | None:
+        """The locks whose documents :meth:`changed` asked for since the last call (``None``:
+        all of them), and clears the request."""
+        self.dirty.clear()
+        locks = None if self._all_stale else self._stale_locks
+        self._all_stale, self._stale_locks = False, set()
+        return locks
+
     def note_status(self, lock_id: str, status: LockStatus) -> None:
         self.status[lock_id] = StatusReading(status, self.gw.clock.now())
-        self.dirty.set()
+        self.changed(lock_id)
 
     def note_event(self, payload: JsonObject) -> None:
         lock_id = payload.get("lock_id")
@@ -90,20 +111,26 @@ class StateView:
             "access_grant_id": payload.get("access_grant_id"),
             "event_id": payload.get("event_id"),
         }
-        self.dirty.set()
+        self.changed(lock_id)
 
     def forget(self, lock_id: str) -> None:
         self.status.pop(lock_id, None)
         self.last_access.pop(lock_id, None)
+        self._counts.pop(lock_id, None)
 
     # --- documents ---------------------------------------------------------------------------
-    def gateway_state(self) -> JsonObject:
+    def gateway_state(self, *, cached_counts: bool = False) -> JsonObject:
+        """``cached_counts``: the credential totals from each lock's last document (those
+        :meth:`documents` has just rebuilt are fresh), not one query per lock."""
         gw = self.gw
         cloud = gw.sync_loop.health
         trust = gw.trust.assess()
         totals: dict[str, int] = {}
         for lock_id in gw.locks:
-            for state, n in gw.store.sync_states.counts(lock_id).items():
+            counts = self._counts.get(lock_id) if cached_counts else None
+            if counts is None:
+                counts = gw.store.sync_states.counts(lock_id)
+            for state, n in counts.items():
                 totals[state] = totals.get(state, 0) + n
         return {
             "gateway_id": gw.config.gateway_id,
@@ -154,16 +181,25 @@ class StateView:
             "last_pass_at": iso(health.last_pass_at),
             "last_error_code": health.last_error_code,
             "last_error": health.last_error,
-            "credentials": self.gw.store.sync_states.counts(lock_id),
+            "credentials": self._lock_counts(lock_id),
             "last_access": self.last_access.get(lock_id),
         }
 
-    def documents(self) -> dict[str, JsonObject]:
-        """Every retained state document, by topic."""
-        docs = {self.topics.state: self.gateway_state()}
-        for lock_id, rec in list(self.gw.locks.items()):
-            docs[self.topics.lock_state(lock_id)] = self.lock_state(lock_id, rec)
-        return docs
+    def _lock_counts(self, lock_id: str) -> dict[str, int]:
+        counts = self.gw.store.sync_states.counts(lock_id)
+        self._counts[lock_id] = counts
+        return counts
+
+    def documents(self, locks: set[str] | None = None) -> dict[str, JsonObject]:
+        """Every retained state document, by topic; with ``locks``, the gateway's and those
+        locks' only (what :meth:`stale` says changed: one lock's pass rebuilds two
+        documents, not one per lock)."""
+        lock_docs = {
+            self.topics.lock_state(lock_id): self.lock_state(lock_id, rec)
+            for lock_id, rec in list(self.gw.locks.items())
+            if locks is None or lock_id in locks
+        }
+        return {self.topics.state: self.gateway_state(cached_counts=True), **lock_docs}
 
 
 Publish = Callable[[str, bytes, bool], Awaitable[None]]
@@ -174,8 +210,9 @@ def encode(doc: object) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
-VOLATILE_KEYS = frozenset({"last_sync_at", "status_at", "last_pass_at"})
-"""Timestamps that move on every pass; a change in them alone waits for the heartbeat."""
+VOLATILE_KEYS = frozenset({"last_sync_at", "status_at", "last_pass_at", "now", "wall"})
+"""Timestamps that move on every pass (and the gateway's clock readings, which move on every
+rebuild); a change in them alone waits for the heartbeat."""
 
 HEARTBEAT_SECONDS = 300.0
 

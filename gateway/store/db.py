@@ -107,8 +107,28 @@ class Database:
         return start
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
+
+        ``durable=False``: the commit does not wait for the disk (``synchronous=NORMAL`` for
+        this one commit): a crash of the process loses nothing, a power cut may lose it, and
+        the next durable commit (or checkpoint) makes it durable too, the WAL being written in
+        order. Only for what may be lost without harm (an event's delivery mark: the event is
+        sent again, and consumers drop duplicates by ``event_id``). Joining an outer
+        transaction, it is as durable as that one."""
+        if durable or self._depth:
+            with self._transaction() as conn:
+                yield conn
+            return
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         if self._depth:
             self._depth += 1
             try:

@@ -90,7 +90,9 @@ class Outbox:
         return [OutboxEntry(r[0], r[1], json.loads(r[2]), False) for r in rows]
 
     def mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
-        with self._db.transaction() as conn:
+        # Not waiting for the disk: a mark lost in a power cut sends its event again (at least
+        # once; consumers drop duplicates by event_id). One fsync less per event.
+        with self._db.transaction(durable=False) as conn:
             conn.executemany(
                 "UPDATE outbox SET delivered_at = ? WHERE seq = ?",
                 [(to_db(at), s) for s in seqs],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.events import AccessEvent
 from gateway.secrets import SecretError, SecretRef
 from gateway.store.crypto import StoreKeyError
 from gateway.store.schema import MIGRATIONS
@@ -177,3 +178,35 @@ def test_migration_5_keeps_sync_states_and_reads_old_rows(tmp_path: Path) -> Non
         assert g is not None and g.seam_notes == ()
         s.sync_states.write([CredentialSyncState("front", "m2", SyncStatus.SHARED)], T0)
         assert s.sync_states.for_lock("front")["m2"].state is SyncStatus.SHARED
+
+
+def test_a_delivery_mark_commits_without_waiting_for_the_disk_and_nothing_else_does(
+    store: Store, tmp_path: Path
+) -> None:
+    def synchronous() -> int:
+        return int(store.db.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    full = 2
+    assert synchronous() == full
+    event = AccessEvent(AccessEvent.new_id(), T0, "access_denied", "front", "gateway", "code")
+    store.outbox.add([event])
+    seen: list[int] = []
+    with store.db.transaction(durable=False):
+        seen.append(synchronous())
+    assert seen == [1]  # NORMAL for that commit
+    assert synchronous() == full
+    with pytest.raises(RuntimeError), store.db.transaction(durable=False):
+        raise RuntimeError("rolled back")
+    assert synchronous() == full
+    # a non-durable one joining a transaction is as durable as the outer one
+    with store.db.transaction(), store.db.transaction(durable=False):
+        seen.append(synchronous())
+    assert seen == [1, full]
+    [pending] = store.outbox.pending()
+    store.outbox.mark_delivered([pending.seq], T0)
+    assert synchronous() == full
+    assert store.outbox.pending() == []
+    # another connection (a restart after a crash of the process) sees the mark
+    other = sqlite3.connect(tmp_path / "lockgate.db")
+    assert other.execute("SELECT delivered_at FROM outbox").fetchone()[0] is not None
+    other.close()

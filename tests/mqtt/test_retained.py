@@ -59,3 +59,19 @@ async def test_clear_forgets_the_topic() -> None:
     await state.clear(broker, "a")
     assert broker.sent[-1] == ("a", b"")
     assert await state.publish(broker, {"a": doc("locked", "x")}) == 1
+
+
+async def test_the_gateway_clock_reading_alone_waits_for_the_heartbeat() -> None:
+    # clock.now and clock.wall move on every rebuild: without this, the gateway's state was
+    # signed and sent again on every rebuild (each lock's pass asks for one).
+    clock, broker = Clock(), Broker()
+    state = RetainedState(heartbeat=300, monotonic=clock)
+
+    def gw(now: str, trusted: bool = True) -> dict[str, object]:
+        return {"clock": {"trusted": trusted, "now": now, "wall": now}}
+
+    assert await state.publish(broker, {"s": gw("10:00:00")}) == 1
+    clock.t += 10
+    assert await state.publish(broker, {"s": gw("10:00:10")}) == 0
+    clock.t += 10
+    assert await state.publish(broker, {"s": gw("10:00:20", trusted=False)}) == 1

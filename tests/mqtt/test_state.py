@@ -66,6 +66,38 @@ async def test_lock_state_follows_commands_credentials_and_access(
         assert "2468" not in json.dumps(w.json(topic))
 
 
+async def test_a_pass_of_one_lock_rebuilds_its_document_and_the_gateway_totals(
+    tmp_path: Path, broker: Mosquitto, operators: Operators
+) -> None:
+    # No periodic rebuild in this test (an hour): what the documents show comes from the
+    # rebuilds a lock's pass asks for, which rebuild that lock's document and the gateway's
+    # (its totals from each lock's last counts), not every lock's.
+    drivers = {"front": {"type": "sim"}, "back": {"type": "sim"}}
+    async with running_site(
+        tmp_path / "gw", broker, operators, mqtt={"state_interval_s": 3600},
+        lock_drivers=drivers,
+    ) as site:
+        t = site.topics
+        front, back = t.lock_state("front"), t.lock_state("back")
+        async with Watcher(broker_options(site.broker), t.state, front, back) as w:
+            await w.until(lambda: len(w.latest) == 3)
+            now = datetime.now(UTC)
+            site.load([grant("g1", start=now - timedelta(hours=1))], [code("m1", "g1", "2468")])
+            await w.until(
+                lambda: all(w.json(x)["credentials"].get("applied") == 1 for x in (front, back))
+            )
+            await w.until(lambda: w.json(t.state)["counts"]["credentials"].get("applied") == 2)
+        view = site.plane.view
+        view.changed("front")
+        assert view.stale() == {"front"}
+        assert set(view.documents({"front"})) == {t.state, front}
+        view.changed("front")
+        view.changed()
+        assert view.stale() is None
+        assert view.stale() == set()
+        assert not view.dirty.is_set()
+
+
 async def test_a_timed_unlock_shows_locked_again_when_the_hold_is_over(
     site: Site, requester: Requester
 ) -> None:

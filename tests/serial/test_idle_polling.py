@@ -35,6 +35,7 @@ async def test_polling_slows_when_idle_and_is_back_at_full_rate_on_a_request() -
         interval=0.15,
         policy=Backoff(0.05, 1.0),
         idle_interval=0.5,
+        time=lambda: 100.0,  # on the idle grid: a whole idle_interval to the next instant
     )
     waits = [await poller._cycle() for _ in range(IDLE_AFTER_POLLS + 20)]
     assert waits[:IDLE_AFTER_POLLS] == [0.15] * IDLE_AFTER_POLLS
@@ -60,3 +61,37 @@ def test_idle_interval_is_never_faster_than_the_poll_interval() -> None:
         idle_interval=0.2,
     )
     assert poller.idle_interval == 1.0
+
+
+async def test_idle_locks_are_polled_at_the_same_instants() -> None:
+    # Fully idle locks wait until the next multiple of idle_interval on the clock, whenever
+    # their last poll ended, so they are polled in one burst (never waiting longer than
+    # idle_interval); locks still slowing down keep their own pace.
+    now = [0.0]
+
+    async def client() -> LockClient:
+        return cast(LockClient, ScriptedLock())
+
+    def poller() -> Poller:
+        return Poller(
+            "front",
+            cast(DriverContext, cast(Any, None)),
+            client,
+            interval=0.15,
+            policy=Backoff(0.05, 1.0),
+            idle_interval=0.5,
+            time=lambda: now[0],
+        )
+
+    a, b = poller(), poller()
+    for p in (a, b):
+        for _ in range(IDLE_AFTER_POLLS + 20):
+            await p._cycle()
+    now[0] = 1000.12
+    wait_a = await a._cycle()
+    now[0] = 1000.31
+    wait_b = await b._cycle()
+    assert round(1000.12 + wait_a, 9) == round(1000.31 + wait_b, 9) == 1000.5
+    assert 0 < wait_a <= 0.5 and 0 < wait_b <= 0.5
+    fresh = poller()
+    assert [await fresh._cycle() for _ in range(IDLE_AFTER_POLLS + 1)][-1] < 0.5  # slowing
