@@ -66,7 +66,7 @@ def decisions(tmp: Path, credentials: int, judged: int, recorded: int) -> None:
         f"{200_000 / f.rate:.1f}x the goal's time per decision, p99 {f.p99_us / 20:.1f}x",
     )
     groups = store.decisions.groups
-    per, _ = asyncio.run(bench_validator.grouped(v, bench_validator.workload(pins, recorded, 2)))
+    per, _ = asyncio.run(bench_validator.grouped(v, bench_validator.workload(pins, recorded, 2), t))
     groups = store.decisions.groups - groups
     floor = bench_validator.floor_per_row(store, t)
     row(

@@ -8,7 +8,7 @@ the gateway's own decisions) so a consumer can drop duplicates.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,8 @@ class AccessEvent:
     on this lock and was refused (``duplicate_code_on_device``)."""
 
     def payload(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a plain value: no need for asdict's deep copies (one per decision).
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["occurred_at"] = self.occurred_at.isoformat()
         return {k: v for k, v in data.items() if v is not None}
 
@@ -79,3 +80,6 @@ class AccessEvent:
             lock_seq=event.seq,
             detail=detail,
         )
+
+
+_FIELDS = tuple(f.name for f in fields(AccessEvent))

@@ -101,11 +101,11 @@ class LockoutPolicy:
         if kind not in COUNTED_KINDS or method_id is None:
             return
         for scope, _site_wide in self._buckets(lock_id):
+            if not self._repo.names(scope, kind, method_id):
+                continue  # nothing to take back: no copy, nothing to write
             state = self._repo.get(scope, kind.value)
-            kept = [f for f in state.failures if f.method_id != method_id]
-            if len(kept) != len(state.failures):
-                state.failures = kept
-                self._repo.put(scope, kind.value, state)
+            state.failures = [f for f in state.failures if f.method_id != method_id]
+            self._repo.put(scope, kind.value, state)
 
     def _level(self, state: LockoutState, t: datetime) -> int:
         """The escalation level now: one doubling forgiven per quiet ``lockout_decay_s``."""

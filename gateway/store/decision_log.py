@@ -51,7 +51,8 @@ class DecisionLog:
         self._next.waiters.append(waiter)
         if not self._in_flight:
             self._commit_next()
-        await asyncio.shield(waiter)  # a caller that gives up does not take the group with it
+        # A caller that gives up cancels only its own waiter: the group commits all the same.
+        await waiter
 
     def record_now(self, events: Sequence[AccessEvent]) -> None:
         """:meth:`record`, waiting here (the calling thread blocks for the commit): for callers

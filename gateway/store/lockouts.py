@@ -64,6 +64,10 @@ class Lockouts:
         state = self._latest.get(key) or self._loaded.get(key) or self._state(scope, kind)
         return state.locked_until
 
+    def names(self, scope: str, kind: str, method_id: str) -> bool:
+        """Whether a failure counted in the bucket named this access method."""
+        return any(f.method_id == method_id for f in self._state(scope, kind).failures)
+
     def _state(self, scope: str, kind: str) -> LockoutState:
         key = (scope, kind)
         latest = self._latest.get(key) or self._loaded.get(key)
