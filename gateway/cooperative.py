@@ -35,6 +35,17 @@ class Slicer:
             self._since = time.perf_counter()
 
 
+SETTLE_MIN = 5000
+"""Builds of fewer objects than this are not settled: walking them costs the collector
+little, and each :func:`settle` may keep a little garbage for good."""
+
+
+def settle_big(objects: int) -> None:
+    """:func:`settle` if the build just made ``objects`` long-lived records (or more)."""
+    if objects >= SETTLE_MIN:
+        settle()
+
+
 def settle() -> None:
     """Long-lived data was just built: collect the garbage, then move every object the
     collector tracks to its permanent generation (``gc.freeze``), so later collections do

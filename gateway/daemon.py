@@ -37,6 +37,7 @@ from drivers.registry import DriverRegistry
 from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import ConfigError, GatewayConfig, LockConfig
+from gateway.cooperative import settle
 from gateway.events import AccessEvent
 from gateway.handle import LockHandle, OpTimeouts, quiesced
 from gateway.lockout import LockoutPolicy
@@ -146,6 +147,7 @@ class Gateway:
                 tasks.append(task)
                 return task
 
+            settle()  # what start-up built (modules, config, store) is never walked again
             self._refresh_view()
             start("cloud-sync", self.sync_loop.run)
             for lock_id, reconciler in self.locks.items():

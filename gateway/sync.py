@@ -28,7 +28,7 @@ from gateway.cloud.models import (
     seam_notes,
 )
 from gateway.config import GatewayConfig
-from gateway.cooperative import Slicer, settle
+from gateway.cooperative import Slicer, settle, settle_big
 from gateway.models import (
     AccessMethod,
     CloudChanges,
@@ -148,7 +148,7 @@ class CloudSync:
         issues.extend(got.issue_list())
         gone = await self._store.cloud.live_grants_not_in(got.grants, slicer)
         del got
-        settle()
+        settle_big(len(grants) + len(methods))
         identities = await self._identities(itertools.chain(grants, gone), raw, slicer)
         now = self._clock.now()
         grants, methods = await _revocations(grants, methods, identities, now, slicer)

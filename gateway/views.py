@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from gateway.cooperative import Slicer, settle
+from gateway.cooperative import Slicer, settle_big
 from gateway.models import AccessMethod, Entrance, Grant
 from gateway.planner import CloudView
 from gateway.store.store import Store
@@ -45,10 +45,11 @@ class ViewCache:
                 slicer = Slicer()
                 grants, methods, entrances = await self._store.cloud.load_sliced(slicer)
                 view = await CloudView.built(grants, methods, entrances, version, slicer)
+                size = len(grants) + len(methods)
                 del grants, methods
                 if self._store.cloud.version == version:  # else it changed meanwhile: again
                     self._view = view
-                    settle()
+                    settle_big(size)
 
     async def adopt(
         self,
@@ -74,4 +75,4 @@ class ViewCache:
             )
             if self._store.cloud.version == version:
                 self._view = view
-                settle()
+                settle_big(len(view.grants) + len(view.grant_of))
