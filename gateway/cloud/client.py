@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import msgspec
 
 from drivers.backoff import Backoff
 from gateway.cloud.errors import (
@@ -118,8 +119,8 @@ class CloudClient:
         if status >= 500:
             raise _Unavailable(f"{path}: HTTP {status}", _retry_after(resp))
         try:
-            data = resp.json()
-        except ValueError as err:
+            data = msgspec.json.decode(resp.content)
+        except (msgspec.DecodeError, ValueError) as err:
             if status >= 400:
                 raise CloudRequestError(f"{path}: HTTP {status} with a non-JSON body") from err
             raise CloudBadResponseError(f"{path}: response is not valid JSON") from err

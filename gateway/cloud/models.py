@@ -24,6 +24,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.models import AccessMethod, Grant, SeamNote
@@ -240,10 +241,10 @@ def raw_without_secrets(raw: Any) -> str:
     ``requested_access_methods[].code`` repeats the PIN, for one)."""
     if not isinstance(raw, dict):
         return json.dumps({"unreadable": True})
-    return _ENCODE(_scrub(raw))
+    return _ENCODER.encode(_scrub(raw)).decode()
 
 
-_ENCODE = json.JSONEncoder(sort_keys=True).encode
+_ENCODER = msgspec.json.Encoder(order="sorted")
 
 
 def _scrub(obj: dict[str, Any]) -> dict[str, Any]:
