@@ -262,6 +262,11 @@ def _scrub(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scrub_list(items: list[Any]) -> list[Any]:
+    for v in items:
+        if isinstance(v, dict | list):
+            break
+    else:
+        return items  # no container in it, so no secret field: shared, not copied
     return [
         _scrub(v) if isinstance(v, dict) else _scrub_list(v) if isinstance(v, list) else v
         for v in items

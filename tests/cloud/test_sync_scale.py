@@ -5,6 +5,7 @@ closes safely under a bulk write still running in its thread."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ import pytest
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
 from gateway.cloud.client import CloudClient
-from gateway.cloud.models import parse_grant
+from gateway.cloud.models import parse_grant, raw_without_secrets
 from gateway.planner import CloudView
 from gateway.secrets import SecretRef
 from gateway.store.db import Database
@@ -145,3 +146,17 @@ def test_a_grant_time_with_an_offset_is_kept_in_utc_as_the_store_gives_it_back()
     assert problem is None and grant is not None and grant.starts_at is not None
     assert grant.starts_at.utcoffset() == timedelta(0)
     assert grant.starts_at.isoformat() == "2030-01-01T08:00:00+00:00"
+
+
+def test_secret_fields_are_removed_at_any_depth_and_lists_of_scalars_kept() -> None:
+    raw = {
+        "a": [[{"code": "482913", "x": [{"card_number": "99001122"}]}]],
+        "ids": ["m1", "m2"],
+        "mobile_key": {"public_key": "k"},
+        "d": {"e": [{"instant_key_url": "https://k/1", "client_session_token": "t"}]},
+    }
+    text = raw_without_secrets(raw)
+    assert json.loads(text) == {"a": [[{"x": [{}]}]], "ids": ["m1", "m2"], "d": {"e": [{}]}}
+    for secret in ("482913", "99001122", "https://k/1", '"t"', "public_key"):
+        assert secret not in text
+    assert raw["a"][0][0]["code"] == "482913"  # the object read is not changed
