@@ -157,6 +157,21 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                 whole_stall, after_worst = monitor.longest_s, monitor.worst()
                 whole_cpu = monitor.longest_cpu_s
                 gc_runs, gc_longest = list(monitor.gc_runs), list(monitor.gc_longest_s)
+                resync: dict[str, float] = {}
+                if args.resync:  # a second full sync of the same data (hourly in production)
+                    monitor.reset()
+                    t1 = time.perf_counter()
+                    async with asyncio.timeout(args.inline_timeout_s):
+                        await gw.sync_loop.sync_now(full=True)
+                    resync = {
+                        "resync_s": time.perf_counter() - t1,
+                        "resync_stall_ms": monitor.longest_s * 1000,
+                        "resync_stall_cpu_ms": monitor.longest_cpu_s * 1000,
+                    }
+                    if args.name_stalls:
+                        print("longest stalls during the second full sync:")
+                        for stall in monitor.worst():
+                            print("  " + stall.text())
                 # What gc.freeze (gateway.cooperative.settle) kept that is garbage now: cycles
                 # that were alive when frozen. Unfreezing and collecting finds them.
                 frozen = gc.get_freeze_count()
@@ -194,6 +209,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             "cloud_rss_mib": peak_rss_mib(proc.pid),
             "frozen": frozen,
             "frozen_garbage": kept,
+            **resync,
         }
     finally:
         proc.terminate()
@@ -201,7 +217,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
 
 
 def measure(
-    grants: int = 50_000, locks: int = 20, name_stalls: bool = False, trace_memory: bool = False
+    grants: int = 50_000,
+    locks: int = 20,
+    name_stalls: bool = False,
+    trace_memory: bool = False,
+    resync: bool = False,
 ) -> dict[str, float]:
     args = argparse.Namespace(
         grants=grants,
@@ -209,6 +229,7 @@ def measure(
         inline_timeout_s=900.0,
         name_stalls=name_stalls,
         trace_memory=trace_memory,
+        resync=resync,
     )
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o700)
@@ -222,11 +243,12 @@ def main() -> None:
     ap.add_argument("--name-stalls", action="store_true", help="sample the stalled loop's stack")
     ap.add_argument("--trace-memory", action="store_true", help="tracemalloc (slower)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
+    ap.add_argument("--resync", action="store_true", help="then a second full sync, measured")
     args = ap.parse_args()
     if args.quick:
         args.grants, args.locks = 200, 2
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
-    r = measure(args.grants, args.locks, args.name_stalls, args.trace_memory)
+    r = measure(args.grants, args.locks, args.name_stalls, args.trace_memory, args.resync)
     print(f"{args.grants:,} grants on {args.locks} simulated locks, empty store at start")
     print(f"start -> ready:                    {r['ready_s']:7.2f} s")
     print(f"first full sync done:              {r['sync_s']:7.2f} s")
@@ -243,6 +265,10 @@ def main() -> None:
     print(f"  (peak when the full sync was done: {r['rss_sync_mib']:5.0f} MiB)")
     print(f"  (RSS before the gateway started: {r['rss0_mib']:7.0f} MiB)")
     print(f"fake cloud process peak RSS:       {r['cloud_rss_mib']:7.0f} MiB (not the gateway's)")
+    if "resync_s" in r:
+        print(f"second full sync (same data):      {r['resync_s']:7.2f} s")
+        print(f"  longest loop stall in it:        {r['resync_stall_ms']:7.1f} ms (goal <= 50 ms)")
+        print(f"  longest CPU hold of the loop thread: {r['resync_stall_cpu_ms']:4.1f} ms")
     print(
         f"objects frozen by settle(): {r['frozen']:,.0f}; garbage among them when every lock"
         f" was in line: {r['frozen_garbage']:,.0f} objects (kept until unfrozen)"

@@ -37,6 +37,7 @@ from gateway.models import (
     Grant,
     SeamNote,
 )
+from gateway.planner import CloudView
 from gateway.store.cloud_data import GONE_FROM_CLOUD
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
@@ -122,7 +123,12 @@ class CloudSync:
 
         # Each page is read into records as it arrives, and its objects dropped: the whole
         # listing is never held as parsed JSON. Grants first, so every method's grant is known.
-        got = _Collected(self._scope, entrance_spaces, Slicer())
+        got = _Collected(
+            self._scope,
+            entrance_spaces,
+            Slicer(),
+            self._views.latest if self._views is not None else None,
+        )
         queries = [
             (key, one)
             for key, ids in (
@@ -384,8 +390,17 @@ class _Collected:
     SETTLE_EVERY = 5_000
     """Objects read between two :func:`settle` calls (what was read lives until written)."""
 
-    def __init__(self, scope: Scope, entrance_spaces: frozenset[str], slicer: Slicer) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        entrance_spaces: frozenset[str],
+        slicer: Slicer,
+        known: CloudView | None = None,
+    ) -> None:
         self.scope = scope
+        self.known = known
+        """The view of an earlier version: a record equal to one of its own is replaced by
+        that one, so an unchanged site's resync holds one copy of each, not two."""
         self.entrance_spaces = entrance_spaces
         self.slicer = slicer
         self.grants: dict[str, Grant] = {}
@@ -406,6 +421,10 @@ class _Collected:
                 self.issues[("access_grant", gid)] = problem
             if grant is None or not self.scope.covers(grant, self.entrance_spaces):
                 continue
+            if self.known is not None:
+                old = self.known.grants.get(grant.grant_id)
+                if old == grant:
+                    grant = old
             self.grants[grant.grant_id] = grant
             raw[grant.grant_id] = raw_without_secrets(obj)
             ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
@@ -424,6 +443,12 @@ class _Collected:
                 self.issues[("access_method", mid)] = problem
             if method is None or method.grant_id is None:
                 continue  # unreadable, or a method of a grant outside our scope
+            if self.known is not None:
+                for old_m in self.known.by_grant.get(method.grant_id, ()):
+                    if old_m.method_id == method.method_id:
+                        if old_m == method:
+                            method = old_m
+                        break
             self.methods[method.method_id] = method
             raw[method.method_id] = raw_without_secrets(obj)
         self._settle(len(page))

@@ -24,6 +24,12 @@ class ViewCache:
         self._view: CloudView | None = None
         self._building = asyncio.Lock()
 
+    @property
+    def latest(self) -> CloudView | None:
+        """The last view built, whatever its version (a sync reuses its records where the
+        cloud sends equal ones; never for answers, which :meth:`current` gives)."""
+        return self._view
+
     def current(self) -> CloudView:
         version = self._store.cloud.version
         if self._view is None or self._view.version != version:
