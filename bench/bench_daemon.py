@@ -7,8 +7,11 @@ first full sync while a monitor measures how long the event loop is held at a ti
 longest stall during the full sync (goal <= 50 ms), the time until every lock holds what its
 plan says (in line), the gateway process's peak RSS (goal <= 200 MB; the simulated locks run
 in it too) and, apart, the fake cloud's.
-Run: ``.venv/bin/python -m bench.bench_daemon [--grants N] [--locks N] [--name-stalls]``
-(``--name-stalls``: the longest stalls with the code they were spent in).
+Run: ``.venv/bin/python -m bench.bench_daemon [--grants N] [--locks N] [--name-stalls]
+[--loop-writes]`` (``--name-stalls``: the longest stalls with the code they were spent in;
+``--loop-writes``: a durable one-row write on the loop's own connection every 50 ms throughout,
+what an access event's outbox row or a signed unlock's replay record costs, and the longest
+of them: such a write waits there, holding the loop, for any bulk write holding the database).
 """
 
 from __future__ import annotations
@@ -98,6 +101,28 @@ def config(tmp: Path, url: str, locks: int, grants: int) -> dict[str, Any]:
     }
 
 
+LOOP_WRITE_EVERY_S = 0.05
+
+
+class LoopWrites:
+    """A durable write on the store's main connection every 50 ms, timed."""
+
+    def __init__(self) -> None:
+        self.longest_s = 0.0
+        self.count = 0
+
+    def reset(self) -> None:
+        self.longest_s = 0.0
+
+    async def run(self, gw: Gateway) -> None:
+        while True:
+            t = time.perf_counter()
+            gw.store.meta.set("bench_loop_write", str(self.count))
+            self.longest_s = max(self.longest_s, time.perf_counter() - t)
+            self.count += 1
+            await asyncio.sleep(LOOP_WRITE_EVERY_S)
+
+
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -122,8 +147,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             tracemalloc.start()
         async with StallMonitor(name_stalls=args.name_stalls) as monitor:
             t0 = time.perf_counter()
-            async with Gateway(cfg, DriverRegistry([SimDriver])) as gw, gw.serving():
+            writes = LoopWrites()
+            async with (
+                Gateway(cfg, DriverRegistry([SimDriver])) as gw,
+                gw.serving(),
+                asyncio.TaskGroup() as tasks,
+            ):
                 await gw.ready.wait()
+                writer = tasks.create_task(writes.run(gw)) if args.loop_writes else None
                 t_ready = time.perf_counter() - t0
                 start_stall = monitor.longest_s  # opening the store (key derivation) and locks
                 monitor.reset()
@@ -138,6 +169,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                     top = tracemalloc.take_snapshot().statistics("lineno")[:12]
                     print("\n".join(f"    {t}" for t in top))
                 sync_stall, sync_cpu = monitor.longest_s, monitor.longest_cpu_s
+                sync_write = writes.longest_s
                 sync_worst = monitor.worst()
                 sync_gc = max(monitor.gc_longest_s)
                 for lock_id, rec in gw.locks.items():
@@ -157,9 +189,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                 whole_stall, after_worst = monitor.longest_s, monitor.worst()
                 whole_cpu = monitor.longest_cpu_s
                 gc_runs, gc_longest = list(monitor.gc_runs), list(monitor.gc_longest_s)
+                inline_write = writes.longest_s
                 resync: dict[str, float] = {}
                 if args.resync:  # a second full sync of the same data (hourly in production)
                     monitor.reset()
+                    writes.reset()
                     t1 = time.perf_counter()
                     async with asyncio.timeout(args.inline_timeout_s):
                         await gw.sync_loop.sync_now(full=True)
@@ -167,6 +201,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                         "resync_s": time.perf_counter() - t1,
                         "resync_stall_ms": monitor.longest_s * 1000,
                         "resync_stall_cpu_ms": monitor.longest_cpu_s * 1000,
+                        "resync_write_ms": writes.longest_s * 1000,
                     }
                     if args.name_stalls:
                         print("longest stalls during the second full sync:")
@@ -174,6 +209,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                             print("  " + stall.text())
                 # What gc.freeze (gateway.cooperative.settle) kept that is garbage now: cycles
                 # that were alive when frozen. Unfreezing and collecting finds them.
+                if writer is not None:
+                    writer.cancel()
                 frozen = gc.get_freeze_count()
                 gc.unfreeze()
                 kept = gc.collect()
@@ -209,6 +246,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             "cloud_rss_mib": peak_rss_mib(proc.pid),
             "frozen": frozen,
             "frozen_garbage": kept,
+            "loop_writes": writes.count,
+            "sync_write_ms": sync_write * 1000,
+            "write_ms": inline_write * 1000,
             **resync,
         }
     finally:
@@ -222,6 +262,7 @@ def measure(
     name_stalls: bool = False,
     trace_memory: bool = False,
     resync: bool = False,
+    loop_writes: bool = False,
 ) -> dict[str, float]:
     args = argparse.Namespace(
         grants=grants,
@@ -230,6 +271,7 @@ def measure(
         name_stalls=name_stalls,
         trace_memory=trace_memory,
         resync=resync,
+        loop_writes=loop_writes,
     )
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o700)
@@ -244,11 +286,16 @@ def main() -> None:
     ap.add_argument("--trace-memory", action="store_true", help="tracemalloc (slower)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     ap.add_argument("--resync", action="store_true", help="then a second full sync, measured")
+    ap.add_argument(
+        "--loop-writes", action="store_true", help="a durable write on the loop every 50 ms"
+    )
     args = ap.parse_args()
     if args.quick:
         args.grants, args.locks = 200, 2
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
-    r = measure(args.grants, args.locks, args.name_stalls, args.trace_memory, args.resync)
+    r = measure(
+        args.grants, args.locks, args.name_stalls, args.trace_memory, args.resync, args.loop_writes
+    )
     print(f"{args.grants:,} grants on {args.locks} simulated locks, empty store at start")
     print(f"start -> ready:                    {r['ready_s']:7.2f} s")
     print(f"first full sync done:              {r['sync_s']:7.2f} s")
@@ -265,6 +312,12 @@ def main() -> None:
     print(f"  (peak when the full sync was done: {r['rss_sync_mib']:5.0f} MiB)")
     print(f"  (RSS before the gateway started: {r['rss0_mib']:7.0f} MiB)")
     print(f"fake cloud process peak RSS:       {r['cloud_rss_mib']:7.0f} MiB (not the gateway's)")
+    if r["loop_writes"]:
+        print(f"loop writes (one row, durable, every 50 ms): {r['loop_writes']:,.0f}")
+        print(f"  longest during the first full sync: {r['sync_write_ms']:7.1f} ms")
+        print(f"  longest, ready -> in line:          {r['write_ms']:7.1f} ms")
+        if "resync_write_ms" in r:
+            print(f"  longest during the second sync:     {r['resync_write_ms']:7.1f} ms")
     if "resync_s" in r:
         print(f"second full sync (same data):      {r['resync_s']:7.2f} s")
         print(f"  longest loop stall in it:        {r['resync_stall_ms']:7.1f} ms (goal <= 50 ms)")

@@ -56,6 +56,25 @@ _UPSERT_RAW = (
     "INSERT INTO cloud_objects VALUES (?, ?, ?) ON CONFLICT (object_type, object_id)"
     " DO UPDATE SET raw = excluded.raw WHERE cloud_objects.raw IS NOT excluded.raw"
 )
+_GRANT_COLUMNS = (
+    "grant_id",
+    "starts_at",
+    "ends_at",
+    "user_identity_id",
+    "display_name",
+    "space_ids",
+    "entrance_ids",
+    "device_ids",
+    "problem",
+    "revoked_at",
+    "revoked_reason",
+    "seam_notes",
+)
+"""The columns of a grant row, in :func:`_grant_row`'s order."""
+_METHOD_COLUMNS = (
+    "method_id, grant_id, mode, display_name, secret_ct, secret_index, problem, revoked_at,"
+    " revoked_reason, issued, seam_notes"
+)
 _METHOD_KEY = (
     "method_id, grant_id, mode, display_name, secret_index, problem, revoked_at,"
     " revoked_reason, issued, seam_notes"
@@ -90,17 +109,30 @@ class CloudData:
         self, snap: CloudSnapshot, now: datetime, then: CloudChanges | None = None
     ) -> int:
         """:meth:`apply_snapshot` (and ``then``, in the same transaction) for tens of thousands
-        of grants: written in one transaction on the store's bulk connection, in a worker
-        thread, so the event loop goes on serving. Only rows that changed are written (and only
-        their secrets sealed). Returns the data version it committed."""
+        of grants, on the store's bulk connection in a worker thread, so the event loop goes
+        on serving. Only rows that changed are written (and only their secrets sealed).
+
+        The comparing, sealing and row building are staged first without the database's write
+        lock (:meth:`Database.bulk_write`'s ``prepare``), so the loop's own writes (access
+        events, replay records) never wait for them; the write transaction then only moves
+        the staged rows in, at once for readers. If the cloud data changed between the two
+        (an incremental sync committed), the snapshot is written the whole way under the lock
+        instead. Returns the data version it committed."""
+        staged_at: list[int] = []
+
+        def prepare(conn: sqlite3.Connection) -> None:
+            staged_at.append(self._stage_snapshot(conn, snap))
 
         def write(conn: sqlite3.Connection) -> int:
-            self._write_snapshot(conn, snap, now)
+            if _version(conn) == staged_at[0]:
+                self._move_staged(conn, snap, now)
+            else:  # the staged difference is to older data
+                self._write_snapshot(conn, snap, now)
             if then is not None:
                 self._write_changes(conn, then, now)
             return _version(conn)
 
-        return await self._db.bulk_write(write)
+        return await self._db.bulk_write(write, prepare=prepare)
 
     def apply_changes(self, changes: CloudChanges, now: datetime) -> None:
         with self._db.transaction() as conn:
@@ -108,14 +140,91 @@ class CloudData:
 
     def _write_snapshot(self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime) -> None:
         self._upsert(conn, snap.grants, snap.methods, snap.raw)
+        self._tombstone_missing(conn, "grants", "grant_id", (g.grant_id for g in snap.grants), now)
+        self._tombstone_missing(
+            conn, "methods", "method_id", (m.method_id for m in snap.methods), now
+        )
+        self._snapshot_rest(conn, snap, now)
+
+    def _stage_snapshot(self, conn: sqlite3.Connection, snap: CloudSnapshot) -> int:
+        """In a read transaction on ``conn``: TEMP tables of the rows :meth:`_write_snapshot`
+        would write (those new or changed, secrets sealed) and of the live ids it would
+        tombstone. Returns the data version they were compared with."""
+        version = _version(conn)
+        grant_cols = ", ".join(_GRANT_COLUMNS)
+        conn.execute("CREATE TEMP TABLE staged_grants AS SELECT * FROM main.grants WHERE 0")
+        conn.executemany(
+            f"INSERT INTO temp.staged_grants ({grant_cols})"  # noqa: S608 - constant columns
+            f" VALUES ({', '.join('?' * len(_GRANT_COLUMNS))})",
+            (_grant_row(g) for g in snap.grants),
+        )
+        conn.execute(
+            "CREATE TEMP TABLE gone_grants AS SELECT grant_id AS id FROM main.grants"
+            " WHERE revoked_at IS NULL"
+            " AND grant_id NOT IN (SELECT grant_id FROM temp.staged_grants)"
+        )
+        same = " AND ".join(f"g.{c} IS s.{c}" for c in _GRANT_COLUMNS[1:])
+        conn.execute(
+            "DELETE FROM temp.staged_grants AS s WHERE EXISTS (SELECT 1 FROM main.grants AS g"  # noqa: S608
+            f" WHERE g.grant_id = s.grant_id AND {same})"
+        )
+        conn.execute("CREATE TEMP TABLE staged_methods AS SELECT * FROM main.methods WHERE 0")
+        for i in range(0, len(snap.methods), METHOD_CHUNK):
+            conn.executemany(
+                f"INSERT INTO temp.staged_methods ({_METHOD_COLUMNS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._changed_methods(conn, snap.methods[i : i + METHOD_CHUNK]),
+            )
+        conn.execute("CREATE TEMP TABLE keep_methods (id TEXT PRIMARY KEY)")
+        conn.executemany(
+            "INSERT OR IGNORE INTO temp.keep_methods VALUES (?)",
+            ((m.method_id,) for m in snap.methods),
+        )
+        conn.execute(
+            "CREATE TEMP TABLE gone_methods AS SELECT method_id AS id FROM main.methods"
+            " WHERE revoked_at IS NULL AND method_id NOT IN (SELECT id FROM temp.keep_methods)"
+        )
+        conn.execute("CREATE TEMP TABLE staged_raw AS SELECT * FROM main.cloud_objects WHERE 0")
+        conn.executemany(
+            "INSERT OR REPLACE INTO temp.staged_raw VALUES (?, ?, ?)",
+            ((kind, oid, text) for kind, items in snap.raw.items() for oid, text in items),
+        )
+        conn.execute(
+            "DELETE FROM temp.staged_raw AS s WHERE EXISTS (SELECT 1 FROM main.cloud_objects AS c"
+            " WHERE c.object_type = s.object_type AND c.object_id = s.object_id AND c.raw = s.raw)"
+        )
+        return version
+
+    def _move_staged(self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime) -> None:
+        """:meth:`_write_snapshot` from what :meth:`_stage_snapshot` staged on ``conn``: a few
+        statements that SQLite runs whole, however many rows changed."""
+        grant_cols = ", ".join(_GRANT_COLUMNS)
+        conn.execute(
+            f"INSERT OR REPLACE INTO grants ({grant_cols})"  # noqa: S608 - constant columns
+            f" SELECT {grant_cols} FROM temp.staged_grants"
+        )
+        conn.execute(
+            f"INSERT OR REPLACE INTO methods ({_METHOD_COLUMNS})"  # noqa: S608
+            f" SELECT {_METHOD_COLUMNS} FROM temp.staged_methods"
+        )
+        conn.execute("INSERT OR REPLACE INTO cloud_objects SELECT * FROM temp.staged_raw")
+        for table, key, gone in (
+            ("grants", "grant_id", "gone_grants"),
+            ("methods", "method_id", "gone_methods"),
+        ):
+            conn.execute(
+                f"UPDATE {table} SET revoked_at = ?, revoked_reason = ?"  # noqa: S608
+                f" WHERE revoked_at IS NULL AND {key} IN (SELECT id FROM temp.{gone})",
+                (to_db(now), GONE_FROM_CLOUD),
+            )
+        self._snapshot_rest(conn, snap, now)
+
+    def _snapshot_rest(self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime) -> None:
+        """What a snapshot writes after its grants and methods (small: entrances, issues)."""
         conn.execute("DELETE FROM entrances")
         conn.executemany(
             "INSERT INTO entrances VALUES (?, ?)",
             [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances],
-        )
-        self._tombstone_missing(conn, "grants", "grant_id", (g.grant_id for g in snap.grants), now)
-        self._tombstone_missing(
-            conn, "methods", "method_id", (m.method_id for m in snap.methods), now
         )
         self._gone_reasons(conn, snap.gone_reasons, now)
         conn.execute("DELETE FROM sync_issues")
@@ -163,9 +272,8 @@ class CloudData:
         conn.executemany(_UPSERT_GRANT, (_grant_row(g) for g in grants))
         for i in range(0, len(methods), METHOD_CHUNK):
             conn.executemany(
-                "INSERT OR REPLACE INTO methods (method_id, grant_id, mode, display_name,"
-                " secret_ct, secret_index, problem, revoked_at, revoked_reason, issued,"
-                " seam_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO methods ({_METHOD_COLUMNS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._changed_methods(conn, methods[i : i + METHOD_CHUNK]),
             )
         conn.executemany(

@@ -160,7 +160,12 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
 
-    async def bulk_write(self, write: Callable[[sqlite3.Connection], T]) -> T:
+    async def bulk_write(
+        self,
+        write: Callable[[sqlite3.Connection], T],
+        *,
+        prepare: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> T:
         """Run ``write`` in one transaction on a connection of its own, in a worker thread.
 
         For writes of tens of thousands of rows (a full snapshot): the event loop goes on
@@ -168,6 +173,15 @@ class Database:
         commits (WAL). ``write`` must only use the connection it is given (and
         :meth:`after_commit` with it). A full disk raises :class:`StoreFullError` as
         :meth:`transaction` does. Returns what ``write`` returns.
+
+        While ``write`` runs it holds the database's write lock, and a write on :attr:`conn`
+        (on the event loop) waits for it there, holding the loop. So the long part goes in
+        ``prepare``, which runs first on the same connection in a read transaction (what it
+        reads is one consistent state) and writes only TEMP tables, which take no lock on the
+        database: writes on :attr:`conn` go on meanwhile. ``write`` then moves the staged rows
+        in with a few ``INSERT ... SELECT`` statements (SQLite's own loop, no Python per row),
+        after checking that what ``prepare`` read is still what is committed. The TEMP tables
+        are dropped once ``write`` is done.
         """
         if self._closed:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
@@ -176,7 +190,7 @@ class Database:
             if self._bulk_conn is None:
                 self._bulk_conn = _connect(self.path)
             self._bulk_after = []
-            done = asyncio.ensure_future(asyncio.to_thread(self._bulk_run, write))
+            done = asyncio.ensure_future(asyncio.to_thread(self._bulk_run, write, prepare))
         except BaseException:
             self._bulk_after = None
             self._bulk_lock.release()
@@ -195,12 +209,25 @@ class Database:
             self._writable_again()
         return result
 
-    def _bulk_run(self, write: Callable[[sqlite3.Connection], T]) -> T:
+    def _bulk_run(
+        self,
+        write: Callable[[sqlite3.Connection], T],
+        prepare: Callable[[sqlite3.Connection], None] | None,
+    ) -> T:
         """In the worker thread: the write, unless the database was closed meanwhile."""
         with self._bulk_busy:
-            if self._bulk_conn is None:
+            conn = self._bulk_conn
+            if conn is None:
                 raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-            return _write_in(self._bulk_conn, write)
+            try:
+                if prepare is not None:
+                    _read_in(conn, prepare)
+                return _write_in(conn, write)
+            finally:
+                try:
+                    _drop_temp_tables(conn)
+                except sqlite3.Error as err:  # never in place of what the write raised
+                    log.warning("could not drop a bulk write's staging tables: %s", err)
 
     def _bulk_done(self, done: asyncio.Future[Any]) -> None:
         after, self._bulk_after = self._bulk_after, None
@@ -290,6 +317,26 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def _read_in(conn: sqlite3.Connection, prepare: Callable[[sqlite3.Connection], None]) -> None:
+    """``prepare`` in a read transaction (``BEGIN DEFERRED``: it takes the write lock of no
+    database but TEMP's, whose tables are this connection's own)."""
+    conn.execute("BEGIN")
+    try:
+        prepare(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _drop_temp_tables(conn: sqlite3.Connection) -> None:
+    """Drop what a bulk write staged (its TEMP file's pages go back at once)."""
+    names = [r[0] for r in conn.execute("SELECT name FROM temp.sqlite_master WHERE type='table'")]
+    for name in names:
+        conn.execute(f'DROP TABLE temp."{name}"')
 
 
 def _write_in(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:

@@ -71,9 +71,22 @@ class SyncStates:
         """:meth:`write`, off the event loop: in a worker thread on the store's bulk
         connection. A lock's first pass writes thousands of rows, twice; and a write on the
         loop's own connection while a bulk write (a full snapshot) holds the database would
-        wait for it there, holding the loop."""
+        wait for it there, holding the loop. The rows are staged first, without the write
+        lock, and moved in by one statement (see :meth:`Database.bulk_write`)."""
         rows = list(states)
-        await self._db.bulk_write(lambda conn: _insert(conn, rows, now))
+
+        def stage(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "CREATE TEMP TABLE staged_states AS SELECT * FROM main.lock_credentials WHERE 0"
+            )
+            _insert(conn, rows, now, "temp.staged_states")
+
+        await self._db.bulk_write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO lock_credentials SELECT * FROM temp.staged_states"
+            ),
+            prepare=stage,
+        )
 
     def remove(self, lock_id: str, method_ids: Iterable[str]) -> None:
         with self._db.transaction() as conn:
@@ -82,7 +95,21 @@ class SyncStates:
     async def remove_many(self, lock_id: str, method_ids: Sequence[str]) -> None:
         """:meth:`remove`, off the event loop (see :meth:`write_many`)."""
         ids = list(method_ids)
-        await self._db.bulk_write(lambda conn: _delete(conn, lock_id, ids))
+
+        def stage(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TEMP TABLE staged_ids (id TEXT PRIMARY KEY)")
+            conn.executemany(
+                "INSERT OR IGNORE INTO temp.staged_ids VALUES (?)", ((i,) for i in ids)
+            )
+
+        await self._db.bulk_write(
+            lambda conn: conn.execute(
+                "DELETE FROM lock_credentials"
+                " WHERE lock_id = ? AND method_id IN (SELECT id FROM temp.staged_ids)",
+                (lock_id,),
+            ),
+            prepare=stage,
+        )
 
     def remove_lock(self, lock_id: str) -> None:
         with self._db.transaction() as conn:
@@ -99,11 +126,14 @@ class SyncStates:
 
 
 def _insert(
-    conn: sqlite3.Connection, states: Iterable[CredentialSyncState], now: datetime
+    conn: sqlite3.Connection,
+    states: Iterable[CredentialSyncState],
+    now: datetime,
+    table: str = "lock_credentials",
 ) -> None:
     stamp = to_db(now)
     conn.executemany(
-        "INSERT OR REPLACE INTO lock_credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         (
             (s.lock_id, s.method_id, s.state.value, s.tag, s.error_code, s.error, s.attempts, stamp)
             for s in states

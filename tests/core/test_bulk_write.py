@@ -1,0 +1,205 @@
+"""A bulk write (a full snapshot, a lock's thousands of sync states) does not hold the
+database's write lock while it compares, seals and builds rows: the event loop's own writes
+(access events, replay records) commit meanwhile without waiting, and readers still see the
+previous snapshot whole until the new one is moved in."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.events import AccessEvent
+from gateway.models import CloudChanges
+from gateway.secrets import SecretRef
+from gateway.store.db import Database
+from gateway.store.store import Store
+from gateway.store.sync_state import CredentialSyncState, SyncStatus
+from tests.core.conftest import snapshot
+from tests.core.factories import code, grant
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Held:
+    """Holds a bulk write's ``prepare`` (in its worker thread) until released."""
+
+    def __init__(self, db: Database) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.db = db
+        self._bulk_write = db.bulk_write
+        db.bulk_write = self._held  # type: ignore[method-assign]
+
+    async def _held(
+        self,
+        write: Callable[[sqlite3.Connection], Any],
+        *,
+        prepare: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Any:
+        assert prepare is not None, "this bulk write stages nothing off the write lock"
+
+        def held(conn: sqlite3.Connection) -> None:
+            prepare(conn)
+            self.entered.set()
+            assert self.release.wait(30)
+
+        return await self._bulk_write(write, prepare=held)
+
+    async def running(self, task: Awaitable[Any]) -> asyncio.Task[Any]:
+        started = asyncio.ensure_future(task)
+        assert await asyncio.to_thread(self.entered.wait, 30)
+        return started
+
+
+def committed(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """What another connection (another process) reads: committed rows only."""
+    conn = sqlite3.connect(path)
+    try:
+        return [tuple(r) for r in conn.execute(sql)]
+    finally:
+        conn.close()
+
+
+def _event(i: int) -> AccessEvent:
+    return AccessEvent(f"event-{i}", T0, "access_allowed", lock_id="lock-a")
+
+
+async def test_loop_writes_commit_while_a_snapshot_is_staged(store: Store) -> None:
+    store.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", "1111")]), T0)
+    before = store.cloud.version
+    # A write that waited for the database would wait busy_timeout and then fail: fail fast.
+    store.db.conn.execute("PRAGMA busy_timeout=0")
+    held = Held(store.db)
+    new = snapshot(
+        [grant("g2", start=T0), grant("g3", start=T0)],
+        [code("m2", "g2", "2222"), code("m3", "g3", "3333")],
+    )
+    sync = await held.running(store.cloud.apply_snapshot_sliced(new, T0))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+    # The loop's writes: an access event into the outbox, a replay record, a sync state.
+    assert store.outbox.add([_event(1)]) == 1
+    assert store.mobile_key_challenges.first_use("m1", b"challenge-1")
+    assert not store.mobile_key_challenges.first_use("m1", b"challenge-1")
+    store.sync_states.write([CredentialSyncState("lock-a", "m1", SyncStatus.APPLIED)], T0)
+    await asyncio.sleep(0)
+    assert ticks > 0  # the loop went on
+    # Durable before the snapshot is: another connection reads them now.
+    path = store.db.path
+    assert len(committed(path, "SELECT event_id FROM outbox")) == 1
+    assert committed(path, "SELECT method_id FROM mobile_key_challenges") == [("m1",)]
+    # The snapshot is not half there for readers meanwhile.
+    assert set(store.cloud.grants()) == {"g1"}
+    assert store.cloud.version == before
+    assert not sync.done()
+    held.release.set()
+    version = await asyncio.wait_for(sync, 30)
+    other.cancel()
+    assert version == store.cloud.version > before
+    assert set(store.cloud.grants()) == {"g2", "g3"}
+    assert store.cloud.find_by_secret("code", b"3333")[0].method_id == "m3"
+    gone = store.cloud.grant("g1")
+    assert gone is not None and gone.revoked_at == T0
+    assert len(store.outbox.entries()) == 1
+
+
+async def test_a_change_committed_while_staging_is_not_overwritten_by_stale_rows(
+    store: Store, tmp_path: Path
+) -> None:
+    """An incremental sync that commits between staging and moving in: the snapshot is then
+    written the whole way, and ends exactly as the same steps one after another would."""
+    first = snapshot(
+        [grant("g1", start=T0), grant("g2", start=T0)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+    second = snapshot(
+        [grant("g1", start=T0, hours=5), grant("g3", start=T0)],
+        [code("m1", "g1", "1111"), code("m3", "g3", "3333")],
+    )
+    meanwhile = CloudChanges(
+        [grant("g4", start=T0)], [code("m4", "g4", "4444")], {}, {"m1": "deleted"}, {}, [], [],
+        None,
+    )
+    store.cloud.apply_snapshot(first, T0)
+    held = Held(store.db)
+    sync = await held.running(store.cloud.apply_snapshot_sliced(second, T0))
+    store.cloud.apply_changes(meanwhile, T0)
+    held.release.set()
+    await asyncio.wait_for(sync, 30)
+
+    with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
+        ref.cloud.apply_snapshot(first, T0)
+        ref.cloud.apply_changes(meanwhile, T0)
+        ref.cloud.apply_snapshot(second, T0)
+        assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
+        assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
+            include_revoked=True
+        )
+        assert store.cloud.version == ref.cloud.version
+
+
+async def test_staged_and_direct_snapshots_write_the_same_rows(
+    store: Store, tmp_path: Path
+) -> None:
+    """The staged way (changed rows only, tombstones, raw objects) against the direct one."""
+    steps = [
+        snapshot(
+            [grant("g1", start=T0), grant("g2", start=T0)],
+            [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+        ),
+        snapshot(
+            [grant("g1", start=T0, hours=3), grant("g3", start=T0)],
+            [code("m1", "g1", "1112"), code("m3", "g3", "3333")],
+        ),
+        snapshot([grant("g3", start=T0)], [code("m3", "g3", "3333")]),
+    ]
+    steps[1].raw["space"] = [("space-a", '{"space_id": "space-a"}')]
+    with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
+        for snap in steps:
+            await store.cloud.apply_snapshot_sliced(snap, T0)
+            ref.cloud.apply_snapshot(snap, T0)
+            assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(
+                include_revoked=True
+            )
+            assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
+                include_revoked=True
+            )
+        assert store.cloud.raw("space", "space-a") == {"space_id": "space-a"}
+    # Nothing staged is left behind on the bulk connection.
+    assert store.db.conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0
+
+
+async def test_sync_states_staged_in_bulk_commit_whole(store: Store) -> None:
+    store.db.conn.execute("PRAGMA busy_timeout=0")
+    held = Held(store.db)
+    rows = [CredentialSyncState("lock-a", f"m{i}", SyncStatus.PENDING) for i in range(500)]
+    writing = await held.running(store.sync_states.write_many(rows, T0))
+    assert store.outbox.add([_event(2)]) == 1  # not waiting for the bulk write
+    assert store.sync_states.for_lock("lock-a") == {}
+    held.release.set()
+    await asyncio.wait_for(writing, 30)
+    assert len(store.sync_states.for_lock("lock-a")) == 500
+    held = Held(store.db)
+    removing = await held.running(
+        store.sync_states.remove_many("lock-a", [f"m{i}" for i in range(250)])
+    )
+    assert len(store.sync_states.for_lock("lock-a")) == 500
+    held.release.set()
+    await asyncio.wait_for(removing, 30)
+    assert sorted(store.sync_states.for_lock("lock-a")) == sorted(f"m{i}" for i in range(250, 500))
+
+
+def store_key(tmp_path: Path) -> SecretRef:
+    return SecretRef(file=tmp_path / "store.key")
