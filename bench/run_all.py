@@ -223,7 +223,7 @@ class Sizes:
     idle_locks: int = 50
     idle_buses: int = 5
     idle_window: float = 60.0
-    idle_settle: float = 10.0
+    idle_settle: float = bench_idle.REST_AFTER + 10  # the locks come to rest
     serial_codes: tuple[int, ...] = (300, 1000, 3000)
     ble_codes: int = 200
     mqtt: tuple[int, int, int] = (5, 200, 50)

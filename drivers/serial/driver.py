@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import random as _random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from drivers.backoff import Backoff
-from drivers.base import DriverContext, DriverOptions
+from drivers.base import BatchResult, Credential, DriverContext, DriverOptions
 from drivers.errors import DriverConfigError
 from drivers.lockproto.carrier import Carrier
 from drivers.lockproto.client import LinkTiming
@@ -57,6 +57,8 @@ class SerialDriver(ProtocolDriver):
             self._ready,
             interval=options.poll_interval,
             idle_interval=options.idle_poll_interval,
+            rest_interval=options.rest_poll_interval,
+            rest_after=options.rest_after,
             policy=Backoff(
                 options.reconnect_min, options.reconnect_max, jitter=SERIAL_JITTER, random=random
             ),
@@ -95,6 +97,23 @@ class SerialDriver(ProtocolDriver):
 
     def _commissioned(self) -> None:
         self.poller.wake()
+
+    # --- operations that change the lock: a person is likely about (poll at full rate) ------
+    async def put_credentials(self, batch: Sequence[Credential]) -> BatchResult:
+        self.poller.activity()
+        return await super().put_credentials(batch)
+
+    async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
+        self.poller.activity()
+        return await super().delete_credentials(credential_ids)
+
+    async def lock(self) -> None:
+        self.poller.activity()
+        await super().lock()
+
+    async def unlock(self, hold_seconds: float | None = None) -> None:
+        self.poller.activity()
+        await super().unlock(hold_seconds)
 
     @property
     def bus(self) -> SerialBus | None:
