@@ -201,11 +201,13 @@ def mqtt_rows(rounds: int, per_round: int, warmup: int) -> None:
         f"median {r['status']:.3f} ms, p99 {r['status_p99']:.2f} ms{clock}",
         f"{r['status'] / r['echo']:.2f}x the echo",
     )
+    unlock_floor = r["echo"] + r["commit"]
     row(
         "MQTT signed unlock",
-        f"the {floor}",
+        f"<= 2x the echo + one durable commit (its replay record), same run: "
+        f"{unlock_floor:.3f} ms",
         f"median {r['unlock']:.3f} ms, p99 {r['unlock_p99']:.2f} ms{clock}",
-        f"{r['unlock'] / r['echo']:.2f}x the echo",
+        f"{r['unlock'] / unlock_floor:.2f}x that floor ({r['unlock'] / r['echo']:.2f}x the echo)",
     )
 
 

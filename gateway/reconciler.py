@@ -34,6 +34,7 @@ from drivers.errors import DriverError, DriverFault
 from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
+from gateway.cooperative import after_pending_io
 from gateway.handle import LockHandle, LockOps
 from gateway.planner import CloudView, LockScope, Plan, plan_shared
 from gateway.store.db import StoreFullError
@@ -122,6 +123,7 @@ class LockReconciler:
         next_wake: datetime | None = self._clock.now()
         while True:
             await self._clock.wait_until(next_wake, self._wake)
+            await after_pending_io()  # woken by an unlock: its answer goes out first
             self._wake.clear()
             t = self._clock.now()
             if next_wake is None or t >= next_wake:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import random as _random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from drivers.backoff import Backoff
-from drivers.base import BatchResult, Credential, DriverContext, DriverOptions
+from drivers.base import DriverContext, DriverOptions
 from drivers.errors import DriverConfigError
 from drivers.lockproto.carrier import Carrier
 from drivers.lockproto.client import LinkTiming
@@ -98,22 +98,8 @@ class SerialDriver(ProtocolDriver):
     def _commissioned(self) -> None:
         self.poller.wake()
 
-    # --- operations that change the lock: a person is likely about (poll at full rate) ------
-    async def put_credentials(self, batch: Sequence[Credential]) -> BatchResult:
-        self.poller.activity()
-        return await super().put_credentials(batch)
-
-    async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
-        self.poller.activity()
-        return await super().delete_credentials(credential_ids)
-
-    async def lock(self) -> None:
-        self.poller.activity()
-        await super().lock()
-
-    async def unlock(self, hold_seconds: float | None = None) -> None:
-        self.poller.activity()
-        await super().unlock(hold_seconds)
+    def _changing(self) -> None:
+        self.poller.activity()  # a person is likely about: poll at full rate
 
     @property
     def bus(self) -> SerialBus | None:

@@ -215,5 +215,8 @@ async def test_a_resting_lock_is_still_served_and_wakes_to_full_rate(
     await asyncio.wait_for(driver.poller.resting.wait(), 5)
     assert await asyncio.wait_for(lock.enter_code("4321"), 3) is True  # asked of the gateway
     assert not driver.poller.resting.is_set()
+    await asyncio.wait_for(driver.poller.resting.wait(), 5)
+    await driver.unlock(1)  # a write by the gateway: full rate again
+    assert not driver.poller.resting.is_set()
     assert [e.decided_by for e in lock.log if e.kind is EventKind.ACCESS_ALLOWED] == [
         "lock", "gateway"]
