@@ -64,29 +64,11 @@ class Outbox:
             rows,
         )
 
-    async def ingest_lock_events(
-        self, lock_id: str, events: Sequence[AccessEvent], next_seq: int
-    ) -> int:
-        """Record a page of a lock's audit log and move its cursor, atomically and durably;
-        returns how many events were new. The commit waits for the disk in the store's writing
-        thread (:meth:`~gateway.store.db.Database.write_behind`), not on the event loop: a
-        remote unlock's own log entry, collected right after it, used to hold every other
-        task (the unlock's answer among them) for one more fsync."""
-        rows = self.rows(events)
-        added = 0
-
-        def write(conn: sqlite3.Connection) -> None:
-            nonlocal added
-            before = conn.total_changes
-            self.insert(conn, rows)
-            added = conn.total_changes - before
+    def ingest_lock_events(self, lock_id: str, events: Sequence[AccessEvent], next_seq: int) -> int:
+        """Record a page of a lock's audit log and move its cursor, atomically."""
+        with self._db.transaction() as conn:
+            added = self.add(events)
             conn.execute("INSERT OR REPLACE INTO lock_cursors VALUES (?, ?)", (lock_id, next_seq))
-
-        done = self._db.write_behind(write)
-        await asyncio.wait([asyncio.wrap_future(done)])  # settled() says how it went
-        self._db.settled(done)
-        if added:
-            self.changed.set()
         return added
 
     def cursor(self, lock_id: str) -> int:
