@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -140,6 +142,18 @@ def daemon_rows(grants: int, locks: int) -> None:
     )
 
 
+def ready_row(grants: int, locks: int) -> None:
+    """The issue's start -> READY row at its own size: 50 locks (a small site, so the figure is
+    the start itself, not a sync)."""
+    r = isolated(bench_daemon.measure, grants, locks)
+    row(
+        f"start -> ready, {locks} simulated locks, empty store ({grants:,} grants)",
+        "<= 1 s",
+        f"{r['ready_s']:.2f} s (every lock in line at {r['inline_s']:.1f} s)",
+        f"{r['ready_s']:.2f}x the goal",
+    )
+
+
 def idle_row(locks: int, buses: int, window: float, settle: float) -> None:
     r = isolated_kw(
         bench_idle.measure, locks=locks, buses=buses, window=window, settle=settle
@@ -204,6 +218,8 @@ class Sizes:
     sync_locks: int = 50
     daemon_grants: int = 50_000
     daemon_locks: int = 20
+    ready_locks: int = 50
+    ready_grants: int = 1_000
     idle_locks: int = 50
     idle_buses: int = 5
     idle_window: float = 60.0
@@ -215,8 +231,9 @@ class Sizes:
 
 QUICK = Sizes(
     credentials=1_000, judged=500, recorded=50, sync_grants=200, sync_locks=5,
-    daemon_grants=200, daemon_locks=2, idle_locks=3, idle_buses=1, idle_window=1.0,
-    idle_settle=0.5, serial_codes=(30,), ble_codes=20, mqtt=(1, 10, 3),
+    daemon_grants=200, daemon_locks=2, ready_locks=5, ready_grants=50, idle_locks=3,
+    idle_buses=1, idle_window=1.0, idle_settle=0.5, serial_codes=(30,), ble_codes=20,
+    mqtt=(1, 10, 3),
 )
 
 
@@ -229,14 +246,14 @@ def main() -> None:
     args = ap.parse_args()
     sizes = QUICK if args.quick else Sizes()
     started = time.perf_counter()
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-          f"load average {load()}" + (" (--quick: tiny sizes, figures mean nothing)"
-                                      if args.quick else ""), flush=True)
+    print(f"machine: {machine()}, load average {load()}"
+          + (" (--quick: tiny sizes, figures mean nothing)" if args.quick else ""), flush=True)
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o700)
         decisions(Path(d), sizes.credentials, sizes.judged, sizes.recorded)
     sync_rows(sizes.sync_grants, sizes.sync_locks)
     daemon_rows(sizes.daemon_grants, sizes.daemon_locks)
+    ready_row(sizes.ready_grants, sizes.ready_locks)
     idle_row(sizes.idle_locks, sizes.idle_buses, sizes.idle_window, sizes.idle_settle)
     serial_row(sizes.serial_codes)
     ble_row(sizes.ble_codes)
@@ -245,6 +262,26 @@ def main() -> None:
     print("\n| measure | floor or goal | now | ratio |\n|---|---|---|---|")
     for r in ROWS:
         print("| " + " | ".join(r) + " |")
+
+
+def machine() -> str:
+    """The machine the figures come from, named: CPU model, cores, memory, OS, Python."""
+    info = {"model": "", "os": "", "mem": ""}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")) and not info["model"]:
+                info["model"] = line.split(":", 1)[1].strip()
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                info["os"] = line.split("=", 1)[1].strip('"')
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["mem"] = f"{int(line.split()[1]) / 2**20:.0f} GiB RAM"
+    parts = [info["model"] or platform.machine(), f"{os.cpu_count()} cores", info["mem"],
+             info["os"] or platform.platform(), f"Python {sys.version.split()[0]}"]
+    return ", ".join(p for p in parts if p)
 
 
 def load() -> str:

@@ -289,13 +289,9 @@ class CloudSync:
         events = data.get("events")
         if not isinstance(events, list):
             raise CloudError("/events/list: 'events' missing or not a list")
-        fresh = [
-            e
-            for e in events
-            if isinstance(e, dict)
-            and isinstance(e.get("event_id"), str)
-            and not self._store.cloud.event_seen(e["event_id"])
-        ]
+        named = [e for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)]
+        known = self._store.cloud.seen_among([e["event_id"] for e in named])
+        fresh = [e for e in named if e["event_id"] not in known]
         if not fresh:
             return SyncReport("incremental")
         grant_ids: set[str] = set()

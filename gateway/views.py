@@ -21,6 +21,7 @@ from gateway.store.store import Store
 class ViewCache:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._data_version = store.meta.data_version
         self._view: CloudView | None = None
         self._building = asyncio.Lock()
 
@@ -31,6 +32,9 @@ class ViewCache:
         return self._view
 
     def current(self) -> CloudView:
+        view = self._view
+        if view is not None and view.version == self._data_version.current:
+            return view  # every decision asks: the data version straight from memory
         version = self._store.cloud.version
         if self._view is None or self._view.version != version:
             self._view = CloudView(

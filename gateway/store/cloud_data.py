@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 
 from gateway.cooperative import Slicer
@@ -32,6 +32,8 @@ GONE_FROM_CLOUD = "deleted in the cloud (no longer listed)"
 
 METHOD_CHUNK = 500
 """Methods compared with their stored rows (and sealed if changed) this many at a time."""
+SEEN_CHUNK = 500
+"""Event ids per ``IN (...)`` query (well under SQLite's limit on bound parameters)."""
 
 _UPSERT_GRANT = (
     "INSERT INTO grants (grant_id, starts_at, ends_at, user_identity_id, display_name, space_ids, "
@@ -324,10 +326,21 @@ class CloudData:
         return None if row is None else dict(json.loads(row[0]))
 
     def event_seen(self, event_id: str) -> bool:
-        row = self._db.conn.execute(
-            "SELECT 1 FROM cloud_events_seen WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        return row is not None
+        return bool(self.seen_among([event_id]))
+
+    def seen_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` were seen before: one query per 500 ids, not one per id (an
+        idle gateway asks about the same page of old events every poll)."""
+        seen: set[str] = set()
+        for i in range(0, len(event_ids), SEEN_CHUNK):
+            part = event_ids[i : i + SEEN_CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = self._db.conn.execute(
+                f"SELECT event_id FROM cloud_events_seen WHERE event_id IN ({marks})",  # noqa: S608
+                part,
+            )
+            seen.update(r[0] for r in rows)
+        return seen
 
     def _method(self, row: sqlite3.Row) -> AccessMethod:
         secret = None

@@ -18,6 +18,7 @@ ROWS = [
     "  peak RSS",
     "  time until every lock is in line",
     "  start -> ready",
+    "start -> ready, ",
     "idle CPU, ",
     "serial push, ",
     "BLE push, ",
@@ -39,6 +40,8 @@ def test_run_all_quick_prints_every_row_with_a_ratio() -> None:
     assert len(measures) == len(ROWS), measures
     for expected, got in zip(ROWS, measures, strict=True):
         assert got.startswith(expected.strip()) or got.startswith(expected), (expected, got)
+    machine = out.stdout.splitlines()[0]
+    assert machine.startswith("machine: ") and " cores, " in machine and "Python 3." in machine
     for measure, _goal, now, ratio in cells:
         assert now and now != "-", measure
         assert RATIO.search(ratio), (measure, ratio)

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway.events import AccessEvent
+from gateway.models import CloudChanges
 from gateway.secrets import SecretError, SecretRef
+from gateway.store.cloud_data import SEEN_CHUNK
 from gateway.store.crypto import StoreKeyError
 from gateway.store.schema import MIGRATIONS
 from gateway.store.store import Store
@@ -210,3 +212,18 @@ def test_a_delivery_mark_commits_without_waiting_for_the_disk_and_nothing_else_d
     other = sqlite3.connect(tmp_path / "lockgate.db")
     assert other.execute("SELECT delivered_at FROM outbox").fetchone()[0] is not None
     other.close()
+
+
+def test_seen_events_are_found_in_one_pass_by_exact_id(store: Store) -> None:
+    """The incremental sync asks about a whole page of events at once (an idle gateway used
+    to ask 1,000 times every poll); the answer is by exact id, across the query's chunks."""
+    ids = [f"evt_{i}" for i in range(SEEN_CHUNK + 7)]
+    seen = [*ids[::3], "evt%", "EVT_1"]
+    store.cloud.apply_changes(
+        CloudChanges([], [], {}, {}, {}, [], [(e, "2026-03-01T12:00:00Z") for e in seen], None),
+        T0,
+    )
+    asked = [*ids, "evt_", "evt%x", "evt_1_", "evt_%"]
+    assert store.cloud.seen_among(asked) == set(ids[::3])
+    assert store.cloud.seen_among([]) == set()
+    assert store.cloud.event_seen("evt%") and not store.cloud.event_seen("evt%x")

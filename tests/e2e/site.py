@@ -88,6 +88,43 @@ def write_secret(path: Path, value: str) -> Path:
     return path
 
 
+def daemon_toml(
+    tmp: Path,
+    cloud_url: str,
+    api_key: str,
+    *,
+    gateway_id: str,
+    poll_interval_s: float,
+    db: Path | None = None,
+    head: str = "",
+    cloud_extra: str = "",
+    tail: str = "",
+) -> Path:
+    """Write the config file a ``lockgate run`` test process reads: the API key as a private
+    file, the cloud, the store (in ``tmp`` unless ``db``), the clock without kernel sync.
+    ``head`` goes before the ``[cloud]`` table, ``cloud_extra`` into it, ``tail`` after the
+    rest (locks, mqtt ...)."""
+    write_secret(tmp / "api-key", api_key)
+    path = tmp / "lockgate.toml"
+    path.write_text(
+        f"""
+gateway_id = "{gateway_id}"
+{head}
+[cloud]
+endpoint = "{cloud_url}"
+api_key = {{ file = "{tmp / "api-key"}" }}
+poll_interval_s = {poll_interval_s}
+{cloud_extra}
+[store]
+path = "{db or tmp / "lockgate.db"}"
+key = {{ file = "{tmp / "store.key"}" }}
+[time]
+require_kernel_sync = false
+{tail}"""
+    )
+    return path
+
+
 LOCK_IDS = ("front", "back", "office")
 
 

@@ -16,7 +16,7 @@ from lockgate_sim.broker import Mosquitto
 from fakecloud.server import FakeCloudServer
 from gateway.mqtt.topics import Topics
 from tests.e2e.daemon_proc import DaemonProcess
-from tests.e2e.site import write_secret
+from tests.e2e.site import daemon_toml
 from tests.mqtt.harness import Requester, Watcher, broker_options, write_operator_keys
 
 GRANTS = 50_000
@@ -43,22 +43,14 @@ def seed() -> dict[str, object]:
 
 
 def config(tmp: Path, cloud: FakeCloudServer, broker: Mosquitto, operators: Path) -> Path:
-    write_secret(tmp / "api-key", cloud.api_key)
-    path = tmp / "lockgate.toml"
-    path.write_text(
-        f"""
-gateway_id = "big-site"
-[cloud]
-endpoint = "{cloud.url}"
-api_key = {{ file = "{tmp / "api-key"}" }}
-poll_interval_s = 3600
-request_timeout_s = 60
-[store]
-path = "{tmp / "lockgate.db"}"
-key = {{ file = "{tmp / "store.key"}" }}
-[time]
-require_kernel_sync = false
-[mqtt]
+    return daemon_toml(
+        tmp,
+        cloud.url,
+        cloud.api_key,
+        gateway_id="big-site",
+        poll_interval_s=3600,
+        cloud_extra="request_timeout_s = 60",
+        tail=f"""[mqtt]
 enabled = true
 host = "{broker.host}"
 port = {broker.port}
@@ -71,9 +63,8 @@ space_ids = ["{SPACE}"]
 type = "sim"
 state_file = "{tmp / "front.flash.json"}"
 slots = 500
-"""
+""",
     )
-    return path
 
 
 async def test_status_answered_and_session_kept_during_a_50k_grant_sync(tmp_path: Path) -> None:

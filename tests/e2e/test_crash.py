@@ -14,14 +14,13 @@ from lockgate_sim.lock import SimLock, SimLockSpec
 
 from fakecloud.server import FakeCloudServer
 from tests.e2e.daemon_proc import DaemonProcess
-from tests.e2e.site import write_secret
+from tests.e2e.site import daemon_toml
 
 CODES = 500
 PRESSES = 120  # keypad attempts logged on each lock while the gateway was away
 
 
 def config(tmp: Path, cloud: FakeCloudServer, space: str) -> Path:
-    write_secret(tmp / "api-key", cloud.api_key)
     locks = ""
     for lock_id in ("front", "back"):
         locks += f"""
@@ -35,23 +34,15 @@ slots = 1000
 max_batch = 50
 write_delay_s = 0.002
 """
-    path = tmp / "lockgate.toml"
-    path.write_text(
-        f"""
-gateway_id = "crash-test"
-control_socket = "{tmp / "control.sock"}"
-[cloud]
-endpoint = "{cloud.url}"
-api_key = {{ file = "{tmp / "api-key"}" }}
-poll_interval_s = 1
-[store]
-path = "{tmp / "lockgate.db"}"
-key = {{ file = "{tmp / "store.key"}" }}
-[time]
-require_kernel_sync = false
-{locks}"""
+    return daemon_toml(
+        tmp,
+        cloud.url,
+        cloud.api_key,
+        gateway_id="crash-test",
+        poll_interval_s=1,
+        head=f'control_socket = "{tmp / "control.sock"}"',
+        tail=locks,
     )
-    return path
 
 
 def flash(tmp: Path, lock_id: str) -> dict[str, Any]:

@@ -14,28 +14,21 @@ from lockgate_sim.flash import read_image
 
 from fakecloud.server import FakeCloudServer
 from tests.e2e.daemon_proc import DaemonProcess
-from tests.e2e.site import write_secret
+from tests.e2e.site import daemon_toml
 from tests.fullfs import fill, integrity, small_tmpfs
 
 CODES = 300
 
 
 def config(tmp: Path, state: Path, cloud: FakeCloudServer, space: str) -> Path:
-    write_secret(tmp / "api-key", cloud.api_key)
-    path = tmp / "lockgate.toml"
-    path.write_text(
-        f"""
-gateway_id = "full-disk"
-[cloud]
-endpoint = "{cloud.url}"
-api_key = {{ file = "{tmp / "api-key"}" }}
-poll_interval_s = 0.5
-[store]
-path = "{state / "lockgate.db"}"
-key = {{ file = "{tmp / "store.key"}" }}
-[time]
-require_kernel_sync = false
-[reconcile]
+    return daemon_toml(
+        tmp,
+        cloud.url,
+        cloud.api_key,
+        gateway_id="full-disk",
+        poll_interval_s=0.5,
+        db=state / "lockgate.db",
+        tail=f"""[reconcile]
 retry_max_s = 2
 [[locks]]
 id = "front"
@@ -45,9 +38,8 @@ type = "sim"
 state_file = "{tmp / "front.flash.json"}"
 slots = 1000
 max_batch = 100
-"""
+""",
     )
-    return path
 
 
 async def test_the_daemon_rides_out_a_full_disk(tmp_path: Path) -> None:

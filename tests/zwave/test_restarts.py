@@ -17,7 +17,7 @@ from lockgate_sim.zwave_rig import ZWaveRig
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
 from tests.e2e.daemon_proc import DaemonProcess
-from tests.e2e.site import write_secret
+from tests.e2e.site import daemon_toml
 from tests.zwave.site import zwave_site
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
@@ -26,7 +26,6 @@ CODES = 20
 
 
 def config(tmp: Path, cloud: FakeCloudServer, space: str, rig: ZWaveRig) -> Path:
-    write_secret(tmp / "api-key", cloud.api_key)
     locks = ""
     for lock_id, node in (("front", 2), ("back", 3)):
         locks += f"""
@@ -38,22 +37,9 @@ type = "zwave"
 server = "{rig.url}"
 node_id = {node}
 """
-    path = tmp / "lockgate.toml"
-    path.write_text(
-        f"""
-gateway_id = "zwave-crash-test"
-[cloud]
-endpoint = "{cloud.url}"
-api_key = {{ file = "{tmp / "api-key"}" }}
-poll_interval_s = 1
-[store]
-path = "{tmp / "lockgate.db"}"
-key = {{ file = "{tmp / "store.key"}" }}
-[time]
-require_kernel_sync = false
-{locks}"""
+    return daemon_toml(
+        tmp, cloud.url, cloud.api_key, gateway_id="zwave-crash-test", poll_interval_s=1, tail=locks
     )
-    return path
 
 
 async def exactly_once(rig: ZWaveRig, node: int, codes: set[str]) -> None:
