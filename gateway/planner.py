@@ -403,6 +403,9 @@ def _one_slot(
 def _note(result: Plan, holder: _Candidate, refused: list[_Candidate], duplicate: str) -> None:
     """What to show beside the holder's sync state: who was refused its code, and Seam's own
     errors, warnings and pending mutations on its grant and method."""
+    method = holder.method
+    if not (refused or holder.grant.seam_notes or method.seam_notes) and method.issued:
+        return  # the usual case: nothing to say
     codes: list[str] = []
     texts: list[str] = []
     if refused:

@@ -262,6 +262,13 @@ class CloudData:
             await slicer.tick()
         return [g for g in (self.grant(gid) for gid in ids) if g is not None]
 
+    def loaded(self) -> tuple[int, dict[str, Grant], list[AccessMethod], list[Entrance]]:
+        """The data version with the live grants, live methods (secrets opened) and entrances
+        of exactly that version: read in one read transaction, so a write committed meanwhile
+        (a bulk write's thread) is either all in it or not at all."""
+        with self._db.reading() as conn:
+            return _version(conn), self.grants(), self.methods(), self.entrances()
+
     async def load_sliced(
         self, slicer: Slicer
     ) -> tuple[dict[str, Grant], list[AccessMethod], list[Entrance]]:
