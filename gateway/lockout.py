@@ -66,6 +66,9 @@ class LockoutPolicy:
         """The lockout in force for ``kind`` at this lock (its own or the site's)."""
         if kind not in COUNTED_KINDS:
             return None
+        bound = self._repo.no_lockout_from
+        if bound is None or t >= bound:
+            return None  # no bucket is locked now: nothing to read
         here = self._repo.locked_until(lock_id, kind)
         site = self._repo.locked_until(SITE, kind)
         if site is not None and t < site and (here is None or site > here):

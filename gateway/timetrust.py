@@ -103,6 +103,10 @@ class _Reading(NamedTuple):  # one per decision: a tuple costs a quarter of a da
     mono: float
 
 
+_new_reading = tuple.__new__
+"""Builds a :class:`_Reading` without its Python-level ``__new__`` (on every decision)."""
+
+
 class TimeTrust:
     def __init__(
         self,
@@ -132,6 +136,13 @@ class TimeTrust:
         self._kernel_synced_at: int | None = None
         """The reading that first saw the kernel synchronised after it was not."""
         self._verdict: tuple[bool, tuple[str, ...]] | None = None
+        self._steady = False
+        self._max_jump_s = config.max_jump_s
+        self._require_kernel = config.require_kernel_sync
+        """The last verdict was trusted with nothing pending (no step to vouch for, the kernel
+        synchronised if that is required): the next reading needs only the checks of
+        :meth:`_steady_reading`. Every change of a witness goes through :meth:`_verdict_now`,
+        which sets it again."""
 
     def _read(self) -> _Reading:
         return _Reading(self._clock.now(), self._clock.monotonic())
@@ -198,6 +209,8 @@ class TimeTrust:
     def distrust(self) -> tuple[str, ...]:
         """Why the clock is not trusted now (empty when it is): :meth:`assess` without the
         estimate, for a caller that needs only the verdict (every offline decision)."""
+        if self._steady and self._steady_reading():
+            return ()
         return self._verdict_now()[1]
 
     def _verdict_now(self) -> tuple[_Reading, tuple[str, ...]]:
@@ -221,7 +234,28 @@ class TimeTrust:
             self._anchor = r
         if self._verdict != (not reasons, reasons):
             self._log_change(self._assessment(r, reasons))
+        self._steady = not reasons and (
+            not self._config.require_kernel_sync or self._kernel_was is True
+        )
         return r, reasons
+
+    def _steady_reading(self) -> bool:
+        """While :attr:`_steady`: read the clocks, and if the verdict stands (no step of the
+        wall clock, not behind the floor, the kernel still synchronised) take the reading as
+        trusted and say so; else leave everything to :meth:`_verdict_now`, which reads them
+        again (a step it then sees is measured from the same last reading)."""
+        clock = self._clock
+        wall, mono = clock.now(), clock.monotonic()
+        last_wall, last_mono = self._last
+        if abs((wall - last_wall).total_seconds() - (mono - last_mono)) > self._max_jump_s:
+            return False
+        if self._floor is not None and wall < self._floor:
+            return False
+        if self._require_kernel and self._kernel() is not True:
+            return False
+        self._readings += 1
+        self._last = self._anchor = _new_reading(_Reading, (wall, mono))
+        return True
 
     def _assessment(self, r: _Reading, reasons: tuple[str, ...]) -> TimeAssessment:
         if not reasons:
@@ -254,6 +288,8 @@ class TimeTrust:
 
     def now(self) -> datetime:
         """The gateway's honest time: the wall clock when trusted, else the estimate."""
+        if self._steady and self._steady_reading():
+            return self._last.wall
         now = self.assess().now
         assert now is not None
         return now

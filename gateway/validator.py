@@ -83,7 +83,9 @@ class Validator:
         """Decisions made while the disk was full, in order: :meth:`flush` records them."""
         self.dropped = 0
         self._spaces_of: CloudView | None = None
-        self._spaces: dict[str, frozenset[str]] = {}
+        self._spaces: dict[str, tuple[LockScope, frozenset[str]]] = {}
+        """Per lock, its scope and the spaces it serves in :attr:`_spaces_of` (a scope
+        replaced under the same lock id is worked out again)."""
 
     def judge(
         self,
@@ -243,16 +245,31 @@ class Validator:
         found = view.by_secret.get((kind, secret))
         if not found:
             return self._not_live(kind, secret, lock_id, proof, t, view, scope)
-        if len(found) == 1:  # the usual case, without the lists
-            m = found[0]
-            g = view.grants[m.grant_id or ""]
-            if not view.serves(scope, g, self._lock_spaces(view, scope)):
-                return _decision(False, "not_for_this_entrance", lock_id, kind, m, g)
-            bounded = g.starts_at is not None or g.ends_at is not None
-            distrust = self._trust.distrust() if bounded else None
+        if len(found) != 1:
+            live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
+            return self._here(kind, lock_id, proof, t, view, scope, live)
+        # The usual case, one live method, judged here without the lists: the same checks
+        # in the same order as :meth:`_judge`, which answers every case but the plain ones.
+        m = found[0]
+        g = view.grants[m.grant_id or ""]
+        if view is not self._spaces_of:
+            self._spaces_of, self._spaces = view, {}
+        spaces = self._spaces.get(lock_id)
+        if spaces is None or spaces[0] is not scope:
+            spaces = self._spaces[lock_id] = (scope, view.lock_spaces(scope))
+        # a grant for one of the lock's spaces serves it (the usual case, no set built)
+        if spaces[1].isdisjoint(g.space_ids) and not view.serves(scope, g, spaces[1]):
+            return _decision(False, "not_for_this_entrance", lock_id, kind, m, g)
+        starts, ends = g.starts_at, g.ends_at
+        bounded = starts is not None or ends is not None
+        distrust = self._trust.distrust() if bounded else None
+        if distrust or g.problem is not None or kind is CredentialKind.MOBILE_KEY:
             return self._judge(kind, m, g, lock_id, proof, t, distrust)
-        live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
-        return self._here(kind, lock_id, proof, t, view, scope, live)
+        if starts is not None and t < starts:
+            return _outside(lock_id, kind, m, g, "not yet valid")
+        if ends is not None and t >= ends:
+            return _outside(lock_id, kind, m, g, "expired")
+        return Decision(True, "valid", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id)
 
     def _not_live(
         self,
@@ -319,9 +336,9 @@ class Validator:
         if view is not self._spaces_of:
             self._spaces_of, self._spaces = view, {}
         spaces = self._spaces.get(scope.lock_id)
-        if spaces is None:
-            spaces = self._spaces[scope.lock_id] = view.lock_spaces(scope)
-        return spaces
+        if spaces is None or spaces[0] is not scope:
+            spaces = self._spaces[scope.lock_id] = (scope, view.lock_spaces(scope))
+        return spaces[1]
 
     def _judge(
         self,
@@ -372,6 +389,14 @@ def _decision(
         access_grant_id=(g.grant_id if g else (m.grant_id if m else None)),
         user_identity_id=g.user_identity_id if g else None,
         detail=detail,
+    )
+
+
+def _outside(
+    lock_id: str, kind: CredentialKind, m: AccessMethod, g: Grant, detail: str
+) -> Decision:
+    return Decision(
+        False, "outside_window", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id, detail
     )
 
 

@@ -21,6 +21,7 @@ from gateway.store.store import Store
 class ViewCache:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._data_version = store.meta.data_version
         self._view: CloudView | None = None
         self._building = asyncio.Lock()
 
@@ -31,14 +32,15 @@ class ViewCache:
         return self._view
 
     def current(self) -> CloudView:
+        view = self._view
+        if view is not None and view.version == self._data_version.current:
+            return view  # every decision asks: the data version straight from memory
         version = self._store.cloud.version
         if self._view is None or self._view.version != version:
-            self._view = CloudView(
-                self._store.cloud.grants(),
-                self._store.cloud.methods(),
-                self._store.cloud.entrances(),
-                version,
-            )
+            # One read transaction: grants, methods and entrances of one version, not the
+            # grants of one and the methods of the next.
+            read, grants, methods, entrances = self._store.cloud.loaded()
+            self._view = CloudView(grants, methods, entrances, read)
         return self._view
 
     async def refresh(self) -> CloudView:

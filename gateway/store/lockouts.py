@@ -54,6 +54,11 @@ class Lockouts:
         """States read from the database, kept so a decision costs no query (this class is
         the only writer of the table, and every write goes through :attr:`_latest` first)."""
         self._unwritten: set[tuple[str, str]] = set()
+        row = db.conn.execute("SELECT MAX(locked_until) FROM lockout_buckets").fetchone()
+        self.no_lockout_from: datetime | None = from_db(row[0])
+        """No bucket is locked out at or after this time (``None``: none ever was): a bound
+        that only rises, so a decision after it needs no bucket read. A lockout that ended
+        early leaves it where it was; then the buckets are read as before."""
 
     def get(self, scope: str, kind: str = "code") -> LockoutState:
         return _copy(self._state(scope, kind))
@@ -93,6 +98,9 @@ class Lockouts:
     def put(self, scope: str, kind: str, state: LockoutState) -> None:
         """The bucket's new state: in force now, written with the next recorded decisions."""
         key = (scope, str(kind))
+        until = state.locked_until
+        if until is not None and (self.no_lockout_from is None or until > self.no_lockout_from):
+            self.no_lockout_from = until
         self._latest[key] = _copy(state)
         self._unwritten.add(key)
 

@@ -155,3 +155,32 @@ async def test_honest_clock_timers_are_not_held_by_a_step_back(
     async with asyncio.timeout(2):
         await waiter
     assert clock.now() == deadline - timedelta(hours=1)
+
+
+def test_a_trusted_clock_is_checked_again_on_every_reading(store: Store, clock: FakeClock) -> None:
+    """While trusted, a reading takes a short path (the verdict stands unless this reading
+    shows otherwise): a lost kernel sync, a step and a fall behind the floor are each seen by
+    the very next reading, and what the short path takes as trusted is what the full
+    assessment says."""
+    kernel: Kernel = [True]
+    trust = make(store, clock, kernel)
+    for _ in range(3):
+        clock.advance(seconds=1)
+        assert trust.distrust() == () and trust.now() == clock.now()
+    assert trust.assess().trusted
+    kernel[0] = False  # NTP lost: no cloud confirmation either
+    assert trust.distrust() == ("not_synchronised",)
+    kernel[0] = True
+    assert trust.distrust() == ()
+    clock.advance(seconds=1)
+    clock.step(seconds=3)  # more than max_jump_s (2 s)
+    assert trust.distrust() == ("clock_jumped",)
+    assert trust.now() == clock.now() - timedelta(seconds=3)  # the estimate, not the wall
+    clock.step(seconds=-3)  # back to the carried time: trusted again
+    assert trust.distrust() == () and trust.now() == clock.now()
+    trust.raise_floor()
+    clock.step(seconds=-1.5)  # within max_jump_s, but behind the floor just raised
+    assert trust.distrust() == ("behind_floor",)
+    assert not trust.assess().trusted
+    clock.advance(seconds=2)  # past the floor again
+    assert trust.distrust() == () and trust.assess().trusted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from gateway.clock import FakeClock
 from gateway.config import TimeConfig, ValidatorConfig
 from gateway.lockout import LockoutPolicy
 from gateway.planner import LockScope
+from gateway.secrets import SecretRef
 from gateway.store.store import Store
 from gateway.timetrust import TimeTrust
 from gateway.validator import Validator
@@ -162,3 +164,41 @@ def test_cloud_date_can_vouch_for_the_clock_and_can_refute_it(
     assert trust.assess().trusted
     trust.observe_cloud_time(clock.now() - timedelta(minutes=10))
     assert trust.assess().reasons == ("cloud_disagrees", "not_synchronised")
+
+
+def test_a_scope_replaced_under_the_same_lock_is_seen_by_the_next_decision(
+    seeded: Store, clock: FakeClock
+) -> None:
+    scopes = {"front": LockScope("front", frozenset({"space-a"}), frozenset(), frozenset())}
+    trust = TimeTrust(clock, seeded.meta, TimeConfig(), kernel=lambda: True)
+    policy = LockoutPolicy(seeded.lockouts, ValidatorConfig())
+    v = Validator(seeded, ViewCache(seeded).current, scopes, clock, trust, TimeConfig(), policy)
+    assert v.judge(CODE, b"999000", "front").allow  # g2 serves space-a
+    scopes["front"] = LockScope("front", frozenset({"space-b"}), frozenset(), frozenset())
+    assert v.judge(CODE, b"999000", "front").reason == "not_for_this_entrance"
+
+
+def test_a_change_of_the_data_is_seen_by_the_next_decision(seeded: Store, clock: FakeClock) -> None:
+    v = make(seeded, clock)
+    assert v.judge(CODE, b"999000", "front").allow
+    t = clock.now()
+    seeded.cloud.apply_snapshot(
+        snapshot([grant("g2", start=t - timedelta(hours=1))], [code("m4", "g2", "555111")]), t
+    )
+    assert v.judge(CODE, b"999000", "front").reason == "revoked"
+    assert v.judge(CODE, b"555111", "front").allow
+
+
+def test_a_lockout_is_seen_after_the_store_is_opened_again(
+    seeded: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    v = make(seeded, clock, lockout=2)
+    v.decide(CODE, b"1", "front")
+    v.decide(CODE, b"2", "front")
+    key = SecretRef(file=tmp_path / "store.key")
+    with Store.open(tmp_path / "lockgate.db", key) as again:  # its own copy of the lockouts
+        assert make(again, clock, lockout=2).judge(CODE, b"999000", "front").reason == (
+            "locked_out"
+        )
+        clock.advance(seconds=31)
+        assert make(again, clock, lockout=2).judge(CODE, b"999000", "front").allow
