@@ -69,10 +69,11 @@ class AccessMethod:
 
     @property
     def kind(self) -> CredentialKind | None:
-        try:
-            return CredentialKind(self.mode)
-        except ValueError:
-            return None
+        return _KIND_OF_MODE.get(self.mode)
+
+
+_KIND_OF_MODE: dict[str, CredentialKind] = {k.value: k for k in CredentialKind}
+"""Seam's modes that are credential kinds (a lookup: the planner asks once per method)."""
 
 
 @dataclass(frozen=True, slots=True)

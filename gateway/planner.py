@@ -74,8 +74,11 @@ class CloudView:
         self.version = version
         self.plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
         """Plans of this version shared by locks of the same scope (see :func:`plan_shared`)."""
-        self.tags: dict[tuple[bytes, ...], bytes] = {}
-        """Content tags of this version's credentials, computed once for all locks."""
+        self.credentials: dict[tuple[str, datetime | None, datetime | None, bool], Credential]
+        self.credentials = {}
+        """This version's credentials by ``(method id, window start, window end, whether the
+        window is attached)``, built (and tagged) once for all the locks that hold them: within
+        one version a method's kind and secret are fixed."""
         self._planning = asyncio.Lock()
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
@@ -155,9 +158,10 @@ class Plan:
             self.next_change = t
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Candidate:
-    """A method that could go on the lock, on its own merits (checks passed)."""
+    """A method that could go on the lock, on its own merits (checks passed). Made once per
+    method and plan, never changed (not frozen: a frozen init costs 4x, 30,000 times)."""
 
     grant: Grant
     method: AccessMethod
@@ -196,7 +200,7 @@ def plan(
 ) -> Plan:
     """The lock's wanted state at ``t`` (see :func:`_plan_steps`)."""
     result = Plan()
-    for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag):
+    for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag, False):
         pass
     return result
 
@@ -210,11 +214,14 @@ async def plan_sliced(
     lead_time: timedelta,
     tag: TagFn,
     slicer: Slicer | None = None,
+    shared: bool = False,
 ) -> Plan:
-    """:func:`plan`, giving the event loop back between slices (tens of thousands of grants)."""
+    """:func:`plan`, giving the event loop back between slices (tens of thousands of grants).
+    ``shared``: take credentials from the view's cache and add to it (``tag`` is then the
+    one tag function used with this view)."""
     slicer = slicer or Slicer()
     result = Plan()
-    for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag):
+    for _ in _plan_steps(result, view, scope, caps, t, lead_time, tag, shared):
         await slicer.tick()
     return result
 
@@ -244,15 +251,7 @@ async def plan_shared(
             made_at, p = hit
             if made_at <= t and (p.next_change is None or t < p.next_change):
                 return p
-        tags = view.tags
-
-        def cached_tag(*parts: bytes) -> bytes:
-            found = tags.get(parts)
-            if found is None:
-                found = tags[parts] = tag(*parts)
-            return found
-
-        p = await plan_sliced(view, scope, caps, t, lead_time=lead_time, tag=cached_tag)
+        p = await plan_sliced(view, scope, caps, t, lead_time=lead_time, tag=tag, shared=True)
         view.plans[key] = (t, p)
         if len(p.desired) >= LONG_LIVED_PLAN:
             settle()  # it lives as long as this version: later collections need not walk it
@@ -267,8 +266,10 @@ def _plan_steps(
     t: datetime,
     lead_time: timedelta,
     tag: TagFn,
+    shared: bool,
 ) -> Iterator[None]:
-    """Fill ``result`` with the lock's wanted state at ``t``, yielding after each item.
+    """Fill ``result`` with the lock's wanted state at ``t``, yielding after each grant,
+    group and credential (``shared``: credentials through the view's cache).
 
     One code, one slot (see docs/cloud.md, "The same code twice on one lock"): methods with
     the same secret are grouped. Within the owner of the group's earliest live grant, the
@@ -279,43 +280,64 @@ def _plan_steps(
     """
     if not caps.stores_credentials:
         return  # a reader: the validator decides each read, nothing goes onto it
-    groups: dict[tuple[CredentialKind, bytes], list[_Candidate]] = defaultdict(list)
+    groups: dict[tuple[CredentialKind, bytes], list[_Candidate]] = {}
+    grants, by_grant = view.grants, view.by_grant
     for gid in view.grants_for(scope):
-        grant = view.grants[gid]
-        for method in view.by_grant.get(gid, ()):
+        grant = grants[gid]
+        for method in by_grant.get(gid, ()):
             c = _consider(result, grant, method, caps, t, lead_time)
             if c is not None:
-                groups[(c.kind, c.secret)].append(c)
-            yield None
+                same = groups.get((c.kind, c.secret))
+                if same is None:
+                    groups[(c.kind, c.secret)] = [c]
+                else:
+                    same.append(c)
+        yield None
     holders: list[tuple[_Candidate, datetime | None, datetime | None]] = []
     for group in groups.values():
         slot = _one_slot(result, group)
         if slot is not None:
             holders.append(slot)
         yield None
-    holders.sort(key=lambda h: h[0].order)
+    holders.sort(key=_holder_order)
+    windows = caps.enforces_time_windows
+    made = view.credentials if shared else {}
+    framed: dict[tuple[datetime | None, datetime | None], tuple[TimeWindow, bytes, bytes]] = {}
+    """Each window once per plan, with its text (a grant's methods share one)."""
+    desired = result.desired
     for holder, starts, ends in holders:
         mid = holder.method.method_id
-        if len(result.desired) >= caps.slots:
+        if len(desired) >= caps.slots:
             result.rejected[mid] = ("capacity", f"the lock has {caps.slots} slots, all taken")
             result.notes.pop(mid, None)
             continue
         result._soon(ends)
-        window = _safe_window(starts, ends) if caps.enforces_time_windows else None
-        result.desired[mid] = Credential(
-            credential_id=mid,
-            kind=holder.kind,
-            secret=holder.secret,
-            tag=tag(
-                mid.encode(),
-                holder.kind.value.encode(),
-                holder.secret,
-                _when(window.starts_at if window else None),
-                _when(window.ends_at if window else None),
-            ),
-            window=window,
-        )
+        window: TimeWindow | None = None
+        since = until = b""
+        if windows:
+            known = framed.get((starts, ends))
+            if known is None:
+                w = _safe_window(starts, ends)
+                known = framed[(starts, ends)] = (w, _when(w.starts_at), _when(w.ends_at))
+            window, since, until = known
+        key = (mid, window.starts_at, window.ends_at, True) if window else (mid, None, None, False)
+        cred = made.get(key)
+        if cred is None or cred.secret != holder.secret or cred.kind is not holder.kind:
+            cred = Credential(
+                credential_id=mid,
+                kind=holder.kind,
+                secret=holder.secret,
+                tag=tag(mid.encode(), holder.kind.value.encode(), holder.secret, since, until),
+                window=window,
+            )
+            if shared:
+                made[key] = cred
+        desired[mid] = cred
         yield None
+
+
+def _holder_order(h: tuple[_Candidate, datetime | None, datetime | None]) -> tuple[object, ...]:
+    return h[0].order
 
 
 def _one_slot(

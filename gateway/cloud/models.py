@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.cloud.typed import FastGrant, FastMethod, NotFast, fast_grant, fast_method, timestamp
 from gateway.models import AccessMethod, Grant, SeamNote
 
 PUBLIC_KEY_BYTES = 32
@@ -72,17 +73,21 @@ class CloudMobileKey(_CloudModel):
     @field_validator("public_key")
     @classmethod
     def _canonical(cls, value: str) -> str:
-        """Standard or URL-safe base64, padding optional, becomes standard padded base64:
-        locks and the validator match keys by this exact text."""
-        text = value.strip().replace("-", "+").replace("_", "/")
-        text += "=" * (-len(text) % 4)
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("mobile_key.public_key is not base64") from None
-        if len(raw) != PUBLIC_KEY_BYTES:
-            raise ValueError("mobile_key.public_key is not a 32-byte Ed25519 key")
-        return base64.b64encode(raw).decode("ascii")
+        return canonical_public_key(value)
+
+
+def canonical_public_key(value: str) -> str:
+    """Standard or URL-safe base64, padding optional, becomes standard padded base64: locks
+    and the validator match keys by this exact text."""
+    text = value.strip().replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("mobile_key.public_key is not base64") from None
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise ValueError("mobile_key.public_key is not a 32-byte Ed25519 key")
+    return base64.b64encode(raw).decode("ascii")
 
 
 class CloudAccessMethod(_CloudModel):
@@ -104,13 +109,15 @@ class CloudEntrance(_CloudModel):
 
 
 def _aware(t: datetime | None) -> datetime | None:
-    """The time in UTC (as the store gives it back); a time without a zone is refused."""
-    if t is None:
-        return None
+    """The time in UTC (as the store gives it back), with the standard library's UTC zone
+    (the parser's own zone objects make every comparison and format several times slower);
+    a time without a zone is refused."""
+    if t is None or t.tzinfo is UTC:
+        return t
     offset = t.utcoffset()
     if offset is None:
         raise ValueError("timestamp without a timezone")
-    return t.astimezone(UTC) if offset else t
+    return t.astimezone(UTC) if offset else t.replace(tzinfo=UTC)
 
 
 def _shared(text: str | None) -> str | None:
@@ -128,6 +135,17 @@ def _id_set(ids: tuple[str, ...]) -> frozenset[str]:
 
 def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
     """A grant, or ``(None, problem)`` when even its id cannot be read."""
+    fast = fast_grant(raw)
+    if fast is not None:
+        try:
+            return _grant(fast, _aware(timestamp(fast.starts_at)), _aware(timestamp(fast.ends_at)))
+        except (NotFast, ValueError):
+            pass  # read by the pydantic model, which says what is wrong with it
+    return parse_grant_checked(raw)
+
+
+def parse_grant_checked(raw: Any) -> tuple[Grant | None, str | None]:
+    """:func:`parse_grant` through the pydantic model alone (the fast reading's reference)."""
     try:
         g = CloudGrant.model_validate(raw)
         starts, ends = _aware(g.starts_at), _aware(g.ends_at)
@@ -148,6 +166,12 @@ def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
                 why,
             )
         return None, why
+    return _grant(g, starts, ends)
+
+
+def _grant(
+    g: CloudGrant | FastGrant, starts: datetime | None, ends: datetime | None
+) -> tuple[Grant, str | None]:
     problem: str | None = None
     if starts is not None and ends is not None and ends <= starts:
         problem = "ends_at is not after starts_at"
@@ -169,6 +193,20 @@ def parse_grant(raw: Any) -> tuple[Grant | None, str | None]:
 
 
 def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, str | None]:
+    fast = fast_method(raw)
+    if fast is not None:
+        try:
+            key = fast.mobile_key
+            public_key = None if key is None else canonical_public_key(key.public_key)
+        except ValueError:
+            pass  # read by the pydantic model, which says what is wrong with it
+        else:
+            return _method(fast, public_key, grant_id)
+    return parse_method_checked(raw, grant_id)
+
+
+def parse_method_checked(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, str | None]:
+    """:func:`parse_method` through the pydantic model alone (the fast reading's reference)."""
     try:
         m = CloudAccessMethod.model_validate(raw)
     except ValidationError as err:
@@ -178,6 +216,13 @@ def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, s
             mode = raw.get("mode") if isinstance(raw.get("mode"), str) else "unknown"
             return AccessMethod(mid, grant_id, str(mode), problem=why), why
         return None, why
+    return _method(m, m.mobile_key.public_key if m.mobile_key else None, grant_id)
+
+
+def _method(
+    m: CloudAccessMethod | FastMethod, public_key: str | None, grant_id: str | None
+) -> tuple[AccessMethod, str | None]:
+    """The record of a method read (``public_key``: its mobile key, canonical)."""
     secret: bytes | None = None
     problem: str | None = None
     issued = m.is_issued is not False
@@ -188,7 +233,7 @@ def parse_method(raw: Any, grant_id: str | None) -> tuple[AccessMethod | None, s
     elif m.mode == "card":
         secret = m.card_number.encode() if m.card_number else None
     elif m.mode == "mobile_key":
-        secret = m.mobile_key.public_key.encode() if m.mobile_key else None
+        secret = public_key.encode() if public_key else None
     if secret is None and m.mode in EXTENSION_FIELDS:
         problem = (
             f"{m.mode} access method: extension field missing: {EXTENSION_FIELDS[m.mode]} "
@@ -216,6 +261,8 @@ def seam_notes(
 
     Entries without their code field are skipped; messages are cut to a line's length.
     """
+    if not (errors or warnings or mutations):
+        return ()  # most objects: nothing to read
     notes = []
     for kind, key, items in (
         ("error", "error_code", errors),
@@ -233,7 +280,7 @@ def seam_notes(
 
 def being_deleted(notes: tuple[SeamNote, ...]) -> bool:
     """Seam's ``being_deleted`` warning: the object is on its way out."""
-    return any(n.kind == "warning" and n.code == "being_deleted" for n in notes)
+    return bool(notes) and any(n.kind == "warning" and n.code == "being_deleted" for n in notes)
 
 
 def raw_without_secrets(raw: Any) -> str:
@@ -253,17 +300,28 @@ def _scrub(obj: dict[str, Any]) -> dict[str, Any]:
     for key, value in obj.items():
         if key in SECRET_FIELDS:
             continue
-        if isinstance(value, dict):
+        cls = value.__class__
+        if cls is dict:
             value = _scrub(value)
-        elif isinstance(value, list):
-            value = _scrub_list(value)
+        elif cls is list:
+            if value:
+                value = _scrub_list(value)
+        elif value is not None and cls not in _SCALARS:  # a subclass, from another decoder
+            if isinstance(value, dict):
+                value = _scrub(value)
+            elif isinstance(value, list):
+                value = _scrub_list(value)
         out[key] = value
     return out
 
 
+_SCALARS = frozenset({str, int, float, bool})
+"""What JSON decodes to besides containers and null: nothing to descend into."""
+
+
 def _scrub_list(items: list[Any]) -> list[Any]:
     for v in items:
-        if isinstance(v, dict | list):
+        if isinstance(v, (dict, list)):  # the tuple, not dict | list: faster
             break
     else:
         return items  # no container in it, so no secret field: shared, not copied

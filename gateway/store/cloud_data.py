@@ -7,6 +7,7 @@ tombstoned (``revoked_at``), not deleted, so the validator can still say *revoke
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Container, Iterable, Sequence
@@ -209,13 +210,15 @@ class CloudData:
     def _tombstone_missing(
         self, conn: sqlite3.Connection, table: str, key: str, keep: Iterable[str], now: datetime
     ) -> None:
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
-        conn.execute("DELETE FROM keep_ids")
-        conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", ((k,) for k in keep))
-        conn.execute(
-            f"UPDATE {table} SET revoked_at = ?, revoked_reason = ?"  # noqa: S608
-            f" WHERE revoked_at IS NULL AND {key} NOT IN (SELECT id FROM keep_ids)",
-            (to_db(now), GONE_FROM_CLOUD),
+        """Tombstone the live rows whose ids are not in ``keep``: the live ids are read and
+        compared here (a set of ids in memory costs less than a temporary table of them)."""
+        kept = set(keep)
+        live = conn.execute(f"SELECT {key} FROM {table} WHERE revoked_at IS NULL")  # noqa: S608
+        gone = [oid for (oid,) in live if oid not in kept]
+        stamp = to_db(now)
+        conn.executemany(
+            f"UPDATE {table} SET revoked_at = ?, revoked_reason = ? WHERE {key} = ?",  # noqa: S608
+            [(stamp, GONE_FROM_CLOUD, oid) for oid in gone],
         )
 
     def _gone_reasons(
@@ -369,9 +372,9 @@ def _grant_row(g: Grant) -> tuple[object, ...]:
         to_db(g.ends_at),
         g.user_identity_id,
         g.display_name,
-        json.dumps(sorted(g.space_ids)),
-        json.dumps(sorted(g.entrance_ids)),
-        json.dumps(sorted(g.device_ids)),
+        _ids_to_db(g.space_ids),
+        _ids_to_db(g.entrance_ids),
+        _ids_to_db(g.device_ids),
         g.problem,
         to_db(g.revoked_at),
         g.revoked_reason,
@@ -396,7 +399,15 @@ def _grant(row: sqlite3.Row) -> Grant:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _ids_to_db(ids: frozenset[str]) -> str:
+    """The JSON text of a set of ids, once per distinct set (grants share a few dozen)."""
+    return json.dumps(sorted(ids))
+
+
 def _notes_to_db(notes: tuple[SeamNote, ...]) -> str:
+    if not notes:
+        return "[]"  # most objects: no call to the encoder
     return json.dumps([[n.kind, n.code, n.message] for n in notes])
 
 
