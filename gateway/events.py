@@ -64,7 +64,8 @@ class AccessEvent(msgspec.Struct, frozen=True):
 
     def payload(self) -> dict[str, Any]:
         # Every field is a plain value: no need for asdict's deep copies (one per decision).
-        data = {k: v for k, v in zip(_FIELDS, msgspec.structs.astuple(self)) if v is not None}
+        values = msgspec.structs.astuple(self)
+        data = {k: v for k, v in zip(_FIELDS, values, strict=True) if v is not None}
         data["occurred_at"] = self.occurred_at.isoformat()
         return data
 
