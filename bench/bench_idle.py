@@ -6,16 +6,18 @@ Three processes, so each one's CPU is its own:
   buses behind real ptys (wire paced to 115,200 baud), their flash journaled in a temporary
   directory;
 * the fake cloud (``python -m fakecloud``), seeded with ``--codes`` PIN grants per lock;
-* the gateway: ``python -m gateway.cli run`` with those locks (the serial driver, polled every
-  ``poll_interval`` 0.15 s, slowing to ``idle_poll_interval`` 0.5 s when a lock asks for
-  nothing), its cloud polled every 5 s (the default), and its management plane on a private
+* the gateway: ``python -m gateway.cli run`` with those locks at the serial driver's defaults
+  (polled every ``poll_interval`` 0.15 s, slowing to ``idle_poll_interval`` 0.5 s when a lock
+  asks for nothing, and to ``rest_poll_interval`` 2 s once nothing happened for ``rest_after``
+  60 s), its cloud polled every 5 s (the default), and its management plane on a private
   Mosquitto (state published every 10 s, the default) unless ``--no-mqtt``.
 
 Each lock is commissioned over the daemon's control socket (as ``lockgate commission`` does);
-once every lock holds its codes (in line), the bench waits ``--settle`` seconds (polling slows
-down), then reads each process's ``utime + stime`` from ``/proc/<pid>/stat`` at both ends of a
-``--window`` second window, and prints the gateway's share of one core as a ratio to the 1%
-goal, beside the simulator's and the fake cloud's (not the gateway's).
+once every lock holds its codes (in line), the bench waits ``--settle`` seconds (by default
+``rest_after`` + 10 s: the locks come to rest), then reads each process's ``utime + stime``
+from ``/proc/<pid>/stat`` at both ends of a ``--window`` second window, and prints the
+gateway's share of one core as a ratio to the 1% goal, beside the simulator's and the fake
+cloud's (not the gateway's).
 
     .venv/bin/python bench/bench_idle.py [--locks 50] [--buses 5] [--window 60] [--quick]
 """
@@ -47,11 +49,13 @@ from lockgate_sim.lock import SimLock, SimLockSpec  # noqa: E402
 from lockgate_sim.serial_bus import serial_site  # noqa: E402
 
 from bench.bench_daemon import seed  # noqa: E402
+from drivers.serial.options import SerialOptions  # noqa: E402
 from gateway.local_control import request  # noqa: E402
 from tests.mqtt.harness import write_operator_keys  # noqa: E402
 from tests.toml_out import dumps  # noqa: E402
 
 BAUD = 115_200
+REST_AFTER = float(SerialOptions.model_fields["rest_after"].default)
 GOAL = 0.01
 """The issue's goal: at most 1% of one core."""
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -199,7 +203,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                     "space_ids": [f"space-{n + i}"],
                     "driver": {"type": "serial", "port": site.path, "baud": BAUD,
                                "address": site.addresses[lock_id],
-                               "idle_poll_interval": args.idle_poll_interval},
+                               **poll_options(args)},
                 }
             n += count
             del bus
@@ -250,15 +254,24 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         return result
 
 
+def poll_options(args: argparse.Namespace) -> dict[str, float]:
+    """The polling options given on the command line (the driver's defaults otherwise)."""
+    given = {"idle_poll_interval": args.idle_poll_interval,
+             "rest_poll_interval": args.rest_poll_interval}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def measure(locks: int = 50, buses: int = 5, codes: int = 10, window: float = 60.0,
-            settle: float = 10.0, mqtt: bool = True,
+            settle: float = REST_AFTER + 10, mqtt: bool = True,
             profile: Path | None = None,
-            idle_poll_interval: float | None = None) -> dict[str, float]:
+            idle_poll_interval: float | None = None,
+            rest_poll_interval: float | None = None) -> dict[str, float]:
     """``profile``: cProfile the gateway's event loop over the window into this file (the
     profiler's own cost inflates the gateway's figure)."""
     args = argparse.Namespace(locks=locks, buses=buses, codes=codes, window=window,
                               settle=settle, no_mqtt=not mqtt, inline_timeout=300.0,
-                              profile=profile, idle_poll_interval=idle_poll_interval)
+                              profile=profile, idle_poll_interval=idle_poll_interval,
+                              rest_poll_interval=rest_poll_interval)
     with tempfile.TemporaryDirectory(prefix="lockgate-idle-") as d:
         os.chmod(d, 0o700)
         return asyncio.run(run(args, Path(d)))
@@ -283,10 +296,13 @@ def main() -> None:
     ap.add_argument("--buses", type=int, default=5, help="RS-485 buses (ptys) the locks share")
     ap.add_argument("--codes", type=int, default=10, help="PIN codes per lock")
     ap.add_argument("--window", type=float, default=60.0, help="seconds measured")
-    ap.add_argument("--settle", type=float, default=10.0, help="seconds idle before measuring")
+    ap.add_argument("--settle", type=float, default=REST_AFTER + 10,
+                    help="seconds idle before measuring (default: the locks' rest_after + 10)")
     ap.add_argument("--no-mqtt", action="store_true", help="no broker, no management plane")
     ap.add_argument("--idle-poll-interval", type=float, default=None,
                     help="the serial locks' idle_poll_interval (default: the driver's)")
+    ap.add_argument("--rest-poll-interval", type=float, default=None,
+                    help="the serial locks' rest_poll_interval (default: the driver's)")
     ap.add_argument("--profile", type=Path, metavar="OUT.prof",
                     help="cProfile the gateway over the window (read with python -m pstats)")
     ap.add_argument("--quick", action="store_true",
@@ -296,7 +312,7 @@ def main() -> None:
         args.locks, args.buses, args.window, args.settle = 5, 1, 2.0, 1.0
     profile = args.profile.resolve() if args.profile else None
     r = measure(args.locks, args.buses, args.codes, args.window, args.settle, not args.no_mqtt,
-                profile, args.idle_poll_interval)
+                profile, args.idle_poll_interval, args.rest_poll_interval)
     print(report(r, args.locks))
 
 

@@ -11,9 +11,13 @@ does) times three things, interleaved in rounds so drift hits all alike:
 * ``status`` — an unsigned read: parse, validate, build the gateway state, answer;
 * ``unlock`` — a signed unlock of the simulated lock: Ed25519 signing (client side) and
   verification, the replay check (one persisted floor write), the lock's exclusive lock, the
-  driver's unlock and status, the answer.
+  driver's unlock and status, the answer;
+* ``commit`` — one ``synchronous=FULL`` SQLite commit of one row, in a database beside the
+  gateway's store (same disk): what an unlock must wait for (its replay record is durable
+  before the door moves), so the unlock's floor is ``echo + commit``.
 
-Prints median and p99 per case and each case's ratio to the echo.
+Prints median and p99 per case and each case's ratio to the echo, and the unlock's ratio to
+its floor (``echo + commit``, medians of the same run).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -110,7 +115,19 @@ async def bench(
                     response = await req.request("unlock", {"lock_id": "front"}, sign_as=olga)
                     assert response["status"] == "ok", response
 
-                cases = {"echo": run_echo, "status": run_status, "unlock": run_unlock}
+                floor_db = sqlite3.connect(tmp / "gw" / "commit-floor.db", isolation_level=None)
+                floor_db.execute("PRAGMA journal_mode=WAL")
+                floor_db.execute("PRAGMA synchronous=FULL")
+                floor_db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+
+                async def run_commit() -> None:
+                    floor_db.execute("BEGIN IMMEDIATE")
+                    floor_db.execute("INSERT OR REPLACE INTO meta VALUES ('floor', ?)",
+                                     (str(time.time_ns()),))
+                    floor_db.execute("COMMIT")
+
+                cases = {"echo": run_echo, "status": run_status, "unlock": run_unlock,
+                         "commit": run_commit}
                 for run in cases.values():
                     for _ in range(warmup):
                         await run()
@@ -140,6 +157,12 @@ def report(times: dict[str, list[float]]) -> str:
         lines.append(
             f"{name:<8} {len(values):>6} {med:>10.3f} {p99:>8.3f} {med / echo_med:>16.2f} "
             f"{p99 / echo_p99:>13.2f}"
+        )
+    if "commit" in times:
+        floor = echo_med + statistics.median(times["commit"])
+        lines.append(
+            f"unlock floor (echo + one durable commit) {floor:.3f} ms: unlock "
+            f"{statistics.median(times['unlock']) / floor:.2f}x its floor (median)"
         )
     return "\n".join(lines)
 

@@ -201,11 +201,13 @@ def mqtt_rows(rounds: int, per_round: int, warmup: int) -> None:
         f"median {r['status']:.3f} ms, p99 {r['status_p99']:.2f} ms{clock}",
         f"{r['status'] / r['echo']:.2f}x the echo",
     )
+    unlock_floor = r["echo"] + r["commit"]
     row(
         "MQTT signed unlock",
-        f"the {floor}",
+        f"<= 2x the echo + one durable commit (its replay record), same run: "
+        f"{unlock_floor:.3f} ms",
         f"median {r['unlock']:.3f} ms, p99 {r['unlock_p99']:.2f} ms{clock}",
-        f"{r['unlock'] / r['echo']:.2f}x the echo",
+        f"{r['unlock'] / unlock_floor:.2f}x that floor ({r['unlock'] / r['echo']:.2f}x the echo)",
     )
 
 
@@ -223,7 +225,7 @@ class Sizes:
     idle_locks: int = 50
     idle_buses: int = 5
     idle_window: float = 60.0
-    idle_settle: float = 10.0
+    idle_settle: float = bench_idle.REST_AFTER + 10  # the locks come to rest
     serial_codes: tuple[int, ...] = (300, 1000, 3000)
     ble_codes: int = 200
     mqtt: tuple[int, int, int] = (5, 200, 50)

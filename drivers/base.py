@@ -110,6 +110,11 @@ class Capabilities:
     has_slots: bool = True
     """The lock stores credentials in a fixed number of ``slots``; ``False``: no slot limit
     the gateway must plan around (``slots`` is then only a sanity bound)."""
+    written_only_by_gateway: bool = False
+    """The lock's credentials change only through this driver's authenticated writes (no
+    keypad programming, no vendor app; a reset unpairs it): nothing can drift behind the
+    gateway's back but a failing memory, so the reconciler reads them back only every
+    ``reconcile.verify_s`` and after a reconnection, not every ``event_poll_s``."""
     stores_credentials: bool = True
     """``False``: the lock holds no credentials at all (a card or keypad reader on a control
     panel); every one it reads goes to the gateway (:attr:`DriverContext.decide`) and the

@@ -68,6 +68,13 @@ class ReconcileConfig(_Model):
     retry_min_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     event_poll_s: float = Field(30.0, gt=0)
+    """Seconds between passes that read a lock's credentials back (drift: codes changed at the
+    lock or in a vendor app) when nothing else woke the reconciler."""
+    verify_s: float = Field(900.0, gt=0)
+    """The same for locks whose credentials only the gateway can change
+    (``Capabilities.written_only_by_gateway``: the Lockgate protocol's serial and BLE locks),
+    which are also read back after every reconnection (never more often than
+    ``event_poll_s``)."""
     connect_timeout_s: float = Field(30.0, gt=0)
     """How long bringing a lock's link up may take before it counts as a failed attempt."""
     op_timeout_s: float = Field(60.0, gt=0)

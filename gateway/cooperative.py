@@ -58,3 +58,13 @@ def settle() -> None:
     frozen, which is why this is called after big builds, not all the time."""
     gc.collect()
     gc.freeze()
+
+
+async def after_pending_io() -> None:
+    """Let what is ready to go out be written before this task's work: an answer a command
+    just published is written when the loop next polls its sockets, which comes after every
+    task already woken; a task woken by that same command (a lock's audit-log pass after an
+    unlock, the state documents after a status change) calls this first, so its work goes
+    after the answer instead of before it (measured: an unlock's answer waited ~0.6 ms for
+    them)."""
+    await asyncio.sleep(0)

@@ -24,6 +24,8 @@ from gateway.cooperative import Slicer, settle
 from gateway.models import AccessMethod, Entrance, Grant
 
 TagFn = Callable[..., bytes]
+STEP = 16
+"""Groups or credentials made between two yields (each takes microseconds)."""
 LONG_LIVED_PLAN = 1000
 """A shared plan of this many credentials is settled (see :func:`gateway.cooperative.settle`)."""
 
@@ -70,7 +72,8 @@ class CloudView:
         entrances: Iterable[Entrance],
         version: int,
     ) -> Iterator[None]:
-        """Index the data, yielding after each item (the caller decides when to pause)."""
+        """Index the data, yielding every :data:`STEP` items (the caller decides when to
+        pause)."""
         self.version = version
         self.plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
         """Plans of this version shared by locks of the same scope (see :func:`plan_shared`)."""
@@ -87,23 +90,25 @@ class CloudView:
         self.by_secret: dict[tuple[str, bytes], list[AccessMethod]] = {}
         """(mode, secret) -> the live methods with that secret whose grant is live: the
         validator's offline decisions look credentials up here, not in SQLite."""
-        for m in methods:
+        for n, m in enumerate(methods, 1):
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
                 self.grant_of[m.method_id] = m.grant_id
                 live = grants.get(m.grant_id)
                 if m.secret is not None and live is not None and live.revoked_at is None:
                     self.by_secret.setdefault((m.mode, m.secret), []).append(m)
-            yield None
+            if not n % STEP:
+                yield None
         self.user_of: dict[str, str | None] = {}
         """Grant id -> its user identity (for access events from a lock's log)."""
         self.entrance_spaces = {e.entrance_id: e.space_ids for e in entrances}
         self.grants_by_space: dict[str, set[str]] = defaultdict(set)
         self.grants_by_entrance: dict[str, set[str]] = defaultdict(set)
         self.grants_by_device: dict[str, set[str]] = defaultdict(set)
-        for g in grants.values():
+        for n, g in enumerate(grants.values(), 1):
             self.user_of[g.grant_id] = g.user_identity_id
-            yield None
+            if not n % STEP:
+                yield None
             if g.revoked_at is not None:
                 continue
             for s in g.space_ids:
@@ -268,8 +273,9 @@ def _plan_steps(
     tag: TagFn,
     shared: bool,
 ) -> Iterator[None]:
-    """Fill ``result`` with the lock's wanted state at ``t``, yielding after each grant,
-    group and credential (``shared``: credentials through the view's cache).
+    """Fill ``result`` with the lock's wanted state at ``t``, yielding after each grant
+    and every :data:`STEP` groups and credentials (``shared``: credentials through the
+    view's cache).
 
     One code, one slot (see docs/cloud.md, "The same code twice on one lock"): methods with
     the same secret are grouped. Within the owner of the group's earliest live grant, the
@@ -294,18 +300,19 @@ def _plan_steps(
                     same.append(c)
         yield None
     holders: list[tuple[_Candidate, datetime | None, datetime | None]] = []
-    for group in groups.values():
+    for n, group in enumerate(groups.values(), 1):
         slot = _one_slot(result, group)
         if slot is not None:
             holders.append(slot)
-        yield None
+        if not n % STEP:
+            yield None
     holders.sort(key=_holder_order)
     windows = caps.enforces_time_windows
     made = view.credentials if shared else {}
     framed: dict[tuple[datetime | None, datetime | None], tuple[TimeWindow, bytes, bytes]] = {}
     """Each window once per plan, with its text (a grant's methods share one)."""
     desired = result.desired
-    for holder, starts, ends in holders:
+    for n, (holder, starts, ends) in enumerate(holders, 1):
         mid = holder.method.method_id
         if len(desired) >= caps.slots:
             result.rejected[mid] = ("capacity", f"the lock has {caps.slots} slots, all taken")
@@ -333,7 +340,8 @@ def _plan_steps(
             if shared:
                 made[key] = cred
         desired[mid] = cred
-        yield None
+        if not n % STEP:
+            yield None
 
 
 def _holder_order(h: tuple[_Candidate, datetime | None, datetime | None]) -> tuple[object, ...]:
@@ -403,6 +411,9 @@ def _one_slot(
 def _note(result: Plan, holder: _Candidate, refused: list[_Candidate], duplicate: str) -> None:
     """What to show beside the holder's sync state: who was refused its code, and Seam's own
     errors, warnings and pending mutations on its grant and method."""
+    method = holder.method
+    if not (refused or holder.grant.seam_notes or method.seam_notes) and method.issued:
+        return  # the usual case: nothing to say
     codes: list[str] = []
     texts: list[str] = []
     if refused:

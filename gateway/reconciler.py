@@ -34,6 +34,7 @@ from drivers.errors import DriverError, DriverFault
 from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
+from gateway.cooperative import after_pending_io
 from gateway.handle import LockHandle, LockOps
 from gateway.planner import CloudView, LockScope, Plan, plan_shared
 from gateway.store.db import StoreFullError
@@ -120,9 +121,9 @@ class LockReconciler:
     async def run(self) -> None:
         # The first pass at once: with the cloud away, the store alone says what is due.
         next_wake: datetime | None = self._clock.now()
-        poll = timedelta(seconds=self._config.event_poll_s)
         while True:
             await self._clock.wait_until(next_wake, self._wake)
+            await after_pending_io()  # woken by an unlock: its answer goes out first
             self._wake.clear()
             t = self._clock.now()
             if next_wake is None or t >= next_wake:
@@ -136,9 +137,17 @@ class LockReconciler:
                 next_wake = min(x for x in (retry, planned) if x is not None)
             else:
                 self._backoff.reset()
-                next_wake = min(x for x in (p.next_change, t + poll) if x is not None)
+                verify = t + self._verify_every()
+                next_wake = verify if p.next_change is None else min(p.next_change, verify)
             async with self._changed:
                 self._changed.notify_all()
+
+    def _verify_every(self) -> timedelta:
+        """How long the lock's credentials are trusted to be as the last pass left them."""
+        seconds = self._config.event_poll_s
+        if self._caps is not None and self._caps.written_only_by_gateway:
+            seconds = max(seconds, self._config.verify_s)
+        return timedelta(seconds=seconds)
 
     def _failed(self, err: Exception) -> float:
         """Record why the pass failed and return the delay before the next one."""

@@ -65,9 +65,11 @@ class Scope:
             frozenset(d for lock in config.locks for d in lock.device_ids),
         )
 
-    def covers(self, grant: Grant, entrance_spaces: frozenset[str]) -> bool:
+    def covers(self, grant: Grant, spaces: frozenset[str]) -> bool:
+        """Whether the gateway serves ``grant`` (``spaces``: :attr:`space_ids` and those of
+        its entrances, united once by the caller)."""
         return bool(
-            grant.space_ids & (self.space_ids | entrance_spaces)
+            not grant.space_ids.isdisjoint(spaces)
             or grant.entrance_ids & self.entrance_ids
             or grant.device_ids & self.device_ids
         )
@@ -397,7 +399,8 @@ class _Collected:
         self.known = known
         """The view of an earlier version: a record equal to one of its own is replaced by
         that one, so an unchanged site's resync holds one copy of each, not two."""
-        self.entrance_spaces = entrance_spaces
+        self.spaces = scope.space_ids | entrance_spaces
+        """The spaces whose grants are ours."""
         self.slicer = slicer
         self.grants: dict[str, Grant] = {}
         self.methods: dict[str, AccessMethod] = {}
@@ -411,11 +414,10 @@ class _Collected:
         raw = self.raw["access_grant"]
         for obj in page:
             await self.slicer.tick()
-            gid = _id_of(obj, "access_grant_id")
             grant, problem = parse_grant(obj)
             if problem:
-                self.issues[("access_grant", gid)] = problem
-            if grant is None or not self.scope.covers(grant, self.entrance_spaces):
+                self.issues[("access_grant", _id_of(obj, "access_grant_id"))] = problem
+            if grant is None or not self.scope.covers(grant, self.spaces):
                 continue
             if self.known is not None:
                 old = self.known.grants.get(grant.grant_id)

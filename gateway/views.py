@@ -37,12 +37,10 @@ class ViewCache:
             return view  # every decision asks: the data version straight from memory
         version = self._store.cloud.version
         if self._view is None or self._view.version != version:
-            self._view = CloudView(
-                self._store.cloud.grants(),
-                self._store.cloud.methods(),
-                self._store.cloud.entrances(),
-                version,
-            )
+            # One read transaction: grants, methods and entrances of one version, not the
+            # grants of one and the methods of the next.
+            read, grants, methods, entrances = self._store.cloud.loaded()
+            self._view = CloudView(grants, methods, entrances, read)
         return self._view
 
     async def refresh(self) -> CloudView:

@@ -82,6 +82,10 @@ class ProtocolDriver(LockDriver):
     def _commissioned(self) -> None:
         """Called once a commissioning succeeded and the link is up."""
 
+    def _changing(self) -> None:
+        """Called before the gateway changes the lock (its credentials, its bolt): a link that
+        paces itself on activity (serial polling) hears of it."""
+
     # --- keys and session --------------------------------------------------------------------
     @property
     def session(self) -> ClientSession | None:
@@ -154,15 +158,19 @@ class ProtocolDriver(LockDriver):
         return await self._run(lambda c: c.list_credentials())
 
     async def put_credentials(self, batch: Sequence[Credential]) -> BatchResult:
+        self._changing()
         return await self._run(lambda c: c.put_credentials(batch))
 
     async def delete_credentials(self, credential_ids: Sequence[str]) -> BatchResult:
+        self._changing()
         return await self._run(lambda c: c.delete_credentials(credential_ids))
 
     async def lock(self) -> None:
+        self._changing()
         await self._run(lambda c: c.lock())
 
     async def unlock(self, hold_seconds: float | None = None) -> None:
+        self._changing()
         await self._run(lambda c: c.unlock(hold_seconds))
 
     async def status(self) -> LockStatus:

@@ -163,6 +163,7 @@ class LockClient:
             has_keypad=bool(info.flags & InfoFlag.HAS_KEYPAD),
             has_card_reader=bool(info.flags & InfoFlag.HAS_CARD_READER),
             online_validation=bool(info.flags & InfoFlag.ONLINE_VALIDATION),
+            written_only_by_gateway=True,  # every write needs the session keys (§7)
         )
 
     async def set_time(self, t: datetime) -> None:

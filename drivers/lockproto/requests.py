@@ -28,11 +28,14 @@ class PollReplies:
         self._ctx = ctx
         self._seen_seq = 0
 
-    def note_log(self, reply: PollReply) -> None:
-        """Tell the gateway when the lock's audit log holds entries newer than it last said."""
+    def note_log(self, reply: PollReply) -> bool:
+        """Tell the gateway when the lock's audit log holds entries newer than it last said;
+        ``True`` when it did (something happened at the lock)."""
         if reply.last_seq > self._seen_seq:
             self._seen_seq = reply.last_seq
             self._ctx.events_waiting()
+            return True
+        return False
 
     async def decide(self, client: LockClient, rec: AccessRequestRecord) -> None:
         """Ask the gateway about one access request and answer the lock (a failing decider

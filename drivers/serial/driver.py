@@ -57,6 +57,8 @@ class SerialDriver(ProtocolDriver):
             self._ready,
             interval=options.poll_interval,
             idle_interval=options.idle_poll_interval,
+            rest_interval=options.rest_poll_interval,
+            rest_after=options.rest_after,
             policy=Backoff(
                 options.reconnect_min, options.reconnect_max, jitter=SERIAL_JITTER, random=random
             ),
@@ -95,6 +97,9 @@ class SerialDriver(ProtocolDriver):
 
     def _commissioned(self) -> None:
         self.poller.wake()
+
+    def _changing(self) -> None:
+        self.poller.activity()  # a person is likely about: poll at full rate
 
     @property
     def bus(self) -> SerialBus | None:

@@ -37,8 +37,16 @@ class SerialOptions(DriverOptions):
     idle_poll_interval: float = Field(0.5, gt=0, le=60)
     """Seconds between polls of a lock that asked for nothing in its last ``IDLE_AFTER_POLLS``
     polls: polling slows from ``poll_interval`` to this, and is back to ``poll_interval`` at
-    the lock's next request. At most this long is added before a keypad entry on an idle lock
-    is decided (never less than ``poll_interval``)."""
+    the lock's next request, audit-log entry or write by the gateway. At most this long is
+    added before a keypad entry on an idle lock is decided (never less than
+    ``poll_interval``)."""
+    rest_poll_interval: float = Field(2.0, gt=0, le=4)
+    """Seconds between polls of a lock at rest (nothing happened for ``rest_after``): the
+    longest a first request at a quiet door waits for its poll (never less than
+    ``idle_poll_interval``; at most 4, the lock denies after 5 s without an answer)."""
+    rest_after: float = Field(60.0, ge=0)
+    """Seconds without activity (request, audit-log entry, flag change, write by the gateway)
+    before a lock rests."""
     reply_timeout: float | None = Field(None, gt=0, le=30)
     """The lock's processing time budget; ``None`` takes what the lock announces."""
     attempts: int = Field(4, ge=1, le=10)

@@ -3,16 +3,26 @@
 On RS-485 the gateway is the bus master, so a lock that needs a decision queues it and says
 so in its POLL reply (the reply carries the oldest request inline, so a decision costs one
 poll plus one ACCESS_ANSWER). A lock is polled every ``interval``; after a request it is
-polled again at once; a lock that asked for nothing in its last :data:`IDLE_AFTER_POLLS` polls
-is polled less and less often, up to every ``idle_interval`` (idle CPU and bus time), until it
-asks again. Locks polled every ``idle_interval`` are polled at the same instants (multiples of
-``idle_interval`` on the event loop's clock), so the idle locks of a gateway are polled in one
-burst, back to back, rather than each on a wakeup of its own: measured on a 2-core box, a poll
-costs about 0.1 ms of CPU right after another one and 0.6 ms after 10 ms asleep (the process
-goes cold between wakeups). Failures back off with the policy (authentication failures to its
+polled again at once. Polling then adapts to how busy the door is:
+
+* **active**: a lock that asked for something, wrote a new audit-log entry, changed its flags
+  (tamper, clock lost) or was just written to by the gateway (:meth:`Poller.activity`) is
+  polled every ``interval``;
+* **idle**: after :data:`IDLE_AFTER_POLLS` polls with nothing new it is polled less and less
+  often, up to every ``idle_interval``;
+* **resting**: once nothing happened for ``rest_after`` seconds, up to every
+  ``rest_interval`` (idle CPU and bus time: polls are what an idle gateway spends its CPU on).
+
+Any activity snaps it back to ``interval`` at once, so a door in use keeps the latency it
+had; only the first request at a door quiet for ``rest_after`` waits up to ``rest_interval``
+(well inside the 5 s a lock waits for an answer, docs/protocol.md §7.5). Locks polled every
+``idle_interval`` or ``rest_interval`` are polled at the same instants (multiples of that
+interval on the event loop's clock), so the idle locks of a gateway are polled in one burst,
+back to back, rather than each on a wakeup of its own: measured on a 2-core box, a poll costs
+about 0.1 ms of CPU right after another one and 0.6 ms after 10 ms asleep (the process goes
+cold between wakeups). Failures back off with the policy (authentication failures to its
 maximum); :meth:`Poller.wake` cuts a wait short (after commissioning).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -45,6 +55,8 @@ class Poller:
         interval: float,
         policy: Backoff,
         idle_interval: float | None = None,
+        rest_interval: float | None = None,
+        rest_after: float = 60.0,
         time: Callable[[], float] | None = None,
     ) -> None:
         """``time``: the clock idle polls are aligned on (the running loop's by default)."""
@@ -52,7 +64,14 @@ class Poller:
         self._time = time
         self.interval = interval
         self.idle_interval = max(interval, idle_interval or interval)
+        self.rest_interval = max(self.idle_interval, rest_interval or self.idle_interval)
+        self.rest_after = rest_after
         self._idle_polls = 0
+        self._active_at: float | None = None
+        """When the lock last did something (``None``: not yet polled, counts from then)."""
+        self._flags = PollFlag(0)
+        self.resting = asyncio.Event()
+        """Set while the lock is polled at the resting pace; cleared by any activity."""
         self.policy = policy
         self.polls = 0
         self.replies = PollReplies(lock_id, ctx)
@@ -75,9 +94,18 @@ class Poller:
             await asyncio.wait([task])
 
     def wake(self) -> None:
+        """Poll now, at full rate again (after commissioning)."""
         self.policy.reset()
-        self._idle_polls = 0
+        self.activity()
+
+    def activity(self) -> None:
+        """Something happened at or to the lock (the gateway wrote to it, unlocked it): poll
+        it now and at full rate, a person is likely at the door or about to be."""
+        self._active(self._now())
         self._wake.set()
+
+    def _now(self) -> float:
+        return self._time() if self._time is not None else asyncio.get_running_loop().time()
 
     async def _run(self) -> None:
         failing = False
@@ -110,24 +138,39 @@ class Poller:
         client = await self._get_client()
         reply = await client.poll()
         self.polls += 1
-        self.replies.note_log(reply)
+        now = self._now()
+        logged = self.replies.note_log(reply)
+        flags = reply.flags & ~(PollFlag.ACCESS_REQUEST | PollFlag.MORE_REQUESTS)
+        if logged or flags != self._flags or self._active_at is None:
+            self._flags = flags
+            self._active(now)
         if reply.request is not None or reply.flags & PollFlag.MORE_REQUESTS:
-            self._idle_polls = 0
+            self._active(now)
             if reply.request is not None:
                 await self.replies.decide(client, reply.request)
             return 0.0
         self._idle_polls += 1
-        return self.next_interval()
+        return self.next_interval(now)
 
-    def next_interval(self) -> float:
+    def _active(self, now: float) -> None:
+        self._idle_polls = 0
+        self._active_at = now
+        self.resting.clear()
+
+    def next_interval(self, now: float | None = None) -> float:
         """The wait before the next poll of a lock that asked for nothing."""
         idle = self._idle_polls - IDLE_AFTER_POLLS
         if idle <= 0:
             return self.interval
+        if now is None:
+            now = self._now()
+        resting = self._active_at is not None and now - self._active_at >= self.rest_after
+        if resting:
+            self.resting.set()
+        longest = self.rest_interval if resting else self.idle_interval
         grown = self.interval * IDLE_GROWTH ** min(idle, 64)
-        if grown < self.idle_interval:
+        if grown < longest:
             return grown
-        # Fully idle: until the next multiple of idle_interval, where the other idle locks
-        # are polled too (never longer than idle_interval).
-        now = self._time() if self._time is not None else asyncio.get_running_loop().time()
-        return self.idle_interval - now % self.idle_interval
+        # Fully idle (or resting): until the next multiple of that interval, where the other
+        # such locks are polled too (never longer than the interval).
+        return longest - now % longest

@@ -61,6 +61,8 @@ class SimOptions(DriverOptions):
     mobile_keys: bool = False
     write_delay_s: float = 0.0
     """Time the lock takes to write one slot (slow flash, slow link): spreads a batch out."""
+    written_only_by_gateway: bool = False
+    """Declare (as Lockgate-protocol locks do) that only the gateway changes its credentials."""
 
 
 class SimDriver(LockDriver):
@@ -83,6 +85,7 @@ class SimDriver(LockDriver):
             code_min_length=options.code_min_length,
             code_max_length=options.code_max_length,
             has_card_reader=options.has_card_reader,
+            written_only_by_gateway=options.written_only_by_gateway,
         )
         self.sim = SimLock(lock_id, spec, now=ctx.now, state_file=options.state_file)
         self.sim.online_decider = self._ask_gateway

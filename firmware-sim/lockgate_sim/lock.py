@@ -55,6 +55,7 @@ class SimLockSpec:
     has_card_reader: bool = True
     firmware: str = "lockgate-sim 1.0"
     unlock_seconds: float = 5.0
+    written_only_by_gateway: bool = False
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
@@ -68,6 +69,7 @@ class SimLockSpec:
             has_keypad=True,
             has_card_reader=self.has_card_reader,
             online_validation=True,
+            written_only_by_gateway=self.written_only_by_gateway,
         )
 
 

@@ -41,7 +41,7 @@ import os
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -49,6 +49,8 @@ from typing import Annotated, Any, Literal, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.mqtt.payloads import Auth, CommandError, ErrorCode, JsonObject
@@ -73,6 +75,23 @@ class Operator:
     name: str
     role: Role
     public_key: Ed25519PublicKey
+    _verifier: VerifyKey = field(init=False, repr=False, compare=False)
+    """The same key in libsodium's form, made once."""
+
+    def __post_init__(self) -> None:
+        raw = self.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        object.__setattr__(self, "_verifier", VerifyKey(raw))
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """Raise :class:`InvalidSignature` unless ``signature`` is this operator's over
+        ``message`` (libsodium: strict about encodings, and about half the time of the same
+        check through OpenSSL, measured here)."""
+        try:
+            self._verifier.verify(message, signature)
+        except (BadSignatureError, ValueError, TypeError):
+            raise InvalidSignature from None
 
 
 class OperatorKeysError(Exception):
@@ -268,7 +287,7 @@ class Authoriser:
             raise CommandError(ErrorCode.UNAUTHORISED, "unknown operator or bad signature")
         message = signing_message(command, args, auth.ts, auth.nonce, self._gateway_id, topic)
         try:
-            operator.public_key.verify(auth.signature(), message)
+            operator.verify(auth.signature(), message)
         except InvalidSignature:
             raise CommandError(
                 ErrorCode.UNAUTHORISED, "unknown operator or bad signature"

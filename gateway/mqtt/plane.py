@@ -28,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttConfig
+from gateway.cooperative import after_pending_io
 from gateway.mqtt.auth import Authoriser, load_operator_keys
 from gateway.mqtt.claim import NameTakenError, holder_of_name
 from gateway.mqtt.commands import CommandContext, CommandRouter, ha_set
@@ -432,6 +433,7 @@ class MqttPlane:
                 async with asyncio.timeout(self.config.state_interval_s):
                     await view.dirty.wait()
                     woken = True
+            await after_pending_io()  # an answer that changed a document goes out first
             # Every document at each interval; between, only what changed (a pass of one
             # lock rebuilds its document and the gateway's, not all 1 + N of them).
             stale = view.stale()

@@ -53,6 +53,9 @@ _UPSERT_GRANT = (
     "excluded.seam_notes"
 )
 """Writes a grant row only when it is new or differs from the stored one."""
+LIVE_IDS_PAGE = 1000
+"""Live grant ids read per query by :meth:`CloudData.live_grants_not_in`."""
+_LIVE_IDS = "SELECT grant_id FROM grants WHERE revoked_at IS NULL"
 _UPSERT_RAW = (
     "INSERT INTO cloud_objects VALUES (?, ?, ?) ON CONFLICT (object_type, object_id)"
     " DO UPDATE SET raw = excluded.raw WHERE cloud_objects.raw IS NOT excluded.raw"
@@ -253,14 +256,36 @@ class CloudData:
 
     async def live_grants_not_in(self, keep: Container[str], slicer: Slicer) -> list[Grant]:
         """Live grants whose ids are not in ``keep`` (those a new snapshot no longer lists),
-        read in slices that give the event loop back."""
+        read a page of ids at a time in id order, giving the event loop back between pages
+        (reading 50,000 ids in one go held it for 60 ms)."""
         ids = []
-        live = self._db.conn.execute("SELECT grant_id FROM grants WHERE revoked_at IS NULL")
-        for (gid,) in live.fetchall():
-            if gid not in keep:
-                ids.append(gid)
+        after: str | None = None
+        while True:
+            cursor = self._db.conn.cursor()
+            cursor.row_factory = None  # plain tuples: no Row object per id
+            if after is None:
+                cursor.execute(_LIVE_IDS + " ORDER BY grant_id LIMIT ?", (LIVE_IDS_PAGE,))
+            else:
+                cursor.execute(
+                    _LIVE_IDS + " AND grant_id > ? ORDER BY grant_id LIMIT ?",
+                    (after, LIVE_IDS_PAGE),
+                )
+            page = cursor.fetchall()
+            for (gid,) in page:
+                if gid not in keep:
+                    ids.append(gid)
+            if len(page) < LIVE_IDS_PAGE:
+                break
+            after = page[-1][0]
             await slicer.tick()
         return [g for g in (self.grant(gid) for gid in ids) if g is not None]
+
+    def loaded(self) -> tuple[int, dict[str, Grant], list[AccessMethod], list[Entrance]]:
+        """The data version with the live grants, live methods (secrets opened) and entrances
+        of exactly that version: read in one read transaction, so a write committed meanwhile
+        (a bulk write's thread) is either all in it or not at all."""
+        with self._db.reading() as conn:
+            return _version(conn), self.grants(), self.methods(), self.entrances()
 
     async def load_sliced(
         self, slicer: Slicer

@@ -111,6 +111,21 @@ class Database:
         return start
 
     @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on :attr:`conn`: every statement in it sees the same committed
+        state (one WAL snapshot), never a commit made by another connection between two of
+        them. Inside a transaction already open there, that one. Only reads belong in it."""
+        if self._depth or self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN DEFERRED")
+        try:
+            yield self.conn
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")  # nothing was written: this only ends the read
+
+    @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one.
 

@@ -215,3 +215,33 @@ async def test_a_change_during_a_pass_gets_a_pass_of_its_own(rig: Rig) -> None:
     )
     gate.set()
     await rig.until(lambda: rig.held() == {"m1", "m2"})
+
+
+async def drifted(rig: Rig) -> None:
+    """Someone takes a code off the lock behind the gateway's back (or its memory fails)."""
+    t = rig.clock.now()
+    load(rig, [grant("g1", start=t - timedelta(minutes=1), hours=48)], [code("m1", "g1", "2468")])
+    await rig.until(lambda: rig.held() == {"m1"} and rig.rec.health.passes >= 1)
+    rig.sim.delete(["m1"])
+
+
+async def test_drift_is_read_back_and_repaired_every_event_poll(rig: Rig) -> None:
+    await drifted(rig)
+    rig.clock.advance(seconds=31)  # event_poll_s (30 s by default)
+    await rig.until(lambda: rig.held() == {"m1"})
+
+
+async def test_a_lock_only_the_gateway_writes_is_read_back_less_often_but_still_repaired(
+    store: Store, clock: FakeClock
+) -> None:
+    async with make_rig(store, clock, written_only_by_gateway=True) as rig:
+        await drifted(rig)
+        # Past event_poll_s: no read-back (nothing but the gateway can have changed the codes).
+        # A new audit-log entry makes a pass that reads the log, not the codes.
+        rig.clock.advance(seconds=31)
+        assert await rig.sim.enter_code("9999") is False  # an entry in the lock's log
+        rig.rec.events_waiting()  # as the lock's driver signals it
+        await rig.until(lambda: rig.sim.log == [])  # read and acknowledged
+        assert rig.held() == set()
+        rig.clock.advance(seconds=900)  # reconcile.verify_s: read back, repaired
+        await rig.until(lambda: rig.held() == {"m1"})

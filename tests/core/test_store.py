@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cooperative import Slicer
 from gateway.events import AccessEvent
 from gateway.models import CloudChanges
 from gateway.secrets import SecretError, SecretRef
+from gateway.store import cloud_data
 from gateway.store.cloud_data import SEEN_CHUNK
 from gateway.store.crypto import StoreKeyError
 from gateway.store.schema import MIGRATIONS
@@ -227,3 +229,20 @@ def test_seen_events_are_found_in_one_pass_by_exact_id(store: Store) -> None:
     assert store.cloud.seen_among(asked) == set(ids[::3])
     assert store.cloud.seen_among([]) == set()
     assert store.cloud.event_seen("evt%") and not store.cloud.event_seen("evt%x")
+
+
+async def test_live_grants_a_snapshot_no_longer_lists_are_found_across_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live ids are read a page at a time (the loop is given back between pages): every
+    page boundary, the revoked grants and ids that sort oddly are handled."""
+    monkeypatch.setattr(cloud_data, "LIVE_IDS_PAGE", 3)
+    ids = [f"g{i:02d}" for i in range(10)] + ["G_", "g%", "z"]
+    store.cloud.apply_snapshot(snapshot([grant(g, start=T0) for g in ids], []), T0)
+    # Revoked by a later snapshot without them: not live, so never "no longer listed".
+    kept = [g for g in ids if g not in {"g03", "g04"}]
+    store.cloud.apply_snapshot(snapshot([grant(g, start=T0) for g in kept], []), T0)
+    keep = {"g00", "g02", "g05", "g06", "g07", "z"}
+    gone = await store.cloud.live_grants_not_in(keep, Slicer())
+    assert sorted(g.grant_id for g in gone) == sorted(set(kept) - keep)
+    assert await store.cloud.live_grants_not_in(set(ids), Slicer()) == []

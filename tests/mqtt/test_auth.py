@@ -128,6 +128,30 @@ def test_unsigned_bad_signature_unknown_key(ops: Operators, clock: FakeClock) ->
     assert a.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR) is not None
 
 
+L = 2**252 + 27742317777372353535851937790883648493
+"""The order of Ed25519's base point: ``S`` and ``S + L`` are the same scalar, only one is
+the canonical encoding."""
+
+
+def test_attack_malformed_and_malleated_signatures_are_refused(
+    ops: Operators, clock: FakeClock
+) -> None:
+    # Verification goes through libsodium, which takes only canonical encodings: a signature
+    # bent into another valid-looking one (S + L), zeros, or the right bytes on another
+    # message are all "bad signature", and none of them uses up the genuine command.
+    a = authoriser(ops, clock)
+    auth = signed(ops, "olga", clock)
+    sig = auth.signature()
+    s = int.from_bytes(sig[32:], "little")
+    malleated = sig[:32] + (s + L).to_bytes(32, "little")
+    for bad in (malleated, bytes(64), sig[:32] + bytes(32), bytes(32) + sig[32:]):
+        forged = Auth.model_validate(
+            {**auth.model_dump(), "sig": base64.b64encode(bad).decode()}
+        )
+        assert refused(a, forged) is ErrorCode.UNAUTHORISED
+    assert a.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR) is not None
+
+
 def test_stale_both_ways(ops: Operators, clock: FakeClock) -> None:
     a = authoriser(ops, clock)
     old = signed(ops, "olga", clock)

@@ -191,3 +191,32 @@ def test_the_registry_knows_the_serial_driver() -> None:
         SerialOptions(port="/dev/ttyUSB0", address=0)
     with pytest.raises(ValidationError):
         SerialOptions(port="/dev/ttyUSB0", address=3, baud="fast")  # type: ignore[arg-type]
+
+
+async def test_a_resting_lock_is_still_served_and_wakes_to_full_rate(
+    site: SerialSite, commissioned: dict[str, SerialOptions], make_driver: MakeDriver
+) -> None:
+    # Short intervals so the lock rests within the test; the behaviour is the default's.
+    new_events = asyncio.Event()
+
+    async def decide(request: AccessRequest) -> AccessAnswer:
+        return AccessAnswer(request.secret == b"4321", "valid", "cloud-7")
+
+    driver = await make_driver("lock-1", start=True, decide=decide, events_waiting=new_events.set,
+                               poll_interval=0.01, idle_poll_interval=0.02,
+                               rest_poll_interval=0.1, rest_after=0.3)
+    assert (await driver.put_credentials([code(1)])).ok  # a code the lock decides itself
+    lock = site.locks["lock-1"]
+    await asyncio.wait_for(driver.poller.resting.wait(), 5)
+    new_events.clear()
+    assert await asyncio.wait_for(lock.enter_code("200001"), 3) is True  # the lock's own code
+    await asyncio.wait_for(new_events.wait(), 3)  # its log entry is noticed at the next poll
+    assert not driver.poller.resting.is_set()
+    await asyncio.wait_for(driver.poller.resting.wait(), 5)
+    assert await asyncio.wait_for(lock.enter_code("4321"), 3) is True  # asked of the gateway
+    assert not driver.poller.resting.is_set()
+    await asyncio.wait_for(driver.poller.resting.wait(), 5)
+    await driver.unlock(1)  # a write by the gateway: full rate again
+    assert not driver.poller.resting.is_set()
+    assert [e.decided_by for e in lock.log if e.kind is EventKind.ACCESS_ALLOWED] == [
+        "lock", "gateway"]
