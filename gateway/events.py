@@ -7,16 +7,44 @@ the gateway's own decisions) so a consumer can drop duplicates.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, fields
+import os
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from drivers.base import LockEvent, SecurityAlert
 
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
+"""A random UUID's fixed bits: version 4, variant RFC 4122 (what ``uuid.uuid4`` sets)."""
 
-@dataclass(frozen=True, slots=True)
-class AccessEvent:
+_ID_BATCH = 256
+"""Random ids drawn from the kernel at a time (one ``urandom`` call, not one per decision)."""
+
+
+class _Ids:
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(16 * _ID_BATCH), 0
+        self._at = at + 16
+        n = int.from_bytes(self._pool[at : at + 16]) & _UUID_CLEAR | _UUID_V4
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_ids = _Ids()
+
+
+class AccessEvent(msgspec.Struct, frozen=True):
+    """An immutable record (a msgspec struct: built in a tenth of a frozen dataclass's time,
+    one per decision)."""
+
     event_id: str
     occurred_at: datetime
     kind: str
@@ -36,13 +64,19 @@ class AccessEvent:
 
     def payload(self) -> dict[str, Any]:
         # Every field is a plain value: no need for asdict's deep copies (one per decision).
-        data = {name: getattr(self, name) for name in _FIELDS}
+        values = msgspec.structs.astuple(self)
+        data = {k: v for k, v in zip(_FIELDS, values, strict=True) if v is not None}
         data["occurred_at"] = self.occurred_at.isoformat()
-        return {k: v for k, v in data.items() if v is not None}
+        return data
+
+    def payload_json(self) -> str:
+        """:meth:`payload` as JSON text (what the outbox stores)."""
+        return _encode(self.payload()).decode()
 
     @staticmethod
     def new_id() -> str:
-        return str(uuid.uuid4())
+        """A random (version 4) UUID, as ``str(uuid.uuid4())`` gives it."""
+        return _ids.next()
 
     @classmethod
     def security_alert(cls, alert: SecurityAlert, at: datetime) -> AccessEvent:
@@ -82,4 +116,5 @@ class AccessEvent:
         )
 
 
-_FIELDS = tuple(f.name for f in fields(AccessEvent))
+_FIELDS = AccessEvent.__struct_fields__
+_encode = msgspec.json.Encoder().encode

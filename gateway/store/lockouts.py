@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.store.db import Database
@@ -37,7 +37,8 @@ class LockoutState:
 
 
 def _copy(state: LockoutState) -> LockoutState:
-    return replace(state, failures=list(state.failures))
+    # not dataclasses.replace: a tenth of its time, and a failed guess makes four copies
+    return LockoutState(list(state.failures), state.locked_until, state.level, state.level_at)
 
 
 class Lockouts:
@@ -71,7 +72,8 @@ class Lockouts:
 
     def names(self, scope: str, kind: str, method_id: str) -> bool:
         """Whether a failure counted in the bucket named this access method."""
-        return any(f.method_id == method_id for f in self._state(scope, kind).failures)
+        failures = self._state(scope, kind).failures
+        return bool(failures) and any(f.method_id == method_id for f in failures)
 
     def _state(self, scope: str, kind: str) -> LockoutState:
         key = (scope, kind)

@@ -49,7 +49,7 @@ class Outbox:
     def rows(events: Sequence[AccessEvent]) -> list[tuple[str, str | None, str | None, str]]:
         """The rows of ``events``, ready for :meth:`insert` (on any thread)."""
         return [
-            (e.event_id, to_db(e.occurred_at), e.lock_id, json.dumps(e.payload())) for e in events
+            (e.event_id, to_db(e.occurred_at), e.lock_id, e.payload_json()) for e in events
         ]
 
     @staticmethod
