@@ -21,7 +21,6 @@ import asyncio
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -124,7 +123,10 @@ class LoopWrites:
 
 
 def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS. From /proc (VmHWM), not ``ru_maxrss``: Linux carries the
+    ``ru_maxrss`` of the parent (taken at fork) across exec, so a bench run in a process
+    spawned by a large one (``bench.run_all``) would report the parent's peak."""
+    return peak_rss_mib(os.getpid())
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:

@@ -15,7 +15,6 @@ import base64
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from bench.bench_daemon import peak_rss_mib
 from drivers.base import Capabilities, CredentialKind
 from drivers.clock import SystemClock
 from gateway.cloud.client import CloudClient
@@ -111,7 +111,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         caps = Capabilities(
             slots=5000, max_batch=50, kinds=frozenset(CredentialKind), enforces_time_windows=True
         )
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss0 = peak_rss_mib(os.getpid()) * 1024
         if args.trace_memory:
             tracemalloc.start()
         bodies: list[bytes] = []
@@ -142,7 +142,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         _, peak = tracemalloc.get_traced_memory()
         if args.trace_memory:
             tracemalloc.stop()
-        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss1 = peak_rss_mib(os.getpid()) * 1024
         # The floor is the decoding alone: with the collector off, so that how much the
         # process holds (which the gateway's own collections pay for) does not move it.
         gc.disable()
