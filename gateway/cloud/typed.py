@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -62,17 +62,23 @@ class FastMethod(msgspec.Struct, frozen=True, gc=False):
 
 def fast_grant(raw: Any) -> FastGrant | None:
     """``raw`` as a :class:`FastGrant`, or ``None``: read it with the pydantic model."""
-    if type(raw) is not dict:
-        return None
-    try:
-        return msgspec.convert(raw, FastGrant)
-    except msgspec.ValidationError:
-        return None
+    return _fast(raw, FastGrant)
 
 
 def fast_method(raw: Any) -> FastMethod | None:
     """``raw`` as a :class:`FastMethod`, or ``None``: read it with the pydantic model."""
+    return _fast(raw, FastMethod)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _fast(raw: Any, struct: type[S]) -> S | None:
     if type(raw) is not dict:
+        return None
+    try:
+        return msgspec.convert(raw, struct)
+    except msgspec.ValidationError:
         return None
     try:
         return msgspec.convert(raw, FastMethod)
