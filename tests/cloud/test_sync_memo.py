@@ -239,7 +239,7 @@ async def test_secrets_stay_out_of_the_raw_objects_however_the_keys_are_written(
 
 def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
     from gateway.models import AccessMethod, Grant
-    from gateway.sync_memo import GrantRead, MethodRead
+    from gateway.sync_memo import GrantRead, MethodRead, PageRead
 
     memo = ObjectMemo()
     g1, g2 = Grant("g1", None, None), Grant("g2", None, None)
@@ -249,11 +249,14 @@ def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
         5,
         {b"a": GrantRead(g1, ("m1",)), b"b": GrantRead(g2, ("m2",))},
         {b"c": MethodRead(m1, "g1"), b"d": MethodRead(m2, "g2")},
+        {b"p": PageRead({"g1": g1}, {"g1": (b"a", GrantRead(g1, ("m1",)))}, {"m1": "g1"})},
+        frozenset({"s"}),
     )
     assert memo.digest(b"{}") == memo.digest(bytearray(b"{}")) != ObjectMemo().digest(b"{}")
     memo.forget(5, 6, ["g1"], [])
     assert memo.valid_at(6) and not memo.valid_at(5)
     assert [r.grant.grant_id for r in memo.grants.values()] == ["g2"]
     assert [r.method.method_id for r in memo.methods.values()] == ["m2"]  # g1's method too
+    assert memo.pages == {}  # pages are taken whole or not at all
     memo.forget(5, 7, [], [])  # from a version the memo was not at: unusable
     assert memo.version is None and not memo.grants and not memo.methods
