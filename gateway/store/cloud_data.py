@@ -255,18 +255,19 @@ class CloudData:
         """What a snapshot writes after its grants and methods (small: entrances, issues),
         and the new data version if anything changed (``changed``: rows already did)."""
         entrances = [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances]
-        if changed or sorted(entrances) != sorted(conn.execute("SELECT * FROM entrances")):
+        stored = sorted((r[0], r[1]) for r in conn.execute("SELECT * FROM entrances"))
+        if changed or sorted(entrances) != stored:
             conn.execute("DELETE FROM entrances")
             conn.executemany("INSERT INTO entrances VALUES (?, ?)", entrances)
             changed = True
         if snap.gone_reasons:
             self._gone_reasons(conn, snap.gone_reasons, now)
             changed = True
-        stored = {
-            tuple(r)
+        issues = {
+            (r[0], r[1], r[2])
             for r in conn.execute("SELECT object_type, object_id, problem FROM sync_issues")
         }
-        if stored != set(snap.issues):
+        if issues != set(snap.issues):
             conn.execute("DELETE FROM sync_issues")
             self._issues(conn, snap.issues, now)
             changed = True

@@ -115,6 +115,36 @@ async def test_a_resync_reads_in_full_only_the_objects_that_changed(
     assert (counted.grants, counted.methods) == (1, 0)
 
 
+async def test_a_resync_with_entrances_and_issues_keeps_the_version_until_they_change(
+    rig: Rig,
+) -> None:
+    rig.cloud.state.add_acs_entrance(display_name="Front", space_ids=[rig.space])
+    rig.grant("4001")
+    rig.cloud.state.inject_raw(
+        "access_grants",
+        {
+            "access_grant_id": "broken",
+            "space_ids": [rig.space],
+            "starts_at": "2026-03-02T00:00:00Z",
+            "ends_at": "2026-03-01T00:00:00Z",
+        },
+    )
+    await rig.sync.full()
+    version = rig.store.cloud.version
+    assert [e.space_ids for e in rig.store.cloud.entrances()] == [frozenset({rig.space})]
+    assert [i[1] for i in rig.store.cloud.issues()] == ["broken"]
+    await rig.sync.full()
+    assert rig.store.cloud.version == version  # the same entrances, the same issue
+    rig.cloud.state.add_acs_entrance(display_name="Back", space_ids=[rig.space])
+    await rig.sync.full()
+    assert rig.store.cloud.version > version
+    assert len(rig.store.cloud.entrances()) == 2
+    version = rig.store.cloud.version
+    rig.cloud.state.access_grants.remove("broken")
+    await rig.sync.full()
+    assert rig.store.cloud.version > version and rig.store.cloud.issues() == []
+
+
 async def test_a_grant_gone_from_the_cloud_is_tombstoned_by_the_resync(rig: Rig) -> None:
     a, b = rig.grant("4101"), rig.grant("4102")
     await rig.sync.full()
