@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench.bench_daemon import peak_rss_mib
 from drivers.base import Capabilities, CredentialKind
 from drivers.clock import SystemClock
@@ -116,14 +118,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             tracemalloc.start()
         bodies: list[bytes] = []
         async with CloudClient(url, api_key, timeout_s=60) as client:
-            once = client._once
+            post = client._http.post
 
-            async def recording(path: str, body: dict[str, Any]) -> bytes:
-                content = await once(path, body)
-                bodies.append(content)
-                return content
+            async def recording_post(*a: Any, **kw: Any) -> httpx.Response:
+                resp = await post(*a, **kw)
+                bodies.append(resp.content)
+                return resp
 
-            client._once = recording  # type: ignore[method-assign]
+            client._http.post = recording_post  # type: ignore[method-assign]
             views = ViewCache(store)
             sync = CloudSync(client, store, scope, SystemClock(), page_size=500, views=views)
 

@@ -13,8 +13,7 @@ import asyncio
 import email.utils
 import functools
 import logging
-import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -33,7 +32,6 @@ from gateway.cloud.errors import (
     CloudRequestError,
     CloudUnavailableError,
 )
-from gateway.cloud.http11 import Http11, HttpError, HttpTimeout
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +55,16 @@ class CloudClient:
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {
-            "Authorization": f"Bearer {api_key}",
-            "User-Agent": "lockgate/0.1",
-            "Accept": "application/json",
-        }
-        self._lean: Http11 | None = None
-        self._http: httpx.AsyncClient | None = None
-        if transport is None and not _proxied(endpoint):
-            self._lean = Http11(endpoint.rstrip("/"), headers, timeout_s)
-        else:  # a proxy to go through, or a test's transport: httpx
-            self._http = httpx.AsyncClient(
-                base_url=endpoint.rstrip("/"),
-                headers=headers,
-                timeout=httpx.Timeout(timeout_s),
-                transport=transport,
-            )
+        self._http = httpx.AsyncClient(
+            base_url=endpoint.rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": "lockgate/0.1",
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+        )
         self._max_retries = max_retries
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._sleep = sleep
@@ -88,10 +80,7 @@ class CloudClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._lean is not None:
-            await self._lean.aclose()
-        if self._http is not None:
-            await self._http.aclose()
+        await self._http.aclose()
 
     async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST ``path`` with ``body``; returns the decoded JSON object or raises CloudError."""
@@ -123,32 +112,26 @@ class CloudClient:
     async def _once(self, path: str, body: dict[str, Any]) -> bytes:
         """The body of a successful answer; an error answer raises its CloudError."""
         self.requests += 1
-        headers: Mapping[str, str]
         try:
-            if self._lean is not None:
-                reply = await self._lean.post(path, msgspec.json.encode(body))
-                status, headers, content = reply.status, reply.headers, reply.content
-            else:
-                assert self._http is not None
-                resp = await self._http.post(path, json=body)
-                status, headers, content = resp.status_code, resp.headers, resp.content
-        except (httpx.TimeoutException, HttpTimeout) as err:
+            resp = await self._http.post(path, json=body)
+        except httpx.TimeoutException as err:
             raise CloudUnavailableError(f"{path}: timed out") from err
-        except (httpx.HTTPError, HttpError) as err:
+        except httpx.HTTPError as err:
             raise CloudUnavailableError(f"{path}: {type(err).__name__}: {err}") from err
-        self._note_date(headers)
+        self._note_date(resp)
+        status = resp.status_code
         if status in (401, 403):
             raise CloudAuthError(
                 f"{path}: HTTP {status} — the cloud refused the API key; check the key file"
             )
         if status == 429:
-            raise _RateLimited(f"{path}: HTTP 429 rate limited", _retry_after(headers))
+            raise _RateLimited(f"{path}: HTTP 429 rate limited", _retry_after(resp))
         if status >= 500:
-            raise _Unavailable(f"{path}: HTTP {status}", _retry_after(headers))
+            raise _Unavailable(f"{path}: HTTP {status}", _retry_after(resp))
         if status < 400:
-            return content
+            return resp.content
         try:
-            data = msgspec.json.decode(content)
+            data = msgspec.json.decode(resp.content)
         except (msgspec.DecodeError, ValueError) as err:
             raise CloudRequestError(f"{path}: HTTP {status} with a non-JSON body") from err
         error = (data.get("error") if isinstance(data, dict) else None) or {}
@@ -212,24 +195,13 @@ class CloudClient:
             seen_cursors.add(cursor)
             request["page_cursor"] = cursor
 
-    def _note_date(self, headers: Mapping[str, str]) -> None:
-        value = headers.get("date")
+    def _note_date(self, resp: httpx.Response) -> None:
+        value = resp.headers.get("Date")
         if value:
             try:
                 self.last_server_time = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 log.debug("unparseable Date header from the cloud")
-
-
-def _proxied(endpoint: str) -> bool:
-    """Whether the environment sends requests to ``endpoint`` through a proxy (httpx's
-    ``trust_env``: ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``)."""
-    proxies = urllib.request.getproxies_environment()
-    scheme, _, rest = endpoint.partition("://")
-    if not (proxies.get(scheme.lower()) or proxies.get("all")):
-        return False
-    host = rest.split("/", 1)[0]
-    return not urllib.request.proxy_bypass(host)
 
 
 def _object(path: str, content: bytes) -> dict[str, Any]:
@@ -288,8 +260,8 @@ class _Unavailable(_RetryAfter, CloudUnavailableError):
     pass
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -300,7 +272,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    date = headers.get("date")
+    date = resp.headers.get("Date")
     now = email.utils.parsedate_to_datetime(date) if date else None
     if now is None:
         return None
