@@ -176,6 +176,25 @@ async def test_an_object_an_incremental_sync_rewrote_is_read_again_when_its_text
     assert rig.ends_at(gid) is None
 
 
+async def test_a_resync_with_a_change_and_a_deletion_tombstones_exactly_the_deleted(
+    rig: Rig, clock: FakeClock
+) -> None:
+    a, b, c = rig.grant("4501"), rig.grant("4502"), rig.grant("4503")
+    await rig.sync.full()
+    rig.cloud.state.grants.delete(a["access_grant_id"])
+    later = clock.now().replace(year=2031)
+    rig.cloud.state.grants.update(c["access_grant_id"], ends_at=later)
+    await rig.sync.full()
+    assert set(rig.store.cloud.grants()) == {b["access_grant_id"], c["access_grant_id"]}
+    assert rig.ends_at(c["access_grant_id"]) == later
+    live = {m.method_id for m in rig.store.cloud.methods()}
+    assert live == {b["access_method_ids"][0], c["access_method_ids"][0]}
+    # The same again with nothing deleted: nothing more goes.
+    rig.cloud.state.grants.update(c["access_grant_id"], ends_at=later.replace(year=2032))
+    await rig.sync.full()
+    assert set(rig.store.cloud.grants()) == {b["access_grant_id"], c["access_grant_id"]}
+
+
 async def test_a_change_by_another_writer_makes_the_memo_unusable(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
