@@ -206,6 +206,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                 t_inline = time.perf_counter() - t0
                 # The run is measured up to here (not the shutdown, nor what follows).
                 whole_stall, after_worst = monitor.longest_s, monitor.worst()
+                after_slow = monitor.worst_passes()
                 whole_cpu = monitor.longest_cpu_s
                 gc_runs, gc_longest = list(monitor.gc_runs), list(monitor.gc_longest_s)
                 inline_write = writes.longest_s
@@ -248,6 +249,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             print("longest stalls after it:")
             for stall in after_worst:
                 print("  " + stall.text())
+            print("the loop callbacks of those stalls (task resumed at .. suspended at):")
+            for slow in after_slow:
+                print("  " + slow.text())
         gc_ms = ", ".join(
             f"gen{g} {n} runs, longest {s * 1000:.0f} ms"
             for g, (n, s) in enumerate(zip(gc_runs, gc_longest, strict=True))
