@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from gateway.clock import Clock
 from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import CloudError, CloudNotFoundError
@@ -38,10 +40,11 @@ from gateway.models import (
     SeamNote,
 )
 from gateway.planner import CloudView
-from gateway.store.cloud_data import GONE_FROM_CLOUD
+from gateway.store.cloud_data import GONE_FROM_CLOUD, StaleSnapshot, Unchanged
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
 from gateway.sync_issues import issues_in, log_new_issues
+from gateway.sync_memo import GrantRead, MethodRead, ObjectMemo
 from gateway.views import ViewCache
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,7 @@ class CloudSync:
         self._page_size = page_size
         self._on_change = on_change
         self._views = views
+        self._memo = ObjectMemo()
 
     # --- full --------------------------------------------------------------------------------
     async def full(self) -> SyncReport:
@@ -125,11 +129,16 @@ class CloudSync:
 
         # Each page is read into records as it arrives, and its objects dropped: the whole
         # listing is never held as parsed JSON. Grants first, so every method's grant is known.
+        # Objects read before (the memo) are not decoded at all, if the memo is of the
+        # version the store holds.
+        based_on = self._store.cloud.version
+        memo_valid = self._memo.valid_at(based_on)
         got = _Collected(
             self._scope,
             entrance_spaces,
             Slicer(),
             self._views.latest if self._views is not None else None,
+            self._memo,
         )
         queries = [
             (key, one)
@@ -141,25 +150,28 @@ class CloudSync:
             for one in ids
         ]
         for key, one in queries:
-            async for page in self._client.pages(
+            async for texts in self._client.raw_pages(
                 "/access_grants/list", "access_grants", {key: one}, self._page_size
             ):
-                await got.grants_page(page)
+                await got.grants_texts(texts, memo_valid)
         for key, one in queries:
-            async for page in self._client.pages(
+            async for texts in self._client.raw_pages(
                 "/access_methods/list", "access_methods", {key: one}, self._page_size
             ):
-                await got.methods_page(page)
+                await got.methods_texts(texts, memo_valid)
         slicer = got.slicer
         grants, methods = list(got.grants.values()), list(got.methods.values())
         await got.raw_into(raw)
         issues.extend(got.issue_list())
-        gone = await self._store.cloud.live_grants_not_in(got.grants, slicer)
-        del got
+        if memo_valid and self._store.cloud.live_grants() == len(got.same[0]):
+            gone = []  # every live grant is one read unchanged (the memo's are all live)
+        else:
+            gone = await self._store.cloud.live_grants_not_in(got.grants, slicer)
         settle_big(len(grants) + len(methods))
         identities = await self._identities(itertools.chain(grants, gone), raw, slicer)
         now = self._clock.now()
-        grants, methods = await _revocations(grants, methods, identities, now, slicer)
+        grants, methods, revised = await _revocations(grants, methods, identities, now, slicer)
+        same = Unchanged(based_on, got.same[0] - revised[0], got.same[1] - revised[1])
         gone_reasons = {g.grant_id: _gone_reason(g, identities) for g in gone}
         _warn_deleted_identities(gone, identities)
         covered = await self._events_covered_by(started)
@@ -168,9 +180,20 @@ class CloudSync:
         known_issues = self._store.cloud.issues()
         # One transaction, off the event loop: the snapshot holds everything up to its start,
         # so events from then on are news.
-        version = await self._store.cloud.apply_snapshot_sliced(
-            snap, now, CloudChanges([], [], {}, {}, {}, [], covered, to_db(started))
-        )
+        try:
+            version = await self._store.cloud.apply_snapshot_sliced(
+                snap,
+                now,
+                CloudChanges([], [], {}, {}, {}, [], covered, to_db(started)),
+                same=same if memo_valid else None,
+            )
+        except StaleSnapshot:
+            # The store changed under the memo: read everything again, in full.
+            log.info("cloud data changed during the full sync; reading it again in full")
+            self._memo.clear()
+            return await self.full()
+        self._memo.replace(version, *got.memo_after(version, revised))
+        del got
         await _release(snap.raw, slicer)  # written: the largest part is not needed any more
         if self._views is not None:
             await self._views.adopt(version, grants, methods, entrances)
@@ -312,13 +335,11 @@ class CloudSync:
         seen = [(e["event_id"], to_db(_event_time(e) or newest) or "") for e in fresh]
         if full_needed:
             report = await self.full()
-            self._store.cloud.apply_changes(
-                CloudChanges([], [], {}, {}, {}, [], seen, to_db(newest)), self._clock.now()
-            )
+            self._apply(CloudChanges([], [], {}, {}, {}, [], seen, to_db(newest)))
             return report
         changes = await self._changes(sorted(grant_ids), seen, to_db(newest))
         known_issues = self._store.cloud.issues()
-        self._store.cloud.apply_changes(changes, self._clock.now())
+        self._apply(changes)
         self._on_change()
         log_new_issues(known_issues, issues_in(self._store.cloud, changes.issues))
         log.info(
@@ -332,6 +353,17 @@ class CloudSync:
             len(changes.methods),
             len(changes.deleted_grant_ids) + len(changes.deleted_method_ids),
             changes.issues,
+        )
+
+    def _apply(self, changes: CloudChanges) -> None:
+        """Commit an incremental sync's changes; the memo forgets what they rewrote."""
+        before = self._store.cloud.version
+        self._store.cloud.apply_changes(changes, self._clock.now())
+        self._memo.forget(
+            before,
+            self._store.cloud.version,
+            itertools.chain((g.grant_id for g in changes.grants), changes.deleted_grant_ids),
+            itertools.chain((m.method_id for m in changes.methods), changes.deleted_method_ids),
         )
 
     async def _changes(
@@ -363,7 +395,7 @@ class CloudSync:
         stored = (self._store.cloud.grant(gid) for gid in grant_ids if gid not in kept)
         gone = [g for g in stored if g is not None]
         identities = await self._identities(itertools.chain(grants, gone), raw, slicer)
-        grants, methods = await _revocations(
+        grants, methods, _ = await _revocations(
             grants, methods, identities, self._clock.now(), slicer
         )
         deleted_grants = {gid: GONE_FROM_CLOUD for gid in grant_ids if gid not in kept}
@@ -383,7 +415,12 @@ class CloudSync:
 
 class _Collected:
     """What a sync has read so far: records by id (a later listing of the same object wins),
-    their raw objects with the secrets removed, and the objects that could not be read."""
+    their raw objects with the secrets removed, and the objects that could not be read.
+
+    A full sync hands it each page's objects as JSON text (:meth:`grants_texts`,
+    :meth:`methods_texts`): an object whose text the :class:`ObjectMemo` knows (the store
+    holds its record, unchanged) is taken as it was, without decoding, checking or scrubbing
+    it again, and is marked :attr:`same` so that it is not written again either."""
 
     SETTLE_EVERY = 5_000
     """Objects read between two :func:`settle` calls (what was read lives until written)."""
@@ -394,11 +431,14 @@ class _Collected:
         entrance_spaces: frozenset[str],
         slicer: Slicer,
         known: CloudView | None = None,
+        memo: ObjectMemo | None = None,
     ) -> None:
         self.scope = scope
         self.known = known
         """The view of an earlier version: a record equal to one of its own is replaced by
         that one, so an unchanged site's resync holds one copy of each, not two."""
+        self.memo = memo or ObjectMemo()
+        """Objects read before; its entries count only if it describes the stored version."""
         self.spaces = scope.space_ids | entrance_spaces
         """The spaces whose grants are ours."""
         self.slicer = slicer
@@ -406,50 +446,135 @@ class _Collected:
         self.methods: dict[str, AccessMethod] = {}
         self.raw: dict[str, dict[str, str]] = {"access_grant": {}, "access_method": {}}
         self.issues: dict[tuple[str, str], str] = {}
+        self.same: tuple[set[str], set[str]] = (set(), set())
+        """Ids of the grants and methods taken from the memo: their rows are what the store
+        holds (until a revocation changes the record)."""
+        self.read: tuple[dict[str, tuple[bytes, GrantRead]], dict[str, tuple[bytes, MethodRead]]]
+        self.read = ({}, {})
+        """By id: the digest and record of each object read without a problem (the next
+        memo, once the records that went into the store unchanged are known)."""
         self._owner: dict[str, str] = {}
         """Access method id -> the grant that lists it (grants are read before methods)."""
+        self._listed: dict[str, tuple[str, ...]] = {}
+        """Grant id -> its ``access_method_ids``."""
         self._unsettled = 0
 
+    async def grants_texts(self, page: list[msgspec.Raw], memo_valid: bool) -> None:
+        known = self.memo.grants if memo_valid else {}
+        digest, covers, spaces = self.memo.digest, self.scope.covers, self.spaces
+        same, read, raw = self.same[0], self.read[0], self.raw["access_grant"]
+        for n, text in enumerate(page):
+            if not n & 15:
+                await self.slicer.tick()
+            d = digest(text)
+            hit = known.get(d)
+            if hit is None:
+                grant = self._grant(msgspec.json.decode(text))
+                if grant is not None:
+                    gid = grant.grant_id
+                    same.discard(gid)
+                    if grant.problem is None:
+                        read[gid] = (d, GrantRead(grant, self._listed[gid]))
+                    else:
+                        read.pop(gid, None)
+                continue
+            grant = hit.grant
+            if not covers(grant, spaces):
+                continue
+            gid = grant.grant_id
+            self.grants[gid] = grant
+            same.add(gid)
+            read[gid] = (d, hit)
+            raw.pop(gid, None)
+            for mid in hit.method_ids:
+                self._owner[mid] = gid
+        self._settle(len(page))
+
+    async def methods_texts(self, page: list[msgspec.Raw], memo_valid: bool) -> None:
+        known = self.memo.methods if memo_valid else {}
+        digest, owner_of = self.memo.digest, self._owner
+        same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
+        for n, text in enumerate(page):
+            if not n & 15:
+                await self.slicer.tick()
+            d = digest(text)
+            hit = known.get(d)
+            if hit is not None and owner_of.get(hit.method.method_id) == hit.owner:
+                mid = hit.method.method_id
+                self.methods[mid] = hit.method
+                same.add(mid)
+                read[mid] = (d, hit)
+                raw.pop(mid, None)
+                continue
+            mid, method = self._method(msgspec.json.decode(text))
+            same.discard(mid)
+            if method is not None and method.problem is None and method.grant_id is not None:
+                read[mid] = (d, MethodRead(method, method.grant_id))
+            else:
+                read.pop(mid, None)
+        self._settle(len(page))
+
     async def grants_page(self, page: list[Any]) -> None:
-        raw = self.raw["access_grant"]
         for obj in page:
             await self.slicer.tick()
-            grant, problem = parse_grant(obj)
-            if problem:
-                self.issues[("access_grant", _id_of(obj, "access_grant_id"))] = problem
-            if grant is None or not self.scope.covers(grant, self.spaces):
-                continue
-            if self.known is not None:
-                old = self.known.grants.get(grant.grant_id)
-                if old == grant:
-                    grant = old
-            self.grants[grant.grant_id] = grant
-            raw[grant.grant_id] = raw_without_secrets(obj)
-            ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
-            for mid in ids if isinstance(ids, list) else []:
-                if isinstance(mid, str):
-                    self._owner[mid] = grant.grant_id
+            self._grant(obj)
         self._settle(len(page))
 
     async def methods_page(self, page: list[Any]) -> None:
-        raw = self.raw["access_method"]
         for obj in page:
             await self.slicer.tick()
-            mid = _id_of(obj, "access_method_id")
-            method, problem = parse_method(obj, self._owner.get(mid))
-            if problem:
-                self.issues[("access_method", mid)] = problem
-            if method is None or method.grant_id is None:
-                continue  # unreadable, or a method of a grant outside our scope
-            if self.known is not None:
-                for old_m in self.known.by_grant.get(method.grant_id, ()):
-                    if old_m.method_id == method.method_id:
-                        if old_m == method:
-                            method = old_m
-                        break
-            self.methods[method.method_id] = method
-            raw[method.method_id] = raw_without_secrets(obj)
+            self._method(obj)
         self._settle(len(page))
+
+    def _grant(self, obj: Any) -> Grant | None:
+        """Read one grant object; returns its record if it is one of ours."""
+        grant, problem = parse_grant(obj)
+        if problem:
+            self.issues[("access_grant", _id_of(obj, "access_grant_id"))] = problem
+        if grant is None or not self.scope.covers(grant, self.spaces):
+            return None
+        if self.known is not None:
+            old = self.known.grants.get(grant.grant_id)
+            if old == grant:
+                grant = old
+        gid = grant.grant_id
+        self.grants[gid] = grant
+        self.raw["access_grant"][gid] = raw_without_secrets(obj)
+        ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
+        listed = tuple(mid for mid in ids if isinstance(mid, str)) if isinstance(ids, list) else ()
+        for mid in listed:
+            self._owner[mid] = gid
+        self._listed[gid] = listed
+        return grant
+
+    def _method(self, obj: Any) -> tuple[str, AccessMethod | None]:
+        """Read one access method object; returns its id (``?`` if it has none) and its
+        record if it is one of ours."""
+        mid = _id_of(obj, "access_method_id")
+        method, problem = parse_method(obj, self._owner.get(mid))
+        if problem:
+            self.issues[("access_method", mid)] = problem
+        if method is None or method.grant_id is None:
+            return mid, None  # unreadable, or a method of a grant outside our scope
+        if self.known is not None:
+            for old_m in self.known.by_grant.get(method.grant_id, ()):
+                if old_m.method_id == method.method_id:
+                    if old_m == method:
+                        method = old_m
+                    break
+        self.methods[method.method_id] = method
+        self.raw["access_method"][method.method_id] = raw_without_secrets(obj)
+        return mid, method
+
+    def memo_after(
+        self, version: int, revised: tuple[set[str], set[str]]
+    ) -> tuple[dict[bytes, GrantRead], dict[bytes, MethodRead]]:
+        """The memo of what was committed at ``version``: the objects read without a problem
+        whose records went into the store as read (``revised``: ids of grants and methods the
+        sync revoked)."""
+        grants = {d: r for gid, (d, r) in self.read[0].items() if gid not in revised[0]}
+        methods = {d: r for mid, (d, r) in self.read[1].items() if mid not in revised[1]}
+        return grants, methods
 
     async def raw_into(self, raw: dict[str, list[tuple[str, str]]]) -> None:
         for kind, items in self.raw.items():
@@ -475,15 +600,17 @@ async def _revocations(
     identities: dict[str, tuple[SeamNote, ...]],
     now: datetime,
     slicer: Slicer,
-) -> tuple[list[Grant], list[AccessMethod]]:
+) -> tuple[list[Grant], list[AccessMethod], tuple[set[str], set[str]]]:
     """Grants and methods as they go into the store, revoked where Seam says they are going:
     a ``being_deleted`` warning on the grant, the method or the user identity, or a user
-    identity the cloud no longer lists (deleted with everything that hangs off it)."""
+    identity the cloud no longer lists (deleted with everything that hangs off it). Also
+    returns the ids of the grants and methods revoked here."""
     out_grants: list[Grant] = []
     reasons: dict[str, str] = {}
     by_identity: dict[str, int] = {}
-    for g in grants:
-        await slicer.tick()
+    for n, g in enumerate(grants):
+        if not n & 15:
+            await slicer.tick()
         why = _grant_revocation(g, identities)
         if why is not None:
             reasons[g.grant_id] = why
@@ -494,15 +621,18 @@ async def _revocations(
     for uid, count in sorted(by_identity.items()):
         log.warning("user identity %s is deleted in the cloud: revoking its %d grants", uid, count)
     out_methods: list[AccessMethod] = []
-    for m in methods:
-        await slicer.tick()
-        why = reasons.get(m.grant_id or "")
-        if why is None and being_deleted(m.seam_notes):
+    revoked: set[str] = set()
+    for n, m in enumerate(methods):
+        if not n & 15:
+            await slicer.tick()
+        why = reasons.get(m.grant_id or "") if reasons else None
+        if why is None and m.seam_notes and being_deleted(m.seam_notes):
             why = "access method being deleted in the cloud (Seam warning being_deleted)"
         if why is not None:
             m = replace(m, revoked_at=now, revoked_reason=why)
+            revoked.add(m.method_id)
         out_methods.append(m)
-    return out_grants, out_methods
+    return out_grants, out_methods, (set(reasons), revoked)
 
 
 async def _release(raw: dict[str, list[tuple[str, str]]], slicer: Slicer) -> None:

@@ -72,6 +72,8 @@ class ViewCache:
         async with self._building:
             if self._store.cloud.version != version:
                 return
+            if self._view is not None and self._view.version == version:
+                return  # a sync that changed nothing: the view (and its plans) still hold
             slicer = Slicer()
             live: dict[str, Grant] = {}
             for g in grants:

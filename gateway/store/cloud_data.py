@@ -11,6 +11,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.cooperative import Slicer
@@ -87,6 +88,22 @@ _METHOD_KEY = (
 random each time; its keyed index says whether the secret changed)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """Grants and methods of a snapshot whose rows the store holds as they are, at data
+    version :attr:`version` (the sync read them exactly as it had before): they are not
+    compared or written again. Every id here must be a live row at that version."""
+
+    version: int
+    grant_ids: set[str]
+    method_ids: set[str]
+
+
+class StaleSnapshot(Exception):
+    """The store's data version is no longer the one a snapshot's :class:`Unchanged` was
+    made against: the snapshot must be read again in full."""
+
+
 def _meta_set(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
@@ -110,7 +127,12 @@ class CloudData:
             return _version(conn)
 
     async def apply_snapshot_sliced(
-        self, snap: CloudSnapshot, now: datetime, then: CloudChanges | None = None
+        self,
+        snap: CloudSnapshot,
+        now: datetime,
+        then: CloudChanges | None = None,
+        *,
+        same: Unchanged | None = None,
     ) -> int:
         """:meth:`apply_snapshot` (and ``then``, in the same transaction) for tens of thousands
         of grants, on the store's bulk connection in a worker thread, so the event loop goes
@@ -121,15 +143,21 @@ class CloudData:
         events, replay records) never wait for them; the write transaction then only moves
         the staged rows in, at once for readers. If the cloud data changed between the two
         (an incremental sync committed), the snapshot is written the whole way under the lock
-        instead. Returns the data version it committed."""
+        instead. Returns the data version it committed: the same as before if the snapshot
+        changed nothing (no row written, so caches of the version stay good).
+
+        ``same``: the grants and methods known to be stored as they are (not staged, not
+        compared); :class:`StaleSnapshot` if the store is no longer at its version."""
         staged_at: list[int] = []
 
         def prepare(conn: sqlite3.Connection) -> None:
-            staged_at.append(self._stage_snapshot(conn, snap))
+            staged_at.append(self._stage_snapshot(conn, snap, same))
 
         def write(conn: sqlite3.Connection) -> int:
             if _version(conn) == staged_at[0]:
                 self._move_staged(conn, snap, now)
+            elif same is not None:
+                raise StaleSnapshot
             else:  # the staged difference is to older data
                 self._write_snapshot(conn, snap, now)
             if then is not None:
@@ -150,44 +178,39 @@ class CloudData:
         )
         self._snapshot_rest(conn, snap, now)
 
-    def _stage_snapshot(self, conn: sqlite3.Connection, snap: CloudSnapshot) -> int:
+    def _stage_snapshot(
+        self, conn: sqlite3.Connection, snap: CloudSnapshot, same: Unchanged | None = None
+    ) -> int:
         """In a read transaction on ``conn``: TEMP tables of the rows :meth:`_write_snapshot`
-        would write (those new or changed, secrets sealed) and of the live ids it would
-        tombstone. Returns the data version they were compared with."""
+        would write (those new or changed, secrets sealed; none of ``same``) and of the live
+        ids it would tombstone. Returns the data version they were compared with."""
         version = _version(conn)
+        if same is not None and same.version != version:
+            raise StaleSnapshot
+        skip_grants: Container[str] = same.grant_ids if same is not None else ()
+        skip_methods: Container[str] = same.method_ids if same is not None else ()
         grant_cols = ", ".join(_GRANT_COLUMNS)
         conn.execute("CREATE TEMP TABLE staged_grants AS SELECT * FROM main.grants WHERE 0")
         conn.executemany(
             f"INSERT INTO temp.staged_grants ({grant_cols})"  # noqa: S608 - constant columns
             f" VALUES ({', '.join('?' * len(_GRANT_COLUMNS))})",
-            (_grant_row(g) for g in snap.grants),
+            (_grant_row(g) for g in snap.grants if g.grant_id not in skip_grants),
         )
-        conn.execute(
-            "CREATE TEMP TABLE gone_grants AS SELECT grant_id AS id FROM main.grants"
-            " WHERE revoked_at IS NULL"
-            " AND grant_id NOT IN (SELECT grant_id FROM temp.staged_grants)"
-        )
-        same = " AND ".join(f"g.{c} IS s.{c}" for c in _GRANT_COLUMNS[1:])
+        _stage_gone(conn, "grants", "grant_id", (g.grant_id for g in snap.grants), same)
+        same_row = " AND ".join(f"g.{c} IS s.{c}" for c in _GRANT_COLUMNS[1:])
         conn.execute(
             "DELETE FROM temp.staged_grants AS s WHERE EXISTS (SELECT 1 FROM main.grants AS g"  # noqa: S608
-            f" WHERE g.grant_id = s.grant_id AND {same})"
+            f" WHERE g.grant_id = s.grant_id AND {same_row})"
         )
         conn.execute("CREATE TEMP TABLE staged_methods AS SELECT * FROM main.methods WHERE 0")
-        for i in range(0, len(snap.methods), METHOD_CHUNK):
+        changed = [m for m in snap.methods if m.method_id not in skip_methods]
+        for i in range(0, len(changed), METHOD_CHUNK):
             conn.executemany(
                 f"INSERT INTO temp.staged_methods ({_METHOD_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self._changed_methods(conn, snap.methods[i : i + METHOD_CHUNK]),
+                self._changed_methods(conn, changed[i : i + METHOD_CHUNK]),
             )
-        conn.execute("CREATE TEMP TABLE keep_methods (id TEXT PRIMARY KEY)")
-        conn.executemany(
-            "INSERT OR IGNORE INTO temp.keep_methods VALUES (?)",
-            ((m.method_id,) for m in snap.methods),
-        )
-        conn.execute(
-            "CREATE TEMP TABLE gone_methods AS SELECT method_id AS id FROM main.methods"
-            " WHERE revoked_at IS NULL AND method_id NOT IN (SELECT id FROM temp.keep_methods)"
-        )
+        _stage_gone(conn, "methods", "method_id", (m.method_id for m in snap.methods), same)
         conn.execute("CREATE TEMP TABLE staged_raw AS SELECT * FROM main.cloud_objects WHERE 0")
         conn.executemany(
             "INSERT OR REPLACE INTO temp.staged_raw VALUES (?, ?, ?)",
@@ -201,40 +224,55 @@ class CloudData:
 
     def _move_staged(self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime) -> None:
         """:meth:`_write_snapshot` from what :meth:`_stage_snapshot` staged on ``conn``: a few
-        statements that SQLite runs whole, however many rows changed."""
+        statements that SQLite runs whole, however many rows changed. The data version rises
+        only if something did change."""
         grant_cols = ", ".join(_GRANT_COLUMNS)
-        conn.execute(
+        written = conn.execute(
             f"INSERT OR REPLACE INTO grants ({grant_cols})"  # noqa: S608 - constant columns
             f" SELECT {grant_cols} FROM temp.staged_grants"
-        )
-        conn.execute(
+        ).rowcount
+        written += conn.execute(
             f"INSERT OR REPLACE INTO methods ({_METHOD_COLUMNS})"  # noqa: S608
             f" SELECT {_METHOD_COLUMNS} FROM temp.staged_methods"
-        )
-        conn.execute("INSERT OR REPLACE INTO cloud_objects SELECT * FROM temp.staged_raw")
+        ).rowcount
+        written += conn.execute(
+            "INSERT OR REPLACE INTO cloud_objects SELECT * FROM temp.staged_raw"
+        ).rowcount
         for table, key, gone in (
             ("grants", "grant_id", "gone_grants"),
             ("methods", "method_id", "gone_methods"),
         ):
-            conn.execute(
+            written += conn.execute(
                 f"UPDATE {table} SET revoked_at = ?, revoked_reason = ?"  # noqa: S608
                 f" WHERE revoked_at IS NULL AND {key} IN (SELECT id FROM temp.{gone})",
                 (to_db(now), GONE_FROM_CLOUD),
-            )
-        self._snapshot_rest(conn, snap, now)
+            ).rowcount
+        self._snapshot_rest(conn, snap, now, changed=written > 0)
 
-    def _snapshot_rest(self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime) -> None:
-        """What a snapshot writes after its grants and methods (small: entrances, issues)."""
-        conn.execute("DELETE FROM entrances")
-        conn.executemany(
-            "INSERT INTO entrances VALUES (?, ?)",
-            [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances],
-        )
-        self._gone_reasons(conn, snap.gone_reasons, now)
-        conn.execute("DELETE FROM sync_issues")
-        self._issues(conn, snap.issues, now)
+    def _snapshot_rest(
+        self, conn: sqlite3.Connection, snap: CloudSnapshot, now: datetime, *, changed: bool = True
+    ) -> None:
+        """What a snapshot writes after its grants and methods (small: entrances, issues),
+        and the new data version if anything changed (``changed``: rows already did)."""
+        entrances = [(e.entrance_id, json.dumps(sorted(e.space_ids))) for e in snap.entrances]
+        if changed or sorted(entrances) != sorted(conn.execute("SELECT * FROM entrances")):
+            conn.execute("DELETE FROM entrances")
+            conn.executemany("INSERT INTO entrances VALUES (?, ?)", entrances)
+            changed = True
+        if snap.gone_reasons:
+            self._gone_reasons(conn, snap.gone_reasons, now)
+            changed = True
+        stored = {
+            tuple(r)
+            for r in conn.execute("SELECT object_type, object_id, problem FROM sync_issues")
+        }
+        if stored != set(snap.issues):
+            conn.execute("DELETE FROM sync_issues")
+            self._issues(conn, snap.issues, now)
+            changed = True
         _meta_set(conn, "last_full_sync", to_db(now) or "")
-        self._meta.data_version.bump(conn)
+        if changed:
+            self._meta.data_version.bump(conn)
 
     def _write_changes(
         self, conn: sqlite3.Connection, changes: CloudChanges, now: datetime
@@ -261,7 +299,15 @@ class CloudData:
         if changes.cursor is not None:
             _meta_set(conn, "event_cursor", changes.cursor)
         _meta_set(conn, "last_sync", stamp or "")
-        self._meta.data_version.bump(conn)
+        if (
+            changes.grants
+            or changes.methods
+            or grant_reasons
+            or method_reasons
+            or changes.raw
+            or changes.issues
+        ):
+            self._meta.data_version.bump(conn)  # not for events seen alone: no data changed
 
     def _upsert(
         self,
@@ -361,6 +407,13 @@ class CloudData:
         if not include_revoked:
             sql += " WHERE revoked_at IS NULL"
         return {row["grant_id"]: _grant(row) for row in self._db.conn.execute(sql)}
+
+    def live_grants(self) -> int:
+        """How many grants are live (not tombstoned)."""
+        (count,) = self._db.conn.execute(
+            "SELECT count(*) FROM grants WHERE revoked_at IS NULL"
+        ).fetchone()
+        return int(count)
 
     async def live_grants_not_in(self, keep: Container[str], slicer: Slicer) -> list[Grant]:
         """Live grants whose ids are not in ``keep`` (those a new snapshot no longer lists),
@@ -491,6 +544,32 @@ class CloudData:
             issued=bool(row["issued"]),
             seam_notes=_notes_from_db(row["seam_notes"]),
         )
+
+
+def _stage_gone(
+    conn: sqlite3.Connection,
+    table: str,
+    key: str,
+    ids: Iterable[str],
+    same: Unchanged | None,
+) -> None:
+    """TEMP table ``gone_<table>`` of the live ids of ``table`` not among ``ids`` (those a
+    snapshot tombstones). Empty at once when every live row is one of ``same``'s (each of
+    which is live, and in the snapshot): then the counts are equal."""
+    conn.execute(f"CREATE TEMP TABLE gone_{table} (id TEXT PRIMARY KEY)")
+    if same is not None:
+        kept = same.grant_ids if table == "grants" else same.method_ids
+        (live,) = conn.execute(
+            f"SELECT count(*) FROM main.{table} WHERE revoked_at IS NULL"  # noqa: S608
+        ).fetchone()
+        if live == len(kept):
+            return
+    conn.execute(f"CREATE TEMP TABLE keep_{table} (id TEXT PRIMARY KEY)")
+    conn.executemany(f"INSERT OR IGNORE INTO temp.keep_{table} VALUES (?)", ((i,) for i in ids))  # noqa: S608
+    conn.execute(
+        f"INSERT INTO temp.gone_{table} SELECT {key} FROM main.{table}"  # noqa: S608
+        f" WHERE revoked_at IS NULL AND {key} NOT IN (SELECT id FROM temp.keep_{table})"
+    )
 
 
 def _version(conn: sqlite3.Connection) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from drivers.backoff import Backoff
@@ -94,6 +95,31 @@ async def test_malformed_json_is_reported_as_such(cloud: FakeCloudServer) -> Non
     async with client(cloud, Sleeps(), max_retries=1) as c:
         with pytest.raises(CloudBadResponseError, match="not valid JSON"):
             await c.call("/access_grants/list")
+
+
+async def test_raw_pages_give_each_item_as_its_own_json_text(cloud: FakeCloudServer) -> None:
+    async with client(cloud, Sleeps()) as c:
+        texts = [
+            bytes(t)
+            async for page in c.raw_pages("/access_grants/list", "access_grants", page_size=3)
+            for t in page
+        ]
+        whole = await c.list_all("/access_grants/list", "access_grants", page_size=3)
+    assert [msgspec.json.decode(t) for t in texts] == whole
+    assert len(texts) == 7
+
+
+async def test_raw_pages_of_the_wrong_shape_or_not_json_are_bad_responses(
+    cloud: FakeCloudServer,
+) -> None:
+    async with client(cloud, Sleeps(), max_retries=0) as c:
+        with pytest.raises(CloudBadResponseError, match="'grants' missing or not a list"):
+            async for _ in c.raw_pages("/access_grants/list", "grants"):
+                pass
+        cloud.control.set_outage("malformed_json")
+        with pytest.raises(CloudBadResponseError, match="not valid JSON"):
+            async for _ in c.raw_pages("/access_grants/list", "access_grants"):
+                pass
 
 
 async def test_a_hanging_cloud_times_out(cloud: FakeCloudServer) -> None:

@@ -87,7 +87,7 @@ async def test_the_view_handed_over_by_a_full_sync_is_the_one_the_store_gives_ba
 
 
 async def test_an_unchanged_snapshot_rewrites_nothing_and_a_changed_method_only_itself(
-    rig: Rig,
+    rig: Rig, clock: FakeClock
 ) -> None:
     grants = [rig.grant(f"40{i:02d}") for i in range(3)]
     await rig.sync.full()
@@ -101,10 +101,16 @@ async def test_an_unchanged_snapshot_rewrites_nothing_and_a_changed_method_only_
 
     before, objects = sealed(), raw_rows()
     version = rig.store.cloud.version
+    view = await rig.views.refresh()
+    synced = rig.store.meta.get("last_full_sync")
+    clock.advance(hours=1)
     await rig.sync.full()
     assert sealed() == before  # secrets are sealed with a fresh nonce: none was re-sealed
     assert raw_rows() == objects
-    assert rig.store.cloud.version > version  # a full sync still says it happened
+    # Nothing changed: the data version stays, so the view (and the plans made on it) hold.
+    assert rig.store.cloud.version == version
+    assert await rig.views.refresh() is view
+    assert rig.store.meta.get("last_full_sync") != synced  # the sync itself is recorded
 
     mid = grants[1]["access_method_ids"][0]
     rig.cloud.state.methods.update(mid, code="4999")

@@ -1,0 +1,88 @@
+"""What the last full sync read, by the digest of each cloud object's JSON text.
+
+The hourly full sync of a site that did not change receives, byte for byte, the objects it read
+an hour before. Each object's text is hashed (keyed BLAKE2b, 128 bits, a fraction of decoding
+it) and looked up here: an object seen before is not decoded, checked, scrubbed or written
+again; its record is the one read then, which is what the store holds.
+
+That last point is what makes a hit safe to skip, so the memo is kept exactly in step with the
+store: it describes the store at one data version (:attr:`ObjectMemo.version`), and only
+objects whose record went into the store as read (no problem, not revoked by the sync). An
+incremental sync that rewrites some objects forgets them (:meth:`ObjectMemo.forget`) and moves
+the memo to its version; any other change of version makes the memo unusable (every object is
+then read in full, as on a first sync, and the memo rebuilt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.models import AccessMethod, Grant
+
+DIGEST_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRead:
+    grant: Grant
+    method_ids: tuple[str, ...]
+    """The grant's ``access_method_ids`` (which grant owns each method)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MethodRead:
+    method: AccessMethod
+    owner: str
+    """The grant it was read under (a method's record names its grant)."""
+
+
+class ObjectMemo:
+    def __init__(self) -> None:
+        self._key = os.urandom(32)
+        """A key of this process: nobody can make two texts with one digest on purpose."""
+        self.version: int | None = None
+        self.grants: dict[bytes, GrantRead] = {}
+        self.methods: dict[bytes, MethodRead] = {}
+
+    def digest(self, text: bytes | memoryview | object) -> bytes:
+        """The keyed digest of one object's JSON text (anything with the buffer protocol)."""
+        return hashlib.blake2b(text, digest_size=DIGEST_BYTES, key=self._key).digest()  # type: ignore[arg-type]
+
+    def valid_at(self, version: int) -> bool:
+        """Whether the memo describes the store at ``version`` (else: read everything)."""
+        return self.version is not None and self.version == version
+
+    def replace(
+        self, version: int, grants: dict[bytes, GrantRead], methods: dict[bytes, MethodRead]
+    ) -> None:
+        """What a full sync committed at ``version``."""
+        self.version, self.grants, self.methods = version, grants, methods
+
+    def clear(self) -> None:
+        self.version = None
+        self.grants, self.methods = {}, {}
+
+    def forget(
+        self,
+        before: int,
+        after: int,
+        grant_ids: Iterable[str],
+        method_ids: Iterable[str],
+    ) -> None:
+        """An incremental sync moved the store from ``before`` to ``after``, rewriting these
+        grants (with all their methods) and methods: forget them, keep the rest."""
+        if not self.valid_at(before):
+            self.clear()
+            return
+        grants, methods = set(grant_ids), set(method_ids)
+        if grants or methods:
+            self.grants = {d: r for d, r in self.grants.items() if r.grant.grant_id not in grants}
+            self.methods = {
+                d: r
+                for d, r in self.methods.items()
+                if r.owner not in grants and r.method.method_id not in methods
+            }
+        self.version = after

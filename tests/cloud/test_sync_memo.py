@@ -1,0 +1,259 @@
+"""The full resync reads only what it has not read before (the object memo), and stays exact:
+what changed is written, what went is tombstoned, an object some other write touched is read
+again, and no secret reaches the raw objects whatever form the cloud's JSON takes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import gateway.sync
+from fakecloud.server import FakeCloudServer
+from gateway.clock import FakeClock
+from gateway.cloud.client import CloudClient
+from gateway.models import CloudChanges
+from gateway.secrets import SecretRef
+from gateway.store.cloud_data import CloudData
+from gateway.store.store import Store
+from gateway.sync import CloudSync, Scope
+from gateway.sync_memo import ObjectMemo
+from gateway.views import ViewCache
+
+
+@dataclass
+class Rig:
+    cloud: FakeCloudServer
+    sync: CloudSync
+    views: ViewCache
+    store: Store
+    space: str
+    user: str
+    path: Path
+    key: SecretRef
+
+    def grant(self, code: str) -> dict[str, Any]:
+        return self.cloud.state.grants.create(
+            user_identity_id=self.user,
+            space_ids=[self.space],
+            requested_access_methods=[{"mode": "code", "code": code}],
+        )
+
+    def ends_at(self, grant_id: str) -> datetime | None:
+        g = self.store.cloud.grant(grant_id)
+        assert g is not None
+        return g.ends_at
+
+
+class Counted:
+    """Counts the objects the sync decodes and reads in full."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.grants = self.methods = 0
+        parse_grant, parse_method = gateway.sync.parse_grant, gateway.sync.parse_method
+
+        def grant(obj: Any) -> Any:
+            self.grants += 1
+            return parse_grant(obj)
+
+        def method(obj: Any, owner: str | None) -> Any:
+            self.methods += 1
+            return parse_method(obj, owner)
+
+        monkeypatch.setattr(gateway.sync, "parse_grant", grant)
+        monkeypatch.setattr(gateway.sync, "parse_method", method)
+
+
+async def _rig(
+    tmp_path: Path, clock: FakeClock, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Rig]:
+    async with FakeCloudServer(now=clock.now) as cloud:
+        space = cloud.state.add_space(name="Ours")["space_id"]
+        user = cloud.state.add_user_identity(full_name="Jo")["user_identity_id"]
+        key = SecretRef(file=tmp_path / "k")
+        with Store.open(tmp_path / "db", key) as store:
+            async with CloudClient(
+                cloud.url, cloud.api_key, max_retries=0, transport=transport
+            ) as client:
+                scope = Scope(frozenset({space}), frozenset(), frozenset())
+                views = ViewCache(store)
+                sync = CloudSync(client, store, scope, clock, page_size=2, views=views)
+                yield Rig(cloud, sync, views, store, space, user, tmp_path / "db", key)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Rig]:
+    async for r in _rig(tmp_path, clock):
+        yield r
+
+
+async def test_a_resync_reads_in_full_only_the_objects_that_changed(
+    rig: Rig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grants = [rig.grant(f"30{i:02d}") for i in range(4)]
+    await rig.sync.full()
+    counted = Counted(monkeypatch)
+    changed = grants[2]["access_grant_id"]
+    new_end = clock.now().replace(year=2031)
+    rig.cloud.state.grants.update(changed, ends_at=new_end)
+    version = rig.store.cloud.version
+    await rig.sync.full()
+    assert (counted.grants, counted.methods) == (1, 0)
+    assert rig.ends_at(changed) == new_end
+    assert rig.store.cloud.version > version
+    view = await rig.views.refresh()
+    assert view.grants[changed].ends_at == new_end
+    assert set(view.grants) == {g["access_grant_id"] for g in grants}
+
+    await rig.sync.full()  # nothing changed since: nothing read in full
+    assert (counted.grants, counted.methods) == (1, 0)
+
+
+async def test_a_grant_gone_from_the_cloud_is_tombstoned_by_the_resync(rig: Rig) -> None:
+    a, b = rig.grant("4101"), rig.grant("4102")
+    await rig.sync.full()
+    rig.cloud.state.grants.delete(a["access_grant_id"])
+    await rig.sync.full()
+    assert set(rig.store.cloud.grants()) == {b["access_grant_id"]}
+    (m,) = rig.store.cloud.find_by_secret("code", b"4101")
+    assert m.revoked_at is not None
+    view = await rig.views.refresh()
+    assert a["access_grant_id"] not in view.grants
+    assert ("code", b"4101") not in view.by_secret
+
+
+async def test_an_object_an_incremental_sync_rewrote_is_read_again_when_its_text_returns(
+    rig: Rig, clock: FakeClock
+) -> None:
+    g = rig.grant("4201")
+    gid = g["access_grant_id"]
+    await rig.sync.full()
+    assert rig.ends_at(gid) is None
+    later = clock.now().replace(year=2031)
+    rig.cloud.state.grants.update(gid, ends_at=later)
+    await rig.sync.incremental()
+    assert rig.ends_at(gid) == later
+    # The cloud goes back: the grant's text is again, byte for byte, what the first full
+    # sync read. The store holds the incremental's version, so it must be written.
+    rig.cloud.state.grants.update(gid, ends_at=None)
+    await rig.sync.full()
+    assert rig.ends_at(gid) is None
+
+
+async def test_a_change_by_another_writer_makes_the_memo_unusable(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g = rig.grant("4301")
+    await rig.sync.full()
+    # Someone else tombstones the grant (another writer of the store): the memo no longer
+    # describes the store, so the next full sync reads everything and puts the grant back.
+    with Store.open(rig.path, rig.key) as other:
+        other.cloud.apply_changes(
+            CloudChanges([], [], {g["access_grant_id"]: "by hand"}, {}, {}, [], [], None),
+            datetime.now().astimezone(),
+        )
+    counted = Counted(monkeypatch)
+    await rig.sync.full()
+    assert counted.grants == 1
+    assert set(rig.store.cloud.grants()) == {g["access_grant_id"]}
+    assert [m.revoked_at for m in rig.store.cloud.find_by_secret("code", b"4301")] == [None]
+
+
+async def test_a_commit_between_staging_and_writing_makes_the_sync_read_everything_again(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = rig.grant("4401"), rig.grant("4402")
+    await rig.sync.full()
+    rig.cloud.state.grants.delete(b["access_grant_id"])
+    stage = CloudData._stage_snapshot
+    other = Store.open(rig.path, rig.key)
+    injected: list[bool] = []
+
+    def stage_then_commit_elsewhere(self: CloudData, *args: Any) -> int:
+        version = stage(self, *args)
+        if not injected:  # a commit after the staging read, before the write
+            injected.append(True)
+            other.cloud.apply_changes(
+                CloudChanges([], [], {a["access_grant_id"]: "by hand"}, {}, {}, [], [], None),
+                datetime.now().astimezone(),
+            )
+        return version
+
+    monkeypatch.setattr(CloudData, "_stage_snapshot", stage_then_commit_elsewhere)
+    counted = Counted(monkeypatch)
+    try:
+        await rig.sync.full()
+    finally:
+        other.close()
+    assert injected
+    assert counted.grants == 1  # taken from the memo first, then read again in full
+    # The snapshot, read again after the other commit, is what the store holds.
+    assert set(rig.store.cloud.grants()) == {a["access_grant_id"]}
+    assert [m.revoked_at is None for m in rig.store.cloud.find_by_secret("code", b"4401")] == [True]
+    assert all(m.revoked_at for m in rig.store.cloud.find_by_secret("code", b"4402"))
+
+
+class _EscapedKeys(httpx.AsyncHTTPTransport):
+    """The real cloud, with every key of its list answers written with JSON escapes
+    (``"\\u0063ode"`` for ``"code"``): valid JSON, the same object, other bytes."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if not request.url.path.endswith("/list"):
+            return response
+        text = (await response.aread()).decode()
+        for key in ("code", "card_number", "instant_key_url"):
+            text = text.replace(f'"{key}":', f'"\\u{ord(key[0]):04x}{key[1:]}":')
+        return httpx.Response(
+            response.status_code, content=text.encode(), headers={"Date": response.headers["Date"]}
+        )
+
+
+async def test_secrets_stay_out_of_the_raw_objects_however_the_keys_are_written(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async for rig in _rig(tmp_path, clock, _EscapedKeys()):
+        g = rig.grant("90817263")
+        await rig.sync.full()
+        # The code was read (the escaped key is the key) and is kept sealed only.
+        assert [m.method_id for m in rig.store.cloud.find_by_secret("code", b"90817263")] == [
+            g["access_method_ids"][0]
+        ]
+        # A resync that reads the changed grant in full, the rest from the memo.
+        rig.cloud.state.grants.update(g["access_grant_id"], ends_at=clock.now().replace(year=2031))
+        h = rig.grant("71625344")
+        await rig.sync.full()
+        dump = json.dumps(
+            [dict(r) for r in rig.store.db.conn.execute("SELECT * FROM cloud_objects")]
+        )
+        assert "90817263" not in dump and "71625344" not in dump
+        assert "ik.seam.co" not in dump  # instant_key_url, a bearer URL
+        assert rig.store.cloud.raw("access_grant", h["access_grant_id"]) is not None
+
+
+def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
+    from gateway.models import AccessMethod, Grant
+    from gateway.sync_memo import GrantRead, MethodRead
+
+    memo = ObjectMemo()
+    g1, g2 = Grant("g1", None, None), Grant("g2", None, None)
+    m1 = AccessMethod("m1", "g1", "code", secret=b"1")
+    m2 = AccessMethod("m2", "g2", "code", secret=b"2")
+    memo.replace(
+        5,
+        {b"a": GrantRead(g1, ("m1",)), b"b": GrantRead(g2, ("m2",))},
+        {b"c": MethodRead(m1, "g1"), b"d": MethodRead(m2, "g2")},
+    )
+    assert memo.digest(b"{}") == memo.digest(bytearray(b"{}")) != ObjectMemo().digest(b"{}")
+    memo.forget(5, 6, ["g1"], [])
+    assert memo.valid_at(6) and not memo.valid_at(5)
+    assert [r.grant.grant_id for r in memo.grants.values()] == ["g2"]
+    assert [r.method.method_id for r in memo.methods.values()] == ["m2"]  # g1's method too
+    memo.forget(5, 7, [], [])  # from a version the memo was not at: unusable
+    assert memo.version is None and not memo.grants and not memo.methods
