@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -20,8 +21,8 @@ MAX_WAIT_SECONDS = 30.0
 are cut into slices of at most this."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+_utc_now: Callable[[], datetime] = functools.partial(datetime.now, UTC)
+"""``datetime.now(UTC)`` with no Python frame around it (read on every offline decision)."""
 
 
 class SystemClock:

@@ -42,8 +42,8 @@ class TimeSource(WaitClock, Protocol):
 class SystemTime(SystemClock):
     """The real wall clock and ``time.monotonic`` (the event loop's clock too)."""
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    monotonic = staticmethod(time.monotonic)
+    """``time.monotonic`` itself (no Python frame around it: read on every decision)."""
 
     async def wait_monotonic(self, deadline: float | None, wake: asyncio.Event) -> None:
         if deadline is None:

@@ -300,10 +300,15 @@ class Gateway:
         return decide
 
     def _refresh_view(self) -> None:
-        """Build the current data version's view now, in slices, so decisions find it ready."""
-        task = asyncio.get_running_loop().create_task(self.views.refresh(), name="view-refresh")
+        """Build the current data version's view now, in slices, so decisions find it ready
+        (and then the validator's index of retired secrets of that version)."""
+        task = asyncio.get_running_loop().create_task(self._refresh_indexes(), name="view-refresh")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _refresh_indexes(self) -> None:
+        await self.views.refresh()
+        await self.validator.refresh()
 
     def _cloud_changed(self) -> None:
         self._refresh_view()
@@ -317,7 +322,8 @@ class Gateway:
     async def _keep_floor(self) -> None:
         never = asyncio.Event()
         while True:
-            self.trust.raise_floor()
+            async with self.store.db.turn():  # a full sync moving its rows in: wait for it here
+                self.trust.raise_floor()
             await self.clock.wait_until(self.clock.now() + FLOOR_EVERY, never)
 
     # --- what the management plane and tests use ---------------------------------------------

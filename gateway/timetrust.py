@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +47,13 @@ CLOUD_CONFIRMATION_VALID_S = 6 * 3600.0
 """How long a cloud ``Date`` that agreed vouches for the clock (monotonic seconds)."""
 SLICE_S = 30.0
 """:class:`HonestClock` waits in slices this long, so a change of trust moves its timers."""
+KERNEL_RECHECK_S = 0.1
+"""While the clock is trusted and nothing is pending, the kernel's sync state is asked at most
+this often (monotonic seconds): ``adjtimex`` costs one to three microseconds, a third of an
+offline decision. A step of the wall clock is still seen on every reading (against the
+monotonic clock, which costs nothing), and a full assessment always asks; the kernel itself
+takes hours to call a clock that lost its NTP sources unsynchronised, and says so at once when
+the time is set by hand (a step, seen on the very reading)."""
 
 
 @functools.cache
@@ -135,14 +143,19 @@ class TimeTrust:
         self._kernel_was: bool | None = None
         self._kernel_synced_at: int | None = None
         """The reading that first saw the kernel synchronised after it was not."""
+        self._kernel_asked = -math.inf
+        """Monotonic time the kernel was last asked."""
         self._verdict: tuple[bool, tuple[str, ...]] | None = None
         self._steady = False
+        """The last verdict was trusted with nothing pending (no step to vouch for): the next
+        reading needs only the checks of :meth:`reading`. Every change of a witness
+        goes through :meth:`_verdict_now`, which sets it again."""
+        self._vouched_until = -math.inf
+        """While :attr:`_steady`: the monotonic time until which the witness that made the
+        verdict vouches (forever for a synchronised kernel, or when no kernel sync is required;
+        :data:`CLOUD_CONFIRMATION_VALID_S` after the cloud's agreeing ``Date`` otherwise)."""
         self._max_jump_s = config.max_jump_s
         self._require_kernel = config.require_kernel_sync
-        """The last verdict was trusted with nothing pending (no step to vouch for, the kernel
-        synchronised if that is required): the next reading needs only the checks of
-        :meth:`_steady_reading`. Every change of a witness goes through :meth:`_verdict_now`,
-        which sets it again."""
 
     def _read(self) -> _Reading:
         return _Reading(self._clock.now(), self._clock.monotonic())
@@ -181,6 +194,7 @@ class TimeTrust:
         self._last = r
         if self._config.require_kernel_sync:
             synced = self._kernel()
+            self._kernel_asked = r.mono
             if synced is True and self._kernel_was is not True:
                 self._kernel_synced_at = self._readings
             self._kernel_was = synced
@@ -207,11 +221,9 @@ class TimeTrust:
         return self._assessment(r, reasons)
 
     def distrust(self) -> tuple[str, ...]:
-        """Why the clock is not trusted now (empty when it is): :meth:`assess` without the
-        estimate, for a caller that needs only the verdict (every offline decision)."""
-        if self._steady and self._steady_reading():
-            return ()
-        return self._verdict_now()[1]
+        """Why the clock is not trusted now (empty when it is): for a caller that needs only
+        the verdict."""
+        return self.reading()[1]
 
     def _verdict_now(self) -> tuple[_Reading, tuple[str, ...]]:
         r = self._observe()
@@ -234,28 +246,12 @@ class TimeTrust:
             self._anchor = r
         if self._verdict != (not reasons, reasons):
             self._log_change(self._assessment(r, reasons))
-        self._steady = not reasons and (
-            not self._config.require_kernel_sync or self._kernel_was is True
-        )
+        self._steady = not reasons
+        if not self._config.require_kernel_sync or self._kernel_was is True:
+            self._vouched_until = math.inf
+        else:  # trusted on the cloud's word (cloud_ok, so _cloud_seen is set)
+            self._vouched_until = (self._cloud_seen or 0.0) + CLOUD_CONFIRMATION_VALID_S
         return r, reasons
-
-    def _steady_reading(self) -> bool:
-        """While :attr:`_steady`: read the clocks, and if the verdict stands (no step of the
-        wall clock, not behind the floor, the kernel still synchronised) take the reading as
-        trusted and say so; else leave everything to :meth:`_verdict_now`, which reads them
-        again (a step it then sees is measured from the same last reading)."""
-        clock = self._clock
-        wall, mono = clock.now(), clock.monotonic()
-        last_wall, last_mono = self._last
-        if abs((wall - last_wall).total_seconds() - (mono - last_mono)) > self._max_jump_s:
-            return False
-        if self._floor is not None and wall < self._floor:
-            return False
-        if self._require_kernel and self._kernel() is not True:
-            return False
-        self._readings += 1
-        self._last = self._anchor = _new_reading(_Reading, (wall, mono))
-        return True
 
     def _assessment(self, r: _Reading, reasons: tuple[str, ...]) -> TimeAssessment:
         if not reasons:
@@ -286,13 +282,51 @@ class TimeTrust:
                 a.state.value,
             )
 
+    def reading(self) -> tuple[datetime, tuple[str, ...]]:
+        """The honest time, and why the clock is not trusted at that time (empty when it is),
+        from one reading of the clocks: :meth:`now` and :meth:`distrust` at once, what an
+        offline decision needs.
+
+        While :attr:`_steady` (every offline decision, so this is written out flat): read the
+        clocks, and if the verdict stands (no step of the wall clock, not behind the floor,
+        the witness's word still good, the kernel's answer unchanged when it is due again,
+        :data:`KERNEL_RECHECK_S`) take the reading as trusted. Else everything is left to
+        :meth:`_verdict_now`, which reads the clocks again (a step it then sees is measured
+        from the same last reading)."""
+        if self._steady:
+            clock = self._clock
+            wall, mono = clock.now(), clock.monotonic()
+            last_wall, last_mono = self._last
+            floor = self._floor
+            if (
+                abs((wall - last_wall).total_seconds() - (mono - last_mono)) <= self._max_jump_s
+                and (floor is None or wall >= floor)
+                and mono <= self._vouched_until
+                and (
+                    not self._require_kernel
+                    or mono - self._kernel_asked < KERNEL_RECHECK_S
+                    or self._kernel_unchanged(mono)
+                )
+            ):
+                self._readings += 1
+                self._last = self._anchor = _new_reading(_Reading, (wall, mono))
+                return wall, ()
+        r, reasons = self._verdict_now()
+        now = self._assessment(r, reasons).now
+        assert now is not None
+        return now, reasons
+
+    def _kernel_unchanged(self, mono: float) -> bool:
+        """Ask the kernel again: ``False`` if its answer changed (the full assessment notes
+        the change, and asks again)."""
+        if self._kernel() is not self._kernel_was:
+            return False
+        self._kernel_asked = mono
+        return True
+
     def now(self) -> datetime:
         """The gateway's honest time: the wall clock when trusted, else the estimate."""
-        if self._steady and self._steady_reading():
-            return self._last.wall
-        now = self.assess().now
-        assert now is not None
-        return now
+        return self.reading()[0]
 
     def trusted_now(self) -> datetime | None:
         """The wall time when the clock is trusted; ``None`` when it is not (refuse to act)."""
@@ -320,11 +354,15 @@ class HonestClock:
     clock neither fires a timer early nor holds it late."""
 
     def __init__(self, trust: TimeTrust, source: TimeSource) -> None:
-        self._trust = trust
+        self.trust = trust
         self._source = source
 
     def now(self) -> datetime:
-        return self._trust.now()
+        return self.trust.now()
+
+    def reading(self) -> tuple[datetime, tuple[str, ...]]:
+        """:meth:`TimeTrust.reading`: the time and the trust's verdict from one reading."""
+        return self.trust.reading()
 
     def monotonic(self) -> float:
         return self._source.monotonic()

@@ -25,8 +25,9 @@ from gateway.lockout import LockoutPolicy
 from gateway.models import AccessMethod, Grant
 from gateway.planner import CloudView, LockScope
 from gateway.store.db import StoreFullError
+from gateway.store.retired import RetiredSecrets, read_retired
 from gateway.store.store import Store
-from gateway.timetrust import TimeTrust
+from gateway.timetrust import HonestClock, TimeTrust
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ class Decision(NamedTuple):  # immutable; a tuple is built in a quarter of a fro
     user_identity_id: str | None = None
     detail: str = ""
     event_id: str | None = None
+
+
+_MOBILE_KEY = CredentialKind.MOBILE_KEY
+"""A module constant: an enum member read off its class costs four times a global."""
+
+_new_decision = tuple.__new__
+"""Builds a :class:`Decision` from all its fields without its Python-level ``__new__`` (the
+allowed decision, once a decision)."""
 
 
 def _no_proofs(method: AccessMethod, proof: bytes | None, lock_id: str) -> bool:
@@ -82,10 +91,26 @@ class Validator:
         self.unsaved: deque[AccessEvent] = deque(maxlen=MAX_UNSAVED_EVENTS)
         """Decisions made while the disk was full, in order: :meth:`flush` records them."""
         self.dropped = 0
+        self._reading = (
+            trust.reading if isinstance(clock, HonestClock) and clock.trust is trust else None
+        )
+        """On the daemon's clock, the time and the trust's verdict come from one reading (the
+        clock is read, and the kernel asked, once a decision, not twice)."""
+        self._retired: RetiredSecrets | None = None
+        """The store's retired secret indexes, for the data version they name (see
+        :meth:`refresh`): lets an unknown secret be refused without a query."""
         self._spaces_of: CloudView | None = None
         self._spaces: dict[str, tuple[LockScope, frozenset[str]]] = {}
         """Per lock, its scope and the spaces it serves in :attr:`_spaces_of` (a scope
         replaced under the same lock id is worked out again)."""
+
+    async def refresh(self) -> None:
+        """Read which secrets the store holds for methods that are not live, at the current
+        data version, in slices (after every change of the cloud data). Until it has, a secret
+        no live method holds is looked up in the store, as it always could be."""
+        retired = await read_retired(self._store.db, lambda: self._store.cloud.version)
+        if retired is not None:
+            self._retired = retired
 
     def judge(
         self,
@@ -98,7 +123,20 @@ class Validator:
     ) -> Decision:
         """The decision alone: nothing recorded, no lockout counted (benches, previews).
         What a door or an operator asks goes through :meth:`decide`."""
-        return self._decide(kind, secret, lock_id, proof, t or self._clock.now())
+        if t is not None:
+            return self._decide(kind, secret, lock_id, proof, t, None)
+        if self._reading is not None:
+            return self._decide(kind, secret, lock_id, proof, *self._reading())
+        return self._decide(kind, secret, lock_id, proof, self._clock.now(), None)
+
+    def _now(self, t: datetime | None) -> tuple[datetime, tuple[str, ...] | None]:
+        """The decision's time, and the clock's verdict if it came with it (``None``: ask the
+        trust when a bounded grant needs it)."""
+        if t is not None:
+            return t, None
+        if self._reading is not None:
+            return self._reading()
+        return self._clock.now(), None
 
     def decide(
         self,
@@ -156,8 +194,8 @@ class Validator:
         the event that records it. A failure counts; a success takes back the failures that
         named the same method. If the disk is full the decision stands (the door must not wait
         for a disk): the event waits in :attr:`unsaved`, the lockout count in memory."""
-        t = t or self._clock.now()
-        decision = self._decide(kind, secret, lock_id, proof, t)
+        t, distrust = self._now(t)
+        decision = self._decide(kind, secret, lock_id, proof, t, distrust)
         if dry_run:
             event = self._dry_run_event(decision, kind, lock_id, t, tested_by)
         else:
@@ -229,7 +267,13 @@ class Validator:
         )
 
     def _decide(
-        self, kind: CredentialKind, secret: bytes, lock_id: str, proof: bytes | None, t: datetime
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        proof: bytes | None,
+        t: datetime,
+        distrust: tuple[str, ...] | None,
     ) -> Decision:
         scope = self._scopes.get(lock_id)
         if scope is None:
@@ -244,10 +288,10 @@ class Validator:
         # a revoked credential from an unknown one.
         found = view.by_secret.get((kind, secret))
         if not found:
-            return self._not_live(kind, secret, lock_id, proof, t, view, scope)
+            return self._not_live(kind, secret, lock_id, proof, t, view, scope, distrust)
         if len(found) != 1:
             live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
-            return self._here(kind, lock_id, proof, t, view, scope, live)
+            return self._here(kind, lock_id, proof, t, view, scope, live, distrust)
         # The usual case, one live method, judged here without the lists: the same checks
         # in the same order as :meth:`_judge`, which answers every case but the plain ones.
         m = found[0]
@@ -261,15 +305,20 @@ class Validator:
         if spaces[1].isdisjoint(g.space_ids) and not view.serves(scope, g, spaces[1]):
             return _decision(False, "not_for_this_entrance", lock_id, kind, m, g)
         starts, ends = g.starts_at, g.ends_at
-        bounded = starts is not None or ends is not None
-        distrust = self._trust.distrust() if bounded else None
-        if distrust or g.problem is not None or kind is CredentialKind.MOBILE_KEY:
+        if starts is None and ends is None:
+            distrust = None  # the clock does not matter to an unbounded grant
+        elif distrust is None:
+            distrust = self._trust.distrust()
+        if distrust or g.problem is not None or kind is _MOBILE_KEY:
             return self._judge(kind, m, g, lock_id, proof, t, distrust)
         if starts is not None and t < starts:
             return _outside(lock_id, kind, m, g, "not yet valid")
         if ends is not None and t >= ends:
             return _outside(lock_id, kind, m, g, "expired")
-        return Decision(True, "valid", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id)
+        return _new_decision(
+            Decision,
+            (True, "valid", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id, "", None),
+        )
 
     def _not_live(
         self,
@@ -280,9 +329,19 @@ class Validator:
         t: datetime,
         view: CloudView,
         scope: LockScope,
+        distrust: tuple[str, ...] | None,
     ) -> Decision:
         """No live method in the view holds this secret: revoked, unknown, or (only if the
-        store holds a change the view has not caught up with) live after all."""
+        store holds a change the view has not caught up with) live after all. When the
+        retired secrets of the view's version are known and this one is not among them, the
+        store holds it nowhere: unknown, without a query."""
+        retired = self._retired
+        if (
+            retired is not None
+            and retired.version == view.version
+            and not (retired and retired.may_hold(self._store.box.index(kind.value, secret)))
+        ):
+            return _decision(False, "unknown_credential", lock_id, kind)
         live: list[tuple[AccessMethod, Grant]] = []
         revoked: tuple[AccessMethod, Grant | None] | None = None
         for m in self._store.cloud.find_by_secret(kind.value, secret):
@@ -292,7 +351,7 @@ class Validator:
                 continue
             live.append((m, g))
         if live:
-            return self._here(kind, lock_id, proof, t, view, scope, live)
+            return self._here(kind, lock_id, proof, t, view, scope, live, distrust)
         if revoked is None:
             return _decision(False, "unknown_credential", lock_id, kind)
         m, g = revoked
@@ -308,8 +367,10 @@ class Validator:
         view: CloudView,
         scope: LockScope,
         live: list[tuple[AccessMethod, Grant]],
+        read: tuple[str, ...] | None,
     ) -> Decision:
-        """Judge the live methods with this secret that are meant for this lock."""
+        """Judge the live methods with this secret that are meant for this lock (``read``: the
+        clock's verdict read with the decision's time, if it was)."""
         spaces = self._lock_spaces(view, scope)
         here = [(m, g) for m, g in live if view.serves(scope, g, spaces)]
         if not here:
@@ -323,7 +384,8 @@ class Validator:
         distrust: tuple[str, ...] | None = None
         for m, g in here:
             if distrust is None and (g.starts_at is not None or g.ends_at is not None):
-                distrust = self._trust.distrust()  # once a decision, for a bounded grant only
+                # once a decision, for a bounded grant only
+                distrust = read if read is not None else self._trust.distrust()
             d = self._judge(kind, m, g, lock_id, proof, t, distrust)
             if d.allow:
                 return d
@@ -352,7 +414,7 @@ class Validator:
     ) -> Decision:
         if g.problem is not None:
             return _decision(False, "invalid_grant", lock_id, kind, m, g, g.problem)
-        if kind is CredentialKind.MOBILE_KEY and not self._proof_check(m, proof, lock_id):
+        if kind is _MOBILE_KEY and not self._proof_check(m, proof, lock_id):
             return _decision(False, "bad_proof", lock_id, kind, m, g)
         if distrust:  # a bounded grant, and the clock is not trusted
             if self._time.policy == "deny_time_bounded":

@@ -12,7 +12,13 @@ import pytest
 from gateway.clock import FakeClock
 from gateway.config import TimeConfig
 from gateway.store.store import Store
-from gateway.timetrust import HonestClock, TimeState, TimeTrust
+from gateway.timetrust import (
+    CLOUD_CONFIRMATION_VALID_S,
+    KERNEL_RECHECK_S,
+    HonestClock,
+    TimeState,
+    TimeTrust,
+)
 
 Kernel = list[bool | None]
 
@@ -159,9 +165,10 @@ async def test_honest_clock_timers_are_not_held_by_a_step_back(
 
 def test_a_trusted_clock_is_checked_again_on_every_reading(store: Store, clock: FakeClock) -> None:
     """While trusted, a reading takes a short path (the verdict stands unless this reading
-    shows otherwise): a lost kernel sync, a step and a fall behind the floor are each seen by
-    the very next reading, and what the short path takes as trusted is what the full
-    assessment says."""
+    shows otherwise): a step and a fall behind the floor are each seen by the very next
+    reading, a lost kernel sync by the first reading once the kernel is due to be asked again
+    (KERNEL_RECHECK_S), and what the short path takes as trusted is what the full assessment
+    says."""
     kernel: Kernel = [True]
     trust = make(store, clock, kernel)
     for _ in range(3):
@@ -169,7 +176,9 @@ def test_a_trusted_clock_is_checked_again_on_every_reading(store: Store, clock: 
         assert trust.distrust() == () and trust.now() == clock.now()
     assert trust.assess().trusted
     kernel[0] = False  # NTP lost: no cloud confirmation either
+    clock.advance(seconds=2 * KERNEL_RECHECK_S)
     assert trust.distrust() == ("not_synchronised",)
+    assert trust.reading() == (clock.now(), ("not_synchronised",))
     kernel[0] = True
     assert trust.distrust() == ()
     clock.advance(seconds=1)
@@ -184,3 +193,87 @@ def test_a_trusted_clock_is_checked_again_on_every_reading(store: Store, clock: 
     assert not trust.assess().trusted
     clock.advance(seconds=2)  # past the floor again
     assert trust.distrust() == () and trust.assess().trusted
+
+
+def test_the_kernel_is_asked_at_most_once_per_recheck_while_nothing_changes(
+    store: Store, clock: FakeClock
+) -> None:
+    """adjtimex costs a third of an offline decision: while the clock is trusted and steady,
+    readings within KERNEL_RECHECK_S of the last question take its answer; a step is still
+    seen on the very next reading (no question needed), and a full assessment always asks."""
+    asked: list[None] = []
+    state: Kernel = [True]
+
+    def kernel() -> bool | None:
+        asked.append(None)
+        return state[0]
+
+    trust = TimeTrust(clock, store.meta, TimeConfig(), kernel=kernel)
+    assert trust.assess().trusted
+    before = len(asked)
+    for _ in range(100):
+        clock.advance(seconds=KERNEL_RECHECK_S / 200)
+        assert trust.reading() == (clock.now(), ())
+        assert trust.distrust() == () and trust.now() == clock.now()
+    assert len(asked) - before == 0  # 0.05 s of readings, all inside one recheck period
+    clock.advance(seconds=2 * KERNEL_RECHECK_S)
+    assert trust.distrust() == ()
+    assert len(asked) - before == 1  # due again: asked once
+    clock.step(seconds=3)  # within the recheck period, and more than max_jump_s
+    assert trust.reading() == (clock.now() - timedelta(seconds=3), ("clock_jumped",))
+    clock.step(seconds=-3)
+    asked.clear()
+    state[0] = False  # lost, and a full assessment asks whatever the period says
+    assert trust.assess().reasons == ("not_synchronised",) and len(asked) == 1
+
+
+def test_a_clock_trusted_on_the_clouds_word_takes_the_short_path_until_that_word_is_old(
+    store: Store, clock: FakeClock
+) -> None:
+    """The kernel says unsynchronised (a container, a Pi without NTP) and the cloud's Date
+    agreed: trusted, each reading on the short path, until the cloud's word is older than
+    CLOUD_CONFIRMATION_VALID_S; and a kernel that synchronises meanwhile is noted (so a later
+    step is not taken for NTP's)."""
+    state: Kernel = [False]
+    trust = make(store, clock, state)
+    assert trust.distrust() == ("not_synchronised",)
+    trust.observe_cloud_time(clock.now())
+    for _ in range(3):
+        clock.advance(hours=1)
+        assert trust.reading() == (clock.now(), ())
+    clock.advance(seconds=CLOUD_CONFIRMATION_VALID_S - 3 * 3600)
+    assert trust.distrust() == ()
+    clock.advance(seconds=1)  # the cloud's word is too old now, and the kernel still says no
+    assert trust.distrust() == ("not_synchronised",)
+    assert trust.reading()[1] == ("not_synchronised",)
+    trust.observe_cloud_time(clock.now())
+    assert trust.distrust() == ()
+    state[0] = True  # NTP syncs: seen once the kernel is asked again
+    clock.advance(seconds=2 * KERNEL_RECHECK_S)
+    assert trust.distrust() == ()
+    clock.advance(seconds=1)
+    clock.step(hours=1)  # a step after the kernel was seen synchronised: not NTP's
+    assert trust.distrust() == ("clock_jumped", "cloud_disagrees")
+
+
+def test_one_reading_gives_the_same_time_and_verdict_as_two(
+    store: Store, clock: FakeClock
+) -> None:
+    """reading() is now() and distrust() at once, trusted or not, on every path."""
+    state: Kernel = [True]
+    trust = make(store, clock, state)
+    twin_clock = FakeClock(clock.now())
+    twin = make(store, twin_clock, state)
+
+    def both(move: str, seconds: float) -> None:
+        for c in (clock, twin_clock):
+            getattr(c, move)(seconds=seconds)
+        assert trust.reading() == (twin.now(), twin.distrust())
+
+    both("advance", 1)
+    both("step", 3600)  # untrusted: the estimate, with the reason
+    both("advance", 30)
+    both("step", -3600)  # back: trusted again
+    state[0] = False
+    both("advance", 2 * KERNEL_RECHECK_S)
+    both("advance", 1)
