@@ -46,7 +46,7 @@ async def collect_audit_log(
             grant_id = grant_of.get(mid)
             user = users.get(grant_id) if grant_id else None
             events.append(AccessEvent.from_lock(lock_id, e, grant_id, user, said.get(mid)))
-        added = outbox.ingest_lock_events(lock_id, events, page.next_seq)
+        added = await outbox.ingest_lock_events(lock_id, events, page.next_seq)
         recorded += added
         log.info(
             "%s: %d audit-log entries recorded, up to seq %d",

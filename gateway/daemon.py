@@ -322,7 +322,8 @@ class Gateway:
     async def _keep_floor(self) -> None:
         never = asyncio.Event()
         while True:
-            self.trust.raise_floor()
+            async with self.store.db.turn():  # a full sync moving its rows in: wait for it here
+                self.trust.raise_floor()
             await self.clock.wait_until(self.clock.now() + FLOOR_EVERY, never)
 
     # --- what the management plane and tests use ---------------------------------------------

@@ -34,7 +34,7 @@ from drivers.errors import DriverError, DriverFault
 from gateway.audit_log import collect_audit_log
 from gateway.clock import Clock
 from gateway.config import ReconcileConfig
-from gateway.cooperative import after_pending_io
+from gateway.cooperative import Slicer, after_pending_io
 from gateway.handle import LockHandle, LockOps
 from gateway.planner import CloudView, LockScope, Plan, plan_shared
 from gateway.store.db import StoreFullError
@@ -249,6 +249,9 @@ class LockReconciler:
     async def _apply(
         self, p: Plan, held: dict[str, StoredCredential], caps: Capabilities, ops: LockOps
     ) -> None:
+        # Thousands of credentials on a lock's first pass, and a driver may answer without
+        # giving the loop back (the simulator does): the loops below share it in slices.
+        slicer = Slicer()
         old = self._store.sync_states.for_lock(self.lock_id)
         force = self._force_put
         self._force_put = False
@@ -284,6 +287,7 @@ class LockReconciler:
         for mid, (code, why) in p.rejected.items():
             row(mid, SyncStatus.FAILED, error_code=code, error=why)
         for mid, c in p.desired.items():
+            await slicer.tick()
             prev = old.get(mid)
             if mid in held and held[mid].tag == c.tag and not force:
                 row(mid, SyncStatus.APPLIED, tag=c.tag)
@@ -297,7 +301,7 @@ class LockReconciler:
         for mid in to_delete:
             row(mid, SyncStatus.REMOVING)
         _annotate(p, rows)
-        await self._write(old, rows)
+        await self._write(old, rows, slicer)
         if to_delete or to_put:
             self._log.info(
                 "%s: applying %d removals and %d additions",
@@ -308,11 +312,13 @@ class LockReconciler:
 
         size = max(1, caps.max_batch)
         for batch in _chunks(to_delete, size):
+            await slicer.tick()
             result = await ops.delete_credentials(batch)
             for mid, err in result.failures.items():
                 rows[mid] = self._failure(rows.get(mid), mid, err, SyncStatus.REMOVING)
         put_failed: set[str] = set()
         for creds in _chunks(to_put, size):
+            await slicer.tick()
             result = await ops.put_credentials(creds)
             self._log.debug("%s: put batch of %d", self.lock_id, len(creds))
             for mid, err in result.failures.items():
@@ -329,12 +335,12 @@ class LockReconciler:
                     ", ".join(sorted({e.code for e in result.failures.values()})),
                 )
         if to_delete or to_put:
-            await self._read_back(p, to_put, to_delete, put_failed, rows, ops)
+            await self._read_back(p, to_put, to_delete, put_failed, rows, ops, slicer)
             for mid, planned in after_removal.items():
                 rows.setdefault(mid, planned)
         gone = [mid for mid in old if mid not in rows]
         _annotate(p, rows)
-        await self._write(old, rows)
+        await self._write(old, rows, slicer)
         if gone:
             try:
                 await self._store.sync_states.remove_many(self.lock_id, gone)
@@ -358,9 +364,11 @@ class LockReconciler:
         put_failed: set[str],
         rows: dict[str, CredentialSyncState],
         ops: LockOps,
+        slicer: Slicer,
     ) -> None:
         after = {c.credential_id: c for c in await ops.list_credentials()}
         for c in put:
+            await slicer.tick()
             if c.credential_id in put_failed:
                 continue
             got = after.get(c.credential_id)
@@ -407,15 +415,17 @@ class LockReconciler:
         )
 
     async def _write(
-        self, old: dict[str, CredentialSyncState], rows: dict[str, CredentialSyncState]
+        self,
+        old: dict[str, CredentialSyncState],
+        rows: dict[str, CredentialSyncState],
+        slicer: Slicer,
     ) -> None:
-        changed = [
-            r
-            for mid, r in rows.items()
-            if (prev := old.get(mid)) is None
-            or (prev.state, prev.tag, prev.error_code, prev.error, prev.attempts)
-            != (r.state, r.tag, r.error_code, r.error, r.attempts)
-        ]
+        changed = []
+        for mid, r in rows.items():
+            await slicer.tick()
+            prev = old.get(mid)
+            if prev is None or _bookkept(prev) != _bookkept(r):
+                changed.append(r)
         if changed:
             try:
                 await self._store.sync_states.write_many(changed, self._clock.now())
@@ -456,3 +466,8 @@ def _annotate(p: Plan, rows: dict[str, CredentialSyncState]) -> None:
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _bookkept(r: CredentialSyncState) -> tuple[object, ...]:
+    """What of a sync state row is worth writing again when it changes."""
+    return (r.state, r.tag, r.error_code, r.error, r.attempts)

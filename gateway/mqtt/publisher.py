@@ -58,11 +58,11 @@ class EventPublisher:
         body["gateway_id"] = self._gateway_id
         return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
-    def _mark(self, seqs: list[int]) -> None:
+    async def _mark(self, seqs: list[int]) -> None:
         """Mark delivered; on a full disk keep them here (and skip them) until there is room."""
         self._unmarked.extend(seqs)
         try:
-            self._outbox.mark_delivered(self._unmarked, self._now())
+            await self._outbox.mark_delivered(self._unmarked, self._now())
         except StoreFullError:
             return
         self._unmarked.clear()
@@ -73,7 +73,7 @@ class EventPublisher:
         while True:
             outbox.changed.clear()
             if self._unmarked:
-                self._mark([])
+                await self._mark([])
             after = self._unmarked[-1] if self._unmarked else 0
             entries = outbox.pending(self._batch, after)
             if not entries:
@@ -90,7 +90,7 @@ class EventPublisher:
         finally:
             # Also on failure or cancellation: what the broker acknowledged is done.
             if acked:
-                self._mark([e.seq for e in acked])
+                await self._mark([e.seq for e in acked])
                 self.delivered += len(acked)
                 if self._on_delivered is not None:
                     self._on_delivered(acked)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,6 +56,13 @@ class Database:
         self._bulk_lock = asyncio.Lock()
         self._bulk_busy = threading.Lock()
         """Held by the worker thread while it uses the bulk connection (see :meth:`close`)."""
+        self._gate = threading.Lock()
+        """Held while a write transaction of :meth:`bulk_write` or :meth:`write_behind` is open,
+        and by the loop in a :meth:`turn`: SQLite's write lock as seen from Python, so a
+        writer on the loop learns without waiting that another holds it."""
+        self._gate_waiters: list[asyncio.Future[None]] = []
+        self._in_turn = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._bulk_after: list[Callable[[], None]] | None = None
         self._behind: concurrent.futures.ThreadPoolExecutor | None = None
@@ -175,6 +183,68 @@ class Database:
         if self.full_since is not None:
             self._writable_again()
 
+    async def write(self, write: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """:meth:`transaction` for a writer on the event loop that can wait: runs ``write`` in a
+        write transaction on :attr:`conn` in its :meth:`turn` and returns what it returns once
+        committed. ``write`` runs on the loop's thread and may use :attr:`conn` only."""
+        async with self.turn():
+            with self.transaction(durable=durable) as conn:
+                return write(conn)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait, without holding the loop, until no other connection of this database is
+        writing, and keep them from starting until the block ends: the block's writes on
+        :attr:`conn` (:meth:`transaction`) then never wait for them. The block must not
+        await (the others wait for it meanwhile).
+
+        While a :meth:`bulk_write` moves a snapshot in (a first full sync moves 200,000 rows,
+        about half a second) or a :meth:`write_behind` commits, they hold the database's write
+        lock; a :meth:`transaction` on :attr:`conn` would wait for it there, holding the loop.
+        In a turn the caller's task waits instead, and what it promises after the write (a
+        door answered, a cursor moved) still comes after the commit."""
+        if self._in_turn or self._depth:  # this loop holds the gate already, or SQLite's lock
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        while not self._gate.acquire(blocking=False):
+            waiter = loop.create_future()
+            self._gate_waiters.append(waiter)
+            self._loop = loop
+            if self._gate.acquire(blocking=False):  # released meanwhile: its wake may be gone
+                self._gate_waiters.remove(waiter)
+                break
+            try:
+                await waiter
+            finally:
+                if waiter in self._gate_waiters:
+                    self._gate_waiters.remove(waiter)
+        self._in_turn = True
+        try:
+            yield
+        finally:
+            self._in_turn = False
+            self._gate.release()
+
+    @property
+    def writers_waiting(self) -> int:
+        """How many :meth:`write` calls wait for another connection's write to commit."""
+        return len(self._gate_waiters)
+
+    def _gate_open(self) -> None:
+        """Another connection's write ended (any thread): wake the writers that wait."""
+        loop = self._loop
+        if loop is None or not self._gate_waiters:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(self._wake_writers)
+
+    def _wake_writers(self) -> None:
+        waiters, self._gate_waiters = self._gate_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
     async def bulk_write(
         self,
         write: Callable[[sqlite3.Connection], T],
@@ -189,8 +259,10 @@ class Database:
         :meth:`after_commit` with it). A full disk raises :class:`StoreFullError` as
         :meth:`transaction` does. Returns what ``write`` returns.
 
-        While ``write`` runs it holds the database's write lock, and a write on :attr:`conn`
-        (on the event loop) waits for it there, holding the loop. So the long part goes in
+        While ``write`` runs it holds the database's write lock, and a :meth:`transaction` on
+        :attr:`conn` (on the event loop) waits for it there, holding the loop; the loop's
+        writers use :meth:`write` or a :meth:`turn`, which wait in their task. The long part
+        (comparing, sealing, building rows) goes in
         ``prepare``, which runs first on the same connection in a read transaction (what it
         reads is one consistent state) and writes only TEMP tables, which take no lock on the
         database: writes on :attr:`conn` go on meanwhile. ``write`` then moves the staged rows
@@ -237,7 +309,7 @@ class Database:
             try:
                 if prepare is not None:
                     _read_in(conn, prepare)
-                return _write_in(conn, write)
+                return self._gated(conn, write)
             finally:
                 try:
                     _drop_temp_tables(conn)
@@ -287,7 +359,18 @@ class Database:
     def _write_behind(self, write: Callable[[sqlite3.Connection], None]) -> None:
         if self._behind_conn is None:
             self._behind_conn = _connect(self.path)
-        _write_in(self._behind_conn, write)
+        self._gated(self._behind_conn, write)
+
+    def _gated(self, conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T]) -> T:
+        """In a worker thread: ``write`` in a write transaction on ``conn``, holding the gate
+        from before it takes SQLite's write lock until it has let it go, so a :meth:`write`
+        on the loop waits for it off the loop (waits here for one in progress there)."""
+        self._gate.acquire()
+        try:
+            return _write_in(conn, write)
+        finally:
+            self._gate.release()
+            self._gate_open()
 
     def settled(self, done: concurrent.futures.Future[None]) -> None:
         """What a :meth:`write_behind` came to: returns if it committed, raises what it raised

@@ -28,6 +28,15 @@ class Meta:
         with self._db.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    async def save(self, key: str, value: str) -> None:
+        """:meth:`set` for a task on the event loop: returns once committed; while a bulk write
+        holds the database it waits without holding the loop (see :meth:`Database.write`)."""
+        if key == DATA_VERSION:
+            raise ValueError("the data version moves only through DataVersion.bump")
+        await self._db.write(
+            lambda conn: conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        )
+
     def incr(self, key: str) -> int:
         with self._db.transaction():
             value = self.get_int(key) + 1

@@ -64,11 +64,24 @@ class Outbox:
             rows,
         )
 
-    def ingest_lock_events(self, lock_id: str, events: Sequence[AccessEvent], next_seq: int) -> int:
-        """Record a page of a lock's audit log and move its cursor, atomically."""
-        with self._db.transaction() as conn:
-            added = self.add(events)
+    async def ingest_lock_events(
+        self, lock_id: str, events: Sequence[AccessEvent], next_seq: int
+    ) -> int:
+        """Record a page of a lock's audit log and move its cursor, atomically. Returns once
+        committed; while a bulk write holds the database it waits without holding the loop
+        (see :meth:`Database.write`)."""
+        rows = self.rows(events)
+
+        def write(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            self.insert(conn, rows)
+            added = conn.total_changes - before
             conn.execute("INSERT OR REPLACE INTO lock_cursors VALUES (?, ?)", (lock_id, next_seq))
+            return added
+
+        added = await self._db.write(write)
+        if added:
+            self.changed.set()
         return added
 
     def cursor(self, lock_id: str) -> int:
@@ -89,14 +102,15 @@ class Outbox:
         )
         return [OutboxEntry(r[0], r[1], json.loads(r[2]), False) for r in rows]
 
-    def mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
+    async def mark_delivered(self, seqs: Sequence[int], at: datetime) -> None:
         # Not waiting for the disk: a mark lost in a power cut sends its event again (at least
-        # once; consumers drop duplicates by event_id). One fsync less per event.
-        with self._db.transaction(durable=False) as conn:
-            conn.executemany(
-                "UPDATE outbox SET delivered_at = ? WHERE seq = ?",
-                [(to_db(at), s) for s in seqs],
-            )
+        # once; consumers drop duplicates by event_id). One fsync less per event. Nor for a
+        # bulk write holding the database: this task waits for it, not the loop.
+        rows = [(to_db(at), s) for s in seqs]
+        await self._db.write(
+            lambda conn: conn.executemany("UPDATE outbox SET delivered_at = ? WHERE seq = ?", rows),
+            durable=False,
+        )
 
     def entries(self, lock_id: str | None = None) -> list[OutboxEntry]:
         sql = "SELECT seq, event_id, payload, delivered_at FROM outbox"

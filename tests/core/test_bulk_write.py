@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.events import AccessEvent
 from gateway.models import CloudChanges
 from gateway.secrets import SecretRef
@@ -199,6 +201,125 @@ async def test_sync_states_staged_in_bulk_commit_whole(store: Store) -> None:
     held.release.set()
     await asyncio.wait_for(removing, 30)
     assert sorted(store.sync_states.for_lock("lock-a")) == sorted(f"m{i}" for i in range(250, 500))
+
+
+class HeldMove:
+    """Holds a bulk write in its write transaction (rows moved in, not committed: the
+    database's write lock held) until released."""
+
+    def __init__(self, db: Database) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._bulk_write = db.bulk_write
+        db.bulk_write = self._held  # type: ignore[method-assign]
+
+    async def _held(
+        self,
+        write: Callable[[sqlite3.Connection], Any],
+        *,
+        prepare: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Any:
+        def held(conn: sqlite3.Connection) -> Any:
+            result = write(conn)
+            self.entered.set()
+            assert self.release.wait(30)
+            return result
+
+        return await self._bulk_write(held, prepare=prepare)
+
+    async def running(self, task: Awaitable[Any]) -> asyncio.Task[Any]:
+        started = asyncio.ensure_future(task)
+        assert await asyncio.to_thread(self.entered.wait, 30)
+        return started
+
+
+async def test_loop_writes_wait_off_the_loop_while_a_first_sync_moves_its_rows_in(
+    store: Store,
+) -> None:
+    """A first full sync moves every row in under the write lock (200,000 rows: about half a
+    second). The loop's writers (a lock's audit-log page into the outbox, delivery marks,
+    named values) wait for it in their own tasks: the loop goes on, none of them fails with
+    busy_timeout=0, each commits once the snapshot has, and the snapshot appears whole."""
+    store.outbox.add([_event(1)])
+    [pending] = store.outbox.pending()
+    store.db.conn.execute("PRAGMA busy_timeout=0")
+    held = HeldMove(store.db)
+    first = snapshot(
+        [grant(f"g{i}", start=T0) for i in range(50)],
+        [code(f"m{i}", f"g{i}", f"{1000 + i}") for i in range(50)],
+    )
+    sync = await held.running(store.cloud.apply_snapshot_sliced(first, T0))
+    # A write on the loop's connection now would wait there, holding the loop: with
+    # busy_timeout=0 it fails at once instead.
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.meta.set("probe", "1")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+
+    async def in_turn() -> None:  # a synchronous writer called by a task in its turn
+        async with store.db.turn():
+            store.meta.set("floor", "3")
+
+    writers = [
+        asyncio.create_task(
+            store.outbox.ingest_lock_events("lock-a", [_event(2), _event(3)], 7)
+        ),
+        asyncio.create_task(store.outbox.mark_delivered([pending.seq], T0)),
+        asyncio.create_task(store.meta.save("probe", "2")),
+        asyncio.create_task(in_turn()),
+    ]
+    await asyncio.sleep(0)  # each writer's first step: it finds the database held and waits
+    assert store.db.writers_waiting == len(writers)
+    seen = ticks
+    await asyncio.sleep(0)
+    assert ticks > seen  # the loop goes on
+    assert not any(w.done() for w in writers)
+    assert set(store.cloud.grants()) == set()  # nothing of the snapshot before it commits
+    assert store.meta.get("probe") is None
+    held.release.set()
+    async with asyncio.timeout(30):
+        version = await sync
+        added, _, _, _ = await asyncio.gather(*writers)
+    other.cancel()
+    assert added == 2
+    assert version == store.cloud.version
+    assert len(store.cloud.grants()) == 50
+    # Committed, as another connection (a restart) reads them.
+    path = store.db.path
+    assert committed(path, "SELECT value FROM meta WHERE key = 'probe'") == [("2",)]
+    assert committed(path, "SELECT value FROM meta WHERE key = 'floor'") == [("3",)]
+    assert committed(path, "SELECT event_seq FROM lock_cursors WHERE lock_id = 'lock-a'") == [
+        (7,)
+    ]
+    assert committed(path, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL") == [(2,)]
+    assert store.db.writers_waiting == 0
+
+
+async def test_a_loop_writer_cancelled_while_waiting_writes_nothing(store: Store) -> None:
+    store.db.conn.execute("PRAGMA busy_timeout=0")
+    held = HeldMove(store.db)
+    sync = await held.running(
+        store.cloud.apply_snapshot_sliced(snapshot([grant("g1", start=T0)], []), T0)
+    )
+    waiting = asyncio.create_task(store.meta.save("probe", "1"))
+    await asyncio.sleep(0)
+    assert store.db.writers_waiting == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert store.db.writers_waiting == 0
+    held.release.set()
+    await asyncio.wait_for(sync, 30)
+    assert store.meta.get("probe") is None
+    await store.meta.save("probe", "2")  # with nothing holding the database: at once
+    assert store.meta.get("probe") == "2"
 
 
 def store_key(tmp_path: Path) -> SecretRef:

@@ -184,7 +184,7 @@ def test_migration_5_keeps_sync_states_and_reads_old_rows(tmp_path: Path) -> Non
         assert s.sync_states.for_lock("front")["m2"].state is SyncStatus.SHARED
 
 
-def test_a_delivery_mark_commits_without_waiting_for_the_disk_and_nothing_else_does(
+async def test_a_delivery_mark_commits_without_waiting_for_the_disk_and_nothing_else_does(
     store: Store, tmp_path: Path
 ) -> None:
     def synchronous() -> int:
@@ -207,7 +207,7 @@ def test_a_delivery_mark_commits_without_waiting_for_the_disk_and_nothing_else_d
         seen.append(synchronous())
     assert seen == [1, full]
     [pending] = store.outbox.pending()
-    store.outbox.mark_delivered([pending.seq], T0)
+    await store.outbox.mark_delivered([pending.seq], T0)
     assert synchronous() == full
     assert store.outbox.pending() == []
     # another connection (a restart after a crash of the process) sees the mark
