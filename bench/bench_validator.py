@@ -161,10 +161,10 @@ def timed(call: Callable[[bytes, str], object], work: list[tuple[bytes, str]]) -
 
 async def grouped(
     v: Validator, work: list[tuple[bytes, str]], start: datetime, doors: int = 64
-) -> tuple[float, Figures]:
+) -> tuple[float, list[float]]:
     """``work`` decided by ``doors`` doors at once, each asking again once answered, the k-th
     decision at ``start`` + k ms: the wall time per decision, and each decision's time from
-    asking to its answer."""
+    asking to its answer (seconds)."""
     code = CredentialKind.CODE
     lat: list[float] = []
     clock = time.perf_counter
@@ -181,9 +181,69 @@ async def grouped(
     t0 = clock()
     await asyncio.gather(*(door(i) for i in range(doors)))
     total = clock() - t0
+    return total / len(work), lat
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    per: float
+    """Seconds a decision (median of the rounds)."""
+    group: float
+    """Decisions a commit."""
+    wait: Figures
+    """Each door's wait for its answer, over all rounds."""
+    floor: float
+    """Seconds a row of the floor (median of its measurements)."""
+    floors: list[float]
+    ratios: list[float]
+    """Each round's time a decision over the mean of the floors just before and after it."""
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def recorded_rounds(
+    v: Validator,
+    store: Store,
+    clock: FakeClock,
+    work: list[tuple[bytes, str]],
+    doors: int = 64,
+    rounds: int = 5,
+) -> Recorded:
+    """``work`` decided by ``doors`` doors in ``rounds`` rounds, the floor measured before
+    each round and after the last (on this box the floor of one measurement swings by 2-4x
+    while other work runs): medians, and each round's ratio to the floors beside it."""
+    size = max(1, len(work) // rounds)
+    floors = [floor_per_row(store, clock.now())]
+    pers: list[float] = []
+    ratios: list[float] = []
+    lat: list[float] = []
+    decided = groups = 0
+    for k in range(rounds):
+        part = work[k * size : (k + 1) * size]
+        before = store.decisions.groups
+        per, waits = asyncio.run(grouped(v, part, clock.now(), doors))
+        groups += store.decisions.groups - before
+        decided += len(part)
+        clock.advance(seconds=len(part) / 1000)
+        floors.append(floor_per_row(store, clock.now()))
+        pers.append(per)
+        ratios.append(per / ((floors[-2] + floors[-1]) / 2))
+        lat.extend(waits)
     lat.sort()
-    return total / len(work), Figures(
-        len(work) / total, statistics.median(lat) * 1e6, lat[int(len(lat) * 0.99) - 1] * 1e6
+    wait = Figures(
+        1 / statistics.mean(pers),
+        statistics.median(lat) * 1e6,
+        lat[max(0, int(len(lat) * 0.99) - 1)] * 1e6,
+    )
+    return Recorded(
+        statistics.median(pers),
+        decided / groups,
+        wait,
+        statistics.median(floors),
+        floors,
+        ratios,
     )
 
 
@@ -208,7 +268,8 @@ def loadavg() -> str:
 
 def report(name: str, f: Figures) -> None:
     print(
-        f"{name:<44} {f.rate:>10,.0f}/s   median {f.median_us:7.1f} µs   p99 {f.p99_us:7.1f} µs",
+        f"{name:<44} {f.rate:>10,.0f}/s   median {f.median_us:7.1f} µs   p99 {f.p99_us:7.1f} µs"
+        f"   [load {loadavg()}]",
         flush=True,
     )
 
@@ -248,25 +309,25 @@ def main() -> None:
             work[: args.decisions // 20],
         )
         report("recorded, one FULL commit each (decide)", one_each)
-        per_door: dict[int, float] = {}
+        recorded = work[: args.decisions // 2]
         for doors in (64, 128):  # 64 doors share the commits about half and half
-            groups = store.decisions.groups
-            work_recorded = work[: args.decisions // 2]
-            per, door_wait = asyncio.run(grouped(fake, work_recorded, clock.now(), doors))
-            clock.advance(seconds=len(work_recorded) / 1000)
-            groups = store.decisions.groups - groups
-            per_door[doors] = per
+            r = recorded_rounds(fake, store, clock, recorded, doors)
             print(
-                f"{f'recorded, group commit, {doors} doors at once':<44} {1 / per:>10,.0f}/s   "
-                f"{per * 1e6:.1f} µs a decision, {len(work_recorded) / groups:.1f} a commit"
+                f"{f'recorded, group commit, {doors} doors at once':<44} {1 / r.per:>10,.0f}/s   "
+                f"{r.per * 1e6:.1f} µs a decision, {r.group:.1f} a commit"
             )
-            report("  each door's wait for its answer", door_wait)
-        floor = floor_per_row(store, t)
-        print(
-            f"floor: outbox rows {FLOOR_BATCH} a FULL commit, {floor * 1e6:.1f} µs a row; "
-            f"one commit each is {1 / one_each.rate / floor:.1f}x the floor, group commit "
-            + ", ".join(f"{per / floor:.2f}x ({doors} doors)" for doors, per in per_door.items())
-        )
+            report("  each door's wait for its answer", r.wait)
+            print(
+                f"  floor (outbox rows {FLOOR_BATCH} a FULL commit, measured {len(r.floors)} "
+                f"times between the rounds): median {r.floor * 1e6:.1f} µs a row "
+                f"(from {min(r.floors) * 1e6:.1f} to {max(r.floors) * 1e6:.1f})"
+            )
+            print(
+                f"  [load {loadavg()}] group commit / floor: {r.ratio:.2f}x (median of "
+                f"{len(r.ratios)} rounds, each against the floors just before and after it: "
+                + ", ".join(f"{x:.2f}" for x in r.ratios)
+                + f"); one FULL commit each is {1 / one_each.rate / r.floor:.1f}x"
+            )
         store.close()
     print(f"load average {loadavg()}")
 

@@ -11,7 +11,6 @@ a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -68,16 +67,18 @@ def decisions(tmp: Path, credentials: int, judged: int, recorded: int) -> None:
     )
     v = bench_validator.validator(store, clock, TimeTrust(clock, store.meta, TimeConfig(), _true))
     bench_validator.prepare(v, pins[0])
-    groups = store.decisions.groups
-    per, _ = asyncio.run(bench_validator.grouped(v, bench_validator.workload(pins, recorded, 2), t))
-    groups = store.decisions.groups - groups
-    floor = bench_validator.floor_per_row(store, t)
+    r = bench_validator.recorded_rounds(
+        v, store, clock, bench_validator.workload(pins, recorded, 2), doors=64
+    )
     row(
         "recorded decision (durable), answered once its group commit is done",
-        f"group commit, 64 rows a FULL commit: {floor * 1e6:.1f} us a row (this run)",
-        f"{1 / per:,.0f}/s ({per * 1e6:.0f} us each: 64 doors at once, "
-        f"{recorded / groups:.0f} decisions a commit)",
-        f"{per / floor:.1f}x",
+        f"group commit, 64 rows a FULL commit: {r.floor * 1e6:.1f} us a row (this run, median "
+        f"of {len(r.floors)} measured between the rounds)",
+        f"{1 / r.per:,.0f}/s ({r.per * 1e6:.0f} us each: 64 doors at once, "
+        f"{r.group:.0f} decisions a commit)",
+        f"{r.ratio:.2f}x (median of the rounds' ratios: "
+        + ", ".join(f"{x:.2f}" for x in r.ratios)
+        + ")",
     )
     store.close()
 

@@ -70,8 +70,12 @@ class AccessEvent(msgspec.Struct, frozen=True):
         return data
 
     def payload_json(self) -> str:
-        """:meth:`payload` as JSON text (what the outbox stores)."""
-        return _encode(self.payload()).decode()
+        """:meth:`payload` as JSON text (what the outbox stores): the same keys in the same
+        order, encoded from a struct that omits what is ``None`` (no dict built; one a
+        recorded decision)."""
+        values = msgspec.structs.astuple(self)
+        payload = _Payload(values[0], self.occurred_at.isoformat(), *values[2:])
+        return _encode(payload).decode()
 
     @staticmethod
     def new_id() -> str:
@@ -116,5 +120,23 @@ class AccessEvent(msgspec.Struct, frozen=True):
         )
 
 
+class _Payload(msgspec.Struct, omit_defaults=True):
+    """:class:`AccessEvent`'s fields in its order, every one optional, the time as text."""
+
+    event_id: str | None = None
+    occurred_at: str | None = None
+    kind: str | None = None
+    lock_id: str | None = None
+    source: str | None = None
+    credential_kind: str | None = None
+    access_method_id: str | None = None
+    access_grant_id: str | None = None
+    user_identity_id: str | None = None
+    reason: str | None = None
+    lock_seq: int | None = None
+    detail: str | None = None
+
+
 _FIELDS = AccessEvent.__struct_fields__
+assert _Payload.__struct_fields__ == _FIELDS
 _encode = msgspec.json.Encoder().encode

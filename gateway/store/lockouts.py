@@ -56,6 +56,16 @@ class Lockouts:
         the only writer of the table, and every write goes through :attr:`_latest` first)."""
         self._unwritten: set[tuple[str, str]] = set()
         row = db.conn.execute("SELECT MAX(locked_until) FROM lockout_buckets").fetchone()
+        self._named = {
+            (scope, kind)
+            for scope, kind, failures in db.conn.execute(
+                "SELECT scope, kind, failures FROM lockout_buckets"
+            )
+            if any(method_id is not None for _, method_id in json.loads(failures))
+        }
+        """The buckets whose failures name an access method (a superset: kept on every
+        :meth:`put`): a success looks for failures to take back only in these, so the usual
+        success (nobody failed with that method) reads no bucket."""
         self.no_lockout_from: datetime | None = from_db(row[0])
         """No bucket is locked out at or after this time (``None``: none ever was): a bound
         that only rises, so a decision after it needs no bucket read. A lockout that ended
@@ -72,6 +82,8 @@ class Lockouts:
 
     def names(self, scope: str, kind: str, method_id: str) -> bool:
         """Whether a failure counted in the bucket named this access method."""
+        if (scope, kind) not in self._named:
+            return False
         failures = self._state(scope, kind).failures
         return bool(failures) and any(f.method_id == method_id for f in failures)
 
@@ -105,6 +117,10 @@ class Lockouts:
             self.no_lockout_from = until
         self._latest[key] = _copy(state)
         self._unwritten.add(key)
+        if any(f.method_id is not None for f in state.failures):
+            self._named.add(key)
+        else:
+            self._named.discard(key)
 
     def flush(self) -> None:
         """Write every state of this run again with the next write (after the disk was full)."""

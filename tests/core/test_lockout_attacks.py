@@ -106,6 +106,25 @@ def test_a_success_relieves_only_that_credentials_own_failures(
     assert v.decide(CODE, VICTIM_PIN, "door-0").reason == "locked_out"
 
 
+def test_a_success_after_a_restart_still_relieves_its_own_failures(
+    site: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The buckets whose failures name a method are known from the disk at start (a success
+    looks for failures to take back only there)."""
+    v = validator(site, clock, lockout_window_s=4 * 3600)
+    assert v.decide(CODE, b"515151", "door-0").reason == "outside_window"
+    assert v.decide(CODE, b"515151", "door-0").reason == "outside_window"
+    clock.advance(hours=2)
+    with Store.open(tmp_path / "lockgate.db", SecretRef(file=tmp_path / "store.key")) as again:
+        v = validator(again, clock, lockout_window_s=4 * 3600)
+        assert v.decide(CODE, b"515151", "door-0").allow  # relieves its own two failures
+        assert v.decide(CODE, b"000001", "door-0").reason == "unknown_credential"
+        assert v.decide(CODE, b"000002", "door-0").reason == "unknown_credential"
+        assert v.decide(CODE, VICTIM_PIN, "door-0").allow
+        assert v.decide(CODE, b"000003", "door-0").reason == "unknown_credential"
+        assert v.decide(CODE, VICTIM_PIN, "door-0").reason == "locked_out"
+
+
 def test_wrong_card_numbers_are_counted_with_their_own_threshold(
     site: Store, clock: FakeClock
 ) -> None:
