@@ -450,10 +450,9 @@ class _Collected:
         self.same: tuple[set[str], set[str]] = (set(), set())
         """Ids of the grants and methods taken from the memo: their rows are what the store
         holds (until a revocation changes the record)."""
-        self.read: tuple[dict[str, tuple[bytes, GrantRead]], dict[str, tuple[bytes, MethodRead]]]
-        self.read = ({}, {})
-        """By id: the digest and record of each object read without a problem (the next
-        memo, once the records that went into the store unchanged are known)."""
+        self.read: tuple[dict[str, GrantRead], dict[str, MethodRead]] = ({}, {})
+        """By id: each object read without a problem, with its digest (the next memo, once
+        the records that went into the store unchanged are known)."""
         self._owner: dict[str, str] = {}
         """Access method id -> the grant that lists it (grants are read before methods)."""
         self._listed: dict[str, tuple[str, ...]] = {}
@@ -463,12 +462,12 @@ class _Collected:
         self._unsettled = 0
 
     async def grants_texts(self, page: RawPage, memo_valid: bool) -> None:
-        if self._page_again(page, memo_valid, self.same[0], self.read[0], self.grants):
+        if self._grants_again(page, memo_valid):
             return
         known = self.memo.grants if memo_valid else {}
         digest, covers, spaces = self.memo.digest, self.scope.covers, self.spaces
         same, read, raw = self.same[0], self.read[0], self.raw["access_grant"]
-        entry = PageRead({}, {}, {})
+        entry: PageRead = {}
         clean = True
         for n, text in enumerate(page.items):
             if not n & 15:
@@ -486,7 +485,7 @@ class _Collected:
                     read.pop(gid, None)
                     clean = False
                     continue
-                hit = GrantRead(grant, self._listed[gid])
+                hit = GrantRead(grant, self._listed[gid], d)
             else:
                 grant = hit.grant
                 if not covers(grant, spaces):
@@ -498,23 +497,20 @@ class _Collected:
                 raw.pop(gid, None)
                 for mid in hit.method_ids:
                     self._owner[mid] = gid
-            read[gid] = (d, hit)
+            read[gid] = hit
             if clean:
-                entry.records[gid] = grant
-                entry.read[gid] = (d, hit)
-                for mid in hit.method_ids:
-                    entry.owners[mid] = gid
+                entry[gid] = hit
         if clean and page.items:
             self.pages[self.memo.page_digest(page.body)] = entry
         self._settle(len(page.items))
 
     async def methods_texts(self, page: RawPage, memo_valid: bool) -> None:
-        if self._page_again(page, memo_valid, self.same[1], self.read[1], self.methods):
+        if self._methods_again(page, memo_valid):
             return
         known = self.memo.methods if memo_valid else {}
         digest, owner_of = self.memo.digest, self._owner
         same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
-        entry = PageRead({}, {}, {})
+        entry: PageRead = {}
         clean = True
         for n, text in enumerate(page.items):
             if not n & 15:
@@ -535,47 +531,67 @@ class _Collected:
                     clean = False
                     continue
                 method = got
-                hit = MethodRead(method, got.grant_id)
-            read[mid] = (d, hit)
+                hit = MethodRead(method, got.grant_id, d)
+            read[mid] = hit
             if clean:
-                entry.records[mid] = method
-                entry.read[mid] = (d, hit)
-                entry.owners[mid] = hit.owner
+                entry[mid] = hit
         if clean and page.items:
             self.pages[self.memo.page_digest(page.body)] = entry
         self._settle(len(page.items))
 
-    def _page_again(
-        self,
-        page: RawPage,
-        memo_valid: bool,
-        same: set[str],
-        read: dict[str, Any],
-        records: dict[str, Any],
-    ) -> bool:
-        """Take a page whose bytes the memo knows whole (every object on it read cleanly
-        before, and still ours); ``False`` if it does not know it."""
+    def _known_page(self, page: RawPage, memo_valid: bool) -> tuple[bytes, PageRead] | None:
+        """The memo's entry of a page whose bytes it knows whole (every object on it read
+        cleanly before, and still ours then)."""
         if not memo_valid or not self.memo.pages or self.memo.spaces != self.spaces:
-            return False
+            return None
         key = self.memo.page_digest(page.body)
         entry = self.memo.pages.get(key)
-        if entry is None:
+        return None if entry is None else (key, entry)
+
+    def _grants_again(self, page: RawPage, memo_valid: bool) -> bool:
+        """Take a grants page the memo knows whole; ``False`` if it does not know it."""
+        known = self._known_page(page, memo_valid)
+        if known is None:
             return False
-        if records is self.methods:
-            owner_of = self._owner
-            if any(owner_of.get(mid) != gid for mid, gid in entry.owners.items()):
-                return False  # a grant no longer lists its method: read it object by object
-        else:
-            self._owner.update(entry.owners)
-        records.update(entry.records)
-        same.update(entry.records)
-        read.update(entry.read)
-        raw = self.raw["access_grant" if records is self.grants else "access_method"]
+        key, entry = known
+        grants, owner, raw = self.grants, self._owner, self.raw["access_grant"]
+        for gid, r in entry.items():
+            grants[gid] = r.grant
+            for mid in r.method_ids:
+                owner[mid] = gid
+        self._taken(key, entry, self.same[0], self.read[0], raw)
+        return True
+
+    def _methods_again(self, page: RawPage, memo_valid: bool) -> bool:
+        """Take a methods page the memo knows whole, if every grant still lists its methods;
+        ``False`` if not (then it is read object by object)."""
+        known = self._known_page(page, memo_valid)
+        if known is None:
+            return False
+        key, entry = known
+        owner_of = self._owner
+        if any(owner_of.get(mid) != r.owner for mid, r in entry.items()):
+            return False
+        methods = self.methods
+        for mid, r in entry.items():
+            methods[mid] = r.method
+        self._taken(key, entry, self.same[1], self.read[1], self.raw["access_method"])
+        return True
+
+    def _taken(
+        self,
+        key: bytes,
+        entry: PageRead,
+        same: set[str],
+        read: dict[str, Any],
+        raw: dict[str, str],
+    ) -> None:
+        same.update(entry)
+        read.update(entry)
         if raw:
-            for oid in entry.records:
+            for oid in entry:
                 raw.pop(oid, None)
         self.pages[key] = entry
-        return True
 
     async def grants_page(self, page: list[Any]) -> None:
         for obj in page:
@@ -633,15 +649,14 @@ class _Collected:
         """Make the memo that of what was committed at ``version``: the objects read without
         a problem whose records went into the store as read (``revised``: ids of grants and
         methods the sync revoked), and the pages made only of such objects."""
-        grants = {d: r for gid, (d, r) in self.read[0].items() if gid not in revised[0]}
-        methods = {d: r for mid, (d, r) in self.read[1].items() if mid not in revised[1]}
+        grants = {r.digest: r for gid, r in self.read[0].items() if gid not in revised[0]}
+        methods = {r.digest: r for mid, r in self.read[1].items() if mid not in revised[1]}
         pages = self.pages
         if revised[0] or revised[1]:
             pages = {
                 k: p
                 for k, p in pages.items()
-                if p.records.keys().isdisjoint(revised[0])
-                and p.records.keys().isdisjoint(revised[1])
+                if p.keys().isdisjoint(revised[0]) and p.keys().isdisjoint(revised[1])
             }
         self.memo.replace(version, grants, methods, pages, self.spaces)
 

@@ -32,6 +32,8 @@ class GrantRead:
     grant: Grant
     method_ids: tuple[str, ...]
     """The grant's ``access_method_ids`` (which grant owns each method)."""
+    digest: bytes
+    """Of the object's JSON text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +41,13 @@ class MethodRead:
     method: AccessMethod
     owner: str
     """The grant it was read under (a method's record names its grant)."""
+    digest: bytes
 
 
-@dataclass(slots=True)
-class PageRead:
-    """One whole page whose every object was read cleanly (and, for grants, is ours): what
-    reading it again would give, to take at once when the page's bytes come back unchanged."""
-
-    records: dict[str, Any]
-    """Id -> record (:class:`Grant` or :class:`AccessMethod`)."""
-    read: dict[str, tuple[bytes, Any]]
-    """Id -> (object digest, :class:`GrantRead` or :class:`MethodRead`)."""
-    owners: dict[str, str]
-    """Access method id -> grant id: for a grants page, the methods its grants list; for a
-    methods page, the grant each method was read under (which must still list it)."""
+PageRead = dict[str, Any]
+"""One whole page whose every object was read cleanly (and, for grants, is ours), by id:
+its :class:`GrantRead` or :class:`MethodRead` entries, to take at once when the page's bytes
+come back unchanged."""
 
 
 class ObjectMemo:

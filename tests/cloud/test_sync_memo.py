@@ -288,7 +288,7 @@ async def test_secrets_stay_out_of_the_raw_objects_however_the_keys_are_written(
 
 def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
     from gateway.models import AccessMethod, Grant
-    from gateway.sync_memo import GrantRead, MethodRead, PageRead
+    from gateway.sync_memo import GrantRead, MethodRead
 
     memo = ObjectMemo()
     g1, g2 = Grant("g1", None, None), Grant("g2", None, None)
@@ -296,9 +296,9 @@ def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
     m2 = AccessMethod("m2", "g2", "code", secret=b"2")
     memo.replace(
         5,
-        {b"a": GrantRead(g1, ("m1",)), b"b": GrantRead(g2, ("m2",))},
-        {b"c": MethodRead(m1, "g1"), b"d": MethodRead(m2, "g2")},
-        {b"p": PageRead({"g1": g1}, {"g1": (b"a", GrantRead(g1, ("m1",)))}, {"m1": "g1"})},
+        {b"a": GrantRead(g1, ("m1",), b"a"), b"b": GrantRead(g2, ("m2",), b"b")},
+        {b"c": MethodRead(m1, "g1", b"c"), b"d": MethodRead(m2, "g2", b"d")},
+        {b"p": {"g1": GrantRead(g1, ("m1",), b"a")}},
         frozenset({"s"}),
     )
     assert memo.digest(b"{}") == memo.digest(bytearray(b"{}")) != ObjectMemo().digest(b"{}")
