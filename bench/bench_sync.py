@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.bench_daemon import peak_rss_mib
 from drivers.base import Capabilities, CredentialKind
 from drivers.clock import SystemClock
@@ -118,14 +116,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             tracemalloc.start()
         bodies: list[bytes] = []
         async with CloudClient(url, api_key, timeout_s=60) as client:
-            post = client._http.post
+            once = client._once
 
-            async def recording_post(*a: Any, **kw: Any) -> httpx.Response:
-                resp = await post(*a, **kw)
-                bodies.append(resp.content)
-                return resp
+            async def recording(path: str, body: dict[str, Any]) -> bytes:
+                content = await once(path, body)
+                bodies.append(content)
+                return content
 
-            client._http.post = recording_post  # type: ignore[method-assign]
+            client._once = recording  # type: ignore[method-assign]
             views = ViewCache(store)
             sync = CloudSync(client, store, scope, SystemClock(), page_size=500, views=views)
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from gateway.clock import Clock
-from gateway.cloud.client import CloudClient
+from gateway.cloud.client import CloudClient, RawPage
 from gateway.cloud.errors import CloudError, CloudNotFoundError
 from gateway.cloud.models import (
     CloudEntrance,
@@ -44,7 +44,7 @@ from gateway.store.cloud_data import GONE_FROM_CLOUD, StaleSnapshot, Unchanged
 from gateway.store.store import Store
 from gateway.store.timefmt import from_db, to_db
 from gateway.sync_issues import issues_in, log_new_issues
-from gateway.sync_memo import GrantRead, MethodRead, ObjectMemo
+from gateway.sync_memo import GrantRead, MethodRead, ObjectMemo, PageRead
 from gateway.views import ViewCache
 
 log = logging.getLogger(__name__)
@@ -150,23 +150,23 @@ class CloudSync:
             for one in ids
         ]
         for key, one in queries:
-            async for texts in self._client.raw_pages(
+            async for page in self._client.raw_pages(
                 "/access_grants/list", "access_grants", {key: one}, self._page_size
             ):
-                await got.grants_texts(texts, memo_valid)
+                await got.grants_texts(page, memo_valid)
         for key, one in queries:
-            async for texts in self._client.raw_pages(
+            async for page in self._client.raw_pages(
                 "/access_methods/list", "access_methods", {key: one}, self._page_size
             ):
-                await got.methods_texts(texts, memo_valid)
+                await got.methods_texts(page, memo_valid)
         slicer = got.slicer
         grants, methods = list(got.grants.values()), list(got.methods.values())
         await got.raw_into(raw)
         issues.extend(got.issue_list())
-        if memo_valid and self._store.cloud.live_grants() == len(got.same[0]):
-            gone = []  # every live grant is one read unchanged (the memo's are all live)
-        else:
-            gone = await self._store.cloud.live_grants_not_in(got.grants, slicer)
+        # The memo's grants are all live rows: with them, the missing are counted, not read.
+        gone = await self._store.cloud.live_grants_not_in(
+            got.grants, slicer, live_among=got.same[0] if memo_valid else ()
+        )
         settle_big(len(grants) + len(methods))
         identities = await self._identities(itertools.chain(grants, gone), raw, slicer)
         now = self._clock.now()
@@ -192,7 +192,7 @@ class CloudSync:
             log.info("cloud data changed during the full sync; reading it again in full")
             self._memo.clear()
             return await self.full()
-        self._memo.replace(version, *got.memo_after(version, revised))
+        got.memo_after(version, revised)
         del got
         await _release(snap.raw, slicer)  # written: the largest part is not needed any more
         if self._views is not None:
@@ -269,10 +269,11 @@ class CloudSync:
         """The user identities of ``grants`` that the cloud still lists, with Seam's notes on
         each (an identity missing from the answer was deleted)."""
         wanted: set[str] = set()
-        for g in grants:
+        for n, g in enumerate(grants):
             if g.user_identity_id:
                 wanted.add(g.user_identity_id)
-            await slicer.tick()
+            if not n & 15:
+                await slicer.tick()
         ids = sorted(wanted)
         raw.setdefault("user_identity", [])
         found: dict[str, tuple[SeamNote, ...]] = {}
@@ -457,62 +458,124 @@ class _Collected:
         """Access method id -> the grant that lists it (grants are read before methods)."""
         self._listed: dict[str, tuple[str, ...]] = {}
         """Grant id -> its ``access_method_ids``."""
+        self.pages: dict[bytes, PageRead] = {}
+        """The pages read whole and cleanly (the next memo's)."""
         self._unsettled = 0
 
-    async def grants_texts(self, page: list[msgspec.Raw], memo_valid: bool) -> None:
+    async def grants_texts(self, page: RawPage, memo_valid: bool) -> None:
+        if self._page_again(page, memo_valid, self.same[0], self.read[0], self.grants):
+            return
         known = self.memo.grants if memo_valid else {}
         digest, covers, spaces = self.memo.digest, self.scope.covers, self.spaces
         same, read, raw = self.same[0], self.read[0], self.raw["access_grant"]
-        for n, text in enumerate(page):
+        entry = PageRead({}, {}, {})
+        clean = True
+        for n, text in enumerate(page.items):
             if not n & 15:
                 await self.slicer.tick()
             d = digest(text)
             hit = known.get(d)
             if hit is None:
                 grant = self._grant(msgspec.json.decode(text))
-                if grant is not None:
-                    gid = grant.grant_id
-                    same.discard(gid)
-                    if grant.problem is None:
-                        read[gid] = (d, GrantRead(grant, self._listed[gid]))
-                    else:
-                        read.pop(gid, None)
-                continue
-            grant = hit.grant
-            if not covers(grant, spaces):
-                continue
-            gid = grant.grant_id
-            self.grants[gid] = grant
-            same.add(gid)
+                if grant is None:
+                    clean = False
+                    continue
+                gid = grant.grant_id
+                same.discard(gid)
+                if grant.problem is not None:
+                    read.pop(gid, None)
+                    clean = False
+                    continue
+                hit = GrantRead(grant, self._listed[gid])
+            else:
+                grant = hit.grant
+                if not covers(grant, spaces):
+                    clean = False
+                    continue
+                gid = grant.grant_id
+                self.grants[gid] = grant
+                same.add(gid)
+                raw.pop(gid, None)
+                for mid in hit.method_ids:
+                    self._owner[mid] = gid
             read[gid] = (d, hit)
-            raw.pop(gid, None)
-            for mid in hit.method_ids:
-                self._owner[mid] = gid
-        self._settle(len(page))
+            if clean:
+                entry.records[gid] = grant
+                entry.read[gid] = (d, hit)
+                for mid in hit.method_ids:
+                    entry.owners[mid] = gid
+        if clean and page.items:
+            self.pages[self.memo.page_digest(page.body)] = entry
+        self._settle(len(page.items))
 
-    async def methods_texts(self, page: list[msgspec.Raw], memo_valid: bool) -> None:
+    async def methods_texts(self, page: RawPage, memo_valid: bool) -> None:
+        if self._page_again(page, memo_valid, self.same[1], self.read[1], self.methods):
+            return
         known = self.memo.methods if memo_valid else {}
         digest, owner_of = self.memo.digest, self._owner
         same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
-        for n, text in enumerate(page):
+        entry = PageRead({}, {}, {})
+        clean = True
+        for n, text in enumerate(page.items):
             if not n & 15:
                 await self.slicer.tick()
             d = digest(text)
             hit = known.get(d)
             if hit is not None and owner_of.get(hit.method.method_id) == hit.owner:
-                mid = hit.method.method_id
-                self.methods[mid] = hit.method
+                method = hit.method
+                mid = method.method_id
+                self.methods[mid] = method
                 same.add(mid)
-                read[mid] = (d, hit)
                 raw.pop(mid, None)
-                continue
-            mid, method = self._method(msgspec.json.decode(text))
-            same.discard(mid)
-            if method is not None and method.problem is None and method.grant_id is not None:
-                read[mid] = (d, MethodRead(method, method.grant_id))
             else:
-                read.pop(mid, None)
-        self._settle(len(page))
+                mid, got = self._method(msgspec.json.decode(text))
+                same.discard(mid)
+                if got is None or got.problem is not None or got.grant_id is None:
+                    read.pop(mid, None)
+                    clean = False
+                    continue
+                method = got
+                hit = MethodRead(method, got.grant_id)
+            read[mid] = (d, hit)
+            if clean:
+                entry.records[mid] = method
+                entry.read[mid] = (d, hit)
+                entry.owners[mid] = hit.owner
+        if clean and page.items:
+            self.pages[self.memo.page_digest(page.body)] = entry
+        self._settle(len(page.items))
+
+    def _page_again(
+        self,
+        page: RawPage,
+        memo_valid: bool,
+        same: set[str],
+        read: dict[str, Any],
+        records: dict[str, Any],
+    ) -> bool:
+        """Take a page whose bytes the memo knows whole (every object on it read cleanly
+        before, and still ours); ``False`` if it does not know it."""
+        if not memo_valid or not self.memo.pages or self.memo.spaces != self.spaces:
+            return False
+        key = self.memo.page_digest(page.body)
+        entry = self.memo.pages.get(key)
+        if entry is None:
+            return False
+        if records is self.methods:
+            owner_of = self._owner
+            if any(owner_of.get(mid) != gid for mid, gid in entry.owners.items()):
+                return False  # a grant no longer lists its method: read it object by object
+        else:
+            self._owner.update(entry.owners)
+        records.update(entry.records)
+        same.update(entry.records)
+        read.update(entry.read)
+        raw = self.raw["access_grant" if records is self.grants else "access_method"]
+        if raw:
+            for oid in entry.records:
+                raw.pop(oid, None)
+        self.pages[key] = entry
+        return True
 
     async def grants_page(self, page: list[Any]) -> None:
         for obj in page:
@@ -566,15 +629,21 @@ class _Collected:
         self.raw["access_method"][method.method_id] = raw_without_secrets(obj)
         return mid, method
 
-    def memo_after(
-        self, version: int, revised: tuple[set[str], set[str]]
-    ) -> tuple[dict[bytes, GrantRead], dict[bytes, MethodRead]]:
-        """The memo of what was committed at ``version``: the objects read without a problem
-        whose records went into the store as read (``revised``: ids of grants and methods the
-        sync revoked)."""
+    def memo_after(self, version: int, revised: tuple[set[str], set[str]]) -> None:
+        """Make the memo that of what was committed at ``version``: the objects read without
+        a problem whose records went into the store as read (``revised``: ids of grants and
+        methods the sync revoked), and the pages made only of such objects."""
         grants = {d: r for gid, (d, r) in self.read[0].items() if gid not in revised[0]}
         methods = {d: r for mid, (d, r) in self.read[1].items() if mid not in revised[1]}
-        return grants, methods
+        pages = self.pages
+        if revised[0] or revised[1]:
+            pages = {
+                k: p
+                for k, p in pages.items()
+                if p.records.keys().isdisjoint(revised[0])
+                and p.records.keys().isdisjoint(revised[1])
+            }
+        self.memo.replace(version, grants, methods, pages, self.spaces)
 
     async def raw_into(self, raw: dict[str, list[tuple[str, str]]]) -> None:
         for kind, items in self.raw.items():
@@ -608,10 +677,18 @@ async def _revocations(
     out_grants: list[Grant] = []
     reasons: dict[str, str] = {}
     by_identity: dict[str, int] = {}
+    per_user: dict[str | None, str | None] = {}
+    """User identity -> the verdict on its grants without notes of their own (the same)."""
     for n, g in enumerate(grants):
         if not n & 15:
             await slicer.tick()
-        why = _grant_revocation(g, identities)
+        uid = g.user_identity_id
+        if g.seam_notes:
+            why = _grant_revocation(g, identities)
+        elif uid in per_user:
+            why = per_user[uid]
+        else:
+            why = per_user[uid] = _grant_revocation(g, identities)
         if why is not None:
             reasons[g.grant_id] = why
             g = replace(g, revoked_at=now, revoked_reason=why)

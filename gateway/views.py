@@ -40,7 +40,9 @@ class ViewCache:
             # One read transaction: grants, methods and entrances of one version, not the
             # grants of one and the methods of the next.
             read, grants, methods, entrances = self._store.cloud.loaded()
-            self._view = CloudView(grants, methods, entrances, read)
+            view = CloudView(grants, methods, entrances, read)
+            view.inherit(self._view)
+            self._view = view
         return self._view
 
     async def refresh(self) -> CloudView:
@@ -53,6 +55,7 @@ class ViewCache:
                 slicer = Slicer()
                 grants, methods, entrances = await self._store.cloud.load_sliced(slicer)
                 view = await CloudView.built(grants, methods, entrances, version, slicer)
+                view.inherit(self._view)
                 size = len(grants) + len(methods)
                 del grants, methods
                 if self._store.cloud.version == version:  # else it changed meanwhile: again
@@ -83,6 +86,7 @@ class ViewCache:
             view = await CloudView.built(
                 live, (m for m in methods if m.revoked_at is None), entrances, version, slicer
             )
+            view.inherit(self._view)
             if self._store.cloud.version == version:
                 self._view = view
                 settle_big(len(view.grants) + len(view.grant_of))

@@ -175,7 +175,7 @@ class CloudClient:
 
     async def raw_pages(
         self, path: str, items_key: str, body: dict[str, Any] | None = None, page_size: int = 500
-    ) -> AsyncIterator[list[msgspec.Raw]]:
+    ) -> AsyncIterator[RawPage]:
         """:meth:`pages`, each item left as its JSON text (:class:`msgspec.Raw`, a view of the
         answer's bytes): the caller decodes only the items it has not seen before. A page is
         split into its items without building any of them (a tenth of decoding it)."""
@@ -185,7 +185,7 @@ class CloudClient:
         seen_cursors: set[str] = set()
         while True:
             page = await self._retrying(path, request, decode)
-            yield page.items
+            yield page
             pagination = page.pagination
             if not isinstance(pagination, dict) or not pagination.get("has_next_page"):
                 return
@@ -215,10 +215,12 @@ def _object(path: str, content: bytes) -> dict[str, Any]:
 
 
 class RawPage(msgspec.Struct):
-    """One page of a list endpoint: its items as JSON text, and Seam's ``pagination``."""
+    """One page of a list endpoint: its items as JSON text, Seam's ``pagination``, and the
+    whole answer's bytes (``body``, which the items are views of)."""
 
     items: list[msgspec.Raw]
-    pagination: Any = None
+    pagination: Any
+    body: bytes
 
 
 @functools.lru_cache(maxsize=16)
@@ -239,7 +241,7 @@ def _page_reader(items_key: str) -> Decode[RawPage]:
             raise CloudBadResponseError(f"{path}: '{items_key}' missing or not a list") from err
         except (msgspec.DecodeError, ValueError) as err:
             raise CloudBadResponseError(f"{path}: response is not valid JSON") from err
-        return RawPage(items, pagination)
+        return RawPage(items, pagination, content)
 
     return read
 

@@ -102,7 +102,7 @@ async def test_raw_pages_give_each_item_as_its_own_json_text(cloud: FakeCloudSer
         texts = [
             bytes(t)
             async for page in c.raw_pages("/access_grants/list", "access_grants", page_size=3)
-            for t in page
+            for t in page.items
         ]
         whole = await c.list_all("/access_grants/list", "access_grants", page_size=3)
     assert [msgspec.json.decode(t) for t in texts] == whole

@@ -115,6 +115,36 @@ async def test_a_resync_reads_in_full_only_the_objects_that_changed(
     assert (counted.grants, counted.methods) == (1, 0)
 
 
+async def test_a_resync_with_entrances_and_issues_keeps_the_version_until_they_change(
+    rig: Rig,
+) -> None:
+    rig.cloud.state.add_acs_entrance(display_name="Front", space_ids=[rig.space])
+    rig.grant("4001")
+    rig.cloud.state.inject_raw(
+        "access_grants",
+        {
+            "access_grant_id": "broken",
+            "space_ids": [rig.space],
+            "starts_at": "2026-03-02T00:00:00Z",
+            "ends_at": "2026-03-01T00:00:00Z",
+        },
+    )
+    await rig.sync.full()
+    version = rig.store.cloud.version
+    assert [e.space_ids for e in rig.store.cloud.entrances()] == [frozenset({rig.space})]
+    assert [i[1] for i in rig.store.cloud.issues()] == ["broken"]
+    await rig.sync.full()
+    assert rig.store.cloud.version == version  # the same entrances, the same issue
+    rig.cloud.state.add_acs_entrance(display_name="Back", space_ids=[rig.space])
+    await rig.sync.full()
+    assert rig.store.cloud.version > version
+    assert len(rig.store.cloud.entrances()) == 2
+    version = rig.store.cloud.version
+    rig.cloud.state.access_grants.remove("broken")
+    await rig.sync.full()
+    assert rig.store.cloud.version > version and rig.store.cloud.issues() == []
+
+
 async def test_a_grant_gone_from_the_cloud_is_tombstoned_by_the_resync(rig: Rig) -> None:
     a, b = rig.grant("4101"), rig.grant("4102")
     await rig.sync.full()
@@ -144,6 +174,25 @@ async def test_an_object_an_incremental_sync_rewrote_is_read_again_when_its_text
     rig.cloud.state.grants.update(gid, ends_at=None)
     await rig.sync.full()
     assert rig.ends_at(gid) is None
+
+
+async def test_a_resync_with_a_change_and_a_deletion_tombstones_exactly_the_deleted(
+    rig: Rig, clock: FakeClock
+) -> None:
+    a, b, c = rig.grant("4501"), rig.grant("4502"), rig.grant("4503")
+    await rig.sync.full()
+    rig.cloud.state.grants.delete(a["access_grant_id"])
+    later = clock.now().replace(year=2031)
+    rig.cloud.state.grants.update(c["access_grant_id"], ends_at=later)
+    await rig.sync.full()
+    assert set(rig.store.cloud.grants()) == {b["access_grant_id"], c["access_grant_id"]}
+    assert rig.ends_at(c["access_grant_id"]) == later
+    live = {m.method_id for m in rig.store.cloud.methods()}
+    assert live == {b["access_method_ids"][0], c["access_method_ids"][0]}
+    # The same again with nothing deleted: nothing more goes.
+    rig.cloud.state.grants.update(c["access_grant_id"], ends_at=later.replace(year=2032))
+    await rig.sync.full()
+    assert set(rig.store.cloud.grants()) == {b["access_grant_id"], c["access_grant_id"]}
 
 
 async def test_a_change_by_another_writer_makes_the_memo_unusable(
@@ -239,7 +288,7 @@ async def test_secrets_stay_out_of_the_raw_objects_however_the_keys_are_written(
 
 def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
     from gateway.models import AccessMethod, Grant
-    from gateway.sync_memo import GrantRead, MethodRead
+    from gateway.sync_memo import GrantRead, MethodRead, PageRead
 
     memo = ObjectMemo()
     g1, g2 = Grant("g1", None, None), Grant("g2", None, None)
@@ -249,11 +298,14 @@ def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
         5,
         {b"a": GrantRead(g1, ("m1",)), b"b": GrantRead(g2, ("m2",))},
         {b"c": MethodRead(m1, "g1"), b"d": MethodRead(m2, "g2")},
+        {b"p": PageRead({"g1": g1}, {"g1": (b"a", GrantRead(g1, ("m1",)))}, {"m1": "g1"})},
+        frozenset({"s"}),
     )
     assert memo.digest(b"{}") == memo.digest(bytearray(b"{}")) != ObjectMemo().digest(b"{}")
     memo.forget(5, 6, ["g1"], [])
     assert memo.valid_at(6) and not memo.valid_at(5)
     assert [r.grant.grant_id for r in memo.grants.values()] == ["g2"]
     assert [r.method.method_id for r in memo.methods.values()] == ["m2"]  # g1's method too
+    assert memo.pages == {}  # pages are taken whole or not at all
     memo.forget(5, 7, [], [])  # from a version the memo was not at: unusable
     assert memo.version is None and not memo.grants and not memo.methods

@@ -58,3 +58,35 @@ async def test_locks_with_and_without_windows_get_their_own_credential() -> None
     )  # rounded inward to a whole second
     assert held.tag != plain.tag
     assert held.secret == plain.secret == b"1111"
+
+
+async def test_a_new_version_takes_the_credentials_that_did_not_change() -> None:
+    hour = timedelta(hours=1)
+    old, tags = _view(), Tags()
+    before = await plan_shared(old, A, caps(windows=True), T0, lead_time=hour, tag=tags)
+    # The next version: g2's window moved, m1's code changed, and a new m3 came.
+    moved = grant("g2", start=T0 - timedelta(minutes=9), spaces=("space-a",))
+    both = grant("g1", start=T0 - timedelta(minutes=5), spaces=("space-a", "space-b"))
+    g3 = grant("g3", start=T0 - timedelta(minutes=5), spaces=("space-a",))
+    new = CloudView(
+        {"g1": both, "g2": moved, "g3": g3},
+        [code("m1", "g1", "1199"), code("m2", "g2", "2222"), code("m3", "g3", "3333")],
+        [],
+        version=2,
+    )
+    new.inherit(old)
+    tags.calls.clear()
+    after = await plan_shared(new, A, caps(windows=True), T0, lead_time=hour, tag=tags)
+    # m1 (new code) and m2 (new window) and m3 (new) are made anew; nothing is taken stale.
+    assert sorted(c[0] for c in tags.calls) == [b"m1", b"m2", b"m3"]
+    assert after.desired["m1"].secret == b"1199"
+    assert after.desired["m1"].tag != before.desired["m1"].tag
+    assert after.desired == plan(new, A, caps(windows=True), T0, lead_time=hour, tag=Tags()).desired
+
+    # A version after that, with nothing changed for these methods: all taken as they were.
+    same = CloudView(new.grants, [m for ms in new.by_grant.values() for m in ms], [], version=3)
+    same.inherit(new)
+    tags.calls.clear()
+    again = await plan_shared(same, A, caps(windows=True), T0, lead_time=hour, tag=tags)
+    assert tags.calls == []
+    assert all(again.desired[m] is after.desired[m] for m in after.desired)
