@@ -15,9 +15,9 @@ import msgspec
 
 from drivers.base import LockEvent, SecurityAlert
 
-_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
-"""A random UUID's fixed bits: version 4, variant RFC 4122 (what ``uuid.uuid4`` sets)."""
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+"""A random hex digit with its top two bits set to ``10``: the RFC 4122 variant (what
+``uuid.uuid4`` sets, with version 4)."""
 
 _ID_BATCH = 256
 """Random ids drawn from the kernel at a time (one ``urandom`` call, not one per decision)."""
@@ -33,9 +33,9 @@ class _Ids:
         if at >= len(self._pool):
             self._pool, at = os.urandom(16 * _ID_BATCH), 0
         self._at = at + 16
-        n = int.from_bytes(self._pool[at : at + 16]) & _UUID_CLEAR | _UUID_V4
-        h = f"{n:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        h = self._pool[at : at + 16].hex()
+        # version 4 in the 13th digit, the variant's two top bits (10) in the 17th
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 _ids = _Ids()
