@@ -108,6 +108,19 @@ def sync_rows(grants: int, locks: int) -> None:
         f"{r['cpu_s'] / r['floor_s']:.1f}x the floor",
     )
     row(
+        "  of which storage alone: the same rows inserted bare (one commit, synchronous=FULL)",
+        "(a second floor, same run)",
+        f"{r['sqlite_s']:.2f} s",
+        f"{r['sqlite_s'] / r['floor_s']:.1f}x json.loads",
+    )
+    for key, label in (("resync_same", "unchanged"), ("resync_changed", "1% of grants changed")):
+        row(
+            f"hourly full resync of that site ({label}) + plan, gateway CPU",
+            f"<= 2x json.loads of its pages ({r[f'{key}_floor_s']:.3g} s this run)",
+            f"{r[f'{key}_cpu_s']:.3f} s",
+            f"{r[f'{key}_cpu_s'] / r[f'{key}_floor_s']:.1f}x the floor",
+        )
+    row(
         "peak RSS for that sync",
         "<= 150 MB",
         f"{r['rss_mib']:.0f} MiB",
