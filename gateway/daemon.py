@@ -34,6 +34,7 @@ from drivers.base import (
     SecurityAlert,
 )
 from drivers.registry import DriverRegistry
+from gateway import heap
 from gateway.clock import Clock, FlowingClock, SystemTime, TimeSource
 from gateway.cloud.client import CloudClient
 from gateway.config import ConfigError, GatewayConfig, LockConfig
@@ -106,6 +107,7 @@ class Gateway:
 
     # --- lifetime ----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
+        heap.one_arena()  # before the store's and the sync's threads: see gateway.heap
         await self._stack.__aenter__()
         try:
             await self._open()
