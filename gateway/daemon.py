@@ -203,13 +203,14 @@ class Gateway:
         self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
         try:
-            dropped = self.store.lock_map.replace(
-                [
-                    LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
-                    for lock in cfg.locks
-                ],
-                self.clock.now(),
-            )
+            async with self.store.db.turn():
+                dropped = self.store.lock_map.replace(
+                    [
+                        LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
+                        for lock in cfg.locks
+                    ],
+                    self.clock.now(),
+                )
         except StoreFullError:
             dropped = []  # the next start records the lock list; serve what the store holds
         for lock_id in dropped:
@@ -383,9 +384,12 @@ class Gateway:
             await asyncio.wait({task})  # its end, without taking its CancelledError for ours
         await reconciler.handle.close()
         self.scopes.pop(lock_id, None)
-        self.store.sync_states.remove_lock(lock_id)
-        self.store.keystore(lock_id).clear()
-        self.store.lock_map.remove(lock_id)
+        # In this task's turn (a first full sync's move may hold the database), and at once.
+        async with self.store.db.turn():
+            with self.store.db.transaction():
+                self.store.sync_states.remove_lock(lock_id)
+                self.store.keystore(lock_id).clear()
+                self.store.lock_map.remove(lock_id)
         log.warning("lock %s removed at runtime", lock_id, extra={"lock": lock_id})
 
 
