@@ -9,6 +9,7 @@ noticed either way: an event names them, or the next snapshot no longer holds th
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from gateway import heap
 from gateway.clock import Clock
 from gateway.cloud.client import CloudClient, RawPage
 from gateway.cloud.errors import CloudError, CloudNotFoundError
@@ -197,6 +199,9 @@ class CloudSync:
         await _release(snap.raw, slicer)  # written: the largest part is not needed any more
         if self._views is not None:
             await self._views.adopt(version, grants, methods, entrances)
+        # The pages, the staged rows and the previous view are freed: give their heap pages
+        # back to the system before the locks' pushes allocate again (off the loop).
+        await asyncio.to_thread(heap.trim)
         self._on_change()
         log_new_issues(known_issues, issues_in(self._store.cloud, issues))
         log.info(
