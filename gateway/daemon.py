@@ -104,6 +104,8 @@ class Gateway:
         self.locks: dict[str, LockReconciler] = {}
         self._lock_tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[object]] = set()
+        self._alerts: set[asyncio.Task[None]] = set()
+        """Security alerts on their way into the outbox: awaited, never cancelled, on exit."""
 
     # --- lifetime ----------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -122,6 +124,7 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.alerts_recorded()
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -202,13 +205,14 @@ class Gateway:
         self._stack.callback(self.trust.raise_floor)
         self.scopes = {lock.id: scope_of(lock) for lock in cfg.locks}
         try:
-            dropped = self.store.lock_map.replace(
-                [
-                    LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
-                    for lock in cfg.locks
-                ],
-                self.clock.now(),
-            )
+            async with self.store.db.turn():
+                dropped = self.store.lock_map.replace(
+                    [
+                        LockRecord(lock.id, lock.driver.type, *_scope_sets(self.scopes[lock.id]))
+                        for lock in cfg.locks
+                    ],
+                    self.clock.now(),
+                )
         except StoreFullError:
             dropped = []  # the next start records the lock list; serve what the store holds
         for lock_id in dropped:
@@ -287,16 +291,35 @@ class Gateway:
             "lock %s: security alert %s: %s", alert.lock_id, alert.kind, alert.detail,
             extra={"lock": alert.lock_id},
         )
+        event = AccessEvent.security_alert(alert, self.clock.now())
+        task = asyncio.get_running_loop().create_task(
+            self._record_alert(event), name="security-alert"
+        )
+        self._alerts.add(task)
+        task.add_done_callback(self._alerts.discard)
+
+    async def alerts_recorded(self) -> None:
+        """Returns once every security alert reported so far is in the outbox (or its failure
+        logged)."""
+        if self._alerts:
+            await asyncio.wait(self._alerts)
+
+    async def _record_alert(self, event: AccessEvent) -> None:
+        """The alert's event into the outbox, in this task's turn: while a bulk write (a
+        first full sync) holds the database, this task waits for it, not the event loop."""
         try:
-            self.store.outbox.add([AccessEvent.security_alert(alert, self.clock.now())])
+            await self.store.db.write(lambda conn: self.store.outbox.add([event]))
         except Exception:  # the store's trouble is reported where it happens
-            log.exception("lock %s: could not record a security alert", alert.lock_id)
+            log.exception("lock %s: could not record a security alert", event.lock_id)
 
     def _decider(self, lock_id: str) -> Callable[[AccessRequest], Awaitable[AccessAnswer]]:
         async def decide(request: AccessRequest) -> AccessAnswer:
             d = await self.validator.decide_durably(
                 request.kind, request.secret, lock_id, proof=request.proof
             )
+            # A mobile key's challenge is claimed in the decision and written in its own
+            # turn: the door is answered once it is durable (a restart still refuses a replay).
+            await self.store.mobile_key_challenges.settle()
             return AccessAnswer(d.allow, d.reason, d.access_method_id)
 
         return decide
@@ -363,9 +386,12 @@ class Gateway:
             await asyncio.wait({task})  # its end, without taking its CancelledError for ours
         await reconciler.handle.close()
         self.scopes.pop(lock_id, None)
-        self.store.sync_states.remove_lock(lock_id)
-        self.store.keystore(lock_id).clear()
-        self.store.lock_map.remove(lock_id)
+        # In this task's turn (a first full sync's move may hold the database), and at once.
+        async with self.store.db.turn():
+            with self.store.db.transaction():
+                self.store.sync_states.remove_lock(lock_id)
+                self.store.keystore(lock_id).clear()
+                self.store.lock_map.remove(lock_id)
         log.warning("lock %s removed at runtime", lock_id, extra={"lock": lock_id})
 
 

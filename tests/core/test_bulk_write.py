@@ -95,6 +95,7 @@ async def test_loop_writes_commit_while_a_snapshot_is_staged(store: Store) -> No
     assert store.outbox.add([_event(1)]) == 1
     assert store.mobile_key_challenges.first_use("m1", b"challenge-1")
     assert not store.mobile_key_challenges.first_use("m1", b"challenge-1")
+    await store.mobile_key_challenges.settle()  # written in its turn: nothing holds the gate
     store.sync_states.write([CredentialSyncState("lock-a", "m1", SyncStatus.APPLIED)], T0)
     await asyncio.sleep(0)
     assert ticks > 0  # the loop went on
