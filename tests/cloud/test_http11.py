@@ -163,3 +163,57 @@ def test_a_proxy_in_the_environment_goes_through_httpx(monkeypatch: pytest.Monke
     monkeypatch.setenv("NO_PROXY", "connect.getseam.com")
     direct = CloudClient("https://connect.getseam.com", "k")
     assert direct._lean is not None and direct._http is None
+
+
+async def test_a_sized_body_in_small_pieces_is_read_whole() -> None:
+    """The body framed by Content-Length lands in one buffer whatever pieces it comes in;
+    the head may be cut anywhere too."""
+    payload = b'{"items": [' + b",".join(b'"%d"' % i for i in range(20000)) + b"]}"
+    answer = _ok(payload)
+    cuts = [5, 17, 40, 41, 300, 4096, 70000, len(answer)]
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            start = 0
+            for end in cuts:
+                writer.write(answer[start:end])
+                await writer.drain()
+                start = end
+        writer.close()
+
+    listening = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    async with listening:
+        client = Http11(f"http://127.0.0.1:{port}", {}, 5.0)
+        try:
+            assert (await client.post("/x", b"{}")).content == payload
+            assert (await client.post("/x", b"{}")).content == payload  # kept alive
+        finally:
+            await client.aclose()
+
+
+async def test_empty_informational_and_overlong_answers(server: Server) -> None:
+    """An empty body; a 100 Continue before the answer; an answer followed by bytes nobody
+    asked for (its connection is not used again); an HTTP/1.0 answer (not kept either)."""
+    answers = {
+        1: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        2: b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b'{"n": 2}'),
+        3: _ok(b'{"n": 3}') + b"junk",
+        4: b'HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{"n": 4}',
+        5: _ok(b'{"n": 5}'),
+    }
+    server.answer = lambda n, body: answers[n]
+    client = Http11(server.url, {}, 5.0)
+    try:
+        assert (await client.post("/x", b"{}")).content == b""
+        assert (await client.post("/x", b"{}")).content == b'{"n": 2}'
+        assert server.connections == 1
+        assert (await client.post("/x", b"{}")).content == b'{"n": 3}'
+        assert (await client.post("/x", b"{}")).content == b'{"n": 4}'
+        assert (await client.post("/x", b"{}")).content == b'{"n": 5}'
+    finally:
+        await client.aclose()
+    assert server.connections == 3  # a new one after 3 (junk), and after 4 (HTTP/1.0)
+    assert len(server.requests) == 5  # each sent once
