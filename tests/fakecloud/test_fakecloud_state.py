@@ -181,7 +181,7 @@ def test_seed_offsets_follow_the_clock(manual_clock: ManualClock) -> None:
     state = state_from_seed(DEMO_SEED, now=manual_clock)
     expired = state.grants.get(access_grant_key="jane-workshop-expired")
     assert expired["ends_at"] == "2025-06-15T16:54:17.000Z"
-    assert state.access_methods.get(expired["access_method_ids"][0])["code"] == "1906"  # type: ignore[index]
+    assert state.access_methods[expired["access_method_ids"][0]]["code"] == "1906"
 
 
 @pytest.mark.parametrize(

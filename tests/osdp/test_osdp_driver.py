@@ -27,7 +27,7 @@ ONLINE_WITHIN = 5.0
 
 
 def is_output(c: dict[str, object]) -> bool:
-    return c["command"] == osdp.Command.Output
+    return bool(c["command"] == osdp.Command.Output)  # osdp is untyped: the == is Any
 
 
 def is_led(colour: int):  # type: ignore[no-untyped-def]
