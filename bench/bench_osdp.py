@@ -14,7 +14,7 @@ for the output command. The gateway's own decision (``ctx.decide``, the validato
 store write in one SQLite transaction) is timed separately, and the same decision without
 its record (a dry run) beside it.
 
-    PYTHONPATH=.:firmware-sim .venv/bin/python bench/bench_osdp.py [--cards 60]
+    .venv/bin/python -m bench.bench_osdp [--cards 60]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ STRIKE = {"command": osdp.Command.Output, "output_no": 0, "control_code": 5, "ti
 
 
 def is_output(c: dict[str, Any]) -> bool:
-    return c["command"] == osdp.Command.Output
+    return bool(c["command"] == osdp.Command.Output)  # osdp is untyped: the == is Any
 
 
 def write_secret(path: Path, value: str) -> Path:
