@@ -188,8 +188,9 @@ async def test_a_code_freed_by_a_changed_method_goes_to_the_grant_refused_it_bef
     """Two users ask for one code: the grant that starts first holds it, the other is refused.
     When the holder's method changes to another code, the refused one (whose grant did not
     change) holds its code in the patched plan."""
-    first = Grant("g1", T0 - 2 * HOUR, T0 + 9 * HOUR, frozenset({"space-a"}), frozenset(), "u1")
-    second = Grant("g2", T0 - HOUR, T0 + 9 * HOUR, frozenset({"space-a"}), frozenset(), "u2")
+    a = frozenset({"space-a"})
+    first = Grant("g1", T0 - 2 * HOUR, T0 + 9 * HOUR, a, user_identity_id="u1")
+    second = Grant("g2", T0 - HOUR, T0 + 9 * HOUR, a, user_identity_id="u2")
     m1 = AccessMethod("m1", "g1", "code", secret=b"1111")
     m2 = AccessMethod("m2", "g2", "code", secret=b"1111")
     lock, scope = caps(10, True), SCOPES[0]
