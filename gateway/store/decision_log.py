@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,26 +33,13 @@ class _Group:
 
 
 class DecisionLog:
-    def __init__(
-        self,
-        db: Database,
-        outbox: Outbox,
-        lockouts: Lockouts,
-        timer: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        """``timer``: seconds on a monotonic clock, for how long a commit and an answered door
-        take (tests inject one)."""
+    def __init__(self, db: Database, outbox: Outbox, lockouts: Lockouts) -> None:
         self._db = db
-        self._timer = timer
         self._outbox = outbox
         self._lockouts = lockouts
         self._next = _Group()
         self._in_flight = False
         self.groups = 0
-        self._started = 0.0
-        """When the commit under way was queued (on :attr:`_timer`)."""
-        self._per_answer = 0.0
-        """How long an answered door last took to run, on the event loop (seconds)."""
         """Commits made (for benches and tests: decisions recorded / groups = group size)."""
 
     def record(self, events: Sequence[AccessEvent]) -> asyncio.Future[None]:
@@ -93,7 +79,6 @@ class DecisionLog:
             self._settle(group, states, failed)
             return
         self._in_flight = True
-        self._started = self._timer()
         self.groups += 1
         loop = asyncio.get_running_loop()
 
@@ -109,27 +94,18 @@ class DecisionLog:
         states: list[tuple[str, str, LockoutState]],
         done: concurrent.futures.Future[None],
     ) -> None:
-        now = self._timer()
-        took = now - self._started
         self._settle(group, states, done)
-        answered = len(group.waiters)
-        if not answered:
-            self._commit_queued()
-            return
-        # The doors just answered run next (their wakes are queued already; this goes after
-        # them). Unless they take longer than a commit does, what they decide joins what
-        # waits, in one commit: not one now for the few that came in meanwhile and another
-        # that the many wait a whole commit for (measured: with 64 doors the groups went
-        # 1, 63, 1, 63..., two commits for 64 decisions). If they take longer (a fast disk),
-        # the waiting group commits now, while they decide.
-        joins = answered * self._per_answer <= took
-        asyncio.get_running_loop().call_soon(self._answered_ran, now, answered, joins)
-        if not joins:
-            self._commit_queued()
-
-    def _answered_ran(self, since: float, answered: int, commit: bool) -> None:
-        self._per_answer = (self._timer() - since) / answered
-        if commit:
+        if len(self._next.waiters) < len(group.waiters):
+            # Fewer decisions wait than doors were just answered: the answered ones run first
+            # (their wakes are queued already; this goes after them) and what they decide
+            # joins the waiting ones in one commit. Committing the few at once would make the
+            # many wait a whole commit for them and then take another one (measured: with 64
+            # doors the groups went 1, 63, 1, 63..., two commits for 64 decisions). And while
+            # the loop decides, the writing thread is idle, and the other way round: neither
+            # waits for the interpreter lock the other holds (measured: committing at once to
+            # overlap the two, where the disk is fast, did worse on this 2-core box).
+            asyncio.get_running_loop().call_soon(self._commit_queued)
+        else:
             self._commit_queued()
 
     def _commit_queued(self) -> None:

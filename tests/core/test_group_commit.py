@@ -22,7 +22,6 @@ from gateway.config import TimeConfig, ValidatorConfig
 from gateway.lockout import LockoutPolicy
 from gateway.planner import LockScope
 from gateway.secrets import SecretRef
-from gateway.store.decision_log import DecisionLog
 from gateway.store.store import Store
 from gateway.timetrust import TimeTrust
 from gateway.validator import Validator
@@ -186,52 +185,24 @@ def test_no_answered_decision_is_lost_when_the_process_is_killed(tmp_path: Path)
     assert counted >= denied > 0
 
 
-class Timer:
-    """The decision log's clock, moved by the test: the doors move it when they are answered
-    (how long answering takes), nothing else does (a commit takes no time)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def five_doors_twice(site: Store, clock: FakeClock, answer_s: float) -> int:
-    """Five doors, each asking again as soon as answered (each answer takes ``answer_s`` on
-    the log's clock); returns how many commits the ten decisions took."""
-    timer = Timer()
-    site.decisions = DecisionLog(site.db, site.outbox, site.lockouts, timer)
+async def test_the_doors_just_answered_join_the_few_waiting_in_one_commit(
+    site: Store, clock: FakeClock
+) -> None:
+    """Five doors, each asking again as soon as answered. The first door's decision commits
+    alone, the other four wait for it and go in the next commit (more wait than were
+    answered); once those four are answered, the first door's second decision waits alone: it
+    is not committed alone, the four doors' second decisions join it. Three commits (1, 4, 5),
+    not four (1, 4, 1, 4); each door answered only once its decision is durable."""
     v = validator(site, clock)
 
     async def door(i: int) -> None:
         for _ in range(2):
             d = await v.decide_durably(CODE, PIN, LOCKS[i % len(LOCKS)])
-            timer.now += answer_s
             assert d.event_id in committed_event_ids(site.db.path)
 
     await asyncio.wait_for(asyncio.gather(*(door(i) for i in range(5))), WAIT_S)
     assert len(site.outbox.entries()) == 10
-    return site.decisions.groups
-
-
-async def test_the_doors_just_answered_join_the_few_waiting_unless_answering_is_slower(
-    site: Store, clock: FakeClock
-) -> None:
-    """Answering takes no time. The first door's decision commits alone, the other four wait
-    for it and go in the next commit with the first door's second decision (it is not
-    committed alone); once those are answered, the four doors' second decisions go in one
-    more: three commits (1, 5, 4), not four (1, 4, 1, 4)."""
-    assert await five_doors_twice(site, clock, answer_s=0.0) == 3
-
-
-async def test_when_answering_takes_longer_than_a_commit_what_waits_commits_at_once(
-    site: Store, clock: FakeClock
-) -> None:
-    """Answers slower than commits (a fast disk): once the doors' time is known, a commit does
-    not wait for the answered doors; it goes at once with what waits (1; 4 + 1; then the
-    second decisions of the four doors: the first at once, alone, the three others after)."""
-    assert await five_doors_twice(site, clock, answer_s=1.0) == 4
+    assert site.decisions.groups == 3
 
 
 async def test_a_failed_commit_answers_its_doors_with_the_error_and_keeps_nothing_of_it(
