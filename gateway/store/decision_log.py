@@ -4,7 +4,10 @@ changed, in one ``synchronous=FULL`` transaction per group.
 A decision is made (and counted against the lockout, in memory) at once; its event waits here
 for the next commit. One commit is under way at a time, in a thread of the store's own
 (:meth:`~gateway.store.db.Database.write_behind`), while the event loop goes on deciding: what
-arrives meanwhile goes into the next group. Whoever recorded a decision learns it is durable
+arrives meanwhile goes into the next group. When a commit ends and fewer decisions wait than
+doors it answered, the next commit waits one turn of the loop, for what the answered doors
+decide at once (a door that asks again as soon as it is answered): one commit for them all,
+not one for the few and another for the many. Whoever recorded a decision learns it is durable
 only when its group has committed, so a door is answered after that, never before: a decision
 answered ``granted`` is in the store, and a failed guess is counted on disk before the guesser
 learns it failed. Every write of this log goes through that one thread, in order, so a group's
