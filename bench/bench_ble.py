@@ -11,7 +11,7 @@ discovers on the air), read what the lock holds, put the codes in batches of the
 ``max_batch``, read back. The goal is <= 0.1 round trips per code. Times are of the simulated
 link (no air time): they measure the gateway's and the simulated lock's own work.
 
-Run: .venv/bin/python bench/bench_ble.py
+Run: .venv/bin/python -m bench.bench_ble
 """
 
 from __future__ import annotations

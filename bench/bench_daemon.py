@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from lockgate_sim.driver import SimDriver
+from lockgate_sim.lock import SimLock
 
 from bench.loopstall import StallMonitor
 from drivers.registry import DriverRegistry
@@ -135,6 +137,11 @@ class LoopWrites:
             await asyncio.sleep(LOOP_WRITE_EVERY_S)
 
 
+def holds(sim: SimLock, codes: int) -> bool:
+    """Whether the simulated lock holds at least ``codes`` credentials."""
+    return len(sim._slots) >= codes
+
+
 def rss_mib() -> float:
     """This process's peak RSS. From /proc (VmHWM), not ``ru_maxrss``: Linux carries the
     ``ru_maxrss`` of the parent (taken at fork) across exec, so a bench run in a process
@@ -198,9 +205,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
                 for lock_id, rec in gw.locks.items():
                     async with asyncio.timeout(args.inline_timeout_s):
                         sim = cast(SimDriver, rec.handle.driver).sim
-                        await rec.wait_for(
-                            lambda sim=sim: len(sim._slots) >= args.grants // args.locks
-                        )
+                        await rec.wait_for(functools.partial(holds, sim, args.grants // args.locks))
                     assert rec.last_plan is not None
                     print(
                         f"  {lock_id} in line at {time.perf_counter() - t0:6.1f} s "

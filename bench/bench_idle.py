@@ -19,7 +19,7 @@ from ``/proc/<pid>/stat`` at both ends of a ``--window`` second window, and prin
 gateway's share of one core as a ratio to the 1% goal, beside the simulator's and the fake
 cloud's (not the gateway's).
 
-    .venv/bin/python bench/bench_idle.py [--locks 50] [--buses 5] [--window 60] [--quick]
+    .venv/bin/python -m bench.bench_idle [--locks 50] [--buses 5] [--window 60] [--quick]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Round-trip latency of the management plane against a bare aiomqtt echo, same broker, same run.
 
-    .venv/bin/python bench/bench_mqtt.py [--rounds 5] [--per-round 200]
+    .venv/bin/python -m bench.bench_mqtt [--rounds 5] [--per-round 200]
 
 Starts a Mosquitto on a free port (persistence, TCP_NODELAY), a gateway with one simulated lock
 and its management plane, and in the same event loop a bare aiomqtt echo responder. One

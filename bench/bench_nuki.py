@@ -8,7 +8,7 @@ takes a challenge and a command per code: the floor is one sealed state request 
 indication) timed in the same run, and the figure is the push's time per code as a multiple of
 that floor.
 
-Run: .venv/bin/python bench/bench_nuki.py
+Run: .venv/bin/python -m bench.bench_nuki
 """
 
 from __future__ import annotations

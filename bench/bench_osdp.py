@@ -14,7 +14,7 @@ for the output command. The gateway's own decision (``ctx.decide``, the validato
 store write in one SQLite transaction) is timed separately, and the same decision without
 its record (a dry run) beside it.
 
-    PYTHONPATH=.:firmware-sim .venv/bin/python bench/bench_osdp.py [--cards 60]
+    .venv/bin/python -m bench.bench_osdp [--cards 60]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ which anyone on the bus could forge. The gateway keeps waiting for an authentica
 the attempt's deadline before it believes it and opens a new session (docs/protocol.md §4).
 Prints the median time of a status request in a live session (the floor, same run) and of the
 first one after a reboot, on the simulated RS-485 bus paced at 115 200 baud.
-Run: ``PYTHONPATH=.:firmware-sim .venv/bin/python bench/bench_reboot_recovery.py [--rounds N]``
+Run: ``.venv/bin/python -m bench.bench_reboot_recovery [--rounds N]``
 """
 
 from __future__ import annotations

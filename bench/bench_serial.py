@@ -6,7 +6,7 @@ lock's replies share it), so elapsed time includes byte times, turnarounds, the 
 processing and retransmissions. The wire limit is ``bytes on the wire x 10 / baud`` (8N1); the
 figure reported is ``wire limit / elapsed`` (100% = the wire never idle).
 
-    PYTHONPATH=.:firmware-sim .venv/bin/python bench/bench_serial.py [--codes 300,1000,3000]
+    .venv/bin/python -m bench.bench_serial [--codes 300,1000,3000]
         [--baud 115200]
 """
 

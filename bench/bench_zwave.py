@@ -12,7 +12,7 @@ JS server, firmware-sim/zwave), one after the other:
 
 The lock's limits and clock are read once before the clock starts (the gateway's first pass).
 
-Run: .venv/bin/python bench/bench_zwave.py [--s2] [--codes N]
+Run: .venv/bin/python -m bench.bench_zwave [--s2] [--codes N]
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ SCRIPTS = sorted((ROOT / "bench").glob("bench_*.py"))
 
 
 def run_bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "firmware-sim")))}
+    """``python *args`` from the repository root with nothing added to the import path (the
+    suite's own ``PYTHONPATH``, if any, is dropped): what the README's command does."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=timeout, check=False,

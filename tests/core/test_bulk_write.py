@@ -23,6 +23,7 @@ from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
 from tests.core.conftest import snapshot
 from tests.core.factories import code, grant
+from tests.loop_ticks import LoopTicks
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -82,15 +83,7 @@ async def test_loop_writes_commit_while_a_snapshot_is_staged(store: Store) -> No
         [code("m2", "g2", "2222"), code("m3", "g3", "3333")],
     )
     sync = await held.running(store.cloud.apply_snapshot_sliced(new, T0))
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(ticker())
+    ticks = LoopTicks.start()
     # The loop's writes: an access event into the outbox, a replay record, a sync state.
     assert store.outbox.add([_event(1)]) == 1
     assert store.mobile_key_challenges.first_use("m1", b"challenge-1")
@@ -98,7 +91,7 @@ async def test_loop_writes_commit_while_a_snapshot_is_staged(store: Store) -> No
     await store.mobile_key_challenges.settle()  # written in its turn: nothing holds the gate
     store.sync_states.write([CredentialSyncState("lock-a", "m1", SyncStatus.APPLIED)], T0)
     await asyncio.sleep(0)
-    assert ticks > 0  # the loop went on
+    assert ticks.count > 0  # the loop went on
     # Durable before the snapshot is: another connection reads them now.
     path = store.db.path
     assert len(committed(path, "SELECT event_id FROM outbox")) == 1
@@ -109,7 +102,7 @@ async def test_loop_writes_commit_while_a_snapshot_is_staged(store: Store) -> No
     assert not sync.done()
     held.release.set()
     version = await asyncio.wait_for(sync, 30)
-    other.cancel()
+    await ticks.stop()
     assert version == store.cloud.version > before
     assert set(store.cloud.grants()) == {"g2", "g3"}
     assert store.cloud.find_by_secret("code", b"3333")[0].method_id == "m3"
@@ -254,15 +247,7 @@ async def test_loop_writes_wait_off_the_loop_while_a_first_sync_moves_its_rows_i
     # busy_timeout=0 it fails at once instead.
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         store.meta.set("probe", "1")
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(ticker())
+    ticks = LoopTicks.start()
 
     async def in_turn() -> None:  # a synchronous writer called by a task in its turn
         async with store.db.turn():
@@ -278,9 +263,9 @@ async def test_loop_writes_wait_off_the_loop_while_a_first_sync_moves_its_rows_i
     ]
     await asyncio.sleep(0)  # each writer's first step: it finds the database held and waits
     assert store.db.writers_waiting == len(writers)
-    seen = ticks
+    seen = ticks.count
     await asyncio.sleep(0)
-    assert ticks > seen  # the loop goes on
+    assert ticks.count > seen  # the loop goes on
     assert not any(w.done() for w in writers)
     assert set(store.cloud.grants()) == set()  # nothing of the snapshot before it commits
     assert store.meta.get("probe") is None
@@ -288,7 +273,7 @@ async def test_loop_writes_wait_off_the_loop_while_a_first_sync_moves_its_rows_i
     async with asyncio.timeout(30):
         version = await sync
         added, _, _, _ = await asyncio.gather(*writers)
-    other.cancel()
+    await ticks.stop()
     assert added == 2
     assert version == store.cloud.version
     assert len(store.cloud.grants()) == 50

@@ -21,6 +21,7 @@ from gateway.store.store import Store
 from tests.core.conftest import snapshot
 from tests.core.factories import grant
 from tests.core.test_bulk_write import HeldMove, committed
+from tests.loop_ticks import LoopTicks
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PHONE = os.urandom(32)
@@ -89,28 +90,20 @@ async def test_two_uses_of_one_challenge_racing_a_first_sync_pass_once(store: St
 async def test_the_replay_record_waits_in_its_task_while_the_loop_goes_on(store: Store) -> None:
     seen = store.mobile_key_challenges
     held, sync = await _first_sync_held(store)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(ticker())
+    ticks = LoopTicks.start()
     assert seen.first_use("mk1", b"c1")
     assert seen.first_use("mk1", b"c2")
     assert not seen.first_use("mk1", b"c1")
     settling = asyncio.create_task(seen.settle())
     await asyncio.sleep(0)
-    before = ticks
+    before = ticks.count
     await asyncio.sleep(0)
-    assert ticks > before and not settling.done()  # the loop goes on; the writer waits
+    assert ticks.count > before and not settling.done()  # the loop goes on; the writer waits
     held.release.set()
     async with asyncio.timeout(30):
         await sync
         await settling
-    other.cancel()
+    await ticks.stop()
     assert committed(store.db.path, "SELECT challenge FROM mobile_key_challenges ORDER BY 1") == [
         (b"c1",),
         (b"c2",),

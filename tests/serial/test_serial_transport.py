@@ -12,6 +12,7 @@ import serial
 from lockgate_sim.serial_pty import Pty
 
 from drivers.serial.transport import FdTransport
+from tests.loop_ticks import LoopTicks
 
 BIG = 256 * 1024  # far beyond the pty's kernel buffer (about 12 KiB here)
 
@@ -62,15 +63,7 @@ async def test_a_write_larger_than_the_kernel_buffer_never_blocks_the_loop(
         if len(received) >= BIG:
             done.set()
 
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    tick_task = asyncio.create_task(ticker(), name="ticker")
+    ticks = LoopTicks.start()
     started = loop.time()
     transport.write(payload)  # returns at once, whatever the kernel took
     assert loop.time() - started < 0.05
@@ -82,10 +75,9 @@ async def test_a_write_larger_than_the_kernel_buffer_never_blocks_the_loop(
             await done.wait()
     finally:
         loop.remove_reader(master)
-        tick_task.cancel()
-        await asyncio.wait([tick_task])
+        await ticks.stop()
     assert bytes(received) == payload
-    assert ticks > 10  # the loop kept running while the buffer drained
+    assert ticks.count > 10  # the loop kept running while the buffer drained
     assert transport.get_write_buffer_size() == 0
     assert protocol.resumed == 1
     transport.close()
