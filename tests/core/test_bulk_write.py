@@ -18,6 +18,7 @@ import pytest
 from gateway.events import AccessEvent
 from gateway.models import CloudChanges
 from gateway.secrets import SecretRef
+from gateway.store.cloud_data import CloudData
 from gateway.store.db import Database
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
@@ -391,3 +392,32 @@ async def test_a_first_sync_that_finds_rows_at_its_write_compares_them(
         assert store.cloud.version == ref.cloud.version
     gone = store.cloud.grant("g4")
     assert gone is not None and gone.revoked_at == T0
+
+
+async def test_a_first_sync_that_fails_in_its_write_leaves_the_store_as_it_was(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes are dropped inside the first sync's transaction: a failure after the rows
+    went in (a full disk at the last statement, a crash) rolls the drop back with the rows,
+    and the next sync writes the snapshot whole."""
+    indexes = _indexes(store.db.path)
+    first = snapshot(
+        [grant("g1", start=T0), grant("g2", start=T0)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as m:
+        m.setattr(CloudData, "_snapshot_rest", broken)
+        with pytest.raises(sqlite3.OperationalError):
+            await store.cloud.apply_snapshot_sliced(first, T0)
+    assert committed(store.db.path, "SELECT count(*) FROM grants") == [(0,)]
+    assert committed(store.db.path, "SELECT count(*) FROM methods") == [(0,)]
+    assert _indexes(store.db.path) == indexes
+    assert store.cloud.version == 0
+    version = await store.cloud.apply_snapshot_sliced(first, T0)
+    assert version == store.cloud.version > 0
+    assert sorted(store.cloud.grants()) == ["g1", "g2"]
+    assert [m.method_id for m in store.cloud.find_by_secret("code", b"1111")] == ["m1"]
