@@ -62,7 +62,9 @@ class Result:
 async def push(
     label: str, *, mtu: int, write_mode: str, cached: bool = True, codes: int = CODES
 ) -> Result:
-    now = lambda: datetime.now(UTC)  # noqa: E731
+    def now() -> datetime:
+        return datetime.now(UTC)
+
     radio = VirtualRadio()
     spec = SimLockSpec(
         slots=250, max_batch=100, enforces_time_windows=True, kinds=frozenset(CredentialKind)
@@ -75,7 +77,7 @@ async def push(
         registry = AdapterRegistry(BleakBackends(backends.client, backends.scanner))
         options = BleOptions(
             device_id=lock.device_id.hex(),
-            write_with_response=write_mode,  # type: ignore[arg-type]
+            write_with_response=write_mode,
         )
         driver = BleDriver(
             "bench", options, DriverContext(now=now, keystore=Keys()), adapters=registry

@@ -56,7 +56,7 @@ STRIKE = {"command": osdp.Command.Output, "output_no": 0, "control_code": 5, "ti
 
 
 def is_output(c: dict[str, Any]) -> bool:
-    return c["command"] == osdp.Command.Output
+    return bool(c["command"] == osdp.Command.Output)  # osdp is untyped: the == is Any
 
 
 def write_secret(path: Path, value: str) -> Path:

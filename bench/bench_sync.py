@@ -45,7 +45,7 @@ def _key(i: int) -> str:
     return base64.b64encode(i.to_bytes(32, "big")).decode()
 
 
-def seed(grants: int) -> dict:  # type: ignore[type-arg]
+def seed(grants: int) -> dict[str, Any]:
     spaces = [
         {"space_id": f"00000000-0000-4000-8000-{i:012d}", "name": f"S{i}"} for i in range(SPACES)
     ]

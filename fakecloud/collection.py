@@ -42,6 +42,10 @@ class Collection:
         entry = self._items.get(key)
         return None if entry is None else entry[1]
 
+    def __getitem__(self, key: str) -> JsonObject:
+        """The object under ``key``; ``KeyError`` when there is none."""
+        return self._items[key][1]
+
     def remove(self, key: str) -> JsonObject | None:
         entry = self._items.pop(key, None)
         if len(self._order_seqs) > 2 * len(self._items) + 64:

@@ -23,7 +23,7 @@ path = "/var/lib/lockgate/lockgate.db"
 
 def documented_config(page: str, driver_type: str) -> str:
     """The one TOML block of ``docs/<page>`` that configures a ``driver_type`` lock."""
-    blocks = re.findall(r"```toml\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+    blocks: list[str] = re.findall(r"```toml\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
     [block] = [b for b in blocks if f'type = "{driver_type}"' in b]
     return block
 

@@ -203,8 +203,12 @@ async def test_idle_disconnect_and_keepalive_below_the_locks_timeout(
         t0 = clock.now()
         for n in (1, 2):
             clock.set(t0 + timedelta(seconds=10 * n))
+
+            def kept_alive(n: int = n) -> bool:
+                return conn.stats.keepalives == n
+
             async with asyncio.timeout(WAIT):
-                await conn.wait_for(lambda n=n: conn.stats.keepalives == n)  # type: ignore[misc]
+                await conn.wait_for(kept_alive)
         # at 20 s the lock dropped the silent central, not the gateway's kept-alive link
         async with asyncio.timeout(WAIT):
             await lock.wait_for(lambda: lock.stats.idle_disconnects == 1)

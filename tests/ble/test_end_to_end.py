@@ -23,7 +23,7 @@ from gateway.lockout import LockoutPolicy
 from gateway.mobilekeys import proof_check_for
 from gateway.models import AccessMethod, Grant
 from gateway.planner import LockScope
-from gateway.reconciler import LockReconciler
+from gateway.reconciler import LockHealth, LockReconciler
 from gateway.store.store import Store
 from gateway.timetrust import TimeTrust
 from gateway.validator import Validator
@@ -195,7 +195,11 @@ async def test_a_lock_gone_for_a_minute_is_caught_up_when_it_advertises_again(
         for _ in range(6):  # a minute of the reconciler's backoff, on the fake clock
             before = rig.rec.health
             clock.advance(10)
-            await rig.until(lambda before=before: rig.rec.health is not before)  # type: ignore[misc]
+
+            def another_pass(before: LockHealth = before) -> bool:
+                return rig.rec.health is not before
+
+            await rig.until(another_pass)
             assert rig.rec.health.last_error_code == "lock_offline"
         assert rig.held() == {"m1"}
         # it comes back: its advertisement wakes the gateway, no backoff to wait out
@@ -224,7 +228,11 @@ async def test_five_locks_share_two_connections(
         load(store, clock, rigs, [grant("g1", start=t)], methods)
         want = {m.method_id for m in methods}
         for rig in rigs:
-            await rig.until(lambda rig=rig: rig.held() == want)  # type: ignore[misc]
+
+            def holds_all(r: Rig = rig) -> bool:
+                return r.held() == want
+
+            await rig.until(holds_all)
         adapter = gateway.registry.get("default")
         assert adapter is not None
         assert adapter.slots.peak == 2

@@ -40,7 +40,7 @@ async def clone(
             "pairing_secret": base64.b64encode(os.urandom(16)).decode(),
         }
     )
-    async with BleLock(sim, radio.device("rogue"), clock=clock) as rogue:  # type: ignore[arg-type]
+    async with BleLock(sim, radio.device("rogue"), clock=clock) as rogue:
         yield rogue
 
 

@@ -52,7 +52,8 @@ class _Client:
 
 
 async def test_a_flag_raised_before_the_status_subscription_is_read_after_it() -> None:
-    client, seen = _Client(), []
+    client = _Client()
+    seen: list[AdvertFlag] = []
     await _set_up(client, "x", "C0:00:00:00:00:09", None, lambda _s: None, seen.append, LinkStats())  # type: ignore[arg-type]
     assert client.calls.index(f"notify {STATUS_UUID}") < client.calls.index(f"read {STATUS_UUID}")
     assert seen == [AdvertFlag.COMMISSIONED | AdvertFlag.ACCESS_REQUEST]

@@ -17,6 +17,7 @@ import pytest
 import gateway.sync
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
+from gateway.cloud import models
 from gateway.cloud.client import CloudClient
 from gateway.models import CloudChanges
 from gateway.secrets import SecretRef
@@ -56,7 +57,7 @@ class Counted:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.grants = self.methods = 0
-        parse_grant, parse_method = gateway.sync.parse_grant, gateway.sync.parse_method
+        parse_grant, parse_method = models.parse_grant, models.parse_method
 
         def grant(obj: Any) -> Any:
             self.grants += 1

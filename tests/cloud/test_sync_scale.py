@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,7 +156,7 @@ def test_a_grant_time_with_an_offset_is_kept_in_utc_as_the_store_gives_it_back()
 
 
 def test_secret_fields_are_removed_at_any_depth_and_lists_of_scalars_kept() -> None:
-    raw = {
+    raw: dict[str, Any] = {
         "a": [[{"code": "482913", "x": [{"card_number": "99001122"}]}]],
         "ids": ["m1", "m2"],
         "mobile_key": {"public_key": "k"},

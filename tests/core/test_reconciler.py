@@ -51,7 +51,7 @@ class Rig:
 async def make_rig(store: Store, clock: FakeClock, **options: object) -> AsyncIterator[Rig]:
     driver = SimDriver(
         "front",
-        SimOptions(**options),  # type: ignore[arg-type]
+        SimOptions(**options),
         DriverContext(now=clock.now, keystore=store.keystore("front")),
     )
     rec = LockReconciler(

@@ -25,7 +25,7 @@ Kernel = list[bool | None]
 
 def make(store: Store, clock: FakeClock, kernel: Kernel | None = None, **cfg: object) -> TimeTrust:
     state: Kernel = kernel if kernel is not None else [True]
-    return TimeTrust(clock, store.meta, TimeConfig(**cfg), kernel=lambda: state[0])  # type: ignore[arg-type]
+    return TimeTrust(clock, store.meta, TimeConfig(**cfg), kernel=lambda: state[0])
 
 
 def test_a_step_forward_is_seen_and_time_runs_on(

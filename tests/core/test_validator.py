@@ -35,7 +35,7 @@ def make(
         "front": LockScope("front", frozenset({"space-a"}), frozenset(), frozenset()),
         "back": LockScope("back", frozenset({"space-b"}), frozenset(), frozenset()),
     }
-    time_cfg = TimeConfig(policy=policy, tolerance_s=300)  # type: ignore[arg-type]
+    time_cfg = TimeConfig(policy=policy, tolerance_s=300)
     trust = TimeTrust(clock, store.meta, time_cfg, kernel=lambda: synced)
     policy_obj = LockoutPolicy(
         store.lockouts,

@@ -200,7 +200,12 @@ async def exited(pid: int) -> None:
         return
     loop = asyncio.get_running_loop()
     gone: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await gone
     finally:

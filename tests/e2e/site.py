@@ -49,6 +49,10 @@ class Site:
         async with asyncio.timeout(wait):
             await self.gateway.locks[lock_id].wait_for(predicate)
 
+    async def until_held(self, lock_id: str, want: set[str], wait: float = WAIT) -> None:
+        """Wait until the lock holds exactly the credentials ``want``."""
+        await self.until(lock_id, lambda: self.held(lock_id) == want, wait)
+
     async def sync(self, *, full: bool = False) -> None:
         async with asyncio.timeout(WAIT):
             await self.gateway.sync_loop.sync_now(full=full)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import FakeClock
+from gateway.reconciler import LockReconciler
 from gateway.timetrust import TimeState
 from tests.e2e.site import Site, running_site
 
@@ -25,7 +26,11 @@ async def a_pass(site: Site) -> None:
         rec = site.gateway.locks[lock_id]
         done = rec.health.passes
         rec.wake()
-        await site.until(lock_id, lambda r=rec, n=done: r.health.passes > n)
+
+        def passed(r: LockReconciler = rec, n: int = done) -> bool:
+            return r.health.passes > n
+
+        await site.until(lock_id, passed)
 
 
 async def test_wall_clock_steps_move_no_window(
@@ -63,7 +68,7 @@ async def test_wall_clock_steps_move_no_window(
         c = code_grant("555666", timedelta(minutes=20), timedelta(hours=3))
         await site.sync()
         for lock_id in LOCKS:
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {a, b})
+            await site.until_held(lock_id, {a, b})
         assert gw.trust.assess().state is TimeState.TRUSTED
         caplog.clear()
 
@@ -81,7 +86,7 @@ async def test_wall_clock_steps_move_no_window(
         # C is due at t0+20min although the wall clock says 11:20: it arrives on time.
         until(t0 + timedelta(minutes=20))
         for lock_id in LOCKS:
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {a, b, c})
+            await site.until_held(lock_id, {a, b, c})
 
         # A ends at t0+30min by the true time, an hour before the wall clock gets there.
         until(t0 + timedelta(minutes=30) - timedelta(seconds=1))
@@ -89,7 +94,7 @@ async def test_wall_clock_steps_move_no_window(
         assert all(site.held(lid) == {a, b, c} for lid in LOCKS)  # not a second early
         until(t0 + timedelta(minutes=30, seconds=0.5))
         for lock_id in LOCKS:  # the fake clock stands still: gone within 0.5 s of ends_at
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {b, c})
+            await site.until_held(lock_id, {b, c})
 
         # --- then forward two hours (an hour ahead of the true time) -----------------------
         wall_offset(2 * 3600)
@@ -105,7 +110,7 @@ async def test_wall_clock_steps_move_no_window(
         assert all(site.held(lid) == {b, c} for lid in LOCKS)
         until(t0 + timedelta(minutes=90, seconds=0.5))
         for lock_id in LOCKS:
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {c})
+            await site.until_held(lock_id, {c})
 
         # --- NTP sets the wall clock right: trusted again, and the log says so --------------
         caplog.clear()
@@ -117,4 +122,4 @@ async def test_wall_clock_steps_move_no_window(
 
         until(t0 + timedelta(hours=3, seconds=0.5))
         for lock_id in LOCKS:
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == set())
+            await site.until_held(lock_id, set())

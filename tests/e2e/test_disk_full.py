@@ -43,7 +43,7 @@ async def test_a_full_disk_is_ridden_out(
             kept_id = kept["access_method_ids"][0]
             await site.sync()
             for lock_id in ("front", "back"):
-                await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {ending, kept_id})
+                await site.until_held(lock_id, {ending, kept_id})
             assert await site.lock("office").enter_code("111222") is False  # committed
             before = [e.event_id for e in gw.store.outbox.entries()]
             assert before
@@ -60,7 +60,7 @@ async def test_a_full_disk_is_ridden_out(
             assert "store_full:" in caplog.text
             assert gw.sync_loop.health.last_error_code == "store_full"
             state = StateView(gw, Topics("lockgate", gw.config.gateway_id)).gateway_state()
-            assert state["store"]["error_code"] == "store_full"  # type: ignore[index]
+            assert state["store"]["error_code"] == "store_full"
             assert "store_full since" in describe(gw)
 
             # Decisions go on: a PIN the lock does not hold is decided by the gateway ...
@@ -77,7 +77,7 @@ async def test_a_full_disk_is_ridden_out(
             # The locks go on: the code that ends comes off on time, from what the store holds.
             clock.advance(minutes=30)
             for lock_id in ("front", "back"):
-                await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {kept_id})
+                await site.until_held(lock_id, {kept_id})
             front = gw.locks["front"]
             await site.until("front", lambda: front.health.last_error_code == "store_full")
             assert gw.store.db.full
@@ -89,16 +89,14 @@ async def test_a_full_disk_is_ridden_out(
                 "front", lambda: not gw.store.db.full and not gw.validator.unsaved, wait=5
             )
             for lock_id in ("front", "back"):
-                await site.until(
-                    lock_id, lambda lid=lock_id: site.held(lid) == {added["access_method_ids"][0]}
-                )
+                await site.until_held(lock_id, {added["access_method_ids"][0]})
             await site.until("front", lambda: front.health.last_error_code is None)
             assert "the store takes writes again" in caplog.text
 
             after = {e.event_id for e in gw.store.outbox.entries()}
             assert set(before) <= after and set(waiting) <= after
             state = StateView(gw, Topics("lockgate", gw.config.gateway_id)).gateway_state()
-            assert state["store"] == {  # type: ignore[index]
+            assert state["store"] == {
                 "error_code": None,
                 "full_since": None,
                 "unsaved_events": 0,

@@ -12,6 +12,7 @@ from typing import Literal
 
 import pytest
 from lockgate_sim.driver import SimDriver, SimOptions
+from lockgate_sim.lock import SimLock
 
 from drivers.base import BatchResult, Credential, CredentialKind
 from drivers.registry import DriverRegistry
@@ -20,11 +21,18 @@ from gateway.clock import FakeClock
 from gateway.daemon import Gateway
 from gateway.mqtt.state import StateView
 from gateway.mqtt.topics import Topics
+from gateway.sync import SyncReport
 from tests.e2e.site import WAIT, site_config, write_secret
 
 PIN = "482913"
 OP_TIMEOUT_S = 3.0
 """Long enough that the hung call is still hanging while the other locks are served."""
+
+
+def sim_of(gw: Gateway, lock_id: str) -> SimLock:
+    driver = gw.locks[lock_id].handle.driver
+    assert isinstance(driver, SimDriver)
+    return driver.sim
 
 
 class FaultyOptions(SimOptions):
@@ -77,7 +85,7 @@ async def test_a_faulty_driver_takes_nothing_else_down(
         caplog.set_level(logging.DEBUG, logger="gateway.reconciler")
         gateway = Gateway(cfg, registry, clock=clock, kernel_synchronised=lambda: True)
         async with gateway as gw, gw.serving():
-            sims = {i: gw.locks[i].handle.driver.sim for i in ("front", "back")}  # type: ignore[attr-defined]
+            sims = {i: sim_of(gw, i) for i in ("front", "back")}
             grant = cloud.state.grants.create(
                 user_identity_id=user,
                 space_ids=[space],
@@ -89,11 +97,11 @@ async def test_a_faulty_driver_takes_nothing_else_down(
             # Within 2 s of the sync, however the broken lock's pass ends.
             async with asyncio.timeout(WAIT):
                 for lock_id in ("front", "back"):
-                    await gw.locks[lock_id].wait_for(
-                        lambda lid=lock_id: (
-                            method_id in {c.credential_id for c in sims[lid].list_credentials()}
-                        )
-                    )
+
+                    def put(lid: str = lock_id) -> bool:
+                        return method_id in {c.credential_id for c in sims[lid].list_credentials()}
+
+                    await gw.locks[lock_id].wait_for(put)
             assert await sims["front"].enter_code(PIN)
             broken = gw.locks["broken"]
             if fault == "hang":  # still hanging: decisions answer meanwhile
@@ -141,9 +149,11 @@ async def test_a_faulty_driver_takes_nothing_else_down(
             async with asyncio.timeout(WAIT):
                 await gw.sync_loop.sync_now()
                 for lock_id in ("front", "back"):
-                    await gw.locks[lock_id].wait_for(
-                        lambda lid=lock_id: not sims[lid].list_credentials()
-                    )
+
+                    def cleared(lid: str = lock_id) -> bool:
+                        return not sims[lid].list_credentials()
+
+                    await gw.locks[lock_id].wait_for(cleared)
             assert gw.ready.is_set()  # serve() is still running every task
 
 
@@ -170,7 +180,7 @@ async def test_a_bug_in_the_cloud_sync_is_contained(
             real_full = sync.full
             bugs = 0
 
-            async def buggy_full() -> object:
+            async def buggy_full() -> SyncReport:
                 nonlocal bugs
                 if bugs == 0:
                     bugs += 1
@@ -194,6 +204,6 @@ async def test_a_bug_in_the_cloud_sync_is_contained(
             async with asyncio.timeout(3 * WAIT):
                 report = await gw.sync_loop.sync_now(full=True)
             assert report.grants == 1
-            sim = gw.locks["front"].handle.driver.sim  # type: ignore[attr-defined]
+            sim = sim_of(gw, "front")
             async with asyncio.timeout(WAIT):
                 await gw.locks["front"].wait_for(lambda: len(sim.list_credentials()) == 1)

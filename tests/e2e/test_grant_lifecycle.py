@@ -39,7 +39,7 @@ async def test_grant_flows_to_locks_opens_them_and_leaves(
         # At starts_at the PIN and card go onto both locks of the space (within 2 s).
         clock.set(start)
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {code_id, card_id})
+            await site.until_held(lock_id, {code_id, card_id})
         assert site.held("office") == set()
 
         assert await site.lock("front").enter_code("482913")
@@ -53,7 +53,7 @@ async def test_grant_flows_to_locks_opens_them_and_leaves(
         site.cloud.state.grants.delete(grant["access_grant_id"])
         await site.sync()
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == set())
+            await site.until_held(lock_id, set())
         assert not await site.lock("front").enter_code("482913")
         assert site.lock("front").log[-1].reason == "revoked"
 
@@ -93,7 +93,7 @@ async def test_expiry_removes_codes_on_time_while_the_cloud_is_down(
         site.cloud.control.set_outage("refuse")
         clock.set(end)
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {long_id})
+            await site.until_held(lock_id, {long_id})
         # The clock was set to ends_at and never moved on: the removal happened at ends_at.
         assert clock.now() == end
 

@@ -52,7 +52,7 @@ async def test_phone_opens_inside_window_replay_and_revocation_refused(
         await site.sync()
         # BLE locks enforce windows: the key goes on ahead of starts_at, with its window.
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == {method_id}, wait=5)
+            await site.until_held(lock_id, {method_id}, wait=5)
         stored = site.lock("front").list_credentials()[0]
         assert stored.kind is CredentialKind.MOBILE_KEY
         front = site.radio.locks["front"].device_id
@@ -74,7 +74,7 @@ async def test_phone_opens_inside_window_replay_and_revocation_refused(
         site.cloud.state.methods.revoke(method_id)
         await site.sync()
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: site.held(lid) == set(), wait=5)
+            await site.until_held(lock_id, set(), wait=5)
         result = await phone.open(device_id=front)
         assert (result.allow, result.reason) == (False, "revoked")
         # no key material or PIN in the outbox

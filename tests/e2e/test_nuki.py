@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,11 @@ from tests.e2e.site import WAIT, Site, running_site, site_config, write_secret
 
 def codes_on(lock: NukiBleLock) -> set[int]:
     return {e.code for e in lock.model.codes.values()}
+
+
+def has_codes(lock: NukiBleLock, want: set[int]) -> Callable[[], bool]:
+    """A predicate: the lock's keypad holds exactly the codes ``want``."""
+    return lambda: codes_on(lock) == want
 
 
 def adds(lock: NukiBleLock) -> int:
@@ -54,7 +59,7 @@ async def test_a_grants_code_reaches_two_nuki_locks_with_its_window(
         await site.sync()
         # within 2 s of the sync (site.until's bound), with its window, on both locks
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: codes_on(locks[lid]) == {482913})
+            await site.until(lock_id, has_codes(locks[lock_id], {482913}))
             [entry] = locks[lock_id].model.codes.values()
             assert (entry.window.starts_at, entry.window.ends_at) == (start, end)
         assert codes_on(locks["office"]) == set()
@@ -85,7 +90,7 @@ async def test_a_grants_code_reaches_two_nuki_locks_with_its_window(
 
         # ended: the gateway takes it off too
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: codes_on(locks[lid]) == set())
+            await site.until(lock_id, has_codes(locks[lock_id], set()))
 
 
 async def test_a_deleted_grants_code_leaves_both_locks(tmp_path: Path, clock: FakeClock) -> None:
@@ -94,12 +99,12 @@ async def test_a_deleted_grants_code_leaves_both_locks(tmp_path: Path, clock: Fa
         grant = site.grant(space=site.space_a, modes=[{"mode": "code", "code": "482913"}])
         await site.sync()
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: codes_on(locks[lid]) == {482913})
+            await site.until(lock_id, has_codes(locks[lock_id], {482913}))
         assert locks["back"].type_code("482913")
         site.cloud.state.grants.delete(grant["access_grant_id"])
         await site.sync()
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: codes_on(locks[lid]) == set())
+            await site.until(lock_id, has_codes(locks[lock_id], set()))
         assert not locks["front"].type_code("482913")
 
 
@@ -118,13 +123,15 @@ async def test_rule_breaking_codes_are_refused_per_credential_before_any_radio_t
         good_id = good["access_method_ids"][0]
         ids = {k: g["access_method_ids"][0] for k, g in refused.items()}
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: codes_on(locks[lid]) == {482913})
+            await site.until(lock_id, has_codes(locks[lock_id], {482913}))
             # the pass is over once no row is pending (its last sync-state write is awaited)
-            await site.until(
-                lock_id,
-                lambda lid=lock_id: set(states(site, lid)) >= {good_id, *ids.values()}
-                and all(s != "pending" for s, _ in states(site, lid).values()),
-            )
+            def settled(lid: str = lock_id) -> bool:
+                got = states(site, lid)
+                return set(got) >= {good_id, *ids.values()} and all(
+                    s != "pending" for s, _ in got.values()
+                )
+
+            await site.until(lock_id, settled)
             got = states(site, lock_id)
             assert got[ids["zero"]] == ("failed", "code_rule")
             assert got[ids["twelve"]] == ("failed", "code_rule")
@@ -215,7 +222,7 @@ async def test_link_drop_mid_batch_and_a_restart_leave_the_exact_set(
                 await gw.sync_loop.sync_now()
             want = {int(c) for c in first}
             for name, lock in (("front", front), ("back", back)):
-                await until(gw, name, lambda lk=lock: codes_on(lk) == want, wait=4 * WAIT)
+                await until(gw, name, has_codes(lock, want), wait=4 * WAIT)
             assert front.stats.links_dropped == back.stats.links_dropped == 1
             assert adds(front) == adds(back) == len(first)  # none twice
 
@@ -232,11 +239,13 @@ async def test_link_drop_mid_batch_and_a_restart_leave_the_exact_set(
         async with gateway_for(tmp_path, clock, cloud, radio, space) as gw:
             want = {int(c) for c in first + second}
             for name, lock in (("front", front), ("back", back)):
-                await until(gw, name, lambda lk=lock: codes_on(lk) == want, wait=4 * WAIT)
+                await until(gw, name, has_codes(lock, want), wait=4 * WAIT)
             assert adds(front) == adds(back) == len(want)  # none twice, across the restart
             assert len(front.model.auths) == 1  # not paired again
 
 
-async def until(gw: Gateway, lock_id: str, predicate: Any, wait: float = WAIT) -> None:
+async def until(
+    gw: Gateway, lock_id: str, predicate: Callable[[], bool], wait: float = WAIT
+) -> None:
     async with asyncio.timeout(wait):
         await gw.locks[lock_id].wait_for(predicate)

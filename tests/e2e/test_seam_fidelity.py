@@ -66,7 +66,7 @@ async def test_sdk_deletes_a_user_identity_and_its_pins_leave_every_lock(
 
         await site.sync()  # the next poll: Seam's access_grant.deleted events name the grants
         for lock_id, left in (("front", {keep}), ("back", {keep}), ("office", set())):
-            await site.until(lock_id, lambda lid=lock_id, want=left: site.held(lid) == want)
+            await site.until_held(lock_id, left)
         assert not mine & set(rows(site, "front"))
         assert any(
             r.levelno == logging.WARNING
@@ -220,7 +220,7 @@ async def test_seam_method_states_are_shown_and_acted_on(tmp_path: Path, clock: 
         failing = site.grant(space=site.space_a, modes=[{"mode": "code", "code": "777111"}])
         leaving = site.grant(space=site.space_a, modes=[{"mode": "code", "code": "777222"}])
         u_m, f_m, l_m = (g["access_method_ids"][0] for g in (unissued, failing, leaving))
-        state.access_methods.get(u_m).pop("code")  # Seam has no code for it yet
+        state.access_methods[u_m].pop("code")  # Seam has no code for it yet
         stamp = state.stamp()
         state.methods.update(
             f_m,
@@ -248,7 +248,7 @@ async def test_seam_method_states_are_shown_and_acted_on(tmp_path: Path, clock: 
         assert shown["methods"][0]["seam"]["is_issued"] is True
 
         # Seam issues it with a code (access_method.issued): it goes on at the next poll.
-        state.access_methods.get(u_m)["code"] = "777333"
+        state.access_methods[u_m]["code"] = "777333"
         state.methods.issue(u_m)
         await site.sync()
         await site.until("front", lambda: site.held("front") == {u_m, f_m, l_m})

@@ -89,7 +89,7 @@ async def test_grants_and_methods_over_http(
             "access_method"
         ]
     )
-    assert cloud.state.access_methods.get(card_id)["card_number"] == "12345678"  # type: ignore[index]
+    assert cloud.state.access_methods[card_id]["card_number"] == "12345678"
 
     await _ok(ctl, "/access_methods/update", access_method_id=code_id, code="11223344")
     got = await http.get("/access_methods/get", params={"access_method_id": code_id})

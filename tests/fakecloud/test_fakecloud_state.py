@@ -88,7 +88,7 @@ def test_update_logs_times_changed(state: WorkspaceState, manual_clock: ManualCl
     assert event["event_type"] == "access_grant.access_times_changed"
     assert event["access_grant_id"] == grant_id
     assert "ends_at" not in event  # the event schema has no null ends_at
-    assert state.access_grants.get(grant_id)["ends_at"] is None  # type: ignore[index]
+    assert state.access_grants[grant_id]["ends_at"] is None
     with pytest.raises(InvalidInput):
         state.grants.update(
             grant_id, starts_at=manual_clock() + timedelta(days=1), ends_at=manual_clock()
@@ -97,7 +97,7 @@ def test_update_logs_times_changed(state: WorkspaceState, manual_clock: ManualCl
 
 def test_delete_cascades_to_methods(state: WorkspaceState) -> None:
     grant_id = state.access_grants.keys()[0]
-    method_ids = list(state.access_grants.get(grant_id)["access_method_ids"])  # type: ignore[index]
+    method_ids = list(state.access_grants[grant_id]["access_method_ids"])
     logged = len(state.events)
     state.grants.delete(grant_id)
     assert grant_id not in state.access_grants
@@ -112,7 +112,7 @@ def test_delete_cascades_to_methods(state: WorkspaceState) -> None:
 
 def test_method_changes(state: WorkspaceState) -> None:
     grant_id = state.access_grants.keys()[1]  # Omar: code + mobile key
-    code_id, mobile_id = state.access_grants.get(grant_id)["access_method_ids"]  # type: ignore[index]
+    code_id, mobile_id = state.access_grants[grant_id]["access_method_ids"]
     state.methods.update(code_id, code="99887766")
     assert state.events.all()[-1]["event_type"] == "access_method.reissued"
     assert state.events.all()[-1]["code"] == "99887766"
@@ -174,14 +174,14 @@ def test_space_filter_reaches_grants_through_entrances(state: WorkspaceState) ->
     grants = [g["access_grant_id"] for _, g in grant_entries(state, GrantFilter(space_id=main))]
     assert omar in grants
     methods = [m["access_method_id"] for _, m in method_entries(state, GrantFilter(space_id=main))]
-    assert set(state.access_grants.get(omar)["access_method_ids"]) <= set(methods)  # type: ignore[index]
+    assert set(state.access_grants[omar]["access_method_ids"]) <= set(methods)
 
 
 def test_seed_offsets_follow_the_clock(manual_clock: ManualClock) -> None:
     state = state_from_seed(DEMO_SEED, now=manual_clock)
     expired = state.grants.get(access_grant_key="jane-workshop-expired")
     assert expired["ends_at"] == "2025-06-15T16:54:17.000Z"
-    assert state.access_methods.get(expired["access_method_ids"][0])["code"] == "1906"  # type: ignore[index]
+    assert state.access_methods[expired["access_method_ids"][0]]["code"] == "1906"
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from drivers.base import BoltState, LockDriver
 from drivers.registry import DriverRegistry
-from gateway.clock import Clock
+from gateway.clock import TimeSource
 from gateway.config import parse_config
 from gateway.daemon import Gateway
 from gateway.models import AccessMethod, CloudSnapshot, Grant
@@ -164,7 +164,7 @@ async def running_site(
     cloud_url: str | None = None,
     cloud_key: str = "seam_test_unreachable",
     sleep: Sleep | None = None,
-    clock: Clock | None = None,
+    clock: TimeSource | None = None,
     driver: type[LockDriver] = SimDriver,
     kernel_synchronised: Callable[[], bool | None] = lambda: True,
     registry: DriverRegistry | None = None,

@@ -90,7 +90,7 @@ async def test_attack_unsigned_lock_state_does_not_wake_a_sleeping_ble_lock(
             # A commissioned lock in service, asleep: its link dropped after idle_disconnect.
             await site.gw.commission("ble-door", ble_lock.pairing_secret, timeout_s=WAIT)
             async with asyncio.timeout(WAIT):
-                await rec.wait_for(lambda r=rec: r.health.last_pass_at is not None)
+                await rec.wait_for(lambda: rec.health.last_pass_at is not None)
                 await driver.conn.wait_for(lambda: not driver.conn.link_up)
             assert rec.handle.connected and not driver.link_up  # in service, asleep
 

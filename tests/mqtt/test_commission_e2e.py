@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lockgate_sim.broker import Mosquitto
+from lockgate_sim.lock import SimLock
 
 from drivers.registry import default_registry
 from gateway.mqtt.auth import private_key_pem
+from gateway.reconciler import LockReconciler
 from gateway.secrets import create_secret_file
 from tests.core.factories import code, grant
 from tests.mqtt.fresh_locks import fresh_serial_and_ble_locks
@@ -40,8 +42,12 @@ async def test_ctl_commissions_a_fresh_serial_lock_and_a_fresh_ble_lock(
             # Fresh locks: the gateway holds no link key, every pass is refused.
             for lock_id in drivers:
                 rec = gw.locks[lock_id]
+
+                def refused(r: LockReconciler = rec) -> bool:
+                    return r.health.last_error_code is not None
+
                 async with asyncio.timeout(WAIT):
-                    await rec.wait_for(lambda r=rec: r.health.last_error_code is not None)
+                    await rec.wait_for(refused)
 
             key = private(tmp_path / "ada.pem", private_key_pem(operators.keys["ada"]))
             ctl = tmp_path / "ctl.toml"
@@ -72,13 +78,17 @@ async def test_ctl_commissions_a_fresh_serial_lock_and_a_fresh_ble_lock(
             # Commissioned: the next pass puts the grant's PIN on each lock, read back by tag.
             for lock_id, sim in sims.items():
                 rec = gw.locks[lock_id]
-                async with asyncio.timeout(WAIT):
-                    await rec.wait_for(
-                        lambda r=rec, s=sim, lid=lock_id: (
-                            r.health.passes >= 1
-                            and r.health.last_error_code is None
-                            and {c.credential_id for c in s.list_credentials()} == {"m1"}
-                            and gw.store.sync_states.counts(lid)["applied"] == 1
-                        )
+
+                def applied(
+                    r: LockReconciler = rec, s: SimLock = sim, lid: str = lock_id
+                ) -> bool:
+                    return (
+                        r.health.passes >= 1
+                        and r.health.last_error_code is None
+                        and {c.credential_id for c in s.list_credentials()} == {"m1"}
+                        and gw.store.sync_states.counts(lid)["applied"] == 1
                     )
+
+                async with asyncio.timeout(WAIT):
+                    await rec.wait_for(applied)
                 assert await sim.enter_code(PIN)

@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lockgate_sim.broker import Mosquitto
+from lockgate_sim.lock import SimLock
 
 from drivers.registry import default_registry
 from gateway.local_control import LocalControl
+from gateway.reconciler import LockReconciler
 from gateway.secrets import create_secret_file
 from tests import toml_out
 from tests.core.factories import code, grant
@@ -75,8 +77,12 @@ async def test_commission_on_the_box_pairs_a_serial_and_a_ble_lock(
                 assert oct(sock.stat().st_mode & 0o777) == "0o600"
                 for lock_id in drivers:  # fresh locks: every pass refused, the log says how
                     rec = gw.locks[lock_id]
+
+                    def refused(r: LockReconciler = rec) -> bool:
+                        return r.health.last_error_code is not None
+
                     async with asyncio.timeout(WAIT):
-                        await rec.wait_for(lambda r=rec: r.health.last_error_code is not None)
+                        await rec.wait_for(refused)
                 assert "lockgate commission serial-door" in (
                     gw.locks["serial-door"].health.last_error or ""
                 )
@@ -140,14 +146,18 @@ async def test_commission_on_the_box_pairs_a_serial_and_a_ble_lock(
 
                 for lock_id, sim in sims.items():
                     rec = gw.locks[lock_id]
-                    async with asyncio.timeout(WAIT):
-                        await rec.wait_for(
-                            lambda r=rec, s=sim, lid=lock_id: (
-                                r.health.last_error_code is None
-                                and {c.credential_id for c in s.list_credentials()} == {"m1"}
-                                and gw.store.sync_states.counts(lid)["applied"] == 1
-                            )
+
+                    def applied(
+                        r: LockReconciler = rec, s: SimLock = sim, lid: str = lock_id
+                    ) -> bool:
+                        return (
+                            r.health.last_error_code is None
+                            and {c.credential_id for c in s.list_credentials()} == {"m1"}
+                            and gw.store.sync_states.counts(lid)["applied"] == 1
                         )
+
+                    async with asyncio.timeout(WAIT):
+                        await rec.wait_for(applied)
                     assert await sim.enter_code(PIN)
             finally:
                 server.cancel()

@@ -40,6 +40,12 @@ from tests.nuki.conftest import nuki_driver
 WAIT = 5.0
 
 
+def lock_state(nuki: NukiBleLock) -> LockState:
+    """The simulated lock's state, read afresh (mypy would keep an assert's narrowing across
+    the awaits that change it)."""
+    return nuki.model.lock_state
+
+
 def code(cid: str, digits: str, window: TimeWindow | None = None, tag: bytes = b"") -> Credential:
     return Credential(
         cid, CredentialKind.CODE, digits.encode(), tag or cid.encode().ljust(8, b"_")[:8], window
@@ -109,7 +115,7 @@ async def test_code_with_its_window_is_enforced_by_the_lock(
         assert not nuki.type_code("482913")  # before the window
         clock.advance(hours=2)
         assert nuki.type_code("482913")
-        assert nuki.model.lock_state == LockState.UNLOCKED
+        assert lock_state(nuki) == LockState.UNLOCKED
         clock.advance(hours=2)
         assert not nuki.type_code("482913")  # after
         assert not nuki.type_code("999999")  # unknown
@@ -186,7 +192,7 @@ async def test_fragmented_replies_are_reassembled(
         assert (await driver.put_credentials([code("m1", "482913")])).ok
         assert [c.credential_id for c in await driver.list_credentials()] == ["m1"]
         await driver.unlock()
-        assert nuki.model.lock_state == LockState.UNLOCKED
+        assert lock_state(nuki) == LockState.UNLOCKED
         assert nuki.stats.indications > 3 * len(nuki.model.log)
 
 
@@ -232,11 +238,11 @@ async def test_a_restarted_driver_finds_its_codes(
 async def test_lock_and_unlock(gateway: Adapter, nuki: NukiBleLock, clock: FakeClock) -> None:
     async with nuki_driver(gateway, nuki, clock) as driver:
         await driver.unlock()
-        assert nuki.model.lock_state == LockState.UNLOCKED
+        assert lock_state(nuki) == LockState.UNLOCKED
         await driver.lock()
-        assert nuki.model.lock_state == LockState.LOCKED
+        assert lock_state(nuki) == LockState.LOCKED
         await driver.unlatch()
-        assert nuki.model.lock_state == LockState.UNLATCHED
+        assert lock_state(nuki) == LockState.UNLATCHED
         page = await driver.fetch_events(0)
         assert [e.kind for e in page.events] == [
             EventKind.UNLOCKED,
@@ -319,15 +325,15 @@ async def test_an_unconfirmed_unlatch_is_not_sent_again(
         nuki.faults.drop_after_command = 1  # the challenge answered, the action not
         with pytest.raises(OutcomeUnknownError):
             await driver.unlatch()
-        assert nuki.model.lock_state == LockState.UNLATCHED  # the lock did it, once
+        assert lock_state(nuki) == LockState.UNLATCHED  # the lock did it, once
         assert nuki.engine.stats.commands[Command.LOCK_ACTION] == 1
         nuki.faults.drop_before_command = 1  # not even sent: the same answer, nothing done
         nuki.model.lock_state = LockState.LOCKED
         with pytest.raises(OutcomeUnknownError):
             await driver.unlock()
-        assert nuki.model.lock_state == LockState.LOCKED
+        assert lock_state(nuki) == LockState.LOCKED
         await driver.unlock()  # asked again by someone: works
-        assert nuki.model.lock_state == LockState.UNLOCKED
+        assert lock_state(nuki) == LockState.UNLOCKED
 
 
 async def test_the_security_pin_from_a_file(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -27,11 +28,14 @@ ONLINE_WITHIN = 5.0
 
 
 def is_output(c: dict[str, object]) -> bool:
-    return c["command"] == osdp.Command.Output
+    return bool(c["command"] == osdp.Command.Output)  # osdp is untyped: the == is Any
 
 
-def is_led(colour: int):  # type: ignore[no-untyped-def]
-    return lambda c: c["command"] == osdp.Command.LED and c["on_color"] == colour
+def is_led(colour: int) -> Callable[[dict[str, object]], bool]:
+    def led(c: dict[str, object]) -> bool:
+        return bool(c["command"] == osdp.Command.LED and c["on_color"] == colour)
+
+    return led
 
 
 async def online(driver: OsdpDriver, within: float = ONLINE_WITHIN) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 from lockgate_sim.lock import SimLock, SimLockSpec
 from lockgate_sim.proto_lock import LockEngine
@@ -15,6 +16,17 @@ Tamper = Callable[[str, bytes], bytes | None]
 """(direction "to_lock" | "to_gateway", datagram) -> datagram to deliver, or None to drop."""
 
 FIXED_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class EngineOptions(TypedDict, total=False):
+    """:class:`LockEngine`'s keyword arguments a test may set (``rng`` is its own argument)."""
+
+    max_message: int
+    reply_ms: int
+    access_timeout: float
+    boot_time: float
+    pairing_cooldown: float
+    monotonic: Callable[[], float]
 
 
 class FixedRng:
@@ -80,10 +92,10 @@ class LoopbackCarrier:
 
 
 def make_engine(
-    rng: Rng | None = None, spec: SimLockSpec | None = None, **options: object
+    rng: Rng | None = None, spec: SimLockSpec | None = None, **options: Unpack[EngineOptions]
 ) -> LockEngine:
     lock = SimLock("lock-1", spec, now=lambda: FIXED_NOW)
-    kwargs: dict[str, object] = {"reply_ms": 20, **options}
-    if rng is not None:
-        kwargs["rng"] = rng
-    return LockEngine(lock, **kwargs)  # type: ignore[arg-type]
+    options.setdefault("reply_ms", 20)
+    if rng is None:
+        return LockEngine(lock, **options)
+    return LockEngine(lock, rng=rng, **options)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Unpack
 
 from lockgate_sim.lock import SimLockSpec
 from lockgate_sim.proto_lock import LockEngine
-from loopback import LoopbackCarrier, Tamper, make_engine
 
 from drivers.lockproto.client import ClientSession, LinkTiming
 from drivers.lockproto.crypto import parse_pairing_secret
 from drivers.lockproto.keys import LinkKeys
 from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.pairing import commission
+from tests.proto.loopback import EngineOptions, LoopbackCarrier, Tamper, make_engine
 
 FAST = LinkTiming(lock_reply=0.05, handshake_reply=0.05, attempts=3)
 
@@ -31,7 +32,10 @@ class Pair:
 
 
 async def make_pair(
-    *, tamper: Tamper | None = None, spec: SimLockSpec | None = None, **engine_options: object
+    *,
+    tamper: Tamper | None = None,
+    spec: SimLockSpec | None = None,
+    **engine_options: Unpack[EngineOptions],
 ) -> Pair:
     engine = make_engine(spec=spec, **engine_options)
     carrier = LoopbackCarrier(engine)

@@ -11,12 +11,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pairs import Pair, make_pair
 
 from drivers.errors import DriverError
 from drivers.lockproto import datagrams as dgm
 from drivers.lockproto.framing import Deframer, Frame, encode_frame
 from drivers.lockproto.messages import MsgType, Request, encode_request
+from tests.proto.pairs import Pair, make_pair
 
 INDEX = st.integers(0, 4096)
 MUTATION = st.one_of(

@@ -11,10 +11,10 @@ secret; it cannot finish a session or a pairing, only try to push the gateway's 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
-from loopback import LoopbackCarrier, make_engine
-from pairs import FAST
+from lockgate_sim.proto_lock import LockEngine
 
 from drivers.base import BoltState
 from drivers.errors import LockBusyError
@@ -23,21 +23,24 @@ from drivers.lockproto.client import ClientSession
 from drivers.lockproto.crypto import parse_pairing_secret, private_key, public_bytes
 from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.pairing import commission
+from drivers.lockproto.status import Status
+from tests.proto.loopback import LoopbackCarrier, make_engine
+from tests.proto.pairs import FAST
 
 
 class RacingCarrier(LoopbackCarrier):
     """After every gateway datagram of type ``race``, the attacker's own one reaches the lock;
     the lock's answer to it is on the shared line too (the gateway hears it)."""
 
-    def __init__(self, *args: object, race: int, forge: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, engine: LockEngine, *, race: int, forge: Callable[[], bytes]) -> None:
+        super().__init__(engine)
         self.race, self.forge, self.raced = race, forge, 0
 
     async def send(self, datagram: bytes) -> None:
         await super().send(datagram)
         if datagram[0] == self.race:
             self.raced += 1
-            reply = await self.engine.handle(self.forge())  # type: ignore[operator]
+            reply = await self.engine.handle(self.forge())
             if reply is not None:
                 self._queue.put_nowait(reply)
 
@@ -72,7 +75,7 @@ async def test_raced_pair_starts_and_bad_proofs_rate_limit_pairing_for_a_while_o
         assert isinstance(dgm.decode(await engine.handle(attacker_pair_start()) or b""),
                           dgm.PairChallenge)
         reply = dgm.decode(await engine.handle(attacker_pair_proof()) or b"")
-        assert reply == dgm.ErrorDg(dgm.Status.PAIRING_FAILED)
+        assert reply == dgm.ErrorDg(Status.PAIRING_FAILED)
     secret = parse_pairing_secret(engine.pairing_secret)
     with pytest.raises(LockBusyError, match="rate_limited"):
         await commission(carrier, secret, lock_id="lock-1", timing=FAST)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from loopback import LoopbackCarrier, make_engine
-from pairs import FAST, make_pair
+from lockgate_sim.proto_lock import LockEngine
 
 from drivers.base import BoltState
 from drivers.errors import LockAuthError, OutcomeUnknownError
@@ -26,11 +25,19 @@ from drivers.lockproto.keys import LinkKeys
 from drivers.lockproto.messages import MsgType, Request, encode_request
 from drivers.lockproto.pairing import commission
 from drivers.lockproto.records import UnlockBody
+from drivers.lockproto.status import Status
+from tests.proto.loopback import LoopbackCarrier, make_engine
+from tests.proto.pairs import FAST, make_pair
 
 
-def _state(pair_engine: object) -> tuple[object, ...]:
-    lock = pair_engine.lock  # type: ignore[attr-defined]
+def _state(pair_engine: LockEngine) -> tuple[object, ...]:
+    lock = pair_engine.lock
     return (lock.bolt, len(lock.log), tuple(c.credential_id for c in lock.list_credentials()))
+
+
+def _bolt(engine: LockEngine) -> BoltState:
+    """The lock's bolt, read afresh (a call: mypy keeps no narrowing across awaits for it)."""
+    return engine.lock.bolt
 
 
 async def test_recorded_session_replayed_to_the_lock_does_nothing() -> None:
@@ -58,7 +65,7 @@ async def test_recorded_session_replayed_to_the_lock_does_nothing() -> None:
     assert engine.refusals.counts["replayed"] == sealed
     assert engine.refusals.counts["no_session"] == sealed
     assert engine.refusals.total > refused
-    assert any(r is not None and dgm.decode(r) == dgm.ErrorDg(dgm.Status.NO_SESSION)
+    assert any(r is not None and dgm.decode(r) == dgm.ErrorDg(Status.NO_SESSION)
                for r in replies)
     # the real gateway carries on (handshakes again)
     status = await pair.client.status()
@@ -77,13 +84,13 @@ async def test_a_flipped_bit_anywhere_in_a_request_is_refused() -> None:
         mutated = bytearray(original)
         mutated[bit // 8] ^= 1 << (bit % 8)
         reply = await engine.handle(bytes(mutated))
-        assert reply is None or dgm.decode(reply) == dgm.ErrorDg(dgm.Status.NO_SESSION)
-    assert engine.lock.bolt is BoltState.LOCKED
+        assert reply is None or dgm.decode(reply) == dgm.ErrorDg(Status.NO_SESSION)
+    assert _bolt(engine) is BoltState.LOCKED
     assert engine.stats.requests == 0
     assert engine.refusals.total == len(original) * 8
     # the untouched datagram still works: refusals never moved the counter
     assert await engine.handle(original) is not None
-    assert engine.lock.bolt is BoltState.UNLOCKED
+    assert _bolt(engine) is BoltState.UNLOCKED
 
 
 async def test_a_flipped_bit_anywhere_in_a_reply_is_refused() -> None:
@@ -210,7 +217,7 @@ async def test_forged_no_session_costs_one_handshake_only() -> None:
     def forge(direction: str, data: bytes) -> bytes:
         if direction == "to_gateway" and forged["left"] and dgm.decode(data).__class__ is dgm.Data:
             forged["left"] -= 1
-            return dgm.encode(dgm.ErrorDg(dgm.Status.NO_SESSION))
+            return dgm.encode(dgm.ErrorDg(Status.NO_SESSION))
         return data
 
     pair = await make_pair(tamper=forge)
@@ -224,7 +231,7 @@ async def test_forged_no_session_costs_one_handshake_only() -> None:
 async def test_session_lost_twice_gives_up() -> None:
     def always(direction: str, data: bytes) -> bytes:
         if direction == "to_gateway" and isinstance(dgm.decode(data), dgm.Data):
-            return dgm.encode(dgm.ErrorDg(dgm.Status.NO_SESSION))
+            return dgm.encode(dgm.ErrorDg(Status.NO_SESSION))
         return data
 
     pair = await make_pair(tamper=always)

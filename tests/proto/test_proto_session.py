@@ -8,7 +8,6 @@ import os
 
 import pytest
 from lockgate_sim.lock import SimLockSpec
-from pairs import make_pair
 
 from drivers.base import AccessAnswer, BoltState, Credential, CredentialKind, EventKind
 from drivers.errors import (
@@ -27,6 +26,8 @@ from drivers.lockproto.crypto import private_key, public_bytes
 from drivers.lockproto.messages import MsgType
 from drivers.lockproto.records import PutCredentials
 from drivers.lockproto.status import Status
+from tests.proto.loopback import Tamper
+from tests.proto.pairs import make_pair
 
 
 def code(i: int, secret: str | None = None) -> Credential:
@@ -34,7 +35,7 @@ def code(i: int, secret: str | None = None) -> Credential:
                       (secret or f"{100000 + i}").encode(), i.to_bytes(8, "little"))
 
 
-def drop_first(kind: str, count: int = 1):  # type: ignore[no-untyped-def]
+def drop_first(kind: str, count: int = 1) -> Tamper:
     left = {"n": count}
 
     def tamper(direction: str, data: bytes) -> bytes | None:

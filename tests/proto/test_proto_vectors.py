@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import vectors
-from loopback import make_engine
 
 from drivers.lockproto import crypto
 from drivers.lockproto.client import ClientSession
@@ -15,6 +13,8 @@ from drivers.lockproto.crc import crc16
 from drivers.lockproto.framing import Deframer, Frame, encode_frame
 from drivers.lockproto.messages import MsgType
 from drivers.lockproto.pairing import commission
+from tests.proto import vectors
+from tests.proto.loopback import make_engine
 
 DOC = vectors.read_doc()
 GATEWAY_SENDS = ["pair_start", "pair_proof", "hello", "data_put", "data_poll"]

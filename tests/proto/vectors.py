@@ -12,11 +12,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for _p in (ROOT, ROOT / "firmware-sim", Path(__file__).parent):
+for _p in (ROOT, ROOT / "firmware-sim"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
-
-from loopback import FixedRng, LoopbackCarrier, make_engine  # noqa: E402
 
 from drivers.lockproto import crypto  # noqa: E402
 from drivers.lockproto.client import ClientSession  # noqa: E402
@@ -34,6 +32,7 @@ from drivers.lockproto.records import (  # noqa: E402
     WireKind,
 )
 from drivers.lockproto.status import Status  # noqa: E402
+from tests.proto.loopback import FixedRng, LoopbackCarrier, make_engine  # noqa: E402
 
 DOC = ROOT / "docs" / "protocol.md"
 BEGIN, END = "<!-- vectors:begin -->", "<!-- vectors:end -->"

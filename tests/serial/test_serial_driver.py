@@ -190,7 +190,7 @@ def test_the_registry_knows_the_serial_driver() -> None:
     with pytest.raises(ValidationError):
         SerialOptions(port="/dev/ttyUSB0", address=0)
     with pytest.raises(ValidationError):
-        SerialOptions(port="/dev/ttyUSB0", address=3, baud="fast")  # type: ignore[arg-type]
+        SerialOptions(port="/dev/ttyUSB0", address=3, baud="fast")
 
 
 async def test_a_resting_lock_is_still_served_and_wakes_to_full_rate(

@@ -22,9 +22,11 @@ async def core_flow(tmp: Path, clock: FakeClock, rig: ZWaveRig) -> None:
         deleted_grant, deleted = site.grant(space=site.space_a, code="730164")
         await site.sync()
         for lock_id in ("front", "back"):
-            await site.until(
-                lock_id, lambda lid=lock_id: {ending, deleted} <= site.applied(lid), SYNC_TO_LOCK
-            )
+
+            def both_applied(lid: str = lock_id) -> bool:
+                return {ending, deleted} <= site.applied(lid)
+
+            await site.until(lock_id, both_applied, SYNC_TO_LOCK)
         for lock_id in ("front", "back"):
             assert await site.codes(lock_id) == {"482913", "730164"}
         if "office" in NODES and NODES["office"] in rig.node_ids:
@@ -49,15 +51,21 @@ async def core_flow(tmp: Path, clock: FakeClock, rig: ZWaveRig) -> None:
         site.cloud.state.grants.delete(deleted_grant)
         await site.sync()
         for lock_id in ("front", "back"):
-            await site.until(
-                lock_id, lambda lid=lock_id: deleted not in site.states(lid), SYNC_TO_LOCK
-            )
+
+            def deleted_gone(lid: str = lock_id) -> bool:
+                return deleted not in site.states(lid)
+
+            await site.until(lock_id, deleted_gone, SYNC_TO_LOCK)
             assert await site.codes(lock_id) == {"482913"}
 
         # The other grant ends: off both locks at ends_at.
         clock.set(end)
         for lock_id in ("front", "back"):
-            await site.until(lock_id, lambda lid=lock_id: ending not in site.states(lid), WAIT)
+
+            def ending_gone(lid: str = lock_id) -> bool:
+                return ending not in site.states(lid)
+
+            await site.until(lock_id, ending_gone, WAIT)
             assert await site.codes(lock_id) == set()
         assert not (await rig.press(NODES["front"], "482913"))["opened"]
         text = repr(site.outbox())

@@ -19,6 +19,7 @@ from drivers.registry import default_registry
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
 from gateway.daemon import Gateway
+from gateway.reconciler import LockReconciler
 from gateway.store.sync_state import SyncStatus
 from tests.e2e.site import site_config, write_secret
 
@@ -119,5 +120,9 @@ async def zwave_site(
             # Every lock connected and read once (a cold start reads the lock's limits and
             # sets its clock): from here on a change is a change, not a start-up.
             for lock_id, reconciler in gw.locks.items():
-                await site.until(lock_id, lambda r=reconciler: r.health.passes >= 1, START)
+
+                def read_once(r: LockReconciler = reconciler) -> bool:
+                    return r.health.passes >= 1
+
+                await site.until(lock_id, read_once, START)
             yield site

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lockgate_sim.zwave_rig import ZWaveRig
@@ -26,7 +27,10 @@ async def test_full_refused_and_silent_locks_fail_per_credential(
     rig: ZWaveRig, tmp_path: Path, clock: FakeClock
 ) -> None:
     await rig.program(NODES["back"], 30, "424242")  # the owner's code, typed in at the keypad
-    per_lock = {"front": {"slot_count": 2}, "office": {"command_timeout": 3.0}}
+    per_lock: dict[str, dict[str, Any]] = {
+        "front": {"slot_count": 2},
+        "office": {"command_timeout": 3.0},
+    }
     async with zwave_site(tmp_path, clock, rig, per_lock=per_lock) as site:
         await rig.mute(NODES["office"])  # out of range from here on
         try:

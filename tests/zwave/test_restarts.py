@@ -100,7 +100,11 @@ async def test_zwave_js_server_restarted_mid_batch(
             await rig.wait_sets(4, 4)
         await rig.restart_server()
         for lock_id in nodes:
-            await site.until(lock_id, lambda lid=lock_id: site.applied(lid) == ids, 60)
+
+            def all_applied(lid: str = lock_id) -> bool:
+                return site.applied(lid) == ids
+
+            await site.until(lock_id, all_applied, 60)
 
             def gap_recorded(lid: str = lock_id) -> bool:
                 return any(

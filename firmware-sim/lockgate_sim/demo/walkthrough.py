@@ -325,8 +325,8 @@ class Walkthrough:
                     except (TimeoutError, BleakError) as err:
                         last = err
         except TimeoutError:
-            err = last or TimeoutError()
-            self.bad(f"the phone could not open the gate: {type(err).__name__}: {err}")
+            failure = last or TimeoutError()
+            self.bad(f"the phone could not open the gate: {type(failure).__name__}: {failure}")
             return
         except Exception as err:  # the phone's radio or the lock failed: report, go on
             self.bad(f"the phone could not open the gate: {type(err).__name__}: {err}")

@@ -259,10 +259,10 @@ class NukiEngine:
             except ValueError:
                 raise Refusal(ErrorCode.K_BAD_PARAMETER) from None
             m.act(action, auth_id=auth.auth_id)
-            states = _with_time(m.states().encode(), self.lock_time())
+            after = _with_time(m.states().encode(), self.lock_time())
             return [
                 (Command.STATUS, bytes([Status.ACCEPTED])),
-                (Command.KEYTURNER_STATES, states),
+                (Command.KEYTURNER_STATES, after),
                 done,
             ]
         if cmd == Command.VERIFY_SECURITY_PIN:
