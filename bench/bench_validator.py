@@ -9,7 +9,8 @@ Prints decisions per second and the median / p99 latency of one decision:
 - recorded decisions, one ``synchronous=FULL`` commit each (``decide``, which waits for it);
 - recorded decisions as doors get them (``decide_durably``): 64, then 128 doors asking at
   once, each answered once its decision is durable, decisions made during a commit sharing
-  the next one (group commit; with 64 doors about half of them share each commit);
+  the next one with what the doors just answered decide (group commit; with 64 doors
+  about 60 decisions share each commit);
 
 and, measured in the same run on the same store, the floor for a recorded decision: outbox rows
 committed 64 at a time with ``synchronous=FULL``. Only the call is timed (the workload is drawn
@@ -310,7 +311,7 @@ def main() -> None:
         )
         report("recorded, one FULL commit each (decide)", one_each)
         recorded = work[: args.decisions // 2]
-        for doors in (64, 128):  # 64 doors share the commits about half and half
+        for doors in (64, 128):
             r = recorded_rounds(fake, store, clock, recorded, doors)
             print(
                 f"{f'recorded, group commit, {doors} doors at once':<44} {1 / r.per:>10,.0f}/s   "

@@ -18,6 +18,7 @@ import pytest
 from gateway.events import AccessEvent
 from gateway.models import CloudChanges
 from gateway.secrets import SecretRef
+from gateway.store.cloud_data import CloudData
 from gateway.store.db import Database
 from gateway.store.store import Store
 from gateway.store.sync_state import CredentialSyncState, SyncStatus
@@ -310,3 +311,113 @@ async def test_a_loop_writer_cancelled_while_waiting_writes_nothing(store: Store
 
 def store_key(tmp_path: Path) -> SecretRef:
     return SecretRef(file=tmp_path / "store.key")
+
+
+def _indexes(path: Path) -> list[tuple[Any, ...]]:
+    return sorted(
+        committed(path, "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index'")
+    )
+
+
+async def test_a_first_sync_writes_its_rows_straight_in_with_the_indexes_made_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """Into an empty store nothing is staged: the rows go in under the write lock, the
+    tables' indexes dropped and made again after them, and the store ends as the direct
+    way leaves it (the same rows, the same indexes, which answer lookups)."""
+    indexes = _indexes(store.db.path)
+    assert any(name == "methods_by_secret" for name, _, _ in indexes)
+    first = snapshot(
+        [grant("g1", start=T0), grant("g2", start=T0)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+    first.raw["access_grant"] = [("g1", '{"access_grant_id": "g1"}')]
+    staged: list[int] = []
+    held = Held(store.db)
+    sync = await held.running(store.cloud.apply_snapshot_sliced(first, T0))
+    staged.append(len(committed(store.db.path, "SELECT * FROM grants")))
+    held.release.set()
+    version = await asyncio.wait_for(sync, 30)
+    assert staged == [0]
+    assert version == store.cloud.version > 0
+    assert _indexes(store.db.path) == indexes
+    assert [m.method_id for m in store.cloud.find_by_secret("code", b"2222")] == ["m2"]
+    assert [m.method_id for m in store.cloud.methods_of_grant("g1")] == ["m1"]
+    assert store.cloud.raw("access_grant", "g1") == {"access_grant_id": "g1"}
+    with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
+        ref.cloud.apply_snapshot(first, T0)
+        assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
+        assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
+            include_revoked=True
+        )
+        assert store.cloud.version == ref.cloud.version
+    # The next snapshot finds rows: it is staged and compared again (only g2 changes).
+    second = snapshot(
+        [grant("g1", start=T0), grant("g2", start=T0, hours=4)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+    sealed = committed(store.db.path, "SELECT secret_ct FROM methods WHERE method_id = 'm1'")
+    await store.cloud.apply_snapshot_sliced(second, T0)
+    assert committed(store.db.path, "SELECT secret_ct FROM methods WHERE method_id = 'm1'") == (
+        sealed
+    )
+    assert store.cloud.grants()["g2"] == grant("g2", start=T0, hours=4)
+
+
+async def test_a_first_sync_that_finds_rows_at_its_write_compares_them(
+    store: Store, tmp_path: Path
+) -> None:
+    """An incremental sync commits between a first sync's look at the empty store and its
+    write: the snapshot is then written the whole way, comparing with what is there, and
+    ends as the same steps one after another would."""
+    first = snapshot(
+        [grant("g1", start=T0), grant("g2", start=T0)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+    meanwhile = CloudChanges(
+        [grant("g4", start=T0)], [code("m4", "g4", "4444")], {}, {}, {}, [], [], None
+    )
+    held = Held(store.db)
+    sync = await held.running(store.cloud.apply_snapshot_sliced(first, T0))
+    store.cloud.apply_changes(meanwhile, T0)
+    held.release.set()
+    await asyncio.wait_for(sync, 30)
+    with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
+        ref.cloud.apply_changes(meanwhile, T0)
+        ref.cloud.apply_snapshot(first, T0)
+        assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
+        assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
+            include_revoked=True
+        )
+        assert store.cloud.version == ref.cloud.version
+    gone = store.cloud.grant("g4")
+    assert gone is not None and gone.revoked_at == T0
+
+
+async def test_a_first_sync_that_fails_in_its_write_leaves_the_store_as_it_was(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes are dropped inside the first sync's transaction: a failure after the rows
+    went in (a full disk at the last statement, a crash) rolls the drop back with the rows,
+    and the next sync writes the snapshot whole."""
+    indexes = _indexes(store.db.path)
+    first = snapshot(
+        [grant("g1", start=T0), grant("g2", start=T0)],
+        [code("m1", "g1", "1111"), code("m2", "g2", "2222")],
+    )
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as m:
+        m.setattr(CloudData, "_snapshot_rest", broken)
+        with pytest.raises(sqlite3.OperationalError):
+            await store.cloud.apply_snapshot_sliced(first, T0)
+    assert committed(store.db.path, "SELECT count(*) FROM grants") == [(0,)]
+    assert committed(store.db.path, "SELECT count(*) FROM methods") == [(0,)]
+    assert _indexes(store.db.path) == indexes
+    assert store.cloud.version == 0
+    version = await store.cloud.apply_snapshot_sliced(first, T0)
+    assert version == store.cloud.version > 0
+    assert sorted(store.cloud.grants()) == ["g1", "g2"]
+    assert [m.method_id for m in store.cloud.find_by_secret("code", b"1111")] == ["m1"]

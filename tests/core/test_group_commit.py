@@ -4,6 +4,7 @@ durable, and the lockout counts every decision of a group as if they had come on
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -182,3 +183,74 @@ def test_no_answered_decision_is_lost_when_the_process_is_killed(tmp_path: Path)
         counted = len(store.lockouts.get("*", "code").failures)
     assert {k: stored.get(k) for k in answered} == answered
     assert counted >= denied > 0
+
+
+async def test_the_doors_just_answered_join_the_few_waiting_in_one_commit(
+    site: Store, clock: FakeClock
+) -> None:
+    """Five doors, each asking again as soon as answered. The first door's decision commits
+    alone, the other four wait for it and go in the next commit (more wait than were
+    answered); once those four are answered, the first door's second decision waits alone: it
+    is not committed alone, the four doors' second decisions join it. Three commits (1, 4, 5),
+    not four (1, 4, 1, 4); each door answered only once its decision is durable."""
+    v = validator(site, clock)
+
+    async def door(i: int) -> None:
+        for _ in range(2):
+            d = await v.decide_durably(CODE, PIN, LOCKS[i % len(LOCKS)])
+            assert d.event_id in committed_event_ids(site.db.path)
+
+    await asyncio.wait_for(asyncio.gather(*(door(i) for i in range(5))), WAIT_S)
+    assert len(site.outbox.entries()) == 10
+    assert site.decisions.groups == 3
+
+
+async def test_a_failed_commit_answers_its_doors_with_the_error_and_keeps_nothing_of_it(
+    site: Store, clock: FakeClock
+) -> None:
+    """The database refuses one row of a group (a trigger, a real SQLite error in the
+    commit's transaction): every door of that group gets the error and none of its events
+    is stored, not even those SQLite had taken; the group before is stored. The failure that
+    group counted still counts, and is written with the next commit that succeeds."""
+    v = validator(site, clock)
+    admin = sqlite3.connect(site.db.path, isolation_level=None)
+    admin.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.lock_id = 'side'"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    try:
+        # front commits alone; back (a wrong PIN, counted) and side go in the next group
+        answers = await asyncio.wait_for(
+            asyncio.gather(
+                v.decide_durably(CODE, PIN, "front"),
+                v.decide_durably(CODE, b"999999", "back"),
+                v.decide_durably(CODE, PIN, "side"),
+                return_exceptions=True,
+            ),
+            WAIT_S,
+        )
+    finally:
+        admin.execute("DROP TRIGGER refuse")
+        admin.close()
+    front, back, side = answers
+    assert not isinstance(front, BaseException) and front.allow
+    assert isinstance(back, sqlite3.IntegrityError) and isinstance(side, sqlite3.IntegrityError)
+    assert [e.payload["lock_id"] for e in site.outbox.entries()] == ["front"]
+    assert site.decisions.groups == 2
+
+    def failures_on_disk() -> int:
+        conn = sqlite3.connect(site.db.path)
+        try:
+            row = conn.execute(
+                "SELECT failures FROM lockout_buckets WHERE scope = 'back'"
+            ).fetchone()
+            return 0 if row is None else len(json.loads(row[0]))
+        finally:
+            conn.close()
+
+    assert failures_on_disk() == 0  # the failed group wrote nothing
+    assert len(site.lockouts.get("back").failures) == 1  # yet it counts
+    again = await asyncio.wait_for(v.decide_durably(CODE, PIN, "side"), WAIT_S)
+    assert again.allow
+    assert failures_on_disk() == 1  # written with the next commit
+    assert [e.payload["lock_id"] for e in site.outbox.entries()] == ["front", "side"]

@@ -246,3 +246,22 @@ async def test_live_grants_a_snapshot_no_longer_lists_are_found_across_pages(
     gone = await store.cloud.live_grants_not_in(keep, Slicer())
     assert sorted(g.grant_id for g in gone) == sorted(set(kept) - keep)
     assert await store.cloud.live_grants_not_in(set(ids), Slicer()) == []
+
+
+def test_events_enter_the_outbox_in_their_order_and_once_however_many_at_a_time(
+    store: Store,
+) -> None:
+    """Groups of every size (the insert goes 64, 32, 16... rows a statement): each event once,
+    in the order given, those already there left as they were and not counted."""
+    events = [
+        AccessEvent(AccessEvent.new_id(), T0, "access_denied", f"lock{i % 3}", "gateway", "code")
+        for i in range(300)
+    ]
+    assert store.outbox.add(events[:1]) == 1
+    assert store.outbox.add(events[:100]) == 99  # the first one is there already
+    assert store.outbox.add(events[50:237]) == 137
+    assert store.outbox.add(events) == 63
+    entries = store.outbox.entries()
+    assert [e.event_id for e in entries] == [e.event_id for e in events]
+    assert [e.payload for e in entries] == [e.payload() for e in events]
+    assert [e.seq for e in entries] == sorted(e.seq for e in entries)
