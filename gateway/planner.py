@@ -188,11 +188,8 @@ class _Before:
             if was is not g and was != g:
                 changed.add(gid)
                 continue
-            before, now = old_by.get(gid, ()), new_by.get(gid, ())
-            if before is not now and (
-                len(before) != len(now)
-                or any(a is not b and a != b for a, b in zip(before, now, strict=True))
-            ):
+            # (list equality takes identical items as equal without comparing them)
+            if old_by.get(gid, ()) != new_by.get(gid, ()):
                 changed.add(gid)
         changed.update(gid for gid in old_grants if gid not in new.grants)
         return cls(

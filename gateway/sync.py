@@ -464,6 +464,8 @@ class _Collected:
         """Grant id -> its ``access_method_ids``."""
         self.pages: dict[bytes, PageRead] = {}
         """The pages read whole and cleanly (the next memo's)."""
+        self.decoded = 0
+        """Objects read in full (not found in the memo)."""
         self._unsettled = 0
 
     async def grants_texts(self, page: RawPage, memo_valid: bool) -> None:
@@ -480,6 +482,7 @@ class _Collected:
             d = digest(text)
             hit = known.get(d)
             if hit is None:
+                self.decoded += 1
                 grant = self._grant(msgspec.json.decode(text))
                 if grant is None:
                     clean = False
@@ -529,6 +532,7 @@ class _Collected:
                 same.add(mid)
                 raw.pop(mid, None)
             else:
+                self.decoded += 1
                 mid, got = self._method(msgspec.json.decode(text))
                 same.discard(mid)
                 if got is None or got.problem is not None or got.grant_id is None:
@@ -654,6 +658,19 @@ class _Collected:
         """Make the memo that of what was committed at ``version``: the objects read without
         a problem whose records went into the store as read (``revised``: ids of grants and
         methods the sync revoked), and the pages made only of such objects."""
+        memo = self.memo
+        if (
+            not self.decoded
+            and not revised[0]
+            and not revised[1]
+            and memo.spaces == self.spaces
+            and len(self.read[0]) == len(memo.grants)
+            and len(self.read[1]) == len(memo.methods)
+        ):
+            # Every object read came from the memo, and as many as it holds: its entries are
+            # exactly the ones below would be (an hourly resync of an unchanged site).
+            memo.replace(version, memo.grants, memo.methods, self.pages, self.spaces)
+            return
         grants = {r.digest: r for gid, r in self.read[0].items() if gid not in revised[0]}
         methods = {r.digest: r for mid, r in self.read[1].items() if mid not in revised[1]}
         pages = self.pages

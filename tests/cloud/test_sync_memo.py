@@ -4,6 +4,7 @@ again, and no secret reaches the raw objects whatever form the cloud's JSON take
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -113,6 +114,33 @@ async def test_a_resync_reads_in_full_only_the_objects_that_changed(
     assert set(view.grants) == {g["access_grant_id"] for g in grants}
 
     await rig.sync.full()  # nothing changed since: nothing read in full
+    assert (counted.grants, counted.methods) == (1, 0)
+
+
+async def test_a_memo_an_unchanged_resync_kept_whole_still_sees_the_next_change(
+    rig: Rig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged resync keeps the memo's entries as they are (nothing read in full); the
+    change after it, on a page whose other objects did not change, is still read and written,
+    and a grant that went is still tombstoned."""
+    grants = [rig.grant(f"40{i:02d}") for i in range(5)]
+    await rig.sync.full()
+    memo = rig.sync._memo
+    entries = memo.grants
+    await rig.sync.full()  # nothing changed
+    assert memo.grants is entries and memo.valid_at(rig.store.cloud.version)
+    counted = Counted(monkeypatch)
+    changed, gone = grants[1]["access_grant_id"], grants[3]["access_grant_id"]
+    new_end = clock.now().replace(year=2032)
+    rig.cloud.state.grants.update(changed, ends_at=new_end)
+    rig.cloud.state.grants.delete(gone)
+    await rig.sync.full()
+    assert (counted.grants, counted.methods) == (1, 0)
+    assert rig.ends_at(changed) == new_end
+    stored = rig.store.cloud.grant(gone)
+    assert stored is not None and stored.revoked_at is not None
+    assert memo.grants is not entries  # made anew from what this resync read
+    await rig.sync.full()
     assert (counted.grants, counted.methods) == (1, 0)
 
 
@@ -303,6 +331,13 @@ def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
         frozenset({"s"}),
     )
     assert memo.digest(b"{}") == memo.digest(bytearray(b"{}")) != ObjectMemo().digest(b"{}")
+    # keyed BLAKE2b of the text, the key this process's own: without it, nobody can tell
+    # which text a digest stands for, or make another text with the same digest
+    text = b'{"access_grant_id": "g1"}'
+    keyed = hashlib.blake2b(text, digest_size=16, key=memo._key).digest()
+    assert memo.digest(text) == memo.digest(memoryview(text)) == keyed
+    assert memo.digest(text) != hashlib.blake2b(text, digest_size=16).digest()
+    assert memo.digest(text) != memo.digest(text + b" ")
     memo.forget(5, 6, ["g1"], [])
     assert memo.valid_at(6) and not memo.valid_at(5)
     assert [r.grant.grant_id for r in memo.grants.values()] == ["g2"]
