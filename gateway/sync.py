@@ -21,7 +21,7 @@ import msgspec
 
 from gateway import heap
 from gateway.clock import Clock
-from gateway.cloud.client import CloudClient, RawPage
+from gateway.cloud.client import CloudClient, RawPage, Recall, split_page
 from gateway.cloud.errors import CloudError, CloudNotFoundError
 from gateway.cloud.models import (
     CloudEntrance,
@@ -151,14 +151,16 @@ class CloudSync:
             )
             for one in ids
         ]
+        recall = got.recaller(memo_valid, methods=False)
         for key, one in queries:
             async for page in self._client.raw_pages(
-                "/access_grants/list", "access_grants", {key: one}, self._page_size
+                "/access_grants/list", "access_grants", {key: one}, self._page_size, recall
             ):
                 await got.grants_texts(page, memo_valid)
+        recall = got.recaller(memo_valid, methods=True)  # once every grant has been read
         for key, one in queries:
             async for page in self._client.raw_pages(
-                "/access_methods/list", "access_methods", {key: one}, self._page_size
+                "/access_methods/list", "access_methods", {key: one}, self._page_size, recall
             ):
                 await got.methods_texts(page, memo_valid)
         slicer = got.slicer
@@ -464,6 +466,8 @@ class _Collected:
         """Grant id -> its ``access_method_ids``."""
         self.pages: dict[bytes, PageRead] = {}
         """The pages read whole and cleanly (the next memo's)."""
+        self.cursors: dict[bytes, Any] = {}
+        """Their ``pagination``."""
         self.decoded = 0
         """Objects read in full (not found in the memo)."""
         self._unsettled = 0
@@ -471,12 +475,13 @@ class _Collected:
     async def grants_texts(self, page: RawPage, memo_valid: bool) -> None:
         if self._grants_again(page, memo_valid):
             return
+        items = self._items(page, "access_grants")
         known = self.memo.grants if memo_valid else {}
         digest, covers, spaces = self.memo.digest, self.scope.covers, self.spaces
         same, read, raw = self.same[0], self.read[0], self.raw["access_grant"]
         entry: PageRead = {}
         clean = True
-        for n, text in enumerate(page.items):
+        for n, text in enumerate(items):
             if not n & 15:
                 await self.slicer.tick()
             d = digest(text)
@@ -508,19 +513,20 @@ class _Collected:
             read[gid] = hit
             if clean:
                 entry[gid] = hit
-        if clean and page.items:
-            self.pages[self.memo.page_digest(page.body)] = entry
-        self._settle(len(page.items))
+        if clean and items:
+            self._page_read(page, entry)
+        self._settle(len(items))
 
     async def methods_texts(self, page: RawPage, memo_valid: bool) -> None:
         if self._methods_again(page, memo_valid):
             return
+        items = self._items(page, "access_methods")
         known = self.memo.methods if memo_valid else {}
         digest, owner_of = self.memo.digest, self._owner
         same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
         entry: PageRead = {}
         clean = True
-        for n, text in enumerate(page.items):
+        for n, text in enumerate(items):
             if not n & 15:
                 await self.slicer.tick()
             d = digest(text)
@@ -544,13 +550,54 @@ class _Collected:
             read[mid] = hit
             if clean:
                 entry[mid] = hit
-        if clean and page.items:
-            self.pages[self.memo.page_digest(page.body)] = entry
-        self._settle(len(page.items))
+        if clean and items:
+            self._page_read(page, entry)
+        self._settle(len(items))
+
+    def _items(self, page: RawPage, items_key: str) -> list[msgspec.Raw]:
+        """The page's items; a page recalled whole was not split (it is, if need be)."""
+        return split_page("", items_key, page.body)[0] if page.known else page.items
+
+    def _page_read(self, page: RawPage, entry: PageRead) -> None:
+        """A page read cleanly, object by object: the next memo's."""
+        key = page.digest if page.digest is not None else self.memo.page_digest(page.body)
+        self.pages[key] = entry
+        self.cursors[key] = page.pagination
+
+    def recaller(self, memo_valid: bool, *, methods: bool) -> Recall:
+        """What :meth:`CloudClient.raw_pages` asks about each page's bytes: their digest,
+        and whether the memo knows the page whole (then it is neither split nor read: the
+        same bytes hold the same items and pagination). A page of methods is known only if
+        every grant read in this sync still lists its methods as then, so this is asked
+        once all grants are read."""
+        memo = self.memo
+        usable = memo_valid and bool(memo.pages) and memo.spaces == self.spaces
+
+        def recall(body: bytes) -> tuple[bytes, bool, Any]:
+            key = memo.page_digest(body)
+            if usable:
+                entry = memo.pages.get(key)
+                if (
+                    entry is not None
+                    and key in memo.cursors
+                    and (not methods or self._owners_hold(entry))
+                ):
+                    return key, True, memo.cursors[key]
+            return key, False, None
+
+        return recall
+
+    def _owners_hold(self, entry: PageRead) -> bool:
+        """Whether every method of ``entry`` is listed by the grant it was read under."""
+        owner_of = self._owner
+        return all(owner_of.get(mid) == r.owner for mid, r in entry.items())
 
     def _known_page(self, page: RawPage, memo_valid: bool) -> tuple[bytes, PageRead] | None:
         """The memo's entry of a page whose bytes it knows whole (every object on it read
         cleanly before, and still ours then)."""
+        if page.digest is not None:  # the recall said
+            entry = self.memo.pages.get(page.digest) if page.known else None
+            return None if entry is None else (page.digest, entry)
         if not memo_valid or not self.memo.pages or self.memo.spaces != self.spaces:
             return None
         key = self.memo.page_digest(page.body)
@@ -568,7 +615,7 @@ class _Collected:
             grants[gid] = r.grant
             for mid in r.method_ids:
                 owner[mid] = gid
-        self._taken(key, entry, self.same[0], self.read[0], raw)
+        self._taken(page, key, entry, self.same[0], self.read[0], raw)
         return True
 
     def _methods_again(self, page: RawPage, memo_valid: bool) -> bool:
@@ -578,17 +625,17 @@ class _Collected:
         if known is None:
             return False
         key, entry = known
-        owner_of = self._owner
-        if any(owner_of.get(mid) != r.owner for mid, r in entry.items()):
+        if not page.known and not self._owners_hold(entry):  # (a recall checked them)
             return False
         methods = self.methods
         for mid, r in entry.items():
             methods[mid] = r.method
-        self._taken(key, entry, self.same[1], self.read[1], self.raw["access_method"])
+        self._taken(page, key, entry, self.same[1], self.read[1], self.raw["access_method"])
         return True
 
     def _taken(
         self,
+        page: RawPage,
         key: bytes,
         entry: PageRead,
         same: set[str],
@@ -601,6 +648,7 @@ class _Collected:
             for oid in entry:
                 raw.pop(oid, None)
         self.pages[key] = entry
+        self.cursors[key] = page.pagination
 
     async def grants_page(self, page: list[Any]) -> None:
         for obj in page:
@@ -669,7 +717,9 @@ class _Collected:
         ):
             # Every object read came from the memo, and as many as it holds: its entries are
             # exactly the ones below would be (an hourly resync of an unchanged site).
-            memo.replace(version, memo.grants, memo.methods, self.pages, self.spaces)
+            memo.replace(
+                version, memo.grants, memo.methods, self.pages, self.spaces, self.cursors
+            )
             return
         grants = {r.digest: r for gid, r in self.read[0].items() if gid not in revised[0]}
         methods = {r.digest: r for mid, r in self.read[1].items() if mid not in revised[1]}
@@ -680,7 +730,10 @@ class _Collected:
                 for k, p in pages.items()
                 if p.keys().isdisjoint(revised[0]) and p.keys().isdisjoint(revised[1])
             }
-        self.memo.replace(version, grants, methods, pages, self.spaces)
+        cursors = self.cursors
+        if pages is not self.pages:
+            cursors = {k: cursors[k] for k in pages}
+        self.memo.replace(version, grants, methods, pages, self.spaces, cursors)
 
     async def raw_into(self, raw: dict[str, list[tuple[str, str]]]) -> None:
         for kind, items in self.raw.items():

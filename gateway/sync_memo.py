@@ -63,6 +63,9 @@ class ObjectMemo:
         self.pages: dict[bytes, PageRead] = {}
         """By the digest of a whole answer: pages of an unchanged site come back byte for
         byte, and are then taken whole, without a digest per object."""
+        self.cursors: dict[bytes, Any] = {}
+        """Each page's ``pagination``, by the same digest: a page known by its bytes is not
+        decoded at all, its pagination (part of those bytes) is taken from here."""
         self.spaces: frozenset[str] = frozenset()
         """The spaces that were ours when the pages were read (which grants a page holds
         that are ours depends on them)."""
@@ -91,14 +94,17 @@ class ObjectMemo:
         methods: dict[bytes, MethodRead],
         pages: dict[bytes, PageRead],
         spaces: frozenset[str],
+        cursors: dict[bytes, Any] | None = None,
     ) -> None:
-        """What a full sync committed at ``version``."""
+        """What a full sync committed at ``version`` (``cursors``: the pagination of each of
+        ``pages``; a page without one is not known by its bytes alone)."""
         self.version, self.grants, self.methods = version, grants, methods
         self.pages, self.spaces = pages, spaces
+        self.cursors = cursors if cursors is not None else {}
 
     def clear(self) -> None:
         self.version = None
-        self.grants, self.methods, self.pages = {}, {}, {}
+        self.grants, self.methods, self.pages, self.cursors = {}, {}, {}, {}
 
     def forget(
         self,
@@ -114,7 +120,7 @@ class ObjectMemo:
             return
         grants, methods = set(grant_ids), set(method_ids)
         if grants or methods:
-            self.pages = {}
+            self.pages, self.cursors = {}, {}
             self.grants = {d: r for d, r in self.grants.items() if r.grant.grant_id not in grants}
             self.methods = {
                 d: r

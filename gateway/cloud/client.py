@@ -191,12 +191,21 @@ class CloudClient:
             request["page_cursor"] = cursor
 
     async def raw_pages(
-        self, path: str, items_key: str, body: dict[str, Any] | None = None, page_size: int = 500
+        self,
+        path: str,
+        items_key: str,
+        body: dict[str, Any] | None = None,
+        page_size: int = 500,
+        recall: Recall | None = None,
     ) -> AsyncIterator[RawPage]:
         """:meth:`pages`, each item left as its JSON text (:class:`msgspec.Raw`, a view of the
         answer's bytes): the caller decodes only the items it has not seen before. A page is
-        split into its items without building any of them (a tenth of decoding it)."""
-        decode = _page_reader(items_key)
+        split into its items without building any of them (a tenth of decoding it).
+
+        ``recall``: the caller's memory of whole answers (see :data:`Recall`). A page it
+        knows by its bytes is not split at all: it comes with no items, ``known`` set, and
+        the pagination the caller read from the same bytes before."""
+        decode = _page_reader(items_key, recall)
         request = dict(body or {})
         request["limit"] = page_size
         seen_cursors: set[str] = set()
@@ -244,17 +253,25 @@ def _object(path: str, content: bytes) -> dict[str, Any]:
 
 class RawPage(msgspec.Struct):
     """One page of a list endpoint: its items as JSON text, Seam's ``pagination``, and the
-    whole answer's bytes (``body``, which the items are views of)."""
+    whole answer's bytes (``body``, which the items are views of); with a ``recall``, the
+    digest it gave and whether it knew the page (then ``items`` is empty)."""
 
     items: list[msgspec.Raw]
     pagination: Any
     body: bytes
+    digest: bytes | None = None
+    known: bool = False
+
+
+Recall = Callable[[bytes], tuple[bytes, bool, Any]]
+"""For an answer's bytes: a digest the caller keys pages by, whether it knows the page whole
+(its items then are the caller's already) and, if it does, the page's ``pagination`` as read
+from the same bytes before."""
 
 
 @functools.lru_cache(maxsize=16)
-def _page_reader(items_key: str) -> Decode[RawPage]:
-    """A reader of the pages whose items are under ``items_key``."""
-    decoder = msgspec.json.Decoder(
+def _page_decoder(items_key: str) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(
         msgspec.defstruct(
             "Page",
             [("items", list[msgspec.Raw]), ("pagination", Any, None)],
@@ -262,14 +279,30 @@ def _page_reader(items_key: str) -> Decode[RawPage]:
         )
     )
 
+
+def split_page(path: str, items_key: str, content: bytes) -> tuple[list[msgspec.Raw], Any]:
+    """A page's items (as JSON text) and its ``pagination``; raises
+    :class:`CloudBadResponseError` if it is not a page of ``items_key``."""
+    try:
+        items, pagination = msgspec.structs.astuple(_page_decoder(items_key).decode(content))
+    except msgspec.ValidationError as err:
+        raise CloudBadResponseError(f"{path}: '{items_key}' missing or not a list") from err
+    except (msgspec.DecodeError, ValueError) as err:
+        raise CloudBadResponseError(f"{path}: response is not valid JSON") from err
+    return items, pagination
+
+
+def _page_reader(items_key: str, recall: Recall | None) -> Decode[RawPage]:
+    """A reader of the pages whose items are under ``items_key``."""
+
     def read(path: str, content: bytes) -> RawPage:
-        try:
-            items, pagination = msgspec.structs.astuple(decoder.decode(content))
-        except msgspec.ValidationError as err:
-            raise CloudBadResponseError(f"{path}: '{items_key}' missing or not a list") from err
-        except (msgspec.DecodeError, ValueError) as err:
-            raise CloudBadResponseError(f"{path}: response is not valid JSON") from err
-        return RawPage(items, pagination, content)
+        digest = None
+        if recall is not None:
+            digest, known, pagination = recall(content)
+            if known:
+                return RawPage([], pagination, content, digest, known=True)
+        items, pagination = split_page(path, items_key, content)
+        return RawPage(items, pagination, content, digest)
 
     return read
 

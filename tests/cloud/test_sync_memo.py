@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+import gateway.cloud.client
 import gateway.sync
 from fakecloud.server import FakeCloudServer
 from gateway.clock import FakeClock
@@ -142,6 +143,34 @@ async def test_a_memo_an_unchanged_resync_kept_whole_still_sees_the_next_change(
     assert memo.grants is not entries  # made anew from what this resync read
     await rig.sync.full()
     assert (counted.grants, counted.methods) == (1, 0)
+
+
+async def test_a_page_known_by_its_bytes_is_not_even_split(
+    rig: Rig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages the memo knows whole are taken without splitting them into items (their
+    pagination, part of the same bytes, comes from the memo); the page holding a changed
+    grant is split and read, and every page after it is still followed."""
+    grants = [rig.grant(f"50{i:02d}") for i in range(6)]  # 3 pages of 2, each way
+    await rig.sync.full()
+    split: list[str] = []
+    real = gateway.cloud.client.split_page
+
+    def counting(path: str, items_key: str, content: bytes) -> Any:
+        split.append(items_key)
+        return real(path, items_key, content)
+
+    monkeypatch.setattr(gateway.cloud.client, "split_page", counting)
+    await rig.sync.full()
+    assert split == []
+    counted = Counted(monkeypatch)
+    last = grants[-1]["access_grant_id"]
+    new_end = clock.now().replace(year=2033)
+    rig.cloud.state.grants.update(last, ends_at=new_end)  # on the last page
+    await rig.sync.full()
+    assert split == ["access_grants"] and (counted.grants, counted.methods) == (1, 0)
+    assert rig.ends_at(last) == new_end
+    assert set(rig.store.cloud.grants()) == {g["access_grant_id"] for g in grants}  # none lost
 
 
 async def test_a_resync_with_entrances_and_issues_keeps_the_version_until_they_change(
