@@ -87,7 +87,8 @@ class LockoutPolicy:
         for scope, site_wide in self._buckets(lock_id):
             limit = self._site_limit if site_wide else self._lock_limits[kind]
             state = self._repo.get(scope, kind.value)
-            state.failures = [f for f in state.failures if f.at > t - limit.window]
+            since = t - limit.window
+            state.failures = [f for f in state.failures if f.at > since]
             state.failures.append(Failure(t, method_id))
             if len(state.failures) >= limit.failures:
                 level = self._level(state, t)
@@ -101,8 +102,8 @@ class LockoutPolicy:
 
     def success(self, lock_id: str, kind: CredentialKind, method_id: str | None) -> None:
         """A credential opened: take back the failures that named this same method."""
-        if kind not in COUNTED_KINDS or method_id is None:
-            return
+        if method_id is None or not self._repo.names_any() or kind not in COUNTED_KINDS:
+            return  # the usual success: no failure counted names a method (a third of its time)
         for scope, _site_wide in self._buckets(lock_id):
             if not self._repo.names(scope, kind, method_id):
                 continue  # nothing to take back: no copy, nothing to write

@@ -18,12 +18,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from drivers.base import Capabilities, Credential, CredentialKind, TimeWindow
 from gateway.cooperative import Slicer, settle
 from gateway.models import AccessMethod, Entrance, Grant
 
 TagFn = Callable[..., bytes]
+_V = TypeVar("_V")
 STEP = 16
 """Groups or credentials made between two yields (each takes microseconds)."""
 LONG_LIVED_PLAN = 1000
@@ -85,6 +87,8 @@ class CloudView:
         self.inherited: dict[tuple[str, datetime | None, datetime | None, bool], Credential]
         self.inherited = {}
         """The previous version's :attr:`credentials` (see :meth:`inherit`)."""
+        self.before: _Before | None = None
+        """The previous version's plans and what changed since (see :meth:`inherit`)."""
         self._planning = asyncio.Lock()
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
@@ -125,8 +129,19 @@ class CloudView:
         """Take credentials from ``previous`` (the view this one replaces) where a method's
         kind, secret and window are unchanged, instead of tagging them again: after a change
         to 1% of the grants, 99% of the credentials are the same. Only the last version's are
-        kept (never a chain), and each is checked against the method when taken."""
+        kept (never a chain), and each is checked against the method when taken.
+
+        Also keeps ``previous``'s plans and the grants whose record or live methods differ
+        between the two (:class:`_Before`), so that :func:`plan_shared` can patch a plan of
+        the last version instead of making it again (see :func:`_patched`)."""
         self.inherited = previous.credentials if previous is not None else {}
+        self.before = None
+        if (
+            previous is not None
+            and previous.plans
+            and previous.entrance_spaces == self.entrance_spaces
+        ):
+            self.before = _Before.between(previous, self)
 
     def lock_spaces(self, scope: LockScope) -> frozenset[str]:
         extra = (s for e in scope.entrance_ids for s in self.entrance_spaces.get(e, ()))
@@ -148,6 +163,43 @@ class CloudView:
             grant.space_ids & (self.lock_spaces(scope) if spaces is None else spaces)
             or grant.entrance_ids & scope.entrance_ids
             or grant.device_ids & scope.device_ids
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """What a view keeps of the one it replaced: that view's plans, the ids of the grants that
+    changed since (record, or live methods, differ; or present in only one of the two), and
+    their records and live methods there. Every other grant is the same, with the same
+    methods, in both versions."""
+
+    plans: dict[tuple[object, ...], tuple[datetime, Plan]]
+    changed: frozenset[str]
+    grants: dict[str, Grant]
+    methods: dict[str, list[AccessMethod]]
+
+    @classmethod
+    def between(cls, old: CloudView, new: CloudView) -> _Before:
+        changed: set[str] = set()
+        old_grants, old_by = old.grants, old.by_grant
+        new_by = new.by_grant
+        for gid, g in new.grants.items():
+            was = old_grants.get(gid)
+            if was is not g and was != g:
+                changed.add(gid)
+                continue
+            before, now = old_by.get(gid, ()), new_by.get(gid, ())
+            if before is not now and (
+                len(before) != len(now)
+                or any(a is not b and a != b for a, b in zip(before, now, strict=True))
+            ):
+                changed.add(gid)
+        changed.update(gid for gid in old_grants if gid not in new.grants)
+        return cls(
+            old.plans,
+            frozenset(changed),
+            {gid: old_grants[gid] for gid in changed if gid in old_grants},
+            {gid: list(old_by.get(gid, ())) for gid in changed},
         )
 
 
@@ -250,7 +302,10 @@ async def plan_shared(
 ) -> Plan:
     """:func:`plan_sliced`, computed once per data version for all locks with the same scope
     and capabilities. A plan made at ``t0`` holds until its ``next_change``: the answer
-    changes with time only at the window boundaries it records. Callers must not change it."""
+    changes with time only at the window boundaries it records. Callers must not change it.
+
+    A new version's first plan for a scope is the last version's plan patched where grants
+    changed (:func:`_patched`), when that plan still holds at ``t``."""
     key: tuple[object, ...] = (
         scope.space_ids,
         scope.entrance_ids,
@@ -264,11 +319,110 @@ async def plan_shared(
             made_at, p = hit
             if made_at <= t and (p.next_change is None or t < p.next_change):
                 return p
-        p = await plan_sliced(view, scope, caps, t, lead_time=lead_time, tag=tag, shared=True)
+        before = view.before.plans.get(key) if view.before is not None else None
+        patched = None
+        if before is not None and before[0] <= t and _holds(before[1], t):
+            patched = await _patched(view, before[1], scope, caps, t, lead_time, tag)
+        p = patched or await plan_sliced(
+            view, scope, caps, t, lead_time=lead_time, tag=tag, shared=True
+        )
         view.plans[key] = (t, p)
         if len(p.desired) >= LONG_LIVED_PLAN:
             settle()  # it lives as long as this version: later collections need not walk it
         return p
+
+
+def _without(part: dict[str, _V], drop: set[str]) -> dict[str, _V]:
+    return {k: v for k, v in part.items() if k not in drop} if drop else dict(part)
+
+
+def _holds(p: Plan, t: datetime) -> bool:
+    return p.next_change is None or t < p.next_change
+
+
+async def _patched(
+    view: CloudView,
+    before: Plan,
+    scope: LockScope,
+    caps: Capabilities,
+    t: datetime,
+    lead_time: timedelta,
+    tag: TagFn,
+) -> Plan | None:
+    """``before`` (this scope's plan of the last version, holding at ``t``) with the secrets
+    of the grants that changed planned again at ``t``; ``None`` if it cannot be patched.
+
+    A plan is made of independent parts, one per secret (its slot: holder, shared, refused
+    duplicates, scheduled runs) and one per method without a secret (waiting, refused),
+    as long as the lock has room for every holder (else which holders keep a slot depends on
+    all of them: then ``None``). A grant that did not change, with the same methods, gives
+    the same answers at ``t`` as when ``before`` was made, since ``before`` holds at ``t``.
+    So every method of a changed grant that was or is in the scope, and every method in the
+    scope that shares a secret with one of those (before or now), is taken out and planned
+    again; the rest is kept. ``next_change`` stays ``before``'s unless a new part comes
+    sooner (a moment that no longer matters only costs a plan made again then)."""
+    assert view.before is not None
+    if not caps.stores_credentials or any(
+        code == "capacity" for code, _ in before.rejected.values()
+    ):
+        return None
+    slicer = Slicer()
+    ours = view.grants_for(scope)
+    spaces = view.lock_spaces(scope)
+    old_grants, old_methods = view.before.grants, view.before.methods
+    grants, by_grant = view.grants, view.by_grant
+    drop: set[str] = set()
+    secrets: set[tuple[str, bytes]] = set()
+    again: dict[str, tuple[Grant, AccessMethod]] = {}
+    for gid in view.before.changed:
+        was = old_grants.get(gid)
+        if was is not None and was.revoked_at is None and view.serves(scope, was, spaces):
+            for m in old_methods.get(gid, ()):
+                drop.add(m.method_id)
+                if m.secret is not None:
+                    secrets.add((m.mode, m.secret))
+        if gid in ours:
+            g = grants[gid]
+            for m in by_grant.get(gid, ()):
+                again[m.method_id] = (g, m)
+                if m.secret is not None:
+                    secrets.add((m.mode, m.secret))
+    for key in secrets:
+        for m in view.by_secret.get(key, ()):
+            if m.grant_id in ours:
+                again[m.method_id] = (grants[m.grant_id], m)
+    drop.update(again)
+    await slicer.tick()
+    result = Plan(
+        _without(before.desired, drop),
+        _without(before.scheduled, drop),
+        _without(before.rejected, drop),
+        _without(before.waiting, drop),
+        _without(before.shared, drop),
+        _without(before.notes, drop),
+        before.next_change,
+    )
+    await slicer.tick()
+    groups: dict[tuple[CredentialKind, bytes], list[_Candidate]] = {}
+    for n, (grant, method) in enumerate(again.values(), 1):
+        c = _consider(result, grant, method, caps, t, lead_time)
+        if c is not None:
+            groups.setdefault((c.kind, c.secret), []).append(c)
+        if not n % STEP:
+            await slicer.tick()
+    for _ in _slot_steps(result, groups, view, caps, tag, True):
+        await slicer.tick()
+    if any(code == "capacity" for code, _ in result.rejected.values()):
+        return None
+    made = view.credentials
+    for n, (mid, cred) in enumerate(result.desired.items(), 1):
+        w = cred.window
+        made.setdefault(
+            (mid, w.starts_at, w.ends_at, True) if w else (mid, None, None, False), cred
+        )
+        if not n % (STEP * 16):
+            await slicer.tick()
+    return result
 
 
 def _plan_steps(
@@ -307,6 +461,19 @@ def _plan_steps(
                 else:
                     same.append(c)
         yield None
+    yield from _slot_steps(result, groups, view, caps, tag, shared)
+
+
+def _slot_steps(
+    result: Plan,
+    groups: dict[tuple[CredentialKind, bytes], list[_Candidate]],
+    view: CloudView,
+    caps: Capabilities,
+    tag: TagFn,
+    shared: bool,
+) -> Iterator[None]:
+    """Each secret's slot (:func:`_one_slot`) and the credentials of their holders, in the
+    order of the holders (which keep their slots when the lock is full)."""
     holders: list[tuple[_Candidate, datetime | None, datetime | None]] = []
     for n, group in enumerate(groups.values(), 1):
         slot = _one_slot(result, group)

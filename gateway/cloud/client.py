@@ -13,7 +13,8 @@ import asyncio
 import email.utils
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -32,6 +33,7 @@ from gateway.cloud.errors import (
     CloudRequestError,
     CloudUnavailableError,
 )
+from gateway.cloud.http11 import Http11, HttpError, HttpTimeout
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +57,22 @@ class CloudClient:
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=endpoint.rstrip("/"),
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "User-Agent": "lockgate/0.1",
-                "Accept": "application/json",
-            },
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-        )
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "User-Agent": "lockgate/0.1",
+            "Accept": "application/json",
+        }
+        self._lean: Http11 | None = None
+        self._http: httpx.AsyncClient | None = None
+        if transport is None and not _proxied(endpoint):
+            self._lean = Http11(endpoint.rstrip("/"), headers, timeout_s)
+        else:  # a proxy to go through, or a test's transport: httpx
+            self._http = httpx.AsyncClient(
+                base_url=endpoint.rstrip("/"),
+                headers=headers,
+                timeout=httpx.Timeout(timeout_s),
+                transport=transport,
+            )
         self._max_retries = max_retries
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._sleep = sleep
@@ -80,7 +88,10 @@ class CloudClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._http.aclose()
+        if self._lean is not None:
+            await self._lean.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST ``path`` with ``body``; returns the decoded JSON object or raises CloudError."""
@@ -112,26 +123,32 @@ class CloudClient:
     async def _once(self, path: str, body: dict[str, Any]) -> bytes:
         """The body of a successful answer; an error answer raises its CloudError."""
         self.requests += 1
+        headers: Mapping[str, str]
         try:
-            resp = await self._http.post(path, json=body)
-        except httpx.TimeoutException as err:
+            if self._lean is not None:
+                reply = await self._lean.post(path, msgspec.json.encode(body))
+                status, headers, content = reply.status, reply.headers, reply.content
+            else:
+                assert self._http is not None
+                resp = await self._http.post(path, json=body)
+                status, headers, content = resp.status_code, resp.headers, resp.content
+        except (httpx.TimeoutException, HttpTimeout) as err:
             raise CloudUnavailableError(f"{path}: timed out") from err
-        except httpx.HTTPError as err:
+        except (httpx.HTTPError, HttpError) as err:
             raise CloudUnavailableError(f"{path}: {type(err).__name__}: {err}") from err
-        self._note_date(resp)
-        status = resp.status_code
+        self._note_date(headers)
         if status in (401, 403):
             raise CloudAuthError(
                 f"{path}: HTTP {status} — the cloud refused the API key; check the key file"
             )
         if status == 429:
-            raise _RateLimited(f"{path}: HTTP 429 rate limited", _retry_after(resp))
+            raise _RateLimited(f"{path}: HTTP 429 rate limited", _retry_after(headers))
         if status >= 500:
-            raise _Unavailable(f"{path}: HTTP {status}", _retry_after(resp))
+            raise _Unavailable(f"{path}: HTTP {status}", _retry_after(headers))
         if status < 400:
-            return resp.content
+            return content
         try:
-            data = msgspec.json.decode(resp.content)
+            data = msgspec.json.decode(content)
         except (msgspec.DecodeError, ValueError) as err:
             raise CloudRequestError(f"{path}: HTTP {status} with a non-JSON body") from err
         error = (data.get("error") if isinstance(data, dict) else None) or {}
@@ -195,13 +212,24 @@ class CloudClient:
             seen_cursors.add(cursor)
             request["page_cursor"] = cursor
 
-    def _note_date(self, resp: httpx.Response) -> None:
-        value = resp.headers.get("Date")
+    def _note_date(self, headers: Mapping[str, str]) -> None:
+        value = headers.get("date")
         if value:
             try:
                 self.last_server_time = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 log.debug("unparseable Date header from the cloud")
+
+
+def _proxied(endpoint: str) -> bool:
+    """Whether the environment sends requests to ``endpoint`` through a proxy (httpx's
+    ``trust_env``: ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``)."""
+    proxies = urllib.request.getproxies_environment()
+    scheme, _, rest = endpoint.partition("://")
+    if not (proxies.get(scheme.lower()) or proxies.get("all")):
+        return False
+    host = rest.split("/", 1)[0]
+    return not urllib.request.proxy_bypass(host)
 
 
 def _object(path: str, content: bytes) -> dict[str, Any]:
@@ -260,8 +288,8 @@ class _Unavailable(_RetryAfter, CloudUnavailableError):
     pass
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
@@ -272,7 +300,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    date = resp.headers.get("Date")
+    date = headers.get("date")
     now = email.utils.parsedate_to_datetime(date) if date else None
     if now is None:
         return None

@@ -19,9 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
-
 from drivers.base import CredentialKind
+from lockgate_sim.ble.hci_server import open_hci_server
 from lockgate_sim.ble.peripheral import BleLock
 from lockgate_sim.ble.radio import VirtualRadio
 from lockgate_sim.lock import SimLock, SimLockSpec
@@ -99,7 +98,7 @@ class BleSimulator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # HCI packets are small
         sock.bind(("127.0.0.1", port))
-        transport = await open_tcp_server_transport_with_socket(sock)
+        transport = await open_hci_server(sock)
         self._stack.push_async_callback(transport.close)
         self.radio.attach_transport(name, transport.source, transport.sink)
         endpoint = Endpoint(name, sock.getsockname()[1])
