@@ -202,3 +202,37 @@ async def test_a_code_freed_by_a_changed_method_goes_to_the_grant_refused_it_bef
     after = await plan_shared(new, scope, lock, T0, lead_time=HOUR, tag=tag)
     assert set(after.desired) == {"m1", "m2"} and not after.rejected
     assert_same(after, plan(new, scope, lock, T0, lead_time=HOUR, tag=tag))
+
+
+async def test_a_plan_made_from_scratch_after_patched_ones_takes_their_credentials() -> None:
+    """Patched plans keep their unchanged credentials without adding them to the view's
+    cache; a plan made from scratch a version later still takes them (no tag made again)
+    and makes anew only those that changed."""
+    tags: list[bytes] = []
+
+    def counting(*parts: bytes) -> bytes:
+        tags.append(parts[0])
+        return tag(*parts)
+
+    a = frozenset({"space-a"})
+    g1 = Grant("g1", T0 - HOUR, T0 + 9 * HOUR, a)
+    g2 = Grant("g2", T0 - HOUR, T0 + 9 * HOUR, a)
+    methods = [AccessMethod("m1", "g1", "code", secret=b"1111")]
+    methods.append(AccessMethod("m2", "g2", "code", secret=b"2222"))
+    lock, scope = caps(10, True), SCOPES[0]
+    views = [CloudView({"g1": g1, "g2": g2}, methods, [], version=1)]
+    await plan_shared(views[0], scope, lock, T0, lead_time=HOUR, tag=counting)
+    for version in (2, 3):  # g2's end moves twice; the plans are patched
+        g2 = replace(g2, ends_at=g2.ends_at + HOUR if g2.ends_at else None)
+        views.append(CloudView({"g1": g1, "g2": g2}, methods, [], version=version))
+        views[-1].inherit(views[-2])
+        await plan_shared(views[-1], scope, lock, T0, lead_time=HOUR, tag=counting)
+    assert tags == [b"m1", b"m2", b"m2", b"m2"]  # m1 once, m2 for each of its windows
+    g2 = replace(g2, ends_at=T0 + 20 * HOUR)
+    last = CloudView({"g1": g1, "g2": g2}, methods, [], version=4)
+    last.inherit(views[-1])
+    tags.clear()
+    other = await plan_shared(last, scope, lock, T0, lead_time=2 * HOUR, tag=counting)
+    assert tags == [b"m2"]  # a scope never planned before: from scratch, m1 taken
+    assert other.desired["m1"] is views[0].plans[next(iter(views[0].plans))][1].desired["m1"]
+    assert other.desired == plan(last, scope, lock, T0, lead_time=2 * HOUR, tag=tag).desired
