@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from drivers.base import Capabilities, CredentialKind
 from gateway.models import AccessMethod, Grant
-from gateway.planner import CloudView, LockScope, Plan, plan, plan_shared
+from gateway.planner import PATCH_MAX_SHARE, CloudView, LockScope, Plan, plan, plan_shared
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -202,3 +202,39 @@ async def test_a_code_freed_by_a_changed_method_goes_to_the_grant_refused_it_bef
     after = await plan_shared(new, scope, lock, T0, lead_time=HOUR, tag=tag)
     assert set(after.desired) == {"m1", "m2"} and not after.rejected
     assert_same(after, plan(new, scope, lock, T0, lead_time=HOUR, tag=tag))
+
+
+async def test_a_version_where_most_grants_changed_is_planned_afresh_not_patched() -> None:
+    """Patching is kept for small changes: past PATCH_MAX_SHARE of the grants (a first full
+    sync after an empty start changes all of them) the new version plans from scratch, which
+    is sliced, instead of patching in one go on the loop. The plans are the same either way."""
+    n = 1000
+    gs = {
+        f"g{i}": Grant(f"g{i}", T0 - HOUR, T0 + 9 * HOUR, frozenset({"space-a"}), frozenset())
+        for i in range(n)
+    }
+    ms = [AccessMethod(f"m{i}", f"g{i}", "code", secret=b"%04d" % (1000 + i)) for i in range(n)]
+    lock, scope = caps(2 * n, True), SCOPES[0]
+    empty = CloudView({}, [], [], version=1)
+    await plan_shared(empty, scope, lock, T0, lead_time=HOUR, tag=tag)
+    full = CloudView(gs, ms, [], version=2)
+    full.inherit(empty)
+    assert full.before is None  # every grant is new: planned afresh
+    first = await plan_shared(full, scope, lock, T0, lead_time=HOUR, tag=tag)
+    assert len(first.desired) == n
+
+    def moved(count: int, version: int) -> CloudView:
+        later = {**gs}
+        for i in range(count):
+            later[f"g{i}"] = replace(gs[f"g{i}"], ends_at=T0 + 30 * HOUR)
+        return CloudView(later, ms, [], version=version)
+
+    few = moved(int(n * PATCH_MAX_SHARE), 3)
+    few.inherit(full)
+    assert few.before is not None and len(few.before.changed) == int(n * PATCH_MAX_SHARE)
+    many = moved(int(n * PATCH_MAX_SHARE) + 1, 4)
+    many.inherit(full)
+    assert many.before is None
+    for changed in (few, many):
+        got = await plan_shared(changed, scope, lock, T0 + HOUR, lead_time=HOUR, tag=tag)
+        assert_same(got, plan(changed, scope, lock, T0 + HOUR, lead_time=HOUR, tag=tag))
