@@ -89,6 +89,8 @@ class CloudView:
         """The previous version's :attr:`credentials` (see :meth:`inherit`)."""
         self.before: _Before | None = None
         """The previous version's plans and what changed since (see :meth:`inherit`)."""
+        self.last_plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
+        """The previous version's plans (see :func:`_kept`)."""
         self._planning = asyncio.Lock()
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
@@ -135,6 +137,7 @@ class CloudView:
         between the two (:class:`_Before`), so that :func:`plan_shared` can patch a plan of
         the last version instead of making it again (see :func:`_patched`)."""
         self.inherited = previous.credentials if previous is not None else {}
+        self.last_plans = previous.plans if previous is not None else {}
         self.before = None
         if (
             previous is not None
@@ -166,6 +169,12 @@ class CloudView:
         )
 
 
+PATCH_MAX_SHARE = 0.1
+"""A new version's plans are patched from the last version's only while at most this share of
+the grants changed (and always up to :data:`PATCH_MIN`); beyond it they are made afresh."""
+PATCH_MIN = 64
+
+
 @dataclass(frozen=True, slots=True)
 class _Before:
     """What a view keeps of the one it replaced: that view's plans, the ids of the grants that
@@ -178,31 +187,28 @@ class _Before:
     grants: dict[str, Grant]
     methods: dict[str, list[AccessMethod]]
 
-    def kept(self, mid: str, window: TimeWindow | None) -> Credential | None:
-        """The credential of ``mid`` with ``window`` in one of these plans: a patched plan
-        keeps its unchanged credentials without adding them to its view's
-        :attr:`CloudView.credentials`, so a plan made from scratch in the next version finds
-        them here (checked against the method like any other)."""
-        for _, p in self.plans.values():
-            cred = p.desired.get(mid)
-            if cred is not None and cred.window == window:
-                return cred
-        return None
-
     @classmethod
-    def between(cls, old: CloudView, new: CloudView) -> _Before:
+    def between(cls, old: CloudView, new: CloudView) -> _Before | None:
+        """``None`` when more grants changed than :data:`PATCH_MAX_SHARE` of them: patching
+        would cost what planning afresh does, and unlike a plan made from scratch it is not
+        sliced (a first full sync after an empty start changed every grant: 64 ms on the
+        loop with 50,000 of them)."""
+        limit = max(PATCH_MIN, int(max(len(old.grants), len(new.grants)) * PATCH_MAX_SHARE))
+        if abs(len(new.grants) - len(old.grants)) > limit:
+            return None
         changed: set[str] = set()
         old_grants, old_by = old.grants, old.by_grant
         new_by = new.by_grant
         for gid, g in new.grants.items():
             was = old_grants.get(gid)
-            if was is not g and was != g:
-                changed.add(gid)
-                continue
             # (list equality takes identical items as equal without comparing them)
-            if old_by.get(gid, ()) != new_by.get(gid, ()):
+            if (was is not g and was != g) or old_by.get(gid, ()) != new_by.get(gid, ()):
                 changed.add(gid)
+                if len(changed) > limit:
+                    return None
         changed.update(gid for gid in old_grants if gid not in new.grants)
+        if len(changed) > limit:
+            return None
         return cls(
             old.plans,
             frozenset(changed),
@@ -377,7 +383,7 @@ async def _patched(
     scope that shares a secret with one of those (before or now), is taken out and planned
     again; the rest is kept. ``next_change`` stays ``before``'s unless a new part comes
     sooner (a moment that no longer matters only costs a plan made again then). The kept
-    credentials are not added to the view's cache (see :meth:`_Before.kept`)."""
+    credentials are not added to the view's cache (see :func:`_kept`)."""
     assert view.before is not None
     if not caps.stores_credentials or before.full:
         return None
@@ -514,8 +520,8 @@ def _slot_steps(
         cred = made.get(key)
         if cred is None and shared:
             cred = view.inherited.get(key)
-            if cred is None and view.before is not None:
-                cred = view.before.kept(mid, window)
+            if cred is None and view.last_plans:
+                cred = _kept(view.last_plans, mid, window)
         if cred is None or cred.secret != holder.secret or cred.kind is not holder.kind:
             cred = Credential(
                 credential_id=mid,
@@ -529,6 +535,20 @@ def _slot_steps(
         desired[mid] = cred
         if not n % STEP:
             yield None
+
+
+def _kept(
+    plans: dict[tuple[object, ...], tuple[datetime, Plan]], mid: str, window: TimeWindow | None
+) -> Credential | None:
+    """The credential of ``mid`` with ``window`` in one of the last version's ``plans``: a
+    patched plan keeps its unchanged credentials without adding them to its view's
+    :attr:`CloudView.credentials`, so a plan made from scratch in the next version finds them
+    here (checked against the method like any other)."""
+    for _, p in plans.values():
+        cred = p.desired.get(mid)
+        if cred is not None and cred.window == window:
+            return cred
+    return None
 
 
 def _holder_order(h: tuple[_Candidate, datetime | None, datetime | None]) -> tuple[object, ...]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from drivers.base import Capabilities, CredentialKind
 from gateway.models import AccessMethod, Grant
-from gateway.planner import CloudView, LockScope, Plan, plan, plan_shared
+from gateway.planner import PATCH_MAX_SHARE, CloudView, LockScope, Plan, plan, plan_shared
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -236,3 +236,71 @@ async def test_a_plan_made_from_scratch_after_patched_ones_takes_their_credentia
     assert tags == [b"m2"]  # a scope never planned before: from scratch, m1 taken
     assert other.desired["m1"] is views[0].plans[next(iter(views[0].plans))][1].desired["m1"]
     assert other.desired == plan(last, scope, lock, T0, lead_time=2 * HOUR, tag=tag).desired
+
+
+async def test_a_version_where_most_grants_changed_is_planned_afresh_not_patched() -> None:
+    """Patching is kept for small changes: past PATCH_MAX_SHARE of the grants (a first full
+    sync after an empty start changes all of them) the new version plans from scratch, which
+    is sliced, instead of patching in one go on the loop. The plans are the same either way."""
+    n = 1000
+    gs = {
+        f"g{i}": Grant(f"g{i}", T0 - HOUR, T0 + 9 * HOUR, frozenset({"space-a"}), frozenset())
+        for i in range(n)
+    }
+    ms = [AccessMethod(f"m{i}", f"g{i}", "code", secret=b"%04d" % (1000 + i)) for i in range(n)]
+    lock, scope = caps(2 * n, True), SCOPES[0]
+    empty = CloudView({}, [], [], version=1)
+    await plan_shared(empty, scope, lock, T0, lead_time=HOUR, tag=tag)
+    full = CloudView(gs, ms, [], version=2)
+    full.inherit(empty)
+    assert full.before is None  # every grant is new: planned afresh
+    first = await plan_shared(full, scope, lock, T0, lead_time=HOUR, tag=tag)
+    assert len(first.desired) == n
+
+    def moved(count: int, version: int) -> CloudView:
+        later = {**gs}
+        for i in range(count):
+            later[f"g{i}"] = replace(gs[f"g{i}"], ends_at=T0 + 30 * HOUR)
+        return CloudView(later, ms, [], version=version)
+
+    few = moved(int(n * PATCH_MAX_SHARE), 3)
+    few.inherit(full)
+    assert few.before is not None and len(few.before.changed) == int(n * PATCH_MAX_SHARE)
+    many = moved(int(n * PATCH_MAX_SHARE) + 1, 4)
+    many.inherit(full)
+    assert many.before is None
+    for changed in (few, many):
+        got = await plan_shared(changed, scope, lock, T0 + HOUR, lead_time=HOUR, tag=tag)
+        assert_same(got, plan(changed, scope, lock, T0 + HOUR, lead_time=HOUR, tag=tag))
+
+
+async def test_a_version_planned_afresh_after_a_patched_one_takes_its_kept_credentials() -> None:
+    """Past the share a version is planned from scratch; the credentials the last (patched)
+    version kept are still taken, not tagged again: only the changed grants' are made."""
+    tags: list[bytes] = []
+
+    def counting(*parts: bytes) -> bytes:
+        tags.append(parts[0])
+        return tag(*parts)
+
+    n = 100
+    gs = {
+        f"g{i}": Grant(f"g{i}", T0 - HOUR, T0 + 9 * HOUR, frozenset({"space-a"}))
+        for i in range(n)
+    }
+    ms = [AccessMethod(f"m{i}", f"g{i}", "code", secret=b"%04d" % (1000 + i)) for i in range(n)]
+    lock, scope = caps(2 * n, True), SCOPES[0]
+    views = [CloudView(gs, ms, [], version=1)]
+    await plan_shared(views[0], scope, lock, T0, lead_time=HOUR, tag=counting)
+    for version, count in ((2, 1), (3, 80)):  # patched, then past the share
+        gs = {**gs}
+        for i in range(count):
+            g = gs[f"g{i}"]
+            gs[f"g{i}"] = replace(g, ends_at=(g.ends_at or T0) + HOUR)
+        views.append(CloudView(gs, ms, [], version=version))
+        views[-1].inherit(views[-2])
+        tags.clear()
+        got = await plan_shared(views[-1], scope, lock, T0, lead_time=HOUR, tag=counting)
+        assert sorted(tags) == sorted(f"m{i}".encode() for i in range(count))
+        assert_same(got, plan(views[-1], scope, lock, T0, lead_time=HOUR, tag=tag))
+    assert views[1].before is not None and views[2].before is None
