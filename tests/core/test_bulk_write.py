@@ -73,6 +73,13 @@ def _event(i: int) -> AccessEvent:
     return AccessEvent(f"event-{i}", T0, "access_allowed", lock_id="lock-a")
 
 
+def assert_same_cloud(store: Store, ref: Store) -> None:
+    """``store`` holds the same grants, methods (revoked too) and data version as ``ref``."""
+    assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
+    assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(include_revoked=True)
+    assert store.cloud.version == ref.cloud.version
+
+
 async def test_loop_writes_commit_while_a_snapshot_is_staged(store: Store) -> None:
     store.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", "1111")]), T0)
     before = store.cloud.version
@@ -140,11 +147,7 @@ async def test_a_change_committed_while_staging_is_not_overwritten_by_stale_rows
         ref.cloud.apply_snapshot(first, T0)
         ref.cloud.apply_changes(meanwhile, T0)
         ref.cloud.apply_snapshot(second, T0)
-        assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
-        assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
-            include_revoked=True
-        )
-        assert store.cloud.version == ref.cloud.version
+        assert_same_cloud(store, ref)
 
 
 async def test_staged_and_direct_snapshots_write_the_same_rows(
@@ -346,11 +349,7 @@ async def test_a_first_sync_writes_its_rows_straight_in_with_the_indexes_made_ag
     assert store.cloud.raw("access_grant", "g1") == {"access_grant_id": "g1"}
     with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
         ref.cloud.apply_snapshot(first, T0)
-        assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
-        assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
-            include_revoked=True
-        )
-        assert store.cloud.version == ref.cloud.version
+        assert_same_cloud(store, ref)
     # The next snapshot finds rows: it is staged and compared again (only g2 changes).
     second = snapshot(
         [grant("g1", start=T0), grant("g2", start=T0, hours=4)],
@@ -385,11 +384,7 @@ async def test_a_first_sync_that_finds_rows_at_its_write_compares_them(
     with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
         ref.cloud.apply_changes(meanwhile, T0)
         ref.cloud.apply_snapshot(first, T0)
-        assert store.cloud.grants(include_revoked=True) == ref.cloud.grants(include_revoked=True)
-        assert store.cloud.methods(include_revoked=True) == ref.cloud.methods(
-            include_revoked=True
-        )
-        assert store.cloud.version == ref.cloud.version
+        assert_same_cloud(store, ref)
     gone = store.cloud.grant("g4")
     assert gone is not None and gone.revoked_at == T0
 
