@@ -19,8 +19,9 @@ by **monotonic** age (``max_age`` after they were accepted, however the wall clo
 as one leaves, its ``ts`` raises the operator's floor — a live high-water mark. So a command
 recorded off the broker is refused for ever: while its nonce is cached by the nonce, afterwards
 by the floor, even when the wall clock (NTP, a spoofed SNTP answer) steps back to make its
-``ts`` look fresh again. The highest ``ts`` accepted from each operator is persisted with every
-accepted command and is the floor after a restart, when the cache starts empty.
+``ts`` look fresh again. The highest ``ts`` accepted from each operator is persisted before an
+accepted command runs (:meth:`Authoriser.record`) and is the floor after a restart, when the
+cache starts empty.
 
 The operator keys file (TOML)::
 
@@ -32,6 +33,7 @@ The operator keys file (TOML)::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import enum
@@ -40,7 +42,7 @@ import logging
 import os
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -221,7 +223,9 @@ class FloorStore(Protocol):
 
     def get(self, key: str) -> str | None: ...
 
-    def set(self, key: str, value: str) -> None: ...
+    async def raise_to(self, values: Mapping[str, int]) -> None:
+        """Raise each key to at least its value, durably; returns once committed."""
+        ...
 
 
 class Authoriser:
@@ -247,6 +251,15 @@ class Authoriser:
         self._seen: dict[tuple[str, str], tuple[int, float]] = {}
         """(operator, nonce) -> (ts, monotonic time accepted), oldest first."""
         self._live_floor: dict[str, int] = {}
+        self._stored: dict[str, int] = {}
+        """Per operator, the highest ``ts`` known to be on disk."""
+        self._unsaved: dict[str, int] = {}
+        """Per operator, a higher ``ts`` accepted and not yet on disk."""
+        self._accepted = 0
+        """Signed commands accepted so far."""
+        self._durable = 0
+        """Of those, how many have their ``ts`` on disk (:meth:`record`)."""
+        self._writing: asyncio.Task[None] | None = None
 
     @property
     def operators(self) -> dict[str, Operator]:
@@ -272,7 +285,9 @@ class Authoriser:
         Raises :class:`CommandError` (``unauthorised``, ``forbidden``, ``stale``, ``replayed``,
         ``rate_limited``). ``accept`` is a last check (clock trust, rate limits, opening sealed
         arguments) run once all of these passed; it may raise too. Records the nonce only when
-        the command is accepted: a refused command changes nothing.
+        the command is accepted: a refused command changes nothing. The command's ``ts`` is
+        claimed at once, in memory (the same command is refused from now on); await
+        :meth:`record` before running the command, so that a restart refuses it too.
         """
         if auth is None:
             if needed is None:
@@ -314,15 +329,53 @@ class Authoriser:
         if accept is not None:
             accept(auth)
         self._seen[key] = (auth.ts, self._monotonic())
-        self._persist_high_water(operator.name, auth.ts)
+        self._accepted += 1
+        if auth.ts > max(self._stored[operator.name], self._unsaved.get(operator.name, -1)):
+            self._unsaved[operator.name] = auth.ts
         return operator
+
+    async def record(self) -> None:
+        """Returns once the ``ts`` of every command accepted so far is on disk (the floor a
+        restart starts from); raises what the write raised (``StoreFullError``: the disk is
+        full), and then the command must not run. Commands accepted while a write is under
+        way share the next one (one commit for them all). Cancelling the caller leaves the
+        write going on."""
+        target = self._accepted
+        while self._durable < target:
+            await asyncio.shield(self._writer())
+
+    def _writer(self) -> asyncio.Task[None]:
+        """The write under way (every caller waits for it first), or a new one."""
+        task = self._writing
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(
+                self._write(), name="mqtt-auth-floors"
+            )
+            task.add_done_callback(_written)
+            self._writing = task
+        return task
+
+    async def _write(self) -> None:
+        upto = self._accepted
+        batch, self._unsaved = self._unsaved, {}
+        if batch:
+            try:
+                await self._floors.raise_to({FLOOR_KEY + n: ts for n, ts in batch.items()})
+            except BaseException:
+                for name, ts in batch.items():  # still to write: the next call retries
+                    if ts > self._unsaved.get(name, -1):
+                        self._unsaved[name] = ts
+                raise
+            for name, ts in batch.items():
+                self._stored[name] = max(self._stored[name], ts)
+        self._durable = max(self._durable, upto)
 
     def _floor(self, name: str) -> int:
         floor = self._live_floor.get(name)
         if floor is None:
             stored = self._floors.get(FLOOR_KEY + name)
             floor = int(stored) if stored else -1
-            self._live_floor[name] = floor
+            self._live_floor[name] = self._stored[name] = floor
         return floor
 
     def _expire(self) -> None:
@@ -337,7 +390,10 @@ class Authoriser:
             if ts > self._floor(name):
                 self._live_floor[name] = ts
 
-    def _persist_high_water(self, name: str, ts: int) -> None:
-        stored = self._floors.get(FLOOR_KEY + name)
-        if stored is None or int(stored) < ts:
-            self._floors.set(FLOOR_KEY + name, str(ts))
+
+
+def _written(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (err := task.exception()) is not None:
+        # Its callers were told (their commands refused); the floors stay unsaved and the
+        # next accepted command writes them.
+        log.debug("operators' command floors not written: %s", err)

@@ -2,14 +2,16 @@
 
 Order of checks, each refusing with a typed error and changing nothing: size, JSON, known
 command, envelope, arguments (strict, with the field path), signature and role, freshness and
-replay. Only then does the handler run. Driver calls go through the lock's handle (one
-operation at a time, connected on demand; commissioning without connecting first) and run
-within ``command_timeout_s``; driver and cloud errors become typed errors from their
-``code``. No handler returns or logs a secret: the PIN of ``test_credential`` and the pairing
-secret of ``commission`` arrive sealed to the gateway's command key (:mod:`gateway.mqtt.sealed`),
-are opened only once the signature, role, freshness and replay checks passed (a value that
-does not open is ``bad_payload`` and changes nothing), and stay in
-:class:`~pydantic.SecretStr` until the one call that needs them.
+replay; then the signer's replay floor is written to disk (one commit, off the event loop,
+shared by the commands accepted meanwhile). Only then does the handler run. Driver calls go
+through the lock's handle (one operation at a time, connected on demand; commissioning
+without connecting first) and run within ``command_timeout_s``; driver and cloud errors
+become typed errors from their ``code``. No handler returns or logs a secret: the PIN of
+``test_credential`` and the pairing secret of ``commission`` arrive sealed to the gateway's
+command key (:mod:`gateway.mqtt.sealed`), are opened only once the signature, role,
+freshness and replay checks passed (a value that does not open is ``bad_payload`` and
+changes nothing), and stay in :class:`~pydantic.SecretStr` until the one call that needs
+them.
 """
 
 from __future__ import annotations
@@ -557,6 +559,9 @@ class CommandRouter:
         operator = self._auth.check(
             spec.name, envelope.args, envelope.auth, topic, needed, accept=open_sealed
         )
+        if operator is not None:
+            # Its floor on disk first: a door opens only once a restart would refuse a replay.
+            await self._auth.record()
         args = opened[0]
         who = operator.name if operator else "anonymous"
         token = CALLER.set(operator)

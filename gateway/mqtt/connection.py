@@ -5,6 +5,7 @@ reconnect policy. Shared by the gateway's plane and ``lockgate ctl``; nothing he
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import ssl
 from dataclasses import dataclass
@@ -99,6 +100,17 @@ def payload_bytes(payload: object) -> bytes:
     return str(payload).encode()
 
 
+_PUBLISH = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+
+
+def correlation_properties(correlation: bytes) -> Properties:
+    """A response's PUBLISH properties: its correlation data. A copy of an empty set, not a
+    new one (paho builds its tables of property names anew for every set: half the cost)."""
+    props = copy.copy(_PUBLISH)
+    props.CorrelationData = correlation
+    return props
+
+
 def v5_properties(packet: int, **values: object) -> Properties:
     props = Properties(packet)  # type: ignore[no-untyped-call]
     for name, value in values.items():
@@ -191,6 +203,7 @@ __all__ = [
     "BrokerOptions",
     "MqttError",
     "ReconnectPolicy",
+    "correlation_properties",
     "is_auth_refusal",
     "make_client",
     "payload_bytes",

@@ -114,6 +114,12 @@ def command_key_message(gateway_id: str, command_key: str) -> bytes:
     )
 
 
+def _with_sig(body: bytes, sig: str) -> bytes:
+    """``body`` (a JSON object without ``sig``) with ``"sig": sig`` as its first member."""
+    head = b'{"sig":"' + sig.encode() + b'"'
+    return head + (b"}" if body == b"{}" else b"," + body[1:])
+
+
 class GatewayIdentity:
     """Signs the gateway's answers and retained documents."""
 
@@ -122,6 +128,7 @@ class GatewayIdentity:
         # thirds of the time (measured here); the key is turned into its form once.
         self._signer = SigningKey(key.private_bytes_raw())
         self.gateway_id = gateway_id
+        self._gateway_id_json = canonical_json(gateway_id)
         self.public_b64 = public_key_b64(key.public_key())
 
     @property
@@ -132,14 +139,46 @@ class GatewayIdentity:
         return base64.b64encode(self._signer.sign(message).signature).decode()
 
     def sign_response(self, command: str, request: bytes, response: JsonObject) -> JsonObject:
-        plain = _plain(response)
-        plain[SIG] = self._sign(_response_message(self.gateway_id, command, request, plain))
-        return plain
+        """:meth:`signed_response`, parsed (as a receiver sees it)."""
+        signed: JsonObject = json.loads(self.signed_response(command, request, response))
+        return signed
 
     def sign_document(self, topic: str, document: JsonObject) -> JsonObject:
-        plain = _plain(document)
-        plain[SIG] = self._sign(_document_message(self.gateway_id, topic, plain))
-        return plain
+        """:meth:`signed_document`, parsed."""
+        signed: JsonObject = json.loads(self.signed_document(topic, document))
+        return signed
+
+    def signed_response(self, command: str, request: bytes, response: JsonObject) -> bytes:
+        """The response as sent: its JSON with ``sig``, the signature over the request."""
+        body = canonical_json(_plain(response))
+        message = (
+            RESPONSE_DOMAIN
+            + b'{"command":'
+            + canonical_json(command)
+            + b',"gateway_id":'
+            + self._gateway_id_json
+            + b',"request":"'
+            + request_digest(request).encode()
+            + b'","response":'
+            + body
+            + b"}"
+        )
+        return _with_sig(body, self._sign(message))
+
+    def signed_document(self, topic: str, document: JsonObject) -> bytes:
+        """The retained document as sent: its JSON with ``sig`` over its topic."""
+        body = canonical_json(_plain(document))
+        message = (
+            DOCUMENT_DOMAIN
+            + b'{"document":'
+            + body
+            + b',"gateway_id":'
+            + self._gateway_id_json
+            + b',"topic":'
+            + canonical_json(topic)
+            + b"}"
+        )
+        return _with_sig(body, self._sign(message))
 
     def bind_command_key(self, command_key: str) -> str:
         return self._sign(command_key_message(self.gateway_id, command_key))

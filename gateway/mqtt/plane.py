@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from aiomqtt import MqttError
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttConfig
@@ -35,10 +34,10 @@ from gateway.mqtt.commands import CommandContext, CommandRouter, ha_set
 from gateway.mqtt.connection import (
     BrokerOptions,
     ReconnectPolicy,
+    correlation_properties,
     make_client,
     payload_bytes,
     reraise_lost_cancel,
-    v5_properties,
 )
 from gateway.mqtt.discovery import gateway_configs, lock_configs
 from gateway.mqtt.identity import GatewayIdentity
@@ -162,7 +161,7 @@ class MqttPlane:
             gw.clock.now,
             on_delivered=self._delivered,
         )
-        self._retained = RetainedState(sign=self.identity.sign_document)
+        self._retained = RetainedState(sign=self.identity.signed_document)
         self._client: aiomqtt.Client | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -417,8 +416,8 @@ class MqttPlane:
             return
         props = None
         if correlation is not None:
-            props = v5_properties(PacketTypes.PUBLISH, CorrelationData=correlation)
-        body = encode(self.identity.sign_response(command, request, response.as_dict()))
+            props = correlation_properties(correlation)
+        body = self.identity.signed_response(command, request, response.as_dict())
         try:
             await _publish(client, reply_to, body, properties=props)
         except MqttError as err:

@@ -234,11 +234,12 @@ class RetainedState:
         *,
         heartbeat: float = HEARTBEAT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
-        sign: Callable[[str, JsonObject], JsonObject] | None = None,
+        sign: Callable[[str, JsonObject], bytes] | None = None,
     ) -> None:
         self.heartbeat = heartbeat
         self._sign = sign
-        """Signs a document for its topic (the gateway identity) just before it is sent."""
+        """Signs a document for its topic (the gateway identity) just before it is sent: the
+        bytes to send, the document's JSON with its ``sig``."""
         self._monotonic = monotonic
         self._sent: dict[str, tuple[bytes, float]] = {}
         """topic -> (the significant part last published, when)."""
@@ -254,7 +255,7 @@ class RetainedState:
             sent = self._sent.get(topic)
             if sent is not None and sent[0] == key and now - sent[1] < self.heartbeat:
                 continue
-            body = encode(self._sign(topic, doc) if self._sign is not None else doc)
+            body = self._sign(topic, doc) if self._sign is not None else encode(doc)
             await publish(topic, body, True)
             self._sent[topic] = (key, now)
             n += 1

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Mapping
 
 from gateway.store.db import Database
 
 DATA_VERSION = "data_version"
+
+_RAISE = (
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET value = excluded.value"
+    " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)"
+)
 
 
 class Meta:
@@ -36,6 +44,23 @@ class Meta:
         await self._db.write(
             lambda conn: conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         )
+
+    async def raise_to(self, values: Mapping[str, int]) -> None:
+        """Raise each named integer to at least its value (none ever goes down), in one
+        durable commit made in the store's writer thread (:meth:`Database.write_behind`):
+        returns once committed, while the event loop goes on (the commit waits for the disk,
+        and for a bulk write that holds the database, off the loop). Raises
+        :class:`~gateway.store.db.StoreFullError` if the disk had no room (nothing changed)."""
+        if DATA_VERSION in values:
+            raise ValueError("the data version moves only through DataVersion.bump")
+        rows = [(key, str(value)) for key, value in values.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(_RAISE, rows)
+
+        done = self._db.write_behind(write)
+        await asyncio.wait([asyncio.wrap_future(done)])
+        self._db.settled(done)
 
     def incr(self, key: str) -> int:
         with self._db.transaction():

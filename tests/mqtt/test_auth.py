@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,17 @@ ARGS = {"lock_id": "front", "hold_seconds": 5}
 
 
 class Floors(dict[str, str]):
-    def set(self, key: str, value: str) -> None:
-        self[key] = value
+    """The store's ``meta`` as the Authoriser uses it; counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[dict[str, int]] = []
+
+    async def raise_to(self, values: Mapping[str, int]) -> None:
+        self.writes.append(dict(values))
+        for key, value in values.items():
+            if key not in self or int(self[key]) < value:
+                self[key] = str(value)
 
 
 @pytest.fixture
@@ -162,13 +172,14 @@ def test_stale_both_ways(ops: Operators, clock: FakeClock) -> None:
     assert refused(a, ahead) is ErrorCode.STALE
 
 
-def test_a_replay_after_a_restart_is_refused_by_the_persisted_floor(
+async def test_a_replay_after_a_restart_is_refused_by_the_persisted_floor(
     ops: Operators, clock: FakeClock
 ) -> None:
     floors = Floors()
     first = authoriser(ops, clock, floors)
     auth = signed(ops, "olga", clock)
     first.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR)
+    await first.record()
     assert floors["mqtt.auth_floor.olga"] == str(auth.ts)
     restarted = authoriser(ops, clock, floors)  # empty nonce cache
     assert refused(restarted, auth) is ErrorCode.REPLAYED
