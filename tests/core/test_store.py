@@ -265,3 +265,20 @@ def test_events_enter_the_outbox_in_their_order_and_once_however_many_at_a_time(
     assert [e.event_id for e in entries] == [e.event_id for e in events]
     assert [e.payload for e in entries] == [e.payload() for e in events]
     assert [e.seq for e in entries] == sorted(e.seq for e in entries)
+
+
+async def test_raise_to_commits_off_the_loop_and_never_lowers(store: Store) -> None:
+    meta = store.meta
+    await meta.raise_to({"floor.a": 10, "floor.b": 5})
+    await meta.raise_to({"floor.a": 9, "floor.b": 50})
+    assert (meta.get("floor.a"), meta.get("floor.b")) == ("10", "50")
+    with pytest.raises(ValueError, match="data version"):
+        await meta.raise_to({"data_version": 99})
+    other = sqlite3.connect(store.db.path)  # committed: another connection sees it
+    try:
+        rows = dict(
+            other.execute("SELECT key, value FROM meta WHERE key IN ('floor.a', 'floor.b')")
+        )
+    finally:
+        other.close()
+    assert rows == {"floor.a": "10", "floor.b": "50"}

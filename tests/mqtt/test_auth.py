@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from gateway.mqtt.auth import (
     signing_message,
 )
 from gateway.mqtt.payloads import Auth, CommandError, ErrorCode
+from gateway.store.db import StoreFullError
 from tests.mqtt.harness import Operators, write_operator_keys
 
 GW = "gw-1"
@@ -280,3 +282,89 @@ def test_duplicate_operator_names_refused(tmp_path: Path, ops: Operators) -> Non
     path.write_text(text + "\n" + olga + "\n")
     with pytest.raises(OperatorKeysError, match="twice"):
         load_operator_keys(path)
+
+
+async def test_the_floor_is_on_disk_only_once_recorded_and_one_write_serves_many(
+    ops: Operators, clock: FakeClock
+) -> None:
+    floors = Floors()
+    a = authoriser(ops, clock, floors)
+    accepted = []
+    for _ in range(3):
+        clock.advance(0.01)
+        auth = signed(ops, "olga", clock)
+        assert a.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR)
+        accepted.append(auth.ts)
+    assert floors.writes == [], "check claims in memory only"
+    await asyncio.gather(a.record(), a.record(), a.record())
+    assert floors.writes == [{"mqtt.auth_floor.olga": max(accepted)}], "one write for all"
+    await a.record()  # nothing new: no write
+    assert len(floors.writes) == 1
+    restarted = authoriser(ops, clock, floors)
+    assert refused(restarted, signed_at(ops, clock, max(accepted))) is ErrorCode.REPLAYED
+
+
+class FailingFloors(Floors):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = True
+
+    async def raise_to(self, values: Mapping[str, int]) -> None:
+        if self.fail:
+            raise StoreFullError("the disk is full")
+        await super().raise_to(values)
+
+
+async def test_a_floor_that_cannot_be_written_fails_record_and_is_written_later(
+    ops: Operators, clock: FakeClock
+) -> None:
+    floors = FailingFloors()
+    a = authoriser(ops, clock, floors)
+    first = signed(ops, "olga", clock)
+    a.check("unlock", ARGS, first, TOPIC, Role.OPERATOR)
+    with pytest.raises(StoreFullError):
+        await a.record()  # the caller must not run the command
+    assert refused(a, first) is ErrorCode.REPLAYED, "claimed all the same"
+    floors.fail = False
+    clock.advance(0.01)
+    second = signed(ops, "vera", clock)
+    a.check("unlock", ARGS, second, TOPIC, None)
+    await a.record()
+    assert floors == {
+        "mqtt.auth_floor.olga": str(first.ts),
+        "mqtt.auth_floor.vera": str(second.ts),
+    }, "the failed floor went with the next write"
+
+
+class GatedFloors(Floors):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def raise_to(self, values: Mapping[str, int]) -> None:
+        await self.gate.wait()
+        await super().raise_to(values)
+
+
+async def test_record_waits_for_the_write_and_a_caller_leaving_does_not_stop_it(
+    ops: Operators, clock: FakeClock
+) -> None:
+    floors = GatedFloors()
+    a = authoriser(ops, clock, floors)
+    auth = signed(ops, "olga", clock)
+    a.check("unlock", ARGS, auth, TOPIC, Role.OPERATOR)
+    leaving = asyncio.create_task(a.record())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(a.record())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    leaving.cancel()
+    floors.gate.set()
+    async with asyncio.timeout(5):
+        await waiting
+    assert floors["mqtt.auth_floor.olga"] == str(auth.ts)
+
+
+def signed_at(ops: Operators, clock: FakeClock, ts: int) -> Auth:
+    body = sign(ops.keys["olga"], "olga", "unlock", ARGS, gateway_id=GW, topic=TOPIC, ts=ts)
+    return Auth.model_validate(body)

@@ -8,7 +8,7 @@ from typing import Any
 
 from lockgate_sim.broker import Mosquitto
 
-from drivers.base import CredentialKind
+from drivers.base import BoltState, CredentialKind
 from tests.fullfs import fill, shrink_wal, small_tmpfs
 from tests.mqtt.harness import Operators, Requester, Watcher, broker_options, running_site
 
@@ -51,3 +51,29 @@ async def test_store_full_in_status_and_retained_state(
             )
             recorded = {e.event_id for e in site.gw.store.outbox.entries()}
             assert decision.event_id in recorded
+
+
+async def test_an_unlock_whose_replay_floor_cannot_be_written_is_refused(
+    tmp_path: Path, broker: Mosquitto, operators: Operators
+) -> None:
+    """The signer's replay floor goes to disk before the door moves: with no room for it,
+    the unlock is refused (``store_full``) and the bolt stays as it was; once there is room,
+    a new unlock goes through."""
+    olga = operators.signer("olga")
+    with small_tmpfs(tmp_path / "state", "8m") as disk:
+        async with (
+            running_site(disk / "gw", broker, operators) as site,
+            Requester(broker_options(broker), site.topics) as requester,
+        ):
+            assert site.bolt() is BoltState.LOCKED
+            shrink_wal(site.gw.store.db.conn)
+            filler = fill(disk)
+            reply = await requester.request("unlock", {"lock_id": "front"}, sign_as=olga)
+            assert reply["status"] == "error" and reply["error"]["code"] == "store_full", reply
+            assert site.bolt() is BoltState.LOCKED
+            assert site.gw.store.meta.get("mqtt.auth_floor.olga") is None
+            filler.unlink()
+            reply = await requester.request("unlock", {"lock_id": "front"}, sign_as=olga)
+            assert reply["status"] == "ok", reply
+            assert site.bolt() is BoltState.UNLOCKED
+            assert site.gw.store.meta.get("mqtt.auth_floor.olga") is not None
