@@ -33,6 +33,7 @@ from typing import Any
 from bench.rss import peak_rss_mib
 from drivers.base import Capabilities, CredentialKind
 from drivers.clock import SystemClock
+from gateway import heap
 from gateway.cloud.client import CloudClient
 from gateway.planner import LockScope, plan_shared
 from gateway.secrets import SecretRef
@@ -100,6 +101,10 @@ async def wait_url(proc: subprocess.Popen[str]) -> str:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> None:
+    # As the daemon does before it makes any thread (Gateway.__aenter__): one glibc arena for
+    # every thread (the sync's writes run in a worker thread); the thread reading the fake
+    # cloud's address below comes first here.
+    heap.one_arena()
     write_seed(tmp / "seed.json", args.grants)
     print(f"seeding the fake cloud with {args.grants:,} grants x 3 access methods ...", flush=True)
     seeding = time.perf_counter()
