@@ -13,10 +13,11 @@ Prints decisions per second and the median / p99 latency of one decision:
   about 60 decisions share each commit);
 
 and, measured in the same run on the same store, the floor for a recorded decision: outbox rows
-committed 64 at a time with ``synchronous=FULL``. Beside the wall-clock figures, the CPU time
-they took, by thread (the event loop's, and for the group commit the store's writing thread):
-on a box where other work runs, the wall figures swing with it and the CPU ones much less. Only the call is timed (the workload is drawn
-before). Run: ``.venv/bin/python -m bench.bench_validator [--credentials N] [--decisions N]``
+committed 64 at a time with ``synchronous=FULL``. Only the call is timed (the workload is drawn
+before). Beside the wall-clock figures, the CPU time they took, by thread (the event loop's;
+for the group commit also the store's writing thread): on a busy box the wall figures include
+what other processes took, the CPU ones do not (a busy sibling core still slows them).
+Run: ``.venv/bin/python -m bench.bench_validator [--credentials N] [--decisions N]``
 """
 
 from __future__ import annotations
