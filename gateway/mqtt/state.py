@@ -241,7 +241,7 @@ class RetainedState:
         """Signs a document for its topic (the gateway identity) just before it is sent: the
         bytes to send, the document's JSON with its ``sig``."""
         self._monotonic = monotonic
-        self._sent: dict[str, tuple[bytes, float]] = {}
+        self._sent: dict[str, tuple[object, float]] = {}
         """topic -> (the significant part last published, when)."""
 
     def reset(self) -> None:
@@ -251,7 +251,7 @@ class RetainedState:
         n = 0
         now = self._monotonic()
         for topic, doc in docs.items():
-            key = encode(significant(doc))
+            key = significant(doc)  # compared as values: no serialising on every pass
             sent = self._sent.get(topic)
             if sent is not None and sent[0] == key and now - sent[1] < self.heartbeat:
                 continue
