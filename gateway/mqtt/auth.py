@@ -391,7 +391,6 @@ class Authoriser:
                 self._live_floor[name] = ts
 
 
-
 def _written(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (err := task.exception()) is not None:
         # Its callers were told (their commands refused); the floors stay unsaved and the
