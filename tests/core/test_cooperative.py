@@ -8,7 +8,7 @@ import gc
 import socket
 from collections.abc import Callable
 
-from gateway.cooperative import Slicer, after_pending_io
+from gateway.cooperative import Slicer
 
 
 async def _sliced(
@@ -105,41 +105,3 @@ async def test_sliced_work_settles_what_it_keeps_as_it_goes() -> None:
         assert unfrozen < 30_000, unfrozen
     finally:
         gc.unfreeze()
-
-
-async def test_work_woken_by_a_publish_goes_after_the_bytes_it_sent() -> None:
-    """What aiomqtt does on a publish: it asks for the socket's writer with
-    ``call_soon_threadsafe``, so the bytes go out two passes later. A task woken in the same
-    pass (a lock's audit-log pass after an unlock) that calls ``after_pending_io`` does its
-    work after they went out, not before."""
-    loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    order: list[str] = []
-    woken = asyncio.Event()
-    written = loop.create_future()
-
-    def write() -> None:
-        loop.remove_writer(a.fileno())
-        a.send(b"answer")
-        order.append("written")
-        written.set_result(None)
-
-    async def woken_work() -> None:
-        await woken.wait()
-        await after_pending_io()
-        order.append("work")
-
-    task = asyncio.create_task(woken_work())
-    await asyncio.sleep(0)  # the task waits
-    try:
-        woken.set()  # the command wakes it, then publishes: the writer comes a pass later
-        loop.call_soon_threadsafe(loop.add_writer, a.fileno(), write)
-        async with asyncio.timeout(5):
-            await asyncio.gather(task, written)
-        assert b.recv(16) == b"answer"
-    finally:
-        a.close()
-        b.close()
-    assert order == ["written", "work"]
