@@ -4,7 +4,8 @@
 (50,000 grants take seconds to read, decrypt and index); :meth:`ViewCache.current` answers
 from it at once, and builds in one go only if asked before a refresh caught up. A full sync
 hands its records over with :meth:`ViewCache.adopt` instead: the view of the version it just
-committed is indexed from memory, not read back and decrypted.
+committed is indexed from memory, not read back and decrypted, and made from the last view
+where few records changed (:mod:`gateway.view_update`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.cooperative import Slicer, settle_big
 from gateway.models import AccessMethod, Entrance, Grant
 from gateway.planner import CloudView
 from gateway.store.store import Store
+from gateway.view_update import update_steps
 
 
 class ViewCache:
@@ -79,13 +81,21 @@ class ViewCache:
                 return  # a sync that changed nothing: the view (and its plans) still hold
             slicer = Slicer()
             live: dict[str, Grant] = {}
-            for g in grants:
+            for n, g in enumerate(grants):
                 if g.revoked_at is None:
                     live[g.grant_id] = g
-                await slicer.tick()
-            view = await CloudView.built(
-                live, (m for m in methods if m.revoked_at is None), entrances, version, slicer
-            )
+                if not n & 63:
+                    await slicer.tick()
+            live_methods = [m for m in methods if m.revoked_at is None]
+            await slicer.tick()
+            view = None
+            if self._view is not None:
+                made: list[CloudView] = []
+                for _ in update_steps(made, self._view, live, live_methods, entrances, version):
+                    await slicer.tick()
+                view = made[0] if made else None
+            if view is None:
+                view = await CloudView.built(live, live_methods, entrances, version, slicer)
             view.inherit(self._view)
             if self._store.cloud.version == version:
                 self._view = view
