@@ -89,8 +89,8 @@ class ViewCache:
             live_methods = [m for m in methods if m.revoked_at is None]
             await slicer.tick()
             view = None
+            made: list[CloudView] = []
             if self._view is not None:
-                made: list[CloudView] = []
                 for _ in update_steps(made, self._view, live, live_methods, entrances, version):
                     await slicer.tick()
                 view = made[0] if made else None
@@ -99,4 +99,5 @@ class ViewCache:
             view.inherit(self._view)
             if self._store.cloud.version == version:
                 self._view = view
-                settle_big(len(view.grants) + len(view.grant_of))
+                if not made:  # (one made from the last view made few new objects)
+                    settle_big(len(view.grants) + len(view.grant_of))
