@@ -42,6 +42,15 @@ class CloudConfig(_Model):
     page_size: int = Field(500, gt=0, le=10000)
     max_retries: int = Field(5, ge=0)
 
+    @field_validator("endpoint")
+    @classmethod
+    def _no_credentials_in_url(cls, url: HttpUrl) -> HttpUrl:
+        if url.username or url.password:
+            # The API key is the credential (api_key, a secret reference); a password in the
+            # URL would sit in plain text in the config and in every log line that names it.
+            raise ValueError("must not carry a user name or password: put the key in api_key")
+        return url
+
 
 class StoreConfig(_Model):
     path: Path = Path("/var/lib/lockgate/lockgate.db")

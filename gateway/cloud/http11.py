@@ -52,7 +52,12 @@ class Http11:
     def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
+            # Not the URL itself: a mistyped one may hold a key pasted into it.
+            raise ValueError("the cloud endpoint is not an http(s) URL with a host")
+        if url.username is not None or url.password is not None:
+            # Seam takes the API key as a bearer token; credentials in the URL would be dropped
+            # silently (or logged by a proxy), so they are refused.
+            raise ValueError("the cloud endpoint must not carry a user name or password")
         self._tls = ssl.create_default_context() if url.scheme == "https" else None
         self._host = url.hostname
         self._port = url.port or (443 if self._tls else 80)

@@ -165,6 +165,13 @@ def test_a_proxy_in_the_environment_goes_through_httpx(monkeypatch: pytest.Monke
     assert direct._lean is not None and direct._http is None
 
 
+def test_a_bad_endpoint_is_refused_without_echoing_it() -> None:
+    for url in ("ftp://connect.example.com", "https://op:hunter2-pw@connect.example.com"):
+        with pytest.raises(ValueError, match="the cloud endpoint") as info:
+            Http11(url, {}, 1.0)
+        assert "hunter2" not in str(info.value) and "ftp" not in str(info.value)
+
+
 async def test_a_sized_body_in_small_pieces_is_read_whole() -> None:
     """The body framed by Content-Length lands in one buffer whatever pieces it comes in;
     the head may be cut anywhere too."""

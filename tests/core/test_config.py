@@ -74,6 +74,15 @@ def test_a_bad_field_is_named(
     assert what in str(info.value)
 
 
+def test_a_password_in_the_endpoint_is_refused_and_not_echoed(tmp_path: Path) -> None:
+    text = GOOD.replace("https://connect.example.com", "https://op:hunter2-pw@connect.example.com")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), DriverRegistry([SimDriver]))
+    assert "cloud.endpoint" in [loc for loc, _ in info.value.problems]
+    assert "user name or password" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
 def test_duplicate_lock_ids_and_syntax_errors(tmp_path: Path) -> None:
     twice = GOOD + GOOD[GOOD.index("[[locks]]") :]
     with pytest.raises(ConfigError, match="appears twice"):
