@@ -47,8 +47,8 @@ def update_steps(
     passes over all the records (each a loop in C: ~1 ms for 30,000). ``max_share``: of
     grants or methods changed, beyond which it is built afresh."""
     old_grants, old_methods = old.grants, old.method_by_id
-    if not old_grants:
-        return
+    if not old_grants or sum(map(len, old.by_grant.values())) != len(old_methods):
+        return  # (nothing to start from, or the old lists hold a method twice)
     gids, records = list(grants), list(grants.values())
     changed_grants = set(compress(gids, map(is_not, map(old_grants.get, gids), records)))
     changed_grants.update(old_grants.keys() - grants.keys())

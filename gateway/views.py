@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from operator import attrgetter
 
 from gateway.cooperative import Slicer, settle_big
 from gateway.models import AccessMethod, Entrance, Grant
 from gateway.planner import CloudView
 from gateway.store.store import Store
 from gateway.view_update import update_steps
+
+_GRANT_ID = attrgetter("grant_id")
+_REVOKED = attrgetter("revoked_at")
 
 
 class ViewCache:
@@ -80,13 +84,14 @@ class ViewCache:
             if self._view is not None and self._view.version == version:
                 return  # a sync that changed nothing: the view (and its plans) still hold
             slicer = Slicer()
-            live: dict[str, Grant] = {}
-            for n, g in enumerate(grants):
-                if g.revoked_at is None:
-                    live[g.grant_id] = g
-                if not n & 63:
-                    await slicer.tick()
-            live_methods = [m for m in methods if m.revoked_at is None]
+            grants, methods = list(grants), list(methods)
+            if any(map(_REVOKED, grants)):
+                live = {g.grant_id: g for g in grants if g.revoked_at is None}
+            else:
+                live = dict(zip(map(_GRANT_ID, grants), grants, strict=True))
+            live_methods = methods
+            if any(map(_REVOKED, methods)):
+                live_methods = [m for m in methods if m.revoked_at is None]
             await slicer.tick()
             view = None
             made: list[CloudView] = []

@@ -101,6 +101,10 @@ def test_an_unchanged_site_is_made_from_the_last_view_and_a_method_listed_twice_
     for _ in update_steps(made, old, {"g1": g}, [m, m], [], 2):
         pass
     assert not made  # built afresh: its lists hold the method twice
+    twice = CloudView({"g1": g}, [m, m], [], 1)
+    for _ in update_steps(made, twice, {"g1": g}, [m], [], 2):
+        pass
+    assert not made  # nor from a view whose lists hold one twice
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
