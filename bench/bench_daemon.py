@@ -35,6 +35,7 @@ from lockgate_sim.driver import SimDriver
 from lockgate_sim.lock import SimLock
 
 from bench.loopstall import StallMonitor
+from bench.rss import peak_rss_mib
 from drivers.registry import DriverRegistry
 from gateway import heap
 from gateway.config import parse_config
@@ -72,14 +73,6 @@ def write_seed(path: Path, grants: int, locks: int) -> None:
         for i in range(grants):
             f.write(("," if i else "") + json.dumps(_grant(i, locks)))
         f.write("]}")
-
-
-def peak_rss_mib(pid: int) -> float:
-    """A live process's peak RSS (VmHWM), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def config(tmp: Path, url: str, locks: int, grants: int) -> dict[str, Any]:

@@ -4,6 +4,11 @@ The fake cloud runs in its own process (so its memory is not counted), seeded wi
 The gateway's real client fetches every page over HTTP, applies the snapshot to a real SQLite
 store (encrypting 30,000 secrets), then plans all 50 locks. Prints the time of each stage and
 the peak memory the gateway needed (Python allocations traced, and the process RSS growth).
+
+What the bench itself needs stays out of this process's memory, which the RSS figure counts:
+the seed is written to its file one grant at a time (never whole here), and the pages the
+gateway read are kept for the ``json.loads`` floor in a file, not in a list (a site's pages
+are as large as the gateway's own records of them: 24 MiB for 10,000 grants).
 Run: ``.venv/bin/python -m bench.bench_sync [--grants N] [--locks N]``
 """
 
@@ -25,9 +30,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.bench_daemon import peak_rss_mib
+from bench.rss import peak_rss_mib
 from drivers.base import Capabilities, CredentialKind
 from drivers.clock import SystemClock
+from gateway import heap
 from gateway.cloud.client import CloudClient
 from gateway.planner import LockScope, plan_shared
 from gateway.secrets import SecretRef
@@ -45,31 +51,47 @@ def _key(i: int) -> str:
     return base64.b64encode(i.to_bytes(32, "big")).decode()
 
 
+def _head() -> dict[str, Any]:
+    return {
+        "spaces": [
+            {"space_id": f"00000000-0000-4000-8000-{i:012d}", "name": f"S{i}"}
+            for i in range(SPACES)
+        ],
+        "user_identities": [
+            {"user_identity_id": f"00000000-0000-4000-9000-{i:012d}", "full_name": f"U{i}"}
+            for i in range(100)
+        ],
+    }
+
+
+def _grant(i: int, now: datetime) -> dict[str, Any]:
+    return {
+        "user_identity_id": f"00000000-0000-4000-9000-{i % 100:012d}",
+        "space_ids": [f"00000000-0000-4000-8000-{i % SPACES:012d}"],
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(days=30)).isoformat(),
+        "requested_access_methods": [
+            {"mode": "code", "code": f"{i:08d}"},
+            {"mode": "card", "card_number": f"9{i:09d}"},
+            {"mode": "mobile_key", "extra": {"mobile_key": {"public_key": _key(i)}}},
+        ],
+    }
+
+
 def seed(grants: int) -> dict[str, Any]:
-    spaces = [
-        {"space_id": f"00000000-0000-4000-8000-{i:012d}", "name": f"S{i}"} for i in range(SPACES)
-    ]
-    users = [
-        {"user_identity_id": f"00000000-0000-4000-9000-{i:012d}", "full_name": f"U{i}"}
-        for i in range(100)
-    ]
+    """The whole seed as one object (for small sizes; see :func:`write_seed`)."""
     now = datetime.now(UTC)
-    out = []
-    for i in range(grants):
-        out.append(
-            {
-                "user_identity_id": users[i % 100]["user_identity_id"],
-                "space_ids": [spaces[i % SPACES]["space_id"]],
-                "starts_at": (now - timedelta(hours=1)).isoformat(),
-                "ends_at": (now + timedelta(days=30)).isoformat(),
-                "requested_access_methods": [
-                    {"mode": "code", "code": f"{i:08d}"},
-                    {"mode": "card", "card_number": f"9{i:09d}"},
-                    {"mode": "mobile_key", "extra": {"mobile_key": {"public_key": _key(i)}}},
-                ],
-            }
-        )
-    return {"spaces": spaces, "user_identities": users, "access_grants": out}
+    return {**_head(), "access_grants": [_grant(i, now) for i in range(grants)]}
+
+
+def write_seed(path: Path, grants: int) -> None:
+    """The fake cloud's seed, written one grant at a time (never whole in this process)."""
+    now = datetime.now(UTC)
+    with path.open("w") as f:
+        f.write(json.dumps(_head())[:-1] + ', "access_grants": [')
+        for i in range(grants):
+            f.write(("," if i else "") + json.dumps(_grant(i, now)))
+        f.write("]}")
 
 
 async def wait_url(proc: subprocess.Popen[str]) -> str:
@@ -79,7 +101,11 @@ async def wait_url(proc: subprocess.Popen[str]) -> str:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> None:
-    (tmp / "seed.json").write_text(json.dumps(seed(args.grants)))
+    # As the daemon does before it makes any thread (Gateway.__aenter__): one glibc arena for
+    # every thread (the sync's writes run in a worker thread); the thread reading the fake
+    # cloud's address below comes first here.
+    heap.one_arena()
+    write_seed(tmp / "seed.json", args.grants)
     print(f"seeding the fake cloud with {args.grants:,} grants x 3 access methods ...", flush=True)
     seeding = time.perf_counter()
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measured part
@@ -114,13 +140,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         rss0 = peak_rss_mib(os.getpid()) * 1024
         if args.trace_memory:
             tracemalloc.start()
-        bodies: list[bytes] = []
+        bodies = Pages(tmp / "pages")
         async with CloudClient(url, api_key, timeout_s=60) as client:
             once = client._once
 
             async def recording(path: str, body: dict[str, Any]) -> bytes:
                 content = await once(path, body)
-                bodies.append(content)
+                bodies.write(content)
                 return content
 
             client._once = recording  # type: ignore[method-assign]
@@ -174,14 +200,19 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                 f" plan (max RSS {rss1 / 1024:.0f} MiB, goal <= 150 MB)"
             )
             RESULT.update(
-                cpu_s=cpu, floor_s=floor, rss_mib=rss1 / 1024, wall_s=t3 - t0, sqlite_s=sqlite_s
+                cpu_s=cpu,
+                floor_s=floor,
+                rss_mib=rss1 / 1024,
+                rss0_mib=rss0 / 1024,
+                wall_s=t3 - t0,
+                sqlite_s=sqlite_s,
             )
 
             # The hourly full resync of the same site: unchanged, then with 1% of grants changed.
             for label, changed in (("unchanged", 0), ("1% of grants changed", args.grants // 100)):
                 if changed:
                     await change_grants(client, store, changed)
-                del bodies[:]
+                bodies.clear()
                 before = client.requests
                 c0 = time.process_time()
                 report = await sync.full()
@@ -196,14 +227,48 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                 key = "resync_same" if not changed else "resync_changed"
                 RESULT.update({f"{key}_cpu_s": cpu, f"{key}_floor_s": floor})
         store.close()
+        bodies.close()
     finally:
         proc.terminate()
         proc.wait()
 
 
-def json_floor(bodies: list[bytes]) -> float:
-    """CPU time of ``json.loads`` of ``bodies``, with the collector off, so that how much the
+class Pages:
+    """The answers the gateway read, kept in a file for :func:`json_floor` (not in this
+    process's memory, which the RSS figure measures)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("w+b")
+        self.sizes: list[int] = []
+
+    def write(self, body: bytes) -> None:
+        self._file.write(body)
+        self.sizes.append(len(body))
+
+    def clear(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+        self.sizes.clear()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def read(self) -> list[bytes]:
+        f = self._file
+        f.flush()
+        f.seek(0)
+        bodies = [f.read(n) for n in self.sizes]
+        f.seek(0, 2)
+        return bodies
+
+
+def json_floor(pages: Pages) -> float:
+    """CPU time of ``json.loads`` of ``pages``, with the collector off, so that how much the
     process holds (which the gateway's own collections pay for) does not move it."""
+    bodies = pages.read()
     gc.disable()
     try:
         f0 = time.process_time()

@@ -14,7 +14,10 @@ Prints decisions per second and the median / p99 latency of one decision:
 
 and, measured in the same run on the same store, the floor for a recorded decision: outbox rows
 committed 64 at a time with ``synchronous=FULL``. Only the call is timed (the workload is drawn
-before). Run: ``.venv/bin/python -m bench.bench_validator [--credentials N] [--decisions N]``
+before). Beside the wall-clock figures, the CPU time they took, by thread (the event loop's;
+for the group commit also the store's writing thread): on a busy box the wall figures include
+what other processes took, the CPU ones do not (a busy sibling core still slows them).
+Run: ``.venv/bin/python -m bench.bench_validator [--credentials N] [--decisions N]``
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import random
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,20 +147,27 @@ class Figures:
     """Decisions a second (the sum of the timed calls)."""
     median_us: float
     p99_us: float
+    cpu_rate: float | None = None
+    """Decisions a second of this thread's CPU time over the whole run (the timing's own clock
+    reads included): what other processes on the box take from the wall figure, they do not
+    take from this one."""
 
 
 def timed(call: Callable[[bytes, str], object], work: list[tuple[bytes, str]]) -> Figures:
     lat = []
     clock = time.perf_counter
+    cpu = time.thread_time()
     for pin, lock in work:
         t0 = clock()
         call(pin, lock)
         lat.append(clock() - t0)
+    cpu = time.thread_time() - cpu
     lat.sort()
     return Figures(
         len(lat) / sum(lat),
         statistics.median(lat) * 1e6,
         lat[max(0, int(len(lat) * 0.99) - 1)] * 1e6,
+        len(lat) / cpu if cpu > 0 else None,
     )
 
 
@@ -198,6 +209,10 @@ class Recorded:
     floors: list[float]
     ratios: list[float]
     """Each round's time a decision over the mean of the floors just before and after it."""
+    loop_cpu: float
+    """CPU seconds a decision of the event loop's thread (deciding, recording, waking)."""
+    writer_cpu: float
+    """CPU seconds a decision of the store's writing thread (the group's transaction)."""
 
     @property
     def ratio(self) -> float:
@@ -221,10 +236,14 @@ def recorded_rounds(
     ratios: list[float] = []
     lat: list[float] = []
     decided = groups = 0
+    loop_cpu = writer_cpu = 0.0
     for k in range(rounds):
         part = work[k * size : (k + 1) * size]
         before = store.decisions.groups
+        cpu, writer = time.thread_time(), writer_cpu_time()
         per, waits = asyncio.run(grouped(v, part, clock.now(), doors))
+        loop_cpu += time.thread_time() - cpu
+        writer_cpu += writer_cpu_time() - writer
         groups += store.decisions.groups - before
         decided += len(part)
         clock.advance(seconds=len(part) / 1000)
@@ -245,7 +264,17 @@ def recorded_rounds(
         statistics.median(floors),
         floors,
         ratios,
+        loop_cpu / decided,
+        writer_cpu / decided,
     )
+
+
+def writer_cpu_time() -> float:
+    """CPU seconds of the store's writing thread so far (0 before it exists)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("lockgate-store") and thread.ident is not None:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return 0.0
 
 
 def floor_per_row(store: Store, t: datetime, batches: int = 30) -> float:
@@ -268,9 +297,10 @@ def loadavg() -> str:
 
 
 def report(name: str, f: Figures) -> None:
+    cpu = "" if f.cpu_rate is None else f"   ({f.cpu_rate:,.0f}/s of CPU time)"
     print(
         f"{name:<44} {f.rate:>10,.0f}/s   median {f.median_us:7.1f} µs   p99 {f.p99_us:7.1f} µs"
-        f"   [load {loadavg()}]",
+        f"   [load {loadavg()}]{cpu}",
         flush=True,
     )
 
@@ -328,6 +358,10 @@ def main() -> None:
                 f"{len(r.ratios)} rounds, each against the floors just before and after it: "
                 + ", ".join(f"{x:.2f}" for x in r.ratios)
                 + f"); one FULL commit each is {1 / one_each.rate / r.floor:.1f}x"
+            )
+            print(
+                f"  CPU a decision: event loop {r.loop_cpu * 1e6:.1f} µs, writing thread "
+                f"{r.writer_cpu * 1e6:.1f} µs (its fsync's kernel time included)"
             )
         store.close()
     print(f"load average {loadavg()}")

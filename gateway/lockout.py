@@ -24,6 +24,9 @@ from gateway.store.lockouts import SITE, Failure, Lockouts, LockoutState
 
 COUNTED_KINDS = frozenset({CredentialKind.CODE, CredentialKind.CARD})
 
+_VALUE = {k: k.value for k in CredentialKind}
+"""A kind's value from a dict (``kind.value`` is a Python-level property)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Lockout:
@@ -84,20 +87,22 @@ class LockoutPolicy:
         if kind not in COUNTED_KINDS:
             return []
         started: list[Lockout] = []
+        value = _VALUE[kind]
         for scope, site_wide in self._buckets(lock_id):
             limit = self._site_limit if site_wide else self._lock_limits[kind]
-            state = self._repo.get(scope, kind.value)
+            was = self._repo.peek(scope, value)
             since = t - limit.window
-            state.failures = [f for f in state.failures if f.at > since]
-            state.failures.append(Failure(t, method_id))
-            if len(state.failures) >= limit.failures:
+            failures = [f for f in was.failures if f.at > since]
+            failures.append(Failure(t, method_id))
+            state = LockoutState(failures, was.locked_until, was.level, was.level_at)
+            if len(failures) >= limit.failures:
                 level = self._level(state, t)
                 seconds = min(self._config.lockout_base_s * 2**level, self._config.lockout_max_s)
                 state.locked_until = t + timedelta(seconds=seconds)
                 state.level, state.level_at = level + 1, t
                 state.failures = []
                 started.append(Lockout(state.locked_until, site_wide, kind))
-            self._repo.put(scope, kind.value, state)
+            self._repo.adopt(scope, value, state)
         return started
 
     def success(self, lock_id: str, kind: CredentialKind, method_id: str | None) -> None:

@@ -206,6 +206,11 @@ class CloudSync:
         got.memo_after(version, revised)
         del got
         await _release(snap.raw, slicer)  # written: the largest part is not needed any more
+        # Their heap pages go back to the system before the view is indexed: the view's small
+        # objects come from CPython's own arenas, which cannot reuse what glibc's heap keeps
+        # free, so without this the view is built on top of them (measured, 50,000 grants on
+        # 20 locks: the process peaked at 209 MiB when the view was built, 166 MiB with this).
+        await asyncio.to_thread(heap.trim)
         if self._views is not None:
             await self._views.adopt(version, grants, methods, entrances)
         # The pages, the staged rows and the previous view are freed: give their heap pages

@@ -63,6 +63,11 @@ _new_decision = tuple.__new__
 """Builds a :class:`Decision` from all its fields without its Python-level ``__new__`` (the
 allowed decision, once a decision)."""
 
+_KIND_VALUE = {k: k.value for k in CredentialKind}
+"""A kind's value from a dict: ``kind.value`` is a Python-level property (once a decision)."""
+
+_new_id = AccessEvent.new_id
+
 
 def _no_proofs(method: AccessMethod, proof: bytes | None, lock_id: str) -> bool:
     return False
@@ -195,26 +200,32 @@ class Validator:
         named the same method. If the disk is full the decision stands (the door must not wait
         for a disk): the event waits in :attr:`unsaved`, the lockout count in memory."""
         t, distrust = self._now(t)
-        decision = self._decide(kind, secret, lock_id, proof, t, distrust)
+        event_id = _new_id()
+        decision = self._decide(kind, secret, lock_id, proof, t, distrust, event_id)
+        if decision.event_id is None:  # not the plain allow, which carries it already
+            decision = _with_event(decision, event_id)
+        allow = decision.allow
         if dry_run:
             event = self._dry_run_event(decision, kind, lock_id, t, tested_by)
         else:
-            event = AccessEvent(
-                AccessEvent.new_id(),
+            event = AccessEvent(  # positional: a third of the keywords' cost
+                event_id,
                 t,
-                "access_allowed" if decision.allow else "access_denied",
+                "access_allowed" if allow else "access_denied",
                 lock_id,
                 "gateway",
-                kind.value,
+                _KIND_VALUE[kind],
                 decision.access_method_id,
                 decision.access_grant_id,
                 decision.user_identity_id,
                 decision.reason,
-                detail=decision.detail or None,
+                None,
+                decision.detail or None,
             )
-        if decision.allow and not dry_run:
-            self._lockouts.success(lock_id, kind, decision.access_method_id)
-        elif not decision.allow and decision.reason in FAILURES_THAT_COUNT:
+        if allow:
+            if not dry_run:
+                self._lockouts.success(lock_id, kind, decision.access_method_id)
+        elif decision.reason in FAILURES_THAT_COUNT:
             for lockout in self._lockouts.failure(lock_id, kind, t, decision.access_method_id):
                 log.warning(
                     "%s: %s until %s%s",
@@ -223,7 +234,7 @@ class Validator:
                     lockout.until.isoformat(),
                     " (dry runs)" if dry_run else "",
                 )
-        return _with_event(decision, event.event_id), event
+        return decision, event
 
     def _keep(self, event: AccessEvent) -> None:
         if len(self.unsaved) == self.unsaved.maxlen:
@@ -256,7 +267,7 @@ class Validator:
         event records it — without naming the method, grant or user, so the events topic is no
         oracle either."""
         return AccessEvent(
-            event_id=AccessEvent.new_id(),
+            event_id=decision.event_id or AccessEvent.new_id(),
             occurred_at=t,
             kind="credential_tested",
             lock_id=lock_id,
@@ -274,7 +285,10 @@ class Validator:
         proof: bytes | None,
         t: datetime,
         distrust: tuple[str, ...] | None,
+        event_id: str | None = None,
     ) -> Decision:
+        """The decision (``event_id``: the plain allow carries it; any other decision leaves
+        it to the caller, :func:`_with_event`)."""
         scope = self._scopes.get(lock_id)
         if scope is None:
             return _decision(False, "not_for_this_entrance", lock_id, kind, detail="unknown lock")
@@ -317,7 +331,17 @@ class Validator:
             return _outside(lock_id, kind, m, g, "expired")
         return _new_decision(
             Decision,
-            (True, "valid", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id, "", None),
+            (
+                True,
+                "valid",
+                lock_id,
+                kind,
+                m.method_id,
+                g.grant_id,
+                g.user_identity_id,
+                "",
+                event_id,
+            ),
         )
 
     def _not_live(

@@ -28,6 +28,9 @@ from gateway.store.db import Database
 from gateway.store.lockouts import Lockouts, LockoutState
 from gateway.store.outbox import Outbox
 
+_Future = asyncio.Future
+_running_loop = asyncio.get_running_loop
+
 
 @dataclass(slots=True)
 class _Group:
@@ -51,9 +54,10 @@ class DecisionLog:
         the disk had no room (the lockout changes stay in memory and go with the next
         write). A future, not a coroutine: one frame fewer to resume on every decision. A
         caller that gives up cancels only its own future: the group commits all the same."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._next.events.extend(events)
-        self._next.waiters.append(waiter)
+        waiter: asyncio.Future[None] = _Future(loop=_running_loop())  # no create_future frame
+        group = self._next
+        group.events.extend(events)
+        group.waiters.append(waiter)
         if not self._in_flight:
             self._commit_next()
         return waiter

@@ -80,6 +80,11 @@ class Lockouts:
     def get(self, scope: str, kind: str = "code") -> LockoutState:
         return _copy(self._state(scope, kind))
 
+    def peek(self, scope: str, kind: str) -> LockoutState:
+        """The bucket's state itself, not a copy: to read, never to change (a new state goes
+        in through :meth:`put` or :meth:`adopt`)."""
+        return self._state(scope, kind)
+
     def locked_until(self, scope: str, kind: str) -> datetime | None:
         """The end of the bucket's last lockout (a read on every decision: nothing copied)."""
         key = (scope, kind)
@@ -122,11 +127,17 @@ class Lockouts:
 
     def put(self, scope: str, kind: str, state: LockoutState) -> None:
         """The bucket's new state: in force now, written with the next recorded decisions."""
-        key = (scope, str(kind))
+        self.adopt(scope, str(kind), _copy(state))
+
+    def adopt(self, scope: str, kind: str, state: LockoutState) -> None:
+        """:meth:`put` without the copy, for a state nobody else holds or will change (a
+        failure counted builds a new one): the states kept here are never changed in place,
+        so the writing thread can be handed them as they are."""
+        key = (scope, kind)
         until = state.locked_until
         if until is not None and (self.no_lockout_from is None or until > self.no_lockout_from):
             self.no_lockout_from = until
-        self._latest[key] = _copy(state)
+        self._latest[key] = state
         self._unwritten.add(key)
         if any(f.method_id is not None for f in state.failures):
             self._named.add(key)
@@ -138,13 +149,11 @@ class Lockouts:
         self._unwritten.update(self._latest)
 
     def take_unwritten(self) -> list[tuple[str, str, LockoutState]]:
-        """The states changed since the last :meth:`take_unwritten`, as they are now (copies,
-        for a write in another thread); give them back with :meth:`not_written` if their write
-        fails."""
-        taken = [
-            (scope, kind, _copy(self._latest[(scope, kind)]))
-            for scope, kind in sorted(self._unwritten)
-        ]
+        """The states changed since the last :meth:`take_unwritten`, as they are now (for a
+        write in another thread: a state kept here is never changed in place, a change
+        replaces it); give them back with :meth:`not_written` if their write fails."""
+        latest = self._latest
+        taken = [(scope, kind, latest[(scope, kind)]) for scope, kind in sorted(self._unwritten)]
         self._unwritten.clear()
         return taken
 

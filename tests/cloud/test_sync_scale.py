@@ -167,3 +167,29 @@ def test_secret_fields_are_removed_at_any_depth_and_lists_of_scalars_kept() -> N
     for secret in ("482913", "99001122", "https://k/1", '"t"', "public_key"):
         assert secret not in text
     assert raw["a"][0][0]["code"] == "482913"  # the object read is not changed
+
+
+async def test_a_full_sync_gives_the_heap_back_before_it_builds_the_view(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw objects are written and freed, and their heap pages returned, before the view
+    is indexed (else the view's objects pile on top of the freed heap: the sync's peak)."""
+    for i in range(3):
+        rig.grant(f"50{i:02d}")
+    steps: list[str] = []
+    adopt = rig.views.adopt
+
+    async def adopting(version: int, *args: Any) -> None:
+        steps.append("adopt")
+        await adopt(version, *args)
+
+    def trim() -> bool:
+        steps.append("trim")
+        return True
+
+    monkeypatch.setattr(rig.views, "adopt", adopting)
+    monkeypatch.setattr("gateway.sync.heap.trim", trim)
+    await rig.sync.full()
+    assert steps == ["trim", "adopt", "trim"]
+    view = rig.views.latest
+    assert view is not None and len(view.grants) == 3

@@ -222,3 +222,20 @@ def test_a_lockout_in_force_survives_the_upgrade_of_the_store(
     with Store.open(path, SecretRef(file=tmp_path / "store.key")) as store:
         state = store.lockouts.get("door-0", "code")
         assert (state.locked_until, state.level) == (until, 2)
+
+
+def test_a_state_taken_for_the_write_is_not_changed_by_later_guesses(
+    site: Store, clock: FakeClock
+) -> None:
+    """The states handed to the writing thread are not copies: a later failure replaces a
+    bucket's state, never changes the one a write under way holds."""
+    policy = LockoutPolicy(site.lockouts, ValidatorConfig())
+    policy.failure("door-0", CODE, clock.now(), "m-victim")
+    taken = {(scope, kind): state for scope, kind, state in site.lockouts.take_unwritten()}
+    assert [len(s.failures) for s in taken.values()] == [1, 1]  # the site's bucket, the lock's
+    clock.advance(seconds=1)
+    policy.failure("door-0", CODE, clock.now())
+    policy.success("door-0", CODE, "m-victim")
+    assert [len(s.failures) for s in taken.values()] == [1, 1]
+    assert [f.method_id for s in taken.values() for f in s.failures] == ["m-victim"] * 2
+    assert len(site.lockouts.get("door-0", "code").failures) == 1  # the newer state: in force

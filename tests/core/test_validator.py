@@ -98,9 +98,11 @@ def test_dry_run_is_recorded_without_identities_and_its_failures_count(
     seeded: Store, clock: FakeClock
 ) -> None:
     v = make(seeded, clock, lockout=3)
-    assert v.decide(CODE, b"999000", "front", dry_run=True, tested_by="olga").allow
+    d = v.decide(CODE, b"999000", "front", dry_run=True, tested_by="olga")
+    assert d.allow
     (event,) = [e.payload for e in seeded.outbox.entries()]
     assert event["kind"] == "credential_tested" and event["reason"] == "valid"
+    assert event["event_id"] == d.event_id  # the decision names the event that records it
     assert event["detail"] == "dry run by operator olga"
     assert not {"access_method_id", "access_grant_id", "user_identity_id"} & set(event)
     for pin in (b"1", b"2", b"3"):
