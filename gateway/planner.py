@@ -76,26 +76,13 @@ class CloudView:
     ) -> Iterator[None]:
         """Index the data, yielding every :data:`STEP` items (the caller decides when to
         pause)."""
-        self.version = version
-        self.plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
-        """Plans of this version shared by locks of the same scope (see :func:`plan_shared`)."""
-        self.credentials: dict[tuple[str, datetime | None, datetime | None, bool], Credential]
-        self.credentials = {}
-        """This version's credentials by ``(method id, window start, window end, whether the
-        window is attached)``, built (and tagged) once for all the locks that hold them: within
-        one version a method's kind and secret are fixed."""
-        self.inherited: dict[tuple[str, datetime | None, datetime | None, bool], Credential]
-        self.inherited = {}
-        """The previous version's :attr:`credentials` (see :meth:`inherit`)."""
-        self.before: _Before | None = None
-        """The previous version's plans and what changed since (see :meth:`inherit`)."""
-        self.last_plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
-        """The previous version's plans (see :func:`_kept`)."""
-        self._planning = asyncio.Lock()
+        self._start(version)
         self.grants = grants
         self.by_grant: dict[str, list[AccessMethod]] = defaultdict(list)
         self.grant_of: dict[str, str] = {}
         """Access method id -> its grant id (the lock's audit log names methods only)."""
+        self.method_by_id: dict[str, AccessMethod] = {}
+        """The methods indexed here (live, with a grant id) by id."""
         self.by_secret: dict[tuple[str, bytes], list[AccessMethod]] = {}
         """(mode, secret) -> the live methods with that secret whose grant is live: the
         validator's offline decisions look credentials up here, not in SQLite."""
@@ -103,6 +90,7 @@ class CloudView:
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
                 self.grant_of[m.method_id] = m.grant_id
+                self.method_by_id[m.method_id] = m
                 live = grants.get(m.grant_id)
                 if m.secret is not None and live is not None and live.revoked_at is None:
                     self.by_secret.setdefault((m.mode, m.secret), []).append(m)
@@ -127,6 +115,29 @@ class CloudView:
             for d in g.device_ids:
                 self.grants_by_device[d].add(g.grant_id)
 
+    def _start(self, version: int) -> None:
+        """The caches of a view of ``version`` (empty), before its data is indexed."""
+        self.version = version
+        self.plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
+        """Plans of this version shared by locks of the same scope (see :func:`plan_shared`)."""
+        self.credentials: dict[tuple[str, datetime | None, datetime | None, bool], Credential]
+        self.credentials = {}
+        """This version's credentials by ``(method id, window start, window end, whether the
+        window is attached)``, built (and tagged) once for all the locks that hold them: within
+        one version a method's kind and secret are fixed."""
+        self.inherited: dict[tuple[str, datetime | None, datetime | None, bool], Credential]
+        self.inherited = {}
+        """The previous version's :attr:`credentials` (see :meth:`inherit`)."""
+        self.before: _Before | None = None
+        """The previous version's plans and what changed since (see :meth:`inherit`)."""
+        self.last_plans: dict[tuple[object, ...], tuple[datetime, Plan]] = {}
+        """The previous version's plans (see :func:`_kept`)."""
+        self._planning = asyncio.Lock()
+        self.changed_since: tuple[CloudView, frozenset[str]] | None = None
+        """Set by an incremental build (:mod:`gateway.view_update`): the view it was built
+        from and the ids of the grants whose record or live methods may differ from it
+        (a superset), so :meth:`inherit` need not compare every grant again."""
+
     def inherit(self, previous: CloudView | None) -> None:
         """Take credentials from ``previous`` (the view this one replaces) where a method's
         kind, secret and window are unchanged, instead of tagging them again: after a change
@@ -139,12 +150,14 @@ class CloudView:
         self.inherited = previous.credentials if previous is not None else {}
         self.last_plans = previous.plans if previous is not None else {}
         self.before = None
+        known, self.changed_since = self.changed_since, None  # (it holds the old view)
         if (
             previous is not None
             and previous.plans
             and previous.entrance_spaces == self.entrance_spaces
         ):
-            self.before = _Before.between(previous, self)
+            changed = known[1] if known is not None and known[0] is previous else None
+            self.before = _Before.between(previous, self, changed)
 
     def lock_spaces(self, scope: LockScope) -> frozenset[str]:
         extra = (s for e in scope.entrance_ids for s in self.entrance_spaces.get(e, ()))
@@ -188,17 +201,29 @@ class _Before:
     methods: dict[str, list[AccessMethod]]
 
     @classmethod
-    def between(cls, old: CloudView, new: CloudView) -> _Before | None:
+    def between(
+        cls, old: CloudView, new: CloudView, known: frozenset[str] | None = None
+    ) -> _Before | None:
         """``None`` when more grants changed than :data:`PATCH_MAX_SHARE` of them: patching
         would cost what planning afresh does, and unlike a plan made from scratch it is not
         sliced (a first full sync after an empty start changed every grant: 64 ms on the
-        loop with 50,000 of them)."""
+        loop with 50,000 of them). ``known``: a superset of the grants that changed, if the
+        caller knows one (every other grant is then taken as the same, not compared)."""
         limit = max(PATCH_MIN, int(max(len(old.grants), len(new.grants)) * PATCH_MAX_SHARE))
         if abs(len(new.grants) - len(old.grants)) > limit:
             return None
         changed: set[str] = set()
         old_grants, old_by = old.grants, old.by_grant
         new_by = new.by_grant
+        if known is not None:
+            if len(known) > limit:
+                return None
+            return cls(
+                old.plans,
+                known,
+                {gid: old_grants[gid] for gid in known if gid in old_grants},
+                {gid: list(old_by.get(gid, ())) for gid in known},
+            )
         for gid, g in new.grants.items():
             was = old_grants.get(gid)
             # (list equality takes identical items as equal without comparing them)

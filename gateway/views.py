@@ -4,18 +4,24 @@
 (50,000 grants take seconds to read, decrypt and index); :meth:`ViewCache.current` answers
 from it at once, and builds in one go only if asked before a refresh caught up. A full sync
 hands its records over with :meth:`ViewCache.adopt` instead: the view of the version it just
-committed is indexed from memory, not read back and decrypted.
+committed is indexed from memory, not read back and decrypted, and made from the last view
+where few records changed (:mod:`gateway.view_update`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from operator import attrgetter
 
 from gateway.cooperative import Slicer, settle_big
 from gateway.models import AccessMethod, Entrance, Grant
 from gateway.planner import CloudView
 from gateway.store.store import Store
+from gateway.view_update import update_steps
+
+_GRANT_ID = attrgetter("grant_id")
+_REVOKED = attrgetter("revoked_at")
 
 
 class ViewCache:
@@ -78,15 +84,25 @@ class ViewCache:
             if self._view is not None and self._view.version == version:
                 return  # a sync that changed nothing: the view (and its plans) still hold
             slicer = Slicer()
-            live: dict[str, Grant] = {}
-            for g in grants:
-                if g.revoked_at is None:
-                    live[g.grant_id] = g
-                await slicer.tick()
-            view = await CloudView.built(
-                live, (m for m in methods if m.revoked_at is None), entrances, version, slicer
-            )
+            grants, methods = list(grants), list(methods)
+            if any(map(_REVOKED, grants)):
+                live = {g.grant_id: g for g in grants if g.revoked_at is None}
+            else:
+                live = dict(zip(map(_GRANT_ID, grants), grants, strict=True))
+            live_methods = methods
+            if any(map(_REVOKED, methods)):
+                live_methods = [m for m in methods if m.revoked_at is None]
+            await slicer.tick()
+            view = None
+            made: list[CloudView] = []
+            if self._view is not None:
+                for _ in update_steps(made, self._view, live, live_methods, entrances, version):
+                    await slicer.tick()
+                view = made[0] if made else None
+            if view is None:
+                view = await CloudView.built(live, live_methods, entrances, version, slicer)
             view.inherit(self._view)
             if self._store.cloud.version == version:
                 self._view = view
-                settle_big(len(view.grants) + len(view.grant_of))
+                if not made:  # (one made from the last view made few new objects)
+                    settle_big(len(view.grants) + len(view.grant_of))

@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Collection, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import compress, filterfalse
+from operator import attrgetter, not_
 
 from gateway.cooperative import Slicer
 from gateway.models import (
@@ -29,6 +31,8 @@ from gateway.store.meta import Meta
 from gateway.store.timefmt import from_db, to_db
 
 GONE_FROM_CLOUD = "deleted in the cloud (no longer listed)"
+_GRANT_ID = attrgetter("grant_id")
+_METHOD_ID = attrgetter("method_id")
 
 
 METHOD_CHUNK = 500
@@ -259,21 +263,24 @@ class CloudData:
             f" VALUES ({', '.join('?' * len(_GRANT_COLUMNS))})",
             (_grant_row(g) for g in snap.grants if g.grant_id not in skip_grants),
         )
-        _stage_gone(conn, "grants", "grant_id", (g.grant_id for g in snap.grants), same)
+        _stage_gone(conn, "grants", "grant_id", map(_GRANT_ID, snap.grants), same)
         same_row = " AND ".join(f"g.{c} IS s.{c}" for c in _GRANT_COLUMNS[1:])
         conn.execute(
             "DELETE FROM temp.staged_grants AS s WHERE EXISTS (SELECT 1 FROM main.grants AS g"  # noqa: S608
             f" WHERE g.grant_id = s.grant_id AND {same_row})"
         )
         conn.execute("CREATE TEMP TABLE staged_methods AS SELECT * FROM main.methods WHERE 0")
-        changed = [m for m in snap.methods if m.method_id not in skip_methods]
+        method_ids = list(map(_METHOD_ID, snap.methods))
+        changed = list(
+            compress(snap.methods, map(not_, map(skip_methods.__contains__, method_ids)))
+        )
         for i in range(0, len(changed), METHOD_CHUNK):
             conn.executemany(
                 f"INSERT INTO temp.staged_methods ({_METHOD_COLUMNS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._changed_methods(conn, changed[i : i + METHOD_CHUNK]),
             )
-        _stage_gone(conn, "methods", "method_id", (m.method_id for m in snap.methods), same)
+        _stage_gone(conn, "methods", "method_id", method_ids, same)
         conn.execute("CREATE TEMP TABLE staged_raw AS SELECT * FROM main.cloud_objects WHERE 0")
         conn.executemany(
             "INSERT OR REPLACE INTO temp.staged_raw VALUES (?, ?, ?)",
@@ -647,7 +654,7 @@ def _stage_gone(
     conn.execute(f"CREATE TEMP TABLE gone_{table} (id TEXT PRIMARY KEY)")
     conn.execute(f"CREATE TEMP TABLE keep_{table} (id TEXT PRIMARY KEY)")
     keep = f"INSERT OR IGNORE INTO temp.keep_{table} VALUES (?)"  # noqa: S608
-    conn.executemany(keep, ((i,) for i in ids if i not in kept))
+    conn.executemany(keep, zip(filterfalse(kept.__contains__, ids)))
     if kept:
         (live,) = conn.execute(
             f"SELECT count(*) FROM main.{table} WHERE revoked_at IS NULL"  # noqa: S608
