@@ -84,10 +84,8 @@ class Outbox:
         self, lock_id: str, events: Sequence[AccessEvent], next_seq: int
     ) -> int:
         """Record a page of a lock's audit log and move its cursor, atomically. Returns once
-        committed. The commit is made in the store's writer thread
-        (:meth:`Database.write_behind`): the event loop goes on while it waits for the disk
-        (after an unlock, this pass runs beside the next command), or for a bulk write that
-        holds the database."""
+        committed; while a bulk write holds the database it waits without holding the loop
+        (see :meth:`Database.write`)."""
         rows = self.rows(events)
 
         def write(conn: sqlite3.Connection) -> int:
@@ -97,11 +95,7 @@ class Outbox:
             conn.execute("INSERT OR REPLACE INTO lock_cursors VALUES (?, ?)", (lock_id, next_seq))
             return added
 
-        counted: list[int] = []
-        done = self._db.write_behind(lambda conn: counted.append(write(conn)))
-        await asyncio.wait([asyncio.wrap_future(done)])
-        self._db.settled(done)
-        added = counted[0]
+        added = await self._db.write(write)
         if added:
             self.changed.set()
         return added
