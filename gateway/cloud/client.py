@@ -1,4 +1,4 @@
-"""A thin async client for Seam's HTTP API on httpx.
+"""A thin async client for Seam's HTTP API (HTTP/1.1 of its own; httpx through a proxy).
 
 Every endpoint is ``POST /<resource>/<verb>`` with a JSON body and a bearer key. List calls
 follow Seam's cursor pagination (``limit`` + ``page_cursor`` in, ``pagination`` out; an endpoint
@@ -17,9 +17,8 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import httpx
 import msgspec
 import msgspec.structs
 
@@ -34,6 +33,11 @@ from gateway.cloud.errors import (
     CloudUnavailableError,
 )
 from gateway.cloud.http11 import Http11, HttpError, HttpTimeout
+
+if TYPE_CHECKING:
+    import httpx
+
+    from gateway.cloud.via_httpx import HttpxPoster
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +66,13 @@ class CloudClient:
             "User-Agent": "lockgate/0.1",
             "Accept": "application/json",
         }
-        self._lean: Http11 | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._poster: Http11 | HttpxPoster
         if transport is None and not _proxied(endpoint):
-            self._lean = Http11(endpoint.rstrip("/"), headers, timeout_s)
-        else:  # a proxy to go through, or a test's transport: httpx
-            self._http = httpx.AsyncClient(
-                base_url=endpoint.rstrip("/"),
-                headers=headers,
-                timeout=httpx.Timeout(timeout_s),
-                transport=transport,
-            )
+            self._poster = Http11(endpoint.rstrip("/"), headers, timeout_s)
+        else:  # a proxy to go through, or a test's transport: httpx, imported only then
+            from gateway.cloud.via_httpx import HttpxPoster
+
+            self._poster = HttpxPoster(endpoint.rstrip("/"), headers, timeout_s, transport)
         self._max_retries = max_retries
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._sleep = sleep
@@ -88,10 +88,7 @@ class CloudClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._lean is not None:
-            await self._lean.aclose()
-        if self._http is not None:
-            await self._http.aclose()
+        await self._poster.aclose()
 
     async def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST ``path`` with ``body``; returns the decoded JSON object or raises CloudError."""
@@ -123,19 +120,13 @@ class CloudClient:
     async def _once(self, path: str, body: dict[str, Any]) -> bytes:
         """The body of a successful answer; an error answer raises its CloudError."""
         self.requests += 1
-        headers: Mapping[str, str]
         try:
-            if self._lean is not None:
-                reply = await self._lean.post(path, msgspec.json.encode(body))
-                status, headers, content = reply.status, reply.headers, reply.content
-            else:
-                assert self._http is not None
-                resp = await self._http.post(path, json=body)
-                status, headers, content = resp.status_code, resp.headers, resp.content
-        except (httpx.TimeoutException, HttpTimeout) as err:
+            reply = await self._poster.post(path, msgspec.json.encode(body))
+        except HttpTimeout as err:
             raise CloudUnavailableError(f"{path}: timed out") from err
-        except (httpx.HTTPError, HttpError) as err:
-            raise CloudUnavailableError(f"{path}: {type(err).__name__}: {err}") from err
+        except HttpError as err:
+            raise CloudUnavailableError(f"{path}: {err}") from err
+        status, headers, content = reply.status, reply.headers, reply.content
         self._note_date(headers)
         if status in (401, 403):
             raise CloudAuthError(

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
 from gateway.cloud.client import CloudClient
 from gateway.cloud.errors import CloudUnavailableError
 from gateway.cloud.http11 import Http11, HttpError
+from gateway.cloud.via_httpx import HttpxPoster
 
 Answer = Callable[[int, bytes], bytes]
 """(request number, request body) -> the raw bytes to answer with."""
@@ -159,10 +164,10 @@ def test_a_proxy_in_the_environment_goes_through_httpx(monkeypatch: pytest.Monke
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     proxied = CloudClient("https://connect.getseam.com", "k")
-    assert proxied._lean is None and proxied._http is not None
+    assert isinstance(proxied._poster, HttpxPoster)
     monkeypatch.setenv("NO_PROXY", "connect.getseam.com")
     direct = CloudClient("https://connect.getseam.com", "k")
-    assert direct._lean is not None and direct._http is None
+    assert isinstance(direct._poster, Http11)
 
 
 def test_a_bad_endpoint_is_refused_without_echoing_it() -> None:
@@ -224,3 +229,23 @@ async def test_empty_informational_and_overlong_answers(server: Server) -> None:
         await client.aclose()
     assert server.connections == 3  # a new one after 3 (junk), and after 4 (HTTP/1.0)
     assert len(server.requests) == 5  # each sent once
+
+
+def test_the_daemon_does_not_load_httpx_without_a_proxy() -> None:
+    """httpx and its dependencies are a few MiB resident: loaded only for a proxy or a test."""
+    code = "import sys, gateway.daemon, gateway.cli; print('httpx' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "False", out.stderr
+
+
+async def test_errors_through_httpx_are_the_clients_unavailable_error() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    transport = httpx.MockTransport(refuse)
+    async with CloudClient("http://cloud.test", "k", max_retries=0, transport=transport) as c:
+        with pytest.raises(CloudUnavailableError, match="/x: ConnectError: refused"):
+            await c.call("/x")
