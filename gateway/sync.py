@@ -53,6 +53,7 @@ from gateway.views import ViewCache
 log = logging.getLogger(__name__)
 _GRANT = attrgetter("grant")
 _GRANT_ID = attrgetter("grant_id")
+_DIGEST = attrgetter("digest")
 _METHOD = attrgetter("method")
 _OWNER = attrgetter("owner")
 _NOTES = attrgetter("seam_notes")
@@ -170,8 +171,9 @@ class CloudSync:
                 "/access_methods/list", "access_methods", {key: one}, self._page_size, recall
             ):
                 await got.methods_texts(page, memo_valid)
+        got.methods_done()
         slicer = got.slicer
-        grants, methods = list(got.grants.values()), list(got.methods.values())
+        grants, methods = list(got.grants.values()), got.method_records()
         await got.raw_into(raw)
         issues.extend(got.issue_list())
         # The memo's grants are all live rows: with them, the missing are counted, not read.
@@ -477,6 +479,13 @@ class _Collected:
         """Their ``pagination``."""
         self.decoded = 0
         """Objects read in full (not found in the memo)."""
+        self._method_pages: list[bytes | None] = []
+        """The digest of each page of methods, in the order read."""
+        self._deferred: list[PageRead] | None = []
+        """Known pages of methods not taken yet: while every page so far is known, taking
+        them waits for :meth:`methods_done` (``None`` once they are taken)."""
+        self._whole = False
+        """Whether the methods were taken whole from the memo (see :meth:`methods_done`)."""
         self._unsettled = 0
 
     async def grants_texts(self, page: RawPage, memo_valid: bool) -> None:
@@ -528,9 +537,14 @@ class _Collected:
         self._settle(len(items))
 
     async def methods_texts(self, page: RawPage, memo_valid: bool) -> None:
+        """Read a page of methods (as :meth:`grants_texts`); a page the memo knows whole is
+        taken at :meth:`methods_done`, or when a page that is not known comes."""
         if self._methods_again(page, memo_valid):
             return
         items = self._items(page, "access_methods")
+        self._method_pages.append(page.digest)
+        if items:  # (an empty page adds nothing: it leaves the known ones waiting)
+            self._take_deferred()
         known = self.memo.methods if memo_valid else {}
         digest, owner_of = self.memo.digest, self._owner
         same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
@@ -636,9 +650,60 @@ class _Collected:
         key, entry = known
         if not page.known and not self._owners_hold(entry):  # (a recall checked them)
             return False
-        self.methods.update(zip(entry, map(_METHOD, entry.values()), strict=True))
+        self._method_pages.append(key)
+        if self._deferred is not None:
+            self._deferred.append(entry)
+            self.pages[key] = entry
+            self.cursors[key] = page.pagination
+            return True
+        self._method_entry(entry)
         self._taken(page, key, entry, self.same[1], self.read[1], self.raw["access_method"])
         return True
+
+    def method_records(self) -> list[AccessMethod]:
+        """The records of the methods read, in the order first listed (a later listing of
+        the same method winning)."""
+        if self._whole:  # (:attr:`methods` is left empty)
+            return list(map(_METHOD, self.read[1].values()))
+        return list(self.methods.values())
+
+    def _method_entry(self, entry: PageRead) -> None:
+        self.methods.update(zip(entry, map(_METHOD, entry.values()), strict=True))
+
+    def _take_deferred(self) -> None:
+        """Take the known pages of methods that wait, page by page, in the order read."""
+        deferred, self._deferred = self._deferred, None
+        same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
+        for entry in deferred or ():
+            self._method_entry(entry)
+            same.update(entry)
+            read.update(entry)
+            for oid in raw.keys() & entry.keys() if raw else ():
+                del raw[oid]
+
+    def methods_done(self) -> None:
+        """Every page of methods is read. If each was known, and they are the pages the last
+        sync read, in the same order, what taking them page by page gives is what that sync
+        read from them (the memo's :attr:`~ObjectMemo.methods_by_id`): that is taken whole,
+        without copying 30,000 entries page by page (:attr:`methods` stays empty: see
+        :meth:`method_records`); else the pages waiting are taken."""
+        deferred = self._deferred
+        sequence = tuple(self._method_pages)
+        if (
+            deferred
+            and None not in sequence
+            and sequence == self.memo.method_pages
+            and not self.methods
+            and not self.read[1]
+            and not self.same[1]
+        ):
+            by_id = self.memo.methods_by_id
+            self._deferred = None
+            self.same = (self.same[0], set(by_id))
+            self.read = (self.read[0], by_id)
+            self._whole = True
+            return
+        self._take_deferred()
 
     def _taken(
         self,
@@ -724,11 +789,22 @@ class _Collected:
             # Every object read came from the memo, and as many as it holds: its entries are
             # exactly the ones below would be (an hourly resync of an unchanged site).
             memo.replace(
-                version, memo.grants, memo.methods, self.pages, self.spaces, self.cursors
+                version,
+                memo.grants,
+                memo.methods,
+                self.pages,
+                self.spaces,
+                self.cursors,
+                tuple(self._method_pages),
+                self.read[1],
             )
             return
-        grants = {r.digest: r for gid, r in self.read[0].items() if gid not in revised[0]}
-        methods = {r.digest: r for mid, r in self.read[1].items() if mid not in revised[1]}
+        # (the same as {r.digest: r for r in ...values()}, built in C: 40,000 entries)
+        grants = _by_digest(self.read[0], revised[0])
+        if self._whole and not revised[1]:
+            methods = memo.methods  # (made from the very same entries by the last sync)
+        else:
+            methods = _by_digest(self.read[1], revised[1])
         pages = self.pages
         if revised[0] or revised[1]:
             pages = {
@@ -739,7 +815,19 @@ class _Collected:
         cursors = self.cursors
         if pages is not self.pages:
             cursors = {k: cursors[k] for k in pages}
-        self.memo.replace(version, grants, methods, pages, self.spaces, cursors)
+        if revised[1]:
+            self.memo.replace(version, grants, methods, pages, self.spaces, cursors)
+        else:
+            self.memo.replace(
+                version,
+                grants,
+                methods,
+                pages,
+                self.spaces,
+                cursors,
+                tuple(self._method_pages),
+                self.read[1],
+            )
 
     async def raw_into(self, raw: dict[str, list[tuple[str, str]]]) -> None:
         for kind, items in self.raw.items():
@@ -757,6 +845,13 @@ class _Collected:
         if self._unsettled >= self.SETTLE_EVERY:
             self._unsettled = 0
             settle()
+
+
+def _by_digest(read: dict[str, Any], revised: set[str]) -> dict[bytes, Any]:
+    """``read``'s entries not of ``revised`` ids, by their digest."""
+    if revised:
+        return {r.digest: r for oid, r in read.items() if oid not in revised}
+    return dict(zip(map(_DIGEST, read.values()), read.values(), strict=True))
 
 
 async def _revocations(

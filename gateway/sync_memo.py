@@ -69,6 +69,12 @@ class ObjectMemo:
         self.spaces: frozenset[str] = frozenset()
         """The spaces that were ours when the pages were read (which grants a page holds
         that are ours depends on them)."""
+        self.method_pages: tuple[bytes | None, ...] = ()
+        """The digests of the last full sync's pages of methods, in the order read."""
+        self.methods_by_id: dict[str, MethodRead] = {}
+        """:attr:`methods` by method id, as that sync read them from those pages (a later
+        listing of a method winning): what a sync that finds each of the same pages known,
+        in the same order, reads again, taken whole instead of page by page."""
 
     def digest(self, text: bytes | memoryview | object) -> bytes:
         """The keyed digest of one object's JSON text (anything with the buffer protocol):
@@ -95,16 +101,23 @@ class ObjectMemo:
         pages: dict[bytes, PageRead],
         spaces: frozenset[str],
         cursors: dict[bytes, Any] | None = None,
+        method_pages: tuple[bytes | None, ...] = (),
+        methods_by_id: dict[str, MethodRead] | None = None,
     ) -> None:
         """What a full sync committed at ``version`` (``cursors``: the pagination of each of
-        ``pages``; a page without one is not known by its bytes alone)."""
+        ``pages``; a page without one is not known by its bytes alone; ``method_pages`` and
+        ``methods_by_id``: see the attributes, given only together, and only if every page
+        of ``method_pages`` is in ``pages``)."""
         self.version, self.grants, self.methods = version, grants, methods
         self.pages, self.spaces = pages, spaces
         self.cursors = cursors if cursors is not None else {}
+        self.method_pages = method_pages if methods_by_id is not None else ()
+        self.methods_by_id = methods_by_id if methods_by_id is not None else {}
 
     def clear(self) -> None:
         self.version = None
         self.grants, self.methods, self.pages, self.cursors = {}, {}, {}, {}
+        self.method_pages, self.methods_by_id = (), {}
 
     def forget(
         self,
@@ -121,6 +134,7 @@ class ObjectMemo:
         grants, methods = set(grant_ids), set(method_ids)
         if grants or methods:
             self.pages, self.cursors = {}, {}
+            self.method_pages, self.methods_by_id = (), {}
             self.grants = {d: r for d, r in self.grants.items() if r.grant.grant_id not in grants}
             self.methods = {
                 d: r

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -374,3 +375,99 @@ def test_the_memo_forgets_what_an_incremental_sync_rewrote() -> None:
     assert memo.pages == {}  # pages are taken whole or not at all
     memo.forget(5, 7, [], [])  # from a version the memo was not at: unusable
     assert memo.version is None and not memo.grants and not memo.methods
+
+
+async def test_methods_taken_whole_are_what_taking_their_pages_one_by_one_gives(
+    rig: Rig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resync that finds every page of methods known, in the order the last one read them,
+    takes the methods whole from the memo: the records it writes, the ids it knows unchanged
+    and the memo it leaves are exactly those of taking the same pages one by one."""
+    grants = [
+        rig.cloud.state.grants.create(
+            user_identity_id=rig.user,
+            space_ids=[rig.space],
+            requested_access_methods=[
+                {"mode": "code", "code": f"61{i:02d}"},
+                {"mode": "card", "card_number": f"9{i:05d}"},
+            ],
+        )
+        for i in range(5)
+    ]  # 5 pages of 2 methods
+    await rig.sync.full()
+    real_done, real_after = gateway.sync._Collected.methods_done, gateway.sync._Collected.memo_after
+    page_by_page = [False]
+    seen: list[dict[str, Any]] = []
+
+    def done(got: Any) -> None:
+        if page_by_page[0]:
+            got._take_deferred()  # as each page was taken before
+        else:
+            real_done(got)
+
+    def after(got: Any, version: int, revised: tuple[set[str], set[str]]) -> None:
+        found = {
+            "whole": got._whole,
+            "records": got.method_records(),
+            "same": set(got.same[1]),
+            "read": dict(got.read[1]),
+        }
+        real_after(got, version, revised)
+        memo = got.memo
+        found.update(
+            methods=dict(memo.methods),
+            by_id=dict(memo.methods_by_id),
+            method_pages=memo.method_pages,
+            pages={k: dict(p) for k, p in memo.pages.items()},
+            grants=dict(memo.grants),
+        )
+        seen.append(found)
+
+    monkeypatch.setattr(gateway.sync._Collected, "methods_done", done)
+    monkeypatch.setattr(gateway.sync._Collected, "memo_after", after)
+    counted = Counted(monkeypatch)
+    for n, whole in enumerate((True, False)):
+        page_by_page[0] = not whole
+        changed = grants[n + 1]["access_grant_id"]
+        rig.cloud.state.grants.update(changed, ends_at=clock.now().replace(year=2034 + n))
+        await rig.sync.full()
+        assert (counted.grants, counted.methods) == (n + 1, 0)
+        assert seen[-1]["whole"] is whole
+    a, b = seen
+    assert len(a["records"]) == 10 == len(b["records"])
+    assert all(map(operator.is_, a["records"], b["records"]))
+    for key in ("same", "read", "methods", "by_id", "method_pages"):
+        assert a[key] == b[key], key
+    assert list(a["read"]) == list(b["read"]) and len(a["method_pages"]) == 5
+    methods_pages = set(a["method_pages"])
+    assert {k: p for k, p in a["pages"].items() if k in methods_pages} == {
+        k: p for k, p in b["pages"].items() if k in methods_pages
+    }
+    assert {m.method_id for m in rig.store.cloud.methods()} == a["same"]
+    view = await rig.views.refresh()
+    assert sorted(m.method_id for ms in view.by_grant.values() for m in ms) == sorted(a["same"])
+
+
+def test_a_memo_that_forgets_forgets_its_pages_of_methods_too() -> None:
+    from gateway.models import AccessMethod
+    from gateway.sync_memo import MethodRead
+
+    memo = ObjectMemo()
+    m1 = MethodRead(AccessMethod("m1", "g1", "code", secret=b"1"), "g1", b"c")
+
+    def known(version: int) -> None:
+        pages, cursors = {b"p": {"m1": m1}}, {b"p": None}
+        memo.replace(version, {}, {b"c": m1}, pages, frozenset(), cursors, (b"p",), {"m1": m1})
+
+    def none_known() -> bool:
+        return not memo.method_pages and not memo.methods_by_id
+
+    known(5)
+    assert memo.method_pages == (b"p",) and memo.methods_by_id == {"m1": m1}
+    memo.forget(5, 6, [], ["m1"])
+    assert none_known()
+    memo.replace(6, {}, {b"c": m1}, {}, frozenset(), None, (b"p",))  # without the methods
+    assert none_known()
+    known(7)
+    memo.clear()
+    assert none_known()
