@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 _GRANT = attrgetter("grant")
 _GRANT_ID = attrgetter("grant_id")
 _DIGEST = attrgetter("digest")
+_METHOD_IDS = attrgetter("method_ids")
 _METHOD = attrgetter("method")
 _OWNER = attrgetter("owner")
 _NOTES = attrgetter("seam_notes")
@@ -510,10 +511,7 @@ class _Collected:
         raw = self.raw["access_grant"]
         for gid in raw.keys() & gids if raw else ():
             del raw[gid]  # read in full on an earlier page, as stored on this one
-        owner = self._owner
-        for hit, gid in zip(hits, gids, strict=True):
-            for mid in hit.method_ids:
-                owner[mid] = gid
+        _own(self._owner, hits, gids)
         await self.slicer.tick()
         clean = True
         for n in [n for n, r in enumerate(reads) if r is None]:
@@ -532,7 +530,8 @@ class _Collected:
                 continue
             reads[n] = read[gid] = GrantRead(grant, self._listed[gid], digests[n])
         if clean and items:
-            entry: PageRead = {r.grant.grant_id: r for r in reads if r is not None}
+            rs = list(filter(None, reads))
+            entry: PageRead = dict(zip(map(_GRANT_ID, map(_GRANT, rs)), rs, strict=True))
             self._page_read(page, entry)
         self._settle(len(items))
 
@@ -634,11 +633,8 @@ class _Collected:
             return False
         key, entry = known
         self.grants.update(zip(entry, map(_GRANT, entry.values()), strict=True))
-        owner, raw = self._owner, self.raw["access_grant"]
-        for gid, r in entry.items():
-            for mid in r.method_ids:
-                owner[mid] = gid
-        self._taken(page, key, entry, self.same[0], self.read[0], raw)
+        _own(self._owner, entry.values(), entry)
+        self._taken(page, key, entry, self.same[0], self.read[0], self.raw["access_grant"])
         return True
 
     def _methods_again(self, page: RawPage, memo_valid: bool) -> bool:
@@ -845,6 +841,14 @@ class _Collected:
         if self._unsettled >= self.SETTLE_EVERY:
             self._unsettled = 0
             settle()
+
+
+def _own(owner: dict[str, str], reads: Iterable[GrantRead], gids: Iterable[str]) -> None:
+    """``owner[mid] = gid`` for each method id each grant read lists, in order (in C passes:
+    30,000 methods on a resync)."""
+    listed = list(map(_METHOD_IDS, reads))
+    owners = itertools.chain.from_iterable(map(itertools.repeat, gids, map(len, listed)))
+    owner.update(zip(itertools.chain.from_iterable(listed), owners, strict=True))
 
 
 def _by_digest(read: dict[str, Any], revised: set[str]) -> dict[bytes, Any]:

@@ -471,3 +471,22 @@ def test_a_memo_that_forgets_forgets_its_pages_of_methods_too() -> None:
     known(7)
     memo.clear()
     assert none_known()
+
+
+def test_the_owners_of_methods_taken_in_c_are_those_of_the_loop() -> None:
+    from gateway.models import Grant
+    from gateway.sync_memo import GrantRead
+
+    reads = [
+        GrantRead(Grant(gid, None, None), mids, b"")
+        for gid, mids in (("g1", ("m1", "m2")), ("g2", ()), ("g3", ("m2", "m3")), ("g1", ("m4",)))
+    ]
+    gids = [r.grant.grant_id for r in reads]
+    looped = {"m0": "g0", "m3": "g9"}
+    taken = dict(looped)
+    for r, gid in zip(reads, gids, strict=True):
+        for mid in r.method_ids:
+            looped[mid] = gid
+    gateway.sync._own(taken, reads, gids)
+    assert list(taken.items()) == list(looped.items())
+    assert taken == {"m0": "g0", "m3": "g3", "m1": "g1", "m2": "g3", "m4": "g1"}
