@@ -780,14 +780,14 @@ class _Collected:
             and not revised[1]
             and memo.spaces == self.spaces
             and len(self.read[0]) == len(memo.grants)
-            and len(self.read[1]) == len(memo.methods)
+            and len(self.read[1]) == memo.method_count()
         ):
             # Every object read came from the memo, and as many as it holds: its entries are
             # exactly the ones below would be (an hourly resync of an unchanged site).
             memo.replace(
                 version,
                 memo.grants,
-                memo.methods,
+                None,  # (made from the methods by id if asked: the same as memo.methods)
                 self.pages,
                 self.spaces,
                 self.cursors,
@@ -797,10 +797,6 @@ class _Collected:
             return
         # (the same as {r.digest: r for r in ...values()}, built in C: 40,000 entries)
         grants = _by_digest(self.read[0], revised[0])
-        if self._whole and not revised[1]:
-            methods = memo.methods  # (made from the very same entries by the last sync)
-        else:
-            methods = _by_digest(self.read[1], revised[1])
         pages = self.pages
         if revised[0] or revised[1]:
             pages = {
@@ -812,12 +808,13 @@ class _Collected:
         if pages is not self.pages:
             cursors = {k: cursors[k] for k in pages}
         if revised[1]:
+            methods = _by_digest(self.read[1], revised[1])
             self.memo.replace(version, grants, methods, pages, self.spaces, cursors)
-        else:
+        else:  # (its methods by digest made from those by id if asked)
             self.memo.replace(
                 version,
                 grants,
-                methods,
+                None,
                 pages,
                 self.spaces,
                 cursors,

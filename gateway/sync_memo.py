@@ -20,11 +20,13 @@ import hmac
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from gateway.models import AccessMethod, Grant
 
 DIGEST_BYTES = 16
+_DIGEST = attrgetter("digest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class ObjectMemo:
         (the key's block is not compressed again per object: 1.1 us instead of 1.8)."""
         self.version: int | None = None
         self.grants: dict[bytes, GrantRead] = {}
-        self.methods: dict[bytes, MethodRead] = {}
+        self._methods: dict[bytes, MethodRead] | None = {}
         self.pages: dict[bytes, PageRead] = {}
         """By the digest of a whole answer: pages of an unchanged site come back byte for
         byte, and are then taken whole, without a digest per object."""
@@ -75,6 +77,20 @@ class ObjectMemo:
         """:attr:`methods` by method id, as that sync read them from those pages (a later
         listing of a method winning): what a sync that finds each of the same pages known,
         in the same order, reads again, taken whole instead of page by page."""
+
+    @property
+    def methods(self) -> dict[bytes, MethodRead]:
+        """The methods read, by digest: made from :attr:`methods_by_id` when first asked if
+        the memo was given only those (one dict of them kept, not two; a resync that finds
+        every page of methods known never asks)."""
+        if self._methods is None:
+            by_id = self.methods_by_id
+            self._methods = dict(zip(map(_DIGEST, by_id.values()), by_id.values(), strict=True))
+        return self._methods
+
+    def method_count(self) -> int:
+        """``len(self.methods)``, without making them from the methods by id."""
+        return len(self.methods_by_id) if self._methods is None else len(self._methods)
 
     def digest(self, text: bytes | memoryview | object) -> bytes:
         """The keyed digest of one object's JSON text (anything with the buffer protocol):
@@ -97,7 +113,7 @@ class ObjectMemo:
         self,
         version: int,
         grants: dict[bytes, GrantRead],
-        methods: dict[bytes, MethodRead],
+        methods: dict[bytes, MethodRead] | None,
         pages: dict[bytes, PageRead],
         spaces: frozenset[str],
         cursors: dict[bytes, Any] | None = None,
@@ -107,8 +123,10 @@ class ObjectMemo:
         """What a full sync committed at ``version`` (``cursors``: the pagination of each of
         ``pages``; a page without one is not known by its bytes alone; ``method_pages`` and
         ``methods_by_id``: see the attributes, given only together, and only if every page
-        of ``method_pages`` is in ``pages``)."""
-        self.version, self.grants, self.methods = version, grants, methods
+        of ``method_pages`` is in ``pages``; ``methods`` ``None``: made from them)."""
+        if methods is None and methods_by_id is None:
+            raise ValueError("the methods, by digest or by id")
+        self.version, self.grants, self._methods = version, grants, methods
         self.pages, self.spaces = pages, spaces
         self.cursors = cursors if cursors is not None else {}
         self.method_pages = method_pages if methods_by_id is not None else ()
@@ -116,7 +134,7 @@ class ObjectMemo:
 
     def clear(self) -> None:
         self.version = None
-        self.grants, self.methods, self.pages, self.cursors = {}, {}, {}, {}
+        self.grants, self._methods, self.pages, self.cursors = {}, {}, {}, {}
         self.method_pages, self.methods_by_id = (), {}
 
     def forget(
@@ -133,12 +151,13 @@ class ObjectMemo:
             return
         grants, methods = set(grant_ids), set(method_ids)
         if grants or methods:
+            kept = self.methods  # (before the methods by id go)
             self.pages, self.cursors = {}, {}
             self.method_pages, self.methods_by_id = (), {}
             self.grants = {d: r for d, r in self.grants.items() if r.grant.grant_id not in grants}
-            self.methods = {
+            self._methods = {
                 d: r
-                for d, r in self.methods.items()
+                for d, r in kept.items()
                 if r.owner not in grants and r.method.method_id not in methods
             }
         self.version = after
