@@ -172,7 +172,7 @@ class CloudSync:
                 "/access_methods/list", "access_methods", {key: one}, self._page_size, recall
             ):
                 await got.methods_texts(page, memo_valid)
-        got.methods_done()
+        await got.methods_done()
         slicer = got.slicer
         grants, methods = list(got.grants.values()), got.method_records()
         await got.raw_into(raw)
@@ -543,7 +543,7 @@ class _Collected:
         items = self._items(page, "access_methods")
         self._method_pages.append(page.digest)
         if items:  # (an empty page adds nothing: it leaves the known ones waiting)
-            self._take_deferred()
+            await self._take_deferred()
         known = self.memo.methods if memo_valid else {}
         digest, owner_of = self.memo.digest, self._owner
         same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
@@ -666,18 +666,20 @@ class _Collected:
     def _method_entry(self, entry: PageRead) -> None:
         self.methods.update(zip(entry, map(_METHOD, entry.values()), strict=True))
 
-    def _take_deferred(self) -> None:
-        """Take the known pages of methods that wait, page by page, in the order read."""
+    async def _take_deferred(self) -> None:
+        """Take the known pages of methods that wait, page by page, in the order read (the
+        loop given back between pages, as when each was taken as it came)."""
         deferred, self._deferred = self._deferred, None
         same, read, raw = self.same[1], self.read[1], self.raw["access_method"]
         for entry in deferred or ():
+            await self.slicer.tick()
             self._method_entry(entry)
             same.update(entry)
             read.update(entry)
             for oid in raw.keys() & entry.keys() if raw else ():
                 del raw[oid]
 
-    def methods_done(self) -> None:
+    async def methods_done(self) -> None:
         """Every page of methods is read. If each was known, and they are the pages the last
         sync read, in the same order, what taking them page by page gives is what that sync
         read from them (the memo's :attr:`~ObjectMemo.methods_by_id`): that is taken whole,
@@ -699,7 +701,7 @@ class _Collected:
             self.read = (self.read[0], by_id)
             self._whole = True
             return
-        self._take_deferred()
+        await self._take_deferred()
 
     def _taken(
         self,

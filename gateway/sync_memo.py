@@ -122,8 +122,9 @@ class ObjectMemo:
     ) -> None:
         """What a full sync committed at ``version`` (``cursors``: the pagination of each of
         ``pages``; a page without one is not known by its bytes alone; ``method_pages`` and
-        ``methods_by_id``: see the attributes, given only together, and only if every page
-        of ``method_pages`` is in ``pages``; ``methods`` ``None``: made from them)."""
+        ``methods_by_id``: see the attributes, given only together (they are taken whole only
+        by a sync that finds each of those pages known); ``methods`` ``None``: made from the
+        methods by id)."""
         if methods is None and methods_by_id is None:
             raise ValueError("the methods, by digest or by id")
         self.version, self.grants, self._methods = version, grants, methods

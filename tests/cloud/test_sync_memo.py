@@ -399,11 +399,11 @@ async def test_methods_taken_whole_are_what_taking_their_pages_one_by_one_gives(
     page_by_page = [False]
     seen: list[dict[str, Any]] = []
 
-    def done(got: Any) -> None:
+    async def done(got: Any) -> None:
         if page_by_page[0]:
-            got._take_deferred()  # as each page was taken before
+            await got._take_deferred()  # as each page was taken before
         else:
-            real_done(got)
+            await real_done(got)
 
     def after(got: Any, version: int, revised: tuple[set[str], set[str]]) -> None:
         found = {
