@@ -29,6 +29,21 @@ Clock = WaitClock
 """The gateway's name for the clock interface it shares with drivers."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NS = timedelta(microseconds=1)
+
+
+def to_ns(t: datetime) -> int:
+    """An aware time as integer nanoseconds since the epoch (exact: whole microseconds)."""
+    return (t - _EPOCH) // _NS * 1000
+
+
+def from_ns(ns: int) -> datetime:
+    """Integer nanoseconds since the epoch as an aware UTC time, floored to the microsecond
+    (as ``datetime.now`` floors the clock's nanoseconds)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
 class TimeSource(WaitClock, Protocol):
     """A wall clock with the monotonic clock beside it (seconds, arbitrary origin)."""
 
@@ -79,6 +94,11 @@ class FakeClock:
 
     def now(self) -> datetime:
         return self._now
+
+    def now_ns(self) -> int:
+        """:meth:`now` in integer nanoseconds since the epoch (as :class:`SystemTime` has it,
+        so tests run the offline decision's integer path too)."""
+        return to_ns(self._now)
 
     def monotonic(self) -> float:
         return self._mono

@@ -30,11 +30,11 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
-from gateway.clock import TimeSource
+from gateway.clock import TimeSource, from_ns, to_ns
 from gateway.config import TimeConfig
 from gateway.store.db import StoreFullError
 from gateway.store.meta import Meta
@@ -392,21 +392,6 @@ class TimeTrust:
             except StoreFullError:
                 return  # the next time, when there is room (the floor only protects)
             self._floor, self._floor_ns = now, to_ns(now)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NS = timedelta(microseconds=1)
-
-
-def to_ns(t: datetime) -> int:
-    """An aware time as integer nanoseconds since the epoch (exact: whole microseconds)."""
-    return (t - _EPOCH) // _NS * 1000
-
-
-def from_ns(ns: int) -> datetime:
-    """Integer nanoseconds since the epoch as an aware UTC time, floored to the microsecond
-    (as ``datetime.now`` floors the clock's nanoseconds)."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def _iso(t: datetime | None) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from drivers.base import CredentialKind
-from gateway.clock import Clock
+from gateway.clock import Clock, from_ns, to_ns
 from gateway.config import TimeConfig
 from gateway.events import AccessEvent
 from gateway.lockout import LockoutPolicy
@@ -27,7 +27,7 @@ from gateway.planner import CloudView, LockScope
 from gateway.store.db import StoreFullError
 from gateway.store.retired import RetiredSecrets, read_retired
 from gateway.store.store import Store
-from gateway.timetrust import HonestClock, TimeTrust, from_ns, to_ns
+from gateway.timetrust import HonestClock, TimeTrust
 
 log = logging.getLogger(__name__)
 
