@@ -107,6 +107,8 @@ class Validator:
         :meth:`refresh`): lets an unknown secret be refused without a query."""
         self._spaces_of: CloudView | None = None
         self._spaces: dict[str, tuple[LockScope, frozenset[str]]] = {}
+        """Per lock, its scope and the spaces it serves in :attr:`_spaces_of` (a scope
+        replaced under the same lock id is worked out again)."""
         self._windows: dict[str, tuple[int, int]] = {}
         """Per grant of :attr:`_spaces_of` decided on a time in nanoseconds, its window in
         nanoseconds since the epoch (open ends as far as no clock goes): worked out once per
@@ -119,8 +121,6 @@ class Validator:
         )
         """:attr:`_reading` in nanoseconds: a decision alone (:meth:`judge`) needs no
         ``datetime`` of its time, and building one costs more than reading the clock."""
-        """Per lock, its scope and the spaces it serves in :attr:`_spaces_of` (a scope
-        replaced under the same lock id is worked out again)."""
 
     async def refresh(self) -> None:
         """Read which secrets the store holds for methods that are not live, at the current
