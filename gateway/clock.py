@@ -18,7 +18,6 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -27,21 +26,6 @@ from drivers.clock import SystemClock
 
 Clock = WaitClock
 """The gateway's name for the clock interface it shares with drivers."""
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NS = timedelta(microseconds=1)
-
-
-def to_ns(t: datetime) -> int:
-    """An aware time as integer nanoseconds since the epoch (exact: whole microseconds)."""
-    return (t - _EPOCH) // _NS * 1000
-
-
-def from_ns(ns: int) -> datetime:
-    """Integer nanoseconds since the epoch as an aware UTC time, floored to the microsecond
-    (as ``datetime.now`` floors the clock's nanoseconds)."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 class TimeSource(WaitClock, Protocol):
@@ -60,13 +44,6 @@ class SystemTime(SystemClock):
 
     monotonic = staticmethod(time.monotonic)
     """``time.monotonic`` itself (no Python frame around it: read on every decision)."""
-
-    def __init__(self, now: Callable[[], datetime] | None = None) -> None:
-        super().__init__(now)
-        self.now_ns: Callable[[], int] | None = time.time_ns if now is None else None
-        """The same wall clock in integer nanoseconds since the epoch (``None`` when ``now``
-        is another source): an offline decision reads it in a quarter of the time an aware
-        ``datetime`` takes to build, and compares it with windows kept in nanoseconds."""
 
     async def wait_monotonic(self, deadline: float | None, wake: asyncio.Event) -> None:
         if deadline is None:
@@ -94,11 +71,6 @@ class FakeClock:
 
     def now(self) -> datetime:
         return self._now
-
-    def now_ns(self) -> int:
-        """:meth:`now` in integer nanoseconds since the epoch (as :class:`SystemTime` has it,
-        so tests run the offline decision's integer path too)."""
-        return to_ns(self._now)
 
     def monotonic(self) -> float:
         return self._mono

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
-from gateway.clock import TimeSource, from_ns, to_ns
+from gateway.clock import TimeSource
 from gateway.config import TimeConfig
 from gateway.store.db import StoreFullError
 from gateway.store.meta import Meta
@@ -131,7 +131,6 @@ class TimeTrust:
         self._cloud_seen: float | None = None
         """Monotonic time of the last cloud ``Date``."""
         self._floor = from_db(meta.get("time_floor"))
-        self._floor_ns = None if self._floor is None else to_ns(self._floor)
         start = self._read()
         self._floor_anchor = None if self._floor is None else _Reading(self._floor, start.mono)
         self._last = start
@@ -157,11 +156,6 @@ class TimeTrust:
         :data:`CLOUD_CONFIRMATION_VALID_S` after the cloud's agreeing ``Date`` otherwise)."""
         self._max_jump_s = config.max_jump_s
         self._require_kernel = config.require_kernel_sync
-        self._now_ns: Callable[[], int] | None = getattr(clock, "now_ns", None)
-        """The wall clock in nanoseconds, if the source has it (:meth:`reading_ns`)."""
-        self._last_ns: tuple[int, float] | None = None
-        """The latest trusted reading when :meth:`reading_ns` took it: kept as its integers
-        until anything else needs :attr:`_last` and :attr:`_anchor` (:meth:`_settle`)."""
 
     def _read(self) -> _Reading:
         return _Reading(self._clock.now(), self._clock.monotonic())
@@ -182,17 +176,8 @@ class TimeTrust:
         # HTTP dates have one-second resolution: allow that on top of the configured skew.
         return self._config.max_cloud_skew_s + 1
 
-    def _settle(self) -> None:
-        """The reading :meth:`reading_ns` kept as integers, as :attr:`_last` and
-        :attr:`_anchor` (what it would have set had it read a ``datetime``)."""
-        if self._last_ns is not None:
-            wall, mono = self._last_ns
-            self._last_ns = None
-            self._last = self._anchor = _Reading(from_ns(wall), mono)
-
     def _observe(self) -> _Reading:
         """Read both clocks; note a step of the wall clock, and what the kernel says."""
-        self._settle()
         r = _Reading(self._clock.now(), self._clock.monotonic())
         self._readings += 1
         last = self._last
@@ -309,8 +294,6 @@ class TimeTrust:
         :meth:`_verdict_now`, which reads the clocks again (a step it then sees is measured
         from the same last reading)."""
         if self._steady:
-            if self._last_ns is not None:
-                self._settle()
             clock = self._clock
             wall, mono = clock.now(), clock.monotonic()
             last_wall, last_mono = self._last
@@ -332,39 +315,6 @@ class TimeTrust:
         now = self._assessment(r, reasons).now
         assert now is not None
         return now, reasons
-
-    def reading_ns(self) -> tuple[int, tuple[str, ...]]:
-        """:meth:`reading` with the time in integer nanoseconds since the epoch (what an
-        offline decision that records nothing needs: no ``datetime`` built). On a source with
-        ``now_ns`` (the system's clock), while :attr:`_steady`, the same checks as
-        :meth:`reading` on integers; else :meth:`reading`, converted. The wall time is the
-        clock's nanoseconds: :meth:`reading` would have said the same, floored to the
-        microsecond, and a window boundary (whole microseconds) falls on the same side of
-        both."""
-        now_ns = self._now_ns
-        if self._steady and now_ns is not None:
-            wall, mono = now_ns(), self._clock.monotonic()
-            last = self._last_ns
-            if last is None:
-                r = self._last  # after a datetime reading (once)
-                last = (to_ns(r.wall), r.mono)
-            floor = self._floor_ns
-            if (
-                abs((wall - last[0]) / 1e9 - (mono - last[1])) <= self._max_jump_s
-                and (floor is None or wall >= floor)
-                and mono <= self._vouched_until
-                and (
-                    not self._require_kernel
-                    or mono - self._kernel_asked < KERNEL_RECHECK_S
-                    or self._kernel_unchanged(mono)
-                )
-            ):
-                self._readings += 1
-                self._last_ns = (wall, mono)
-                return wall, ()
-            self._settle()  # the last reading, as the full assessment measures a step from it
-        t, reasons = self.reading()
-        return to_ns(t), reasons
 
     def _kernel_unchanged(self, mono: float) -> bool:
         """Ask the kernel again: ``False`` if its answer changed (the full assessment notes
@@ -391,7 +341,7 @@ class TimeTrust:
                 self._meta.set("time_floor", to_db(now) or "")
             except StoreFullError:
                 return  # the next time, when there is room (the floor only protects)
-            self._floor, self._floor_ns = now, to_ns(now)
+            self._floor = now
 
 
 def _iso(t: datetime | None) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from drivers.base import CredentialKind
-from gateway.clock import Clock, from_ns, to_ns
+from gateway.clock import Clock
 from gateway.config import TimeConfig
 from gateway.events import AccessEvent
 from gateway.lockout import LockoutPolicy
@@ -109,18 +109,6 @@ class Validator:
         self._spaces: dict[str, tuple[LockScope, frozenset[str]]] = {}
         """Per lock, its scope and the spaces it serves in :attr:`_spaces_of` (a scope
         replaced under the same lock id is worked out again)."""
-        self._windows: dict[str, tuple[int, int]] = {}
-        """Per grant of :attr:`_spaces_of` decided on a time in nanoseconds, its window in
-        nanoseconds since the epoch (open ends as far as no clock goes): worked out once per
-        view and grant."""
-        self._bound: datetime | None = None
-        self._bound_ns = 0
-        """The lockouts' ``no_lockout_from`` in nanoseconds, for the bound it was from."""
-        self._reading_ns = (
-            trust.reading_ns if isinstance(clock, HonestClock) and clock.trust is trust else None
-        )
-        """:attr:`_reading` in nanoseconds: a decision alone (:meth:`judge`) needs no
-        ``datetime`` of its time, and building one costs more than reading the clock."""
 
     async def refresh(self) -> None:
         """Read which secrets the store holds for methods that are not live, at the current
@@ -143,8 +131,8 @@ class Validator:
         What a door or an operator asks goes through :meth:`decide`."""
         if t is not None:
             return self._decide(kind, secret, lock_id, proof, t, None)
-        if self._reading_ns is not None:
-            return self._decide(kind, secret, lock_id, proof, *self._reading_ns())
+        if self._reading is not None:
+            return self._decide(kind, secret, lock_id, proof, *self._reading())
         return self._decide(kind, secret, lock_id, proof, self._clock.now(), None)
 
     def _now(self, t: datetime | None) -> tuple[datetime, tuple[str, ...] | None]:
@@ -296,22 +284,18 @@ class Validator:
         secret: bytes,
         lock_id: str,
         proof: bytes | None,
-        t: datetime | int,
+        t: datetime,
         distrust: tuple[str, ...] | None,
         event_id: str | None = None,
     ) -> Decision:
         """The decision (``event_id``: the plain allow carries it; any other decision leaves
-        it to the caller, :func:`_with_event`). ``t``: an aware time, or integer nanoseconds
-        since the epoch (:meth:`judge` on the daemon's clock); the plain cases compare it
-        as it comes, the others get a ``datetime`` (:func:`_aware`)."""
+        it to the caller, :func:`_with_event`)."""
         scope = self._scopes.get(lock_id)
         if scope is None:
             return _decision(False, "not_for_this_entrance", lock_id, kind, detail="unknown lock")
         bound = self._buckets.no_lockout_from  # LockoutPolicy.locked_until's own first test
-        if bound is not None and (
-            t < bound if isinstance(t, datetime) else t < self._no_lockout_from_ns(bound)
-        ):
-            lockout = self._lockouts.locked_until(lock_id, kind, _aware(t))
+        if bound is not None and t < bound:
+            lockout = self._lockouts.locked_until(lock_id, kind, t)
             if lockout is not None:
                 detail = f"{lockout.what} until {lockout.until.isoformat()}"
                 return _decision(False, "locked_out", lock_id, kind, detail=detail)
@@ -324,13 +308,13 @@ class Validator:
             return self._not_live(kind, secret, lock_id, proof, t, view, scope, distrust)
         if len(found) != 1:
             live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
-            return self._here(kind, lock_id, proof, _aware(t), view, scope, live, distrust)
+            return self._here(kind, lock_id, proof, t, view, scope, live, distrust)
         # The usual case, one live method, judged here without the lists: the same checks
         # in the same order as :meth:`_judge`, which answers every case but the plain ones.
         m = found[0]
         g = view.grants[m.grant_id or ""]
         if view is not self._spaces_of:
-            self._spaces_of, self._spaces, self._windows = view, {}, {}
+            self._spaces_of, self._spaces = view, {}
         spaces = self._spaces.get(lock_id)
         if spaces is None or spaces[0] is not scope:
             spaces = self._spaces[lock_id] = (scope, view.lock_spaces(scope))
@@ -343,20 +327,11 @@ class Validator:
         elif distrust is None:
             distrust = self._trust.distrust()
         if distrust or g.problem is not None or kind is _MOBILE_KEY:
-            return self._judge(kind, m, g, lock_id, proof, _aware(t), distrust)
-        if isinstance(t, int):
-            window = self._windows.get(g.grant_id)
-            if window is None:
-                window = self._windows[g.grant_id] = _window_ns(g)
-            if t < window[0]:
-                return _outside(lock_id, kind, m, g, "not yet valid")
-            if t >= window[1]:
-                return _outside(lock_id, kind, m, g, "expired")
-        else:
-            if starts is not None and t < starts:
-                return _outside(lock_id, kind, m, g, "not yet valid")
-            if ends is not None and t >= ends:
-                return _outside(lock_id, kind, m, g, "expired")
+            return self._judge(kind, m, g, lock_id, proof, t, distrust)
+        if starts is not None and t < starts:
+            return _outside(lock_id, kind, m, g, "not yet valid")
+        if ends is not None and t >= ends:
+            return _outside(lock_id, kind, m, g, "expired")
         return _new_decision(
             Decision,
             (
@@ -372,18 +347,13 @@ class Validator:
             ),
         )
 
-    def _no_lockout_from_ns(self, bound: datetime) -> int:
-        if bound is not self._bound:
-            self._bound, self._bound_ns = bound, to_ns(bound)
-        return self._bound_ns
-
     def _not_live(
         self,
         kind: CredentialKind,
         secret: bytes,
         lock_id: str,
         proof: bytes | None,
-        t: datetime | int,
+        t: datetime,
         view: CloudView,
         scope: LockScope,
         distrust: tuple[str, ...] | None,
@@ -408,7 +378,7 @@ class Validator:
                 continue
             live.append((m, g))
         if live:
-            return self._here(kind, lock_id, proof, _aware(t), view, scope, live, distrust)
+            return self._here(kind, lock_id, proof, t, view, scope, live, distrust)
         if revoked is None:
             return _decision(False, "unknown_credential", lock_id, kind)
         m, g = revoked
@@ -453,7 +423,7 @@ class Validator:
     def _lock_spaces(self, view: CloudView, scope: LockScope) -> frozenset[str]:
         """The spaces this lock serves in this view, worked out once per view and lock."""
         if view is not self._spaces_of:
-            self._spaces_of, self._spaces, self._windows = view, {}, {}
+            self._spaces_of, self._spaces = view, {}
         spaces = self._spaces.get(scope.lock_id)
         if spaces is None or spaces[0] is not scope:
             spaces = self._spaces[scope.lock_id] = (scope, view.lock_spaces(scope))
@@ -517,26 +487,6 @@ def _outside(
     return Decision(
         False, "outside_window", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id, detail
     )
-
-
-_NO_START = -(1 << 80)
-_NO_END = 1 << 80
-"""Open ends of a window in nanoseconds: before and after any time a clock gives."""
-
-
-def _window_ns(g: Grant) -> tuple[int, int]:
-    """The grant's window in nanoseconds since the epoch (the same comparisons as its
-    ``datetime`` bounds: they are whole microseconds)."""
-    return (
-        _NO_START if g.starts_at is None else to_ns(g.starts_at),
-        _NO_END if g.ends_at is None else to_ns(g.ends_at),
-    )
-
-
-def _aware(t: datetime | int) -> datetime:
-    """A decision's time as an aware ``datetime`` (floored to the microsecond, as
-    ``datetime.now`` would have read the same clock)."""
-    return t if isinstance(t, datetime) else from_ns(t)
 
 
 def _with_event(d: Decision, event_id: str) -> Decision:
