@@ -134,28 +134,48 @@ def assert_same(patched: Plan, fresh: Plan) -> None:
     assert patched.next_change is not None and patched.next_change <= fresh.next_change
 
 
+Site = tuple[dict[str, Grant], dict[str, list[AccessMethod]]]
+PatchCase = tuple[Site, Site, timedelta, Capabilities]
+
+
+@st.composite
+def patch_cases(draw: st.DrawFn) -> PatchCase:
+    """A site, the site after random changes, how long after the last version's plans the new
+    version is planned, and the lock's capabilities."""
+    before = draw(sites())
+    after = draw(changes(before))
+    later = draw(st.sampled_from([timedelta(0), timedelta(minutes=20), 3 * HOUR]))
+    return before, after, later, caps(draw(st.sampled_from([2, 4, 100])), draw(st.booleans()))
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), slots=st.sampled_from([2, 4, 100]), windows=st.booleans())
-def test_a_patched_plan_is_the_plan_made_from_scratch(
-    data: st.DataObject, slots: int, windows: bool
-) -> None:
-    before = data.draw(sites())
-    after = data.draw(changes(before))
-    later = data.draw(st.sampled_from([timedelta(0), timedelta(minutes=20), 3 * HOUR]))
-    lock = caps(slots, windows)
+@given(case=patch_cases())
+def test_a_patched_plan_is_the_plan_made_from_scratch(case: PatchCase) -> None:
+    before, after, later, lock = case
 
     async def both() -> None:
         old = view(before, 1)
-        for scope in SCOPES:
-            await plan_shared(old, scope, lock, T0, lead_time=HOUR, tag=tag)
+        await plan_every_scope(old, lock)
         new = view(after, 2)
         new.inherit(old)
-        t = T0 + later
-        for scope in SCOPES:
-            patched = await plan_shared(new, scope, lock, t, lead_time=HOUR, tag=tag)
-            assert_same(patched, plan(new, scope, lock, t, lead_time=HOUR, tag=tag))
+        await assert_patched_as_fresh(new, lock, later)
 
     asyncio.run(both())
+
+
+async def plan_every_scope(v: CloudView, lock: Capabilities) -> None:
+    """Plan ``v`` for every scope at ``T0``: the plans a later version is patched from."""
+    for scope in SCOPES:
+        await plan_shared(v, scope, lock, T0, lead_time=HOUR, tag=tag)
+
+
+async def assert_patched_as_fresh(new: CloudView, lock: Capabilities, later: timedelta) -> None:
+    """Every scope's plan of ``new`` (patched from the view it inherited) at ``T0 + later``
+    is the plan made from scratch."""
+    t = T0 + later
+    for scope in SCOPES:
+        patched = await plan_shared(new, scope, lock, t, lead_time=HOUR, tag=tag)
+        assert_same(patched, plan(new, scope, lock, t, lead_time=HOUR, tag=tag))
 
 
 async def test_only_the_changed_secrets_are_planned_again() -> None:

@@ -7,26 +7,25 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
-from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.models import AccessMethod, Entrance, Grant
-from gateway.planner import CloudView, plan, plan_shared
+from gateway.planner import CloudView
 from gateway.view_update import update_steps
 from tests.core.test_planner_patch import (
     HOUR,
-    SCOPES,
     T0,
-    assert_same,
-    caps,
+    PatchCase,
+    Site,
+    assert_patched_as_fresh,
     changes,
+    patch_cases,
+    plan_every_scope,
     sites,
-    tag,
 )
 
-Site = tuple[dict[str, Grant], dict[str, list[AccessMethod]]]
 ENTRANCES = [Entrance("e1", frozenset({"space-a"}))]
 
 
@@ -108,26 +107,19 @@ def test_an_unchanged_site_is_made_from_the_last_view_and_a_method_listed_twice_
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), slots=st.sampled_from([2, 4, 100]), windows=st.booleans())
+@given(case=patch_cases())
 def test_plans_patched_on_a_view_made_from_the_last_one_are_the_plans_made_from_scratch(
-    data: st.DataObject, slots: int, windows: bool
+    case: PatchCase,
 ) -> None:
-    before = data.draw(sites())
-    after = data.draw(changes(before))
-    later = data.draw(st.sampled_from([timedelta(0), timedelta(minutes=20), 3 * HOUR]))
-    lock = caps(slots, windows)
+    before, after, later, lock = case
 
     async def both() -> None:
         old = CloudView(*records(before), ENTRANCES, 1)
-        for scope in SCOPES:
-            await plan_shared(old, scope, lock, T0, lead_time=HOUR, tag=tag)
+        await plan_every_scope(old, lock)
         grants, methods = records(after)
         new = updated(old, grants, methods)
         new.inherit(old)
         assert new.changed_since is None  # taken by inherit: the old view is not kept
-        t = T0 + later
-        for scope in SCOPES:
-            patched = await plan_shared(new, scope, lock, t, lead_time=HOUR, tag=tag)
-            assert_same(patched, plan(new, scope, lock, t, lead_time=HOUR, tag=tag))
+        await assert_patched_as_fresh(new, lock, later)
 
     asyncio.run(both())
