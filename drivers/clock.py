@@ -30,9 +30,6 @@ class SystemClock:
 
     def __init__(self, now: Callable[[], datetime] | None = None) -> None:
         self._now = now or _utc_now
-        self.now = self._now  # type: ignore[method-assign]
-        """The source itself, not :meth:`now` around it: one Python frame less on every
-        read (the time trust reads it on every offline decision)."""
 
     def now(self) -> datetime:
         return self._now()

@@ -51,9 +51,6 @@ class _Limit:
 class LockoutPolicy:
     def __init__(self, repo: Lockouts, config: ValidatorConfig) -> None:
         self._repo = repo
-        self.buckets = repo
-        """The stored buckets: a decision reads their ``no_lockout_from`` itself and calls
-        :meth:`locked_until` only before it (a call less on every decision)."""
         self._config = config
         window = timedelta(seconds=config.lockout_window_s)
         site_window = timedelta(seconds=config.site_lockout_window_s)

@@ -92,7 +92,6 @@ class Validator:
         self._trust = trust
         self._time = time_config
         self._lockouts = lockouts
-        self._buckets = lockouts.buckets
         self._proof_check = proof_check
         self.unsaved: deque[AccessEvent] = deque(maxlen=MAX_UNSAVED_EVENTS)
         """Decisions made while the disk was full, in order: :meth:`flush` records them."""
@@ -293,12 +292,10 @@ class Validator:
         scope = self._scopes.get(lock_id)
         if scope is None:
             return _decision(False, "not_for_this_entrance", lock_id, kind, detail="unknown lock")
-        bound = self._buckets.no_lockout_from  # LockoutPolicy.locked_until's own first test
-        if bound is not None and t < bound:
-            lockout = self._lockouts.locked_until(lock_id, kind, t)
-            if lockout is not None:
-                detail = f"{lockout.what} until {lockout.until.isoformat()}"
-                return _decision(False, "locked_out", lock_id, kind, detail=detail)
+        lockout = self._lockouts.locked_until(lock_id, kind, t)
+        if lockout is not None:
+            detail = f"{lockout.what} until {lockout.until.isoformat()}"
+            return _decision(False, "locked_out", lock_id, kind, detail=detail)
         view = self._views()
         # The live methods with this secret, from the view's in-memory index (the kind is a
         # StrEnum: it hashes as its value); the store is asked only when none is live, to tell

@@ -88,7 +88,7 @@ class DataVersion:
 
     @property
     def current(self) -> int:
-        if self._db._bulk_after is not None:  # Database.writing_elsewhere, without its frame
+        if self._db.writing_elsewhere:
             return _read(self._db.conn)
         return self._value
 
