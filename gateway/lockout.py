@@ -24,8 +24,9 @@ from gateway.store.lockouts import SITE, Failure, Lockouts, LockoutState
 
 COUNTED_KINDS = frozenset({CredentialKind.CODE, CredentialKind.CARD})
 
-_VALUE = {k: k.value for k in CredentialKind}
-"""A kind's value from a dict (``kind.value`` is a Python-level property)."""
+KIND_VALUE = {k: k.value for k in CredentialKind}
+"""A kind's value from a dict (``kind.value`` is a Python-level property; read once a
+decision here and in :mod:`gateway.validator`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class LockoutPolicy:
         if kind not in COUNTED_KINDS:
             return []
         started: list[Lockout] = []
-        value = _VALUE[kind]
+        value = KIND_VALUE[kind]
         for scope, site_wide in self._buckets(lock_id):
             limit = self._site_limit if site_wide else self._lock_limits[kind]
             was = self._repo.peek(scope, value)

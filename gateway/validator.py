@@ -21,7 +21,7 @@ from drivers.base import CredentialKind
 from gateway.clock import Clock
 from gateway.config import TimeConfig
 from gateway.events import AccessEvent
-from gateway.lockout import LockoutPolicy
+from gateway.lockout import KIND_VALUE, LockoutPolicy
 from gateway.models import AccessMethod, Grant
 from gateway.planner import CloudView, LockScope
 from gateway.store.db import StoreFullError
@@ -63,8 +63,6 @@ _new_decision = tuple.__new__
 """Builds a :class:`Decision` from all its fields without its Python-level ``__new__`` (the
 allowed decision, once a decision)."""
 
-_KIND_VALUE = {k: k.value for k in CredentialKind}
-"""A kind's value from a dict: ``kind.value`` is a Python-level property (once a decision)."""
 
 _new_id = AccessEvent.new_id
 
@@ -214,7 +212,7 @@ class Validator:
                 "access_allowed" if allow else "access_denied",
                 lock_id,
                 "gateway",
-                _KIND_VALUE[kind],
+                KIND_VALUE[kind],
                 decision.access_method_id,
                 decision.access_grant_id,
                 decision.user_identity_id,

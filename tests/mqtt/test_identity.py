@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.mqtt.auth import public_key_from_b64
+from gateway.mqtt.auth import canonical_json, public_key_from_b64
 from gateway.mqtt.identity import (
+    DOCUMENT_DOMAIN,
+    RESPONSE_DOMAIN,
     GatewayIdentity,
     IdentityError,
     document_message,
+    request_digest,
     response_message,
     verify_document,
     verify_response,
@@ -58,6 +61,26 @@ def test_a_signed_answer_verifies_as_received(identity: GatewayIdentity) -> None
             verify_response(identity.public_b64, "gw-é", "status", REQUEST, forged)
     with pytest.raises(IdentityError):
         verify_response(identity.public_b64, "gw-é", "status", b"another request", received)
+
+
+def test_the_signed_messages_are_the_canonical_json_a_receiver_rebuilds() -> None:
+    """The messages are spliced from the body as sent; they must be byte for byte the
+    documented form, canonical JSON of the named members, for any receiver's own code."""
+    plain = json.loads(json.dumps(RESPONSE, default=str))
+    assert response_message("gw-é", "st\"atus", REQUEST, RESPONSE) == RESPONSE_DOMAIN + (
+        canonical_json(
+            {
+                "command": 'st"atus',
+                "gateway_id": "gw-é",
+                "request": request_digest(REQUEST),
+                "response": plain,
+            }
+        )
+    )
+    topic = "lockgate/gw-é/state"
+    assert document_message("gw-é", topic, RESPONSE) == DOCUMENT_DOMAIN + canonical_json(
+        {"document": plain, "gateway_id": "gw-é", "topic": topic}
+    )
 
 
 def test_a_signed_document_verifies_as_received(identity: GatewayIdentity) -> None:
