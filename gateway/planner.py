@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from drivers.base import Capabilities, Credential, CredentialKind, TimeWindow
 from gateway.cooperative import Slicer, settle
@@ -30,6 +30,34 @@ STEP = 16
 """Groups or credentials made between two yields (each takes microseconds)."""
 LONG_LIVED_PLAN = 1000
 """A shared plan of this many credentials is settled (see :func:`gateway.cooperative.settle`)."""
+
+
+class Plain(NamedTuple):
+    """What the validator's usual decision needs of a secret held by exactly one live method
+    (not a mobile key) whose grant has no problem, in one place: see :attr:`CloudView.plain`."""
+
+    method_id: str
+    grant_id: str
+    user_identity_id: str | None
+    space_ids: frozenset[str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+PLAIN_KINDS = (CredentialKind.CODE, CredentialKind.CARD)
+"""The kinds a :class:`Plain` entry is made for (a mobile key always needs its proof)."""
+
+
+def plain_entry(found: list[AccessMethod] | None, grants: dict[str, Grant]) -> Plain | None:
+    """The :class:`Plain` entry of a secret whose live methods are ``found`` (its
+    :attr:`CloudView.by_secret` list), or ``None`` if a decision on it needs the full path."""
+    if found is None or len(found) != 1:
+        return None
+    m = found[0]
+    g = grants[m.grant_id or ""]
+    if g.problem is not None:
+        return None
+    return Plain(m.method_id, g.grant_id, g.user_identity_id, g.space_ids, g.starts_at, g.ends_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +122,19 @@ class CloudView:
                 live = grants.get(m.grant_id)
                 if m.secret is not None and live is not None and live.revoked_at is None:
                     self.by_secret.setdefault((m.mode, m.secret), []).append(m)
+            if not n % STEP:
+                yield None
+        self.plain: dict[CredentialKind, dict[bytes, Plain]] = {k: {} for k in CredentialKind}
+        """Per kind, secret -> its :class:`Plain` entry, for the secrets whose decision needs
+        no more (see :func:`plain_entry`): the validator's usual decision is one lookup here.
+        Mobile keys have none."""
+        plain_of = {kind.value: self.plain[kind] for kind in PLAIN_KINDS}
+        for n, ((mode, secret), found) in enumerate(self.by_secret.items(), 1):
+            plain = plain_of.get(mode)
+            if plain is not None:
+                entry = plain_entry(found, grants)
+                if entry is not None:
+                    plain[secret] = entry
             if not n % STEP:
                 yield None
         self.user_of: dict[str, str | None] = {}

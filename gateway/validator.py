@@ -295,52 +295,57 @@ class Validator:
             detail = f"{lockout.what} until {lockout.until.isoformat()}"
             return _decision(False, "locked_out", lock_id, kind, detail=detail)
         view = self._views()
-        # The live methods with this secret, from the view's in-memory index (the kind is a
-        # StrEnum: it hashes as its value); the store is asked only when none is live, to tell
-        # a revoked credential from an unknown one.
-        found = view.by_secret.get((kind, secret))
-        if not found:
-            return self._not_live(kind, secret, lock_id, proof, t, view, scope, distrust)
-        if len(found) != 1:
-            live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
-            return self._here(kind, lock_id, proof, t, view, scope, live, distrust)
-        # The usual case, one live method, judged here without the lists: the same checks
-        # in the same order as :meth:`_judge`, which answers every case but the plain ones.
-        m = found[0]
-        g = view.grants[m.grant_id or ""]
+        # The usual case: the secret's one live method, with everything its decision needs,
+        # in the view's plain index (see CloudView.plain). What it cannot settle alone (a
+        # grant for this lock through an entrance or a device, or for none of its spaces; a
+        # bounded grant on a clock not trusted) goes to the full path, which decides every
+        # case: the checks here are its checks, in its order, for this case.
+        entry = view.plain[kind].get(secret)
+        if entry is None:
+            return self._full(kind, secret, lock_id, proof, t, distrust, view, scope)
+        mid, gid, uid, grant_spaces, starts, ends = entry
         if view is not self._spaces_of:
             self._spaces_of, self._spaces = view, {}
         spaces = self._spaces.get(lock_id)
         if spaces is None or spaces[0] is not scope:
             spaces = self._spaces[lock_id] = (scope, view.lock_spaces(scope))
-        # a grant for one of the lock's spaces serves it (the usual case, no set built)
-        if spaces[1].isdisjoint(g.space_ids) and not view.serves(scope, g, spaces[1]):
-            return _decision(False, "not_for_this_entrance", lock_id, kind, m, g)
-        starts, ends = g.starts_at, g.ends_at
-        if starts is None and ends is None:
-            distrust = None  # the clock does not matter to an unbounded grant
-        elif distrust is None:
-            distrust = self._trust.distrust()
-        if distrust or g.problem is not None or kind is _MOBILE_KEY:
-            return self._judge(kind, m, g, lock_id, proof, t, distrust)
-        if starts is not None and t < starts:
-            return _outside(lock_id, kind, m, g, "not yet valid")
-        if ends is not None and t >= ends:
-            return _outside(lock_id, kind, m, g, "expired")
+        if spaces[1].isdisjoint(grant_spaces):
+            return self._full(kind, secret, lock_id, proof, t, distrust, view, scope)
+        if starts is not None or ends is not None:  # (else the clock does not matter)
+            if distrust is None:
+                distrust = self._trust.distrust()
+            if distrust:
+                return self._full(kind, secret, lock_id, proof, t, distrust, view, scope)
+            if starts is not None and t < starts:
+                return Decision(
+                    False, "outside_window", lock_id, kind, mid, gid, uid, "not yet valid"
+                )
+            if ends is not None and t >= ends:
+                return Decision(False, "outside_window", lock_id, kind, mid, gid, uid, "expired")
         return _new_decision(
-            Decision,
-            (
-                True,
-                "valid",
-                lock_id,
-                kind,
-                m.method_id,
-                g.grant_id,
-                g.user_identity_id,
-                "",
-                event_id,
-            ),
+            Decision, (True, "valid", lock_id, kind, mid, gid, uid, "", event_id)
         )
+
+    def _full(
+        self,
+        kind: CredentialKind,
+        secret: bytes,
+        lock_id: str,
+        proof: bytes | None,
+        t: datetime,
+        distrust: tuple[str, ...] | None,
+        view: CloudView,
+        scope: LockScope,
+    ) -> Decision:
+        """The decision on every path (after the lock and its lockouts): the live methods with
+        this secret, from the view's in-memory index (the kind is a StrEnum: it hashes as its
+        value); the store is asked only when none is live, to tell a revoked credential from
+        an unknown one."""
+        found = view.by_secret.get((kind, secret))
+        if not found:
+            return self._not_live(kind, secret, lock_id, proof, t, view, scope, distrust)
+        live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]
+        return self._here(kind, lock_id, proof, t, view, scope, live, distrust)
 
     def _not_live(
         self,
@@ -473,14 +478,6 @@ def _decision(
         access_grant_id=(g.grant_id if g else (m.grant_id if m else None)),
         user_identity_id=g.user_identity_id if g else None,
         detail=detail,
-    )
-
-
-def _outside(
-    lock_id: str, kind: CredentialKind, m: AccessMethod, g: Grant, detail: str
-) -> Decision:
-    return Decision(
-        False, "outside_window", lock_id, kind, m.method_id, g.grant_id, g.user_identity_id, detail
     )
 
 

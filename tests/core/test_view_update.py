@@ -63,6 +63,7 @@ def assert_same_view(got: CloudView, fresh: CloudView) -> None:
     assert got.by_secret == fresh.by_secret
     for key, found in got.by_secret.items():  # the same objects, in the same order
         assert [id(m) for m in found] == [id(m) for m in fresh.by_secret[key]]
+    assert got.plain == fresh.plain
     assert got.user_of == fresh.user_of
     assert got.entrance_spaces == fresh.entrance_spaces
     assert got.grants_by_space == fresh.grants_by_space
