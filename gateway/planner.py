@@ -33,8 +33,9 @@ LONG_LIVED_PLAN = 1000
 
 
 class Plain(NamedTuple):
-    """What the validator's usual decision needs of a secret held by exactly one live method
-    (not a mobile key) whose grant has no problem, in one place: see :attr:`CloudView.plain`."""
+    """A secret held by exactly one live method, of a kind in :data:`PLAIN_KINDS`, whose
+    grant has no problem: what the validator's usual decision needs of it, in one place (see
+    :attr:`CloudView.plain`)."""
 
     method_id: str
     grant_id: str
@@ -42,22 +43,21 @@ class Plain(NamedTuple):
     space_ids: frozenset[str]
     starts_at: datetime | None
     ends_at: datetime | None
+    method: AccessMethod
 
 
-PLAIN_KINDS = (CredentialKind.CODE, CredentialKind.CARD)
+PLAIN_KINDS = frozenset({CredentialKind.CODE, CredentialKind.CARD})
 """The kinds a :class:`Plain` entry is made for (a mobile key always needs its proof)."""
 
 
-def plain_entry(found: list[AccessMethod] | None, grants: dict[str, Grant]) -> Plain | None:
-    """The :class:`Plain` entry of a secret whose live methods are ``found`` (its
-    :attr:`CloudView.by_secret` list), or ``None`` if a decision on it needs the full path."""
-    if found is None or len(found) != 1:
+def plain_entry(m: AccessMethod, g: Grant) -> Plain | None:
+    """The :class:`Plain` entry of ``m`` (live, with the live grant ``g``) if it were the only
+    live method with its secret; ``None`` if a decision on it needs the full path."""
+    if m.mode not in PLAIN_KINDS or g.problem is not None:
         return None
-    m = found[0]
-    g = grants[m.grant_id or ""]
-    if g.problem is not None:
-        return None
-    return Plain(m.method_id, g.grant_id, g.user_identity_id, g.space_ids, g.starts_at, g.ends_at)
+    return Plain(
+        m.method_id, g.grant_id, g.user_identity_id, g.space_ids, g.starts_at, g.ends_at, m
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +112,14 @@ class CloudView:
         self.method_by_id: dict[str, AccessMethod] = {}
         """The methods indexed here (live, with a grant id) by id."""
         self.by_secret: dict[tuple[str, bytes], list[AccessMethod]] = {}
-        """(mode, secret) -> the live methods with that secret whose grant is live: the
-        validator's offline decisions look credentials up here, not in SQLite."""
+        """(mode, secret) -> the live methods with that secret whose grant is live, for the
+        secrets :attr:`plain` does not hold (:meth:`methods_with` asks both): the validator's
+        offline decisions look credentials up here, not in SQLite."""
+        self.plain: dict[str, dict[bytes, Plain]] = {k: {} for k in CredentialKind}
+        """Per kind (each :class:`CredentialKind`), secret -> its :class:`Plain` entry, for
+        each secret held by exactly one live method of a kind in :data:`PLAIN_KINDS` whose
+        grant has no problem (such a secret is not in :attr:`by_secret`): the validator's
+        usual decision is one lookup here. Mobile keys have none."""
         for n, m in enumerate(methods, 1):
             if m.grant_id is not None and m.revoked_at is None:
                 self.by_grant[m.grant_id].append(m)
@@ -121,20 +127,7 @@ class CloudView:
                 self.method_by_id[m.method_id] = m
                 live = grants.get(m.grant_id)
                 if m.secret is not None and live is not None and live.revoked_at is None:
-                    self.by_secret.setdefault((m.mode, m.secret), []).append(m)
-            if not n % STEP:
-                yield None
-        self.plain: dict[CredentialKind, dict[bytes, Plain]] = {k: {} for k in CredentialKind}
-        """Per kind, secret -> its :class:`Plain` entry, for the secrets whose decision needs
-        no more (see :func:`plain_entry`): the validator's usual decision is one lookup here.
-        Mobile keys have none."""
-        plain_of = {kind.value: self.plain[kind] for kind in PLAIN_KINDS}
-        for n, ((mode, secret), found) in enumerate(self.by_secret.items(), 1):
-            plain = plain_of.get(mode)
-            if plain is not None:
-                entry = plain_entry(found, grants)
-                if entry is not None:
-                    plain[secret] = entry
+                    self._add_secret(m, m.secret, live)
             if not n % STEP:
                 yield None
         self.user_of: dict[str, str | None] = {}
@@ -199,6 +192,31 @@ class CloudView:
         ):
             changed = known[1] if known is not None and known[0] is previous else None
             self.before = _Before.between(previous, self, changed)
+
+    def _add_secret(self, m: AccessMethod, secret: bytes, g: Grant) -> None:
+        """Index the live method ``m`` (of the live grant ``g``) by its secret: in
+        :attr:`plain` while it is the only one with that secret and has a :class:`Plain`
+        entry, else in :attr:`by_secret` (the first one moved there when a second comes)."""
+        plain = self.plain.get(m.mode)  # (a mode that is a kind)
+        key = (m.mode, secret)
+        if plain is not None:
+            was = plain.pop(secret, None)
+            if was is not None:
+                self.by_secret[key] = [was.method]
+            elif key not in self.by_secret:
+                entry = plain_entry(m, g)
+                if entry is not None:
+                    plain[secret] = entry
+                    return
+        self.by_secret.setdefault(key, []).append(m)
+
+    def methods_with(self, mode: str, secret: bytes) -> list[AccessMethod]:
+        """The live methods with this secret whose grant is live (none: an empty list)."""
+        plain = self.plain.get(mode)
+        entry = plain.get(secret) if plain is not None else None
+        if entry is not None:
+            return [entry.method]
+        return self.by_secret.get((mode, secret), [])
 
     def lock_spaces(self, scope: LockScope) -> frozenset[str]:
         extra = (s for e in scope.entrance_ids for s in self.entrance_spaces.get(e, ()))
@@ -475,7 +493,7 @@ async def _patched(
                 if m.secret is not None:
                     secrets.add((m.mode, m.secret))
     for key in secrets:
-        for m in view.by_secret.get(key, ()):
+        for m in view.methods_with(*key):
             if m.grant_id in ours:
                 again[m.method_id] = (grants[m.grant_id], m)
     drop.update(again)

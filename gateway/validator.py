@@ -303,7 +303,7 @@ class Validator:
         entry = view.plain[kind].get(secret)
         if entry is None:
             return self._full(kind, secret, lock_id, proof, t, distrust, view, scope)
-        mid, gid, uid, grant_spaces, starts, ends = entry
+        mid, gid, uid, grant_spaces, starts, ends, _ = entry
         if view is not self._spaces_of:
             self._spaces_of, self._spaces = view, {}
         spaces = self._spaces.get(lock_id)
@@ -338,10 +338,10 @@ class Validator:
         scope: LockScope,
     ) -> Decision:
         """The decision on every path (after the lock and its lockouts): the live methods with
-        this secret, from the view's in-memory index (the kind is a StrEnum: it hashes as its
-        value); the store is asked only when none is live, to tell a revoked credential from
-        an unknown one."""
-        found = view.by_secret.get((kind, secret))
+        this secret, from the view's in-memory indexes (the kind is a StrEnum: it hashes as
+        its value); the store is asked only when none is live, to tell a revoked credential
+        from an unknown one."""
+        found = view.methods_with(kind, secret)
         if not found:
             return self._not_live(kind, secret, lock_id, proof, t, view, scope, distrust)
         live = [(m, view.grants[m.grant_id]) for m in found if m.grant_id is not None]

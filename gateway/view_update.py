@@ -18,9 +18,8 @@ from itertools import compress, filterfalse
 from operator import attrgetter, is_not
 from typing import TypeVar
 
-from drivers.base import CredentialKind
 from gateway.models import AccessMethod, Entrance, Grant
-from gateway.planner import PLAIN_KINDS, CloudView, plain_entry
+from gateway.planner import CloudView
 
 UPDATE_MAX_SHARE = 0.25
 """Beyond this share of changed grants or methods the view is built afresh (as cheap, then)."""
@@ -107,18 +106,16 @@ def update_steps(
     view.by_grant = defaultdict(list, old.by_grant)
     _put(view.by_grant, lists, new_lists)
     view.by_secret = dict(old.by_secret)
-    _put(view.by_secret, secret_keys, new_keys)
-    yield None
     view.plain = {kind: dict(entries) for kind, entries in old.plain.items()}
     for key in secret_keys:  # (every secret whose methods or their grants may differ)
         mode, secret = key
-        if mode in PLAIN_KINDS:
-            plain = view.plain[CredentialKind(mode)]
-            entry = plain_entry(view.by_secret.get(key), grants)
-            if entry is None:
-                plain.pop(secret, None)
-            else:
-                plain[secret] = entry
+        view.by_secret.pop(key, None)
+        plain = view.plain.get(mode)
+        if plain is not None:
+            plain.pop(secret, None)
+        for m in new_keys.get(key, ()):
+            assert m.grant_id is not None
+            view._add_secret(m, secret, grants[m.grant_id])
     view.grant_of = dict(old.grant_of)
     for mid in changed:
         now = by_id.get(mid)

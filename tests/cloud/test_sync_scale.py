@@ -67,6 +67,7 @@ def _same(adopted: CloudView, read_back: CloudView) -> None:
         k: sorted(v, key=lambda m: m.method_id) for k, v in read_back.by_grant.items()
     }
     assert adopted.by_secret == read_back.by_secret
+    assert adopted.plain == read_back.plain
     assert adopted.grants_by_space == read_back.grants_by_space
 
 

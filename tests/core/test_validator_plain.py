@@ -127,6 +127,7 @@ def test_the_plain_path_decides_as_the_full_path(
 ) -> None:
     gs, methods = site
     view = CloudView(gs, methods, ENTRANCES, 1)
+    assert_indexed(view, gs, methods)
     v, trust, clock = validator(store, view, synced, policy)
     clock.set(at)
     clock.step(step)  # a step of the wall clock: not trusted until a witness vouches
@@ -149,6 +150,30 @@ def test_the_plain_path_decides_as_the_full_path(
                     assert got == want, (kind, secret, lock, t, distrust)
 
 
+def assert_indexed(view: CloudView, gs: dict[str, Grant], methods: list[AccessMethod]) -> None:
+    """Each secret's live methods, and its plain entry exactly when it should have one."""
+    for mode in ("code", "card", "mobile_key", "cloud_key"):
+        for secret in SECRETS:
+            live = [
+                m
+                for m in methods
+                if (m.mode, m.secret) == (mode, secret)
+                and m.revoked_at is None
+                and m.grant_id in gs
+                and gs[m.grant_id].revoked_at is None
+            ]
+            assert view.methods_with(mode, secret) == live
+            entry = view.plain[mode].get(secret) if mode in view.plain else None
+            g = gs[live[0].grant_id or ""] if len(live) == 1 else None
+            if g is not None and mode in ("code", "card") and g.problem is None:
+                m = live[0]
+                fields = (g.grant_id, g.user_identity_id, g.space_ids, g.starts_at, g.ends_at)
+                assert entry == Plain(m.method_id, *fields, m)
+                assert (mode, secret) not in view.by_secret
+            else:
+                assert entry is None
+
+
 def test_the_plain_index_holds_only_what_the_plain_path_decides() -> None:
     g = Grant("g1", T0, T0 + HOUR, frozenset({"space-a"}), user_identity_id="u")
     bad = Grant("g2", None, None, frozenset({"space-a"}), problem="ends before it starts")
@@ -161,7 +186,20 @@ def test_the_plain_index_holds_only_what_the_plain_path_decides() -> None:
         AccessMethod("m6", "g2", "code", secret=b"3333"),  # a grant with a problem
     ]
     view = CloudView({"g1": g, "g2": bad}, methods, [], 1)
-    one = Plain("m1", "g1", "u", frozenset({"space-a"}), T0, T0 + HOUR)
+    one = Plain("m1", "g1", "u", frozenset({"space-a"}), T0, T0 + HOUR, methods[0])
     assert view.plain[CredentialKind.CODE] == {b"1111": one}
-    assert view.plain[CredentialKind.CARD] == {b"1111": one._replace(method_id="m2")}
+    assert view.plain[CredentialKind.CARD] == {
+        b"1111": one._replace(method_id="m2", method=methods[1])
+    }
     assert view.plain[CredentialKind.MOBILE_KEY] == {}
+    assert set(view.by_secret) == {("mobile_key", b"5555"), ("code", b"2222"), ("code", b"3333")}
+    for mode, secret, held in [
+        ("code", b"1111", ["m1"]),
+        ("card", b"1111", ["m2"]),
+        ("mobile_key", b"5555", ["m3"]),
+        ("code", b"2222", ["m4", "m5"]),
+        ("code", b"3333", ["m6"]),
+        ("code", b"9999", []),
+        ("cloud_key", b"1111", []),
+    ]:
+        assert [m.method_id for m in view.methods_with(mode, secret)] == held

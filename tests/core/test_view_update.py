@@ -64,6 +64,10 @@ def assert_same_view(got: CloudView, fresh: CloudView) -> None:
     for key, found in got.by_secret.items():  # the same objects, in the same order
         assert [id(m) for m in found] == [id(m) for m in fresh.by_secret[key]]
     assert got.plain == fresh.plain
+    for kind, entries in got.plain.items():
+        assert [id(e.method) for e in entries.values()] == [
+            id(fresh.plain[kind][s].method) for s in entries
+        ]
     assert got.user_of == fresh.user_of
     assert got.entrance_spaces == fresh.entrance_spaces
     assert got.grants_by_space == fresh.grants_by_space
@@ -97,6 +101,7 @@ def test_an_unchanged_site_is_made_from_the_last_view_and_a_method_listed_twice_
     for _ in update_steps(made, old, {"g1": g}, [m], [], 2):
         pass
     assert len(made) == 1 and made[0].by_secret == old.by_secret and made[0].version == 2
+    assert made[0].plain == old.plain
     made.clear()
     for _ in update_steps(made, old, {"g1": g}, [m, m], [], 2):
         pass
