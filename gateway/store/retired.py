@@ -31,7 +31,7 @@ _RETIRED = (
     " OR NOT EXISTS (SELECT 1 FROM grants AS g"
     " WHERE g.grant_id = m.grant_id AND g.revoked_at IS NULL))"
 )
-"""The complement of the view's live methods (``CloudView.by_secret``: a method not revoked,
+"""The complement of the view's live methods (``CloudView.methods_with``: a method not revoked,
 with a grant that exists and is not revoked), among methods with a secret."""
 
 
