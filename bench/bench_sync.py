@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import cProfile
 import gc
 import json
 import os
+import pstats
 import sqlite3
 import subprocess
 import sys
@@ -164,10 +166,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                     desired += len(p.desired)
                 return desired
 
+            threads = Threads(store, profile=args.profile > 0)
             t0, c0 = time.perf_counter(), time.process_time()
+            threads.start()
             report = await sync.full()
             t1, c1 = time.perf_counter(), time.process_time()
             desired = await plan_all()
+            threads.stop()
             t3, c3 = time.perf_counter(), time.process_time()
             _, peak = tracemalloc.get_traced_memory()
             if args.trace_memory:
@@ -180,7 +185,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                 f"{report.methods:,} methods): {t1 - t0:6.2f} s wall, {c1 - c0:5.2f} s gateway CPU"
             )
             print("  (the difference is the fake cloud answering in its own process)")
-            print(f"plan {args.locks} locks ({desired:,} credentials due): {t3 - t1:6.2f} s wall")
+            print(
+                f"plan {args.locks} locks ({desired:,} credentials due): {t3 - t1:6.2f} s wall,"
+                f" {c3 - c1:5.2f} s CPU"
+            )
             cpu = c3 - c0
             print(
                 f"FIRST SYNC + plan gateway CPU {cpu:.2f} s; floor json.loads of the same "
@@ -199,6 +207,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                 f"memory: {traced}process RSS grew {(rss1 - rss0) / 1024:.1f} MiB during sync +"
                 f" plan (max RSS {rss1 / 1024:.0f} MiB, goal <= 150 MB)"
             )
+            threads.report(args.profile)
             RESULT.update(
                 cpu_s=cpu,
                 floor_s=floor,
@@ -231,6 +240,56 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     finally:
         proc.terminate()
         proc.wait()
+
+
+class Threads:
+    """The CPU time of each thread at work (``time.thread_time``): the event loop's thread,
+    and the store's bulk-write thread around each bulk write (the process CPU the bench
+    prints counts both); with ``profile``, a cProfile of each on that clock too."""
+
+    def __init__(self, store: Store, profile: bool) -> None:
+        self.loop = cProfile.Profile(time.thread_time) if profile else None
+        self.writer = cProfile.Profile(time.thread_time) if profile else None
+        self.loop_s = self.writer_s = 0.0
+        self._loop0 = 0.0
+        db = store.db
+        run = db._bulk_run
+
+        def timed(*args: Any) -> Any:
+            c0 = time.thread_time()
+            if self.writer is not None:
+                self.writer.enable()
+            try:
+                return run(*args)
+            finally:
+                if self.writer is not None:
+                    self.writer.disable()
+                self.writer_s += time.thread_time() - c0
+
+        db._bulk_run = timed  # type: ignore[method-assign, assignment]
+
+    def start(self) -> None:
+        self._loop0 = time.thread_time()
+        if self.loop is not None:
+            self.loop.enable()
+
+    def stop(self) -> None:
+        if self.loop is not None:
+            self.loop.disable()
+        self.loop_s += time.thread_time() - self._loop0
+
+    def report(self, lines: int) -> None:
+        print(
+            f"  CPU by thread: event loop {self.loop_s:.2f} s, bulk-write thread"
+            f" {self.writer_s:.2f} s"
+        )
+        for name, prof in (("event loop thread", self.loop), ("bulk-write thread", self.writer)):
+            if prof is None:
+                continue
+            stats = pstats.Stats(prof)
+            print(f"--- {name} (profiled: the profiler inflates small calls several times)")
+            stats.sort_stats("tottime").print_stats(lines)
+            stats.sort_stats("cumulative").print_stats(lines)
 
 
 class Pages:
@@ -328,7 +387,7 @@ def sqlite_floor(store: Store, path: Path) -> float:
 
 
 def measure(grants: int = 10_000, locks: int = 50) -> dict[str, float]:
-    args = argparse.Namespace(grants=grants, locks=locks, trace_memory=False)
+    args = argparse.Namespace(grants=grants, locks=locks, trace_memory=False, profile=0)
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o700)
         asyncio.run(run(args, Path(d)))
@@ -341,6 +400,13 @@ def main() -> None:
     ap.add_argument("--grants", type=int, default=10_000)
     ap.add_argument("--locks", type=int, default=50)
     ap.add_argument("--trace-memory", action="store_true", help="tracemalloc (slower)")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="LINES",
+        help="cProfile the first sync + plan per thread; print the top LINES functions",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs")
     args = ap.parse_args()
     if args.quick:

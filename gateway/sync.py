@@ -30,6 +30,7 @@ from gateway.cloud.models import (
     parse_grant,
     parse_method,
     raw_without_secrets,
+    scrubbed,
     seam_notes,
 )
 from gateway.config import GatewayConfig
@@ -434,6 +435,8 @@ class CloudSync:
 class _Collected:
     """What a sync has read so far: records by id (a later listing of the same object wins),
     their raw objects with the secrets removed, and the objects that could not be read.
+    The objects it is handed are its own: their secret fields are deleted in place
+    (:func:`~gateway.cloud.models.scrubbed`).
 
     A full sync hands it each page's objects as JSON text (:meth:`grants_texts`,
     :meth:`methods_texts`): an object whose text the :class:`ObjectMemo` knows (the store
@@ -744,7 +747,7 @@ class _Collected:
                 grant = old
         gid = grant.grant_id
         self.grants[gid] = grant
-        self.raw["access_grant"][gid] = raw_without_secrets(obj)
+        self.raw["access_grant"][gid] = scrubbed(obj)
         ids = obj.get("access_method_ids") if isinstance(obj, dict) else None
         listed = tuple(mid for mid in ids if isinstance(mid, str)) if isinstance(ids, list) else ()
         for mid in listed:
@@ -768,7 +771,7 @@ class _Collected:
                         method = old_m
                     break
         self.methods[method.method_id] = method
-        self.raw["access_method"][method.method_id] = raw_without_secrets(obj)
+        self.raw["access_method"][method.method_id] = scrubbed(obj)
         return mid, method
 
     def memo_after(self, version: int, revised: tuple[set[str], set[str]]) -> None:

@@ -20,6 +20,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -292,6 +293,49 @@ def raw_without_secrets(raw: Any) -> str:
 
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
+
+SECRET_CARRIERS = ("requested_access_methods",)
+"""Fields holding a list of objects in which Seam repeats secret fields: a grant's requested
+access methods carry their PINs and card numbers."""
+
+_SECRET_KEY = re.compile(
+    b'"(?:' + b"|".join(re.escape(f.encode()) for f in sorted(SECRET_FIELDS)) + b')":'
+)
+"""A secret field as a key in :data:`_ENCODER`'s output. The encoder writes every key as its
+JSON string, escaping only ``"``, ``\\`` and control characters, followed by ``:`` with no
+space: an object holding a secret field at any depth holds this in its encoding, whatever
+escapes the key had in the text it was read from (``"\\u0063ode"`` is decoded to ``code``
+and written back as ``"code"``). Text that is not such a key may match too (a key that ends
+in ``"code``): that costs a walk, never a secret."""
+
+
+def scrubbed(raw: Any) -> str:
+    """:func:`raw_without_secrets` of an object the caller owns and needs no more as it was:
+    its secret fields are deleted in place where Seam puts them (at its top, and in the
+    objects listed in :data:`SECRET_CARRIERS`), it is encoded, and the encoding is checked
+    for a secret field left anywhere (:data:`_SECRET_KEY`); only then is it walked whole as
+    :func:`raw_without_secrets` does. The check is on the text that is stored, so the walk
+    is skipped only when that text holds no secret field.
+
+    (A sync's own freshly decoded objects: the walk copied each. Measured on a site's
+    10,000 grants and 30,000 methods, 25 runs of each interleaved, three times under load
+    2.8: the least 143-161 ms against 164-200 ms, the median 192-245 ms against 243-293.)"""
+    if type(raw) is not dict:
+        return raw_without_secrets(raw)
+    secrets = SECRET_FIELDS.intersection
+    for key in secrets(raw):
+        del raw[key]
+    for carrier in SECRET_CARRIERS:
+        items = raw.get(carrier)
+        if items.__class__ is list:
+            for item in items:
+                if item.__class__ is dict:
+                    for key in secrets(item):
+                        del item[key]
+    text = _ENCODER.encode(raw)
+    if _SECRET_KEY.search(text) is not None:  # a secret field elsewhere: the whole walk
+        text = _ENCODER.encode(_scrub(raw))
+    return text.decode()
 
 
 def _scrub(obj: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Collection, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import compress, filterfalse
-from operator import attrgetter, not_
+from itertools import compress, filterfalse, groupby
+from operator import attrgetter, itemgetter, not_
 
 from gateway.cooperative import Slicer
 from gateway.models import (
@@ -84,6 +84,7 @@ _METHOD_COLUMNS = (
     "method_id, grant_id, mode, display_name, secret_ct, secret_index, problem, revoked_at,"
     " revoked_reason, issued, seam_notes"
 )
+_METHOD_COLUMN_NAMES = tuple(_METHOD_COLUMNS.split(", "))
 _METHOD_KEY = (
     "method_id, grant_id, mode, display_name, secret_index, problem, revoked_at,"
     " revoked_reason, issued, seam_notes"
@@ -209,17 +210,15 @@ class CloudData:
         ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX main."{name}"')
-        grant_cols = ", ".join(_GRANT_COLUMNS)
-        written = conn.executemany(
-            f"INSERT OR REPLACE INTO grants ({grant_cols})"  # noqa: S608 - constant columns
-            f" VALUES ({', '.join('?' * len(_GRANT_COLUMNS))})",
-            (_grant_row(g) for g in snap.grants),
-        ).rowcount
-        written += conn.executemany(
-            f"INSERT OR REPLACE INTO methods ({_METHOD_COLUMNS})"  # noqa: S608
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        written = _insert_in_order(
+            conn, "grants", _GRANT_COLUMNS, (_grant_row(g) for g in snap.grants)
+        )
+        written += _insert_in_order(
+            conn,
+            "methods",
+            _METHOD_COLUMN_NAMES,
             (self._method_row(m) for m in snap.methods),
-        ).rowcount
+        )
         written += conn.executemany(
             "INSERT OR REPLACE INTO cloud_objects VALUES (?, ?, ?)",
             ((kind, oid, text) for kind, items in snap.raw.items() for oid, text in items),
@@ -670,6 +669,42 @@ def _stage_gone(
         f"INSERT INTO temp.gone_{table} SELECT {key} FROM main.{table}"  # noqa: S608
         f" WHERE revoked_at IS NULL AND {key} NOT IN (SELECT id FROM temp.keep_{table})"
     )
+
+
+_NULL_WHEN_LIVE = ("problem", "revoked_at", "revoked_reason")
+"""Columns of grants and methods that are NULL on a live row read without a problem (almost
+every row of a first sync), and that default to NULL."""
+
+
+def _insert_in_order(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Iterable[tuple[object, ...]],
+) -> int:
+    """``INSERT OR REPLACE`` each of ``rows`` (values of ``columns``) in their order; returns
+    how many were written. A run of rows whose :data:`_NULL_WHEN_LIVE` columns are all NULL
+    goes in without those columns (they default to NULL): the sqlite3 module binds each
+    ``None`` (and ``bytes``) through its adapter lookup, ~0.45 us a value against ~0.1 us
+    for an ``int``, which was 15% of a first sync's inserts (measured: 40,000 grants and
+    methods with 40,110 raw objects, 0.50 s -> 0.42 s CPU, the least of 8 runs each)."""
+    nullable = [n for n, c in enumerate(columns) if c in _NULL_WHEN_LIVE]
+    kept = [n for n in range(len(columns)) if n not in nullable]
+    if len(nullable) < 2 or len(kept) < 2:  # (itemgetter of one index gives no tuple)
+        raise ValueError(f"{table}: not a table with the columns {_NULL_WHEN_LIVE}")
+    bare = (None,) * len(nullable)
+    nulls, short = itemgetter(*nullable), itemgetter(*kept)
+    every = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)})"
+    every += f" VALUES ({', '.join('?' * len(columns))})"
+    fewer = f"INSERT OR REPLACE INTO {table} ({', '.join(columns[n] for n in kept)})"
+    fewer += f" VALUES ({', '.join('?' * len(kept))})"
+    written = 0
+    for key, run in groupby(rows, nulls):  # (runs in order: the rows' rowids are as before)
+        if key == bare:
+            written += conn.executemany(fewer, map(short, run)).rowcount
+        else:
+            written += conn.executemany(every, run).rowcount
+    return written
 
 
 def _holds_no_objects(conn: sqlite3.Connection) -> bool:

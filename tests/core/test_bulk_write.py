@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.events import AccessEvent
-from gateway.models import CloudChanges
+from gateway.models import AccessMethod, CloudChanges
 from gateway.secrets import SecretRef
 from gateway.store.cloud_data import CloudData
 from gateway.store.db import Database
@@ -361,6 +362,46 @@ async def test_a_first_sync_writes_its_rows_straight_in_with_the_indexes_made_ag
         sealed
     )
     assert store.cloud.grants()["g2"] == grant("g2", start=T0, hours=4)
+
+
+async def test_a_first_sync_writes_rows_with_and_without_nulls_as_the_direct_way(
+    store: Store, tmp_path: Path
+) -> None:
+    """A first sync writes the runs of rows with no problem and not revoked without their
+    NULL columns, the others whole: every column of every row, and the rows' order, are
+    those the direct way writes."""
+    t1 = T0.replace(hour=13)
+    grants = [
+        grant("g1", start=T0),
+        grant("g2", start=T0, problem="ends_at is not after starts_at"),
+        grant("g3", start=T0),
+        replace(grant("g4", start=T0), revoked_at=t1, revoked_reason="user identity deleted"),
+        replace(grant("g5", start=T0), revoked_reason="a reason alone"),
+        grant("g6", start=None, hours=None),
+    ]
+    methods = [
+        code("m1", "g1", "1111"),
+        replace(code("m2", "g2", "2222"), problem="code access method has no code"),
+        replace(code("m3", "g3", "3333"), revoked_at=t1, revoked_reason="being deleted"),
+        AccessMethod("m4", "g3", "card", secret=None, problem="extension field missing"),
+        AccessMethod("m5", "g3", "card", secret=None),
+        code("m6", "g6", "6666"),
+        code("m7", "g6", "7777"),
+    ]
+    first = snapshot(grants, methods)
+    await store.cloud.apply_snapshot_sliced(first, T0)
+    with Store.open(tmp_path / "ref.db", store_key(tmp_path)) as ref:
+        ref.cloud.apply_snapshot(first, T0)
+        assert_same_cloud(store, ref)
+        for sql in (
+            "SELECT rowid, * FROM grants ORDER BY rowid",
+            "SELECT rowid, method_id, grant_id, mode, display_name, secret_index, problem,"
+            " revoked_at, revoked_reason, issued, seam_notes FROM methods ORDER BY rowid",
+        ):
+            assert committed(store.db.path, sql) == committed(ref.db.path, sql)
+    assert [g.grant_id for g in store.cloud.grants(include_revoked=True).values()] == [
+        "g1", "g2", "g3", "g4", "g5", "g6"
+    ]
 
 
 async def test_a_first_sync_that_finds_rows_at_its_write_compares_them(
