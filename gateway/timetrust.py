@@ -30,7 +30,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -54,6 +54,18 @@ offline decision. A step of the wall clock is still seen on every reading (again
 monotonic clock, which costs nothing), and a full assessment always asks; the kernel itself
 takes hours to call a clock that lost its NTP sources unsynchronised, and says so at once when
 the time is set by hand (a step, seen on the very reading)."""
+
+
+STEADY_SPAN_S = 1.0
+"""While the clock is trusted and steady, a reading within this much monotonic time (at most
+half ``max_jump_s``) of the last reading checked in full (the span's base) is taken as trusted
+when its wall time lies in the span's bounds, two compares instead of the step's arithmetic:
+from ``max_jump_s`` behind (less the span) to ``max_jump_s`` ahead of the base, and not behind
+the floor. Whatever wall time that admits differs from the monotonic time since the base by at
+most ``max_jump_s``, so no step of more than that passes; a reading outside the bounds is
+checked in full against the base (a step is measured from the base then: steps within one span
+add up). Every change of a witness goes through :meth:`TimeTrust._verdict_now`, which ends the
+span."""
 
 
 @functools.cache
@@ -111,6 +123,8 @@ class _Reading(NamedTuple):  # one per decision: a tuple costs a quarter of a da
     mono: float
 
 
+_NO_SPAN = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC), -math.inf)
+
 _new_reading = tuple.__new__
 """Builds a :class:`_Reading` without its Python-level ``__new__`` (on every decision)."""
 
@@ -122,6 +136,7 @@ class TimeTrust:
         meta: Meta,
         config: TimeConfig,
         kernel: Callable[[], bool | None] = kernel_clock_synchronised,
+        span_s: float = STEADY_SPAN_S,
     ) -> None:
         self._clock = clock
         self._meta = meta
@@ -134,7 +149,8 @@ class TimeTrust:
         start = self._read()
         self._floor_anchor = None if self._floor is None else _Reading(self._floor, start.mono)
         self._last = start
-        """The previous reading: a step of the wall clock shows against it."""
+        """The previous reading checked in full (a reading inside a steady span is not kept,
+        see :data:`STEADY_SPAN_S`): a step of the wall clock shows against it."""
         self._anchor: _Reading | None = None
         """The last trusted reading of this run."""
         self._readings = 0
@@ -156,6 +172,11 @@ class TimeTrust:
         :data:`CLOUD_CONFIRMATION_VALID_S` after the cloud's agreeing ``Date`` otherwise)."""
         self._max_jump_s = config.max_jump_s
         self._require_kernel = config.require_kernel_sync
+        self._span_s = span_s
+        self._span = _NO_SPAN
+        """While :attr:`_steady`: the wall times a reading may have, and the monotonic time
+        until which, to be taken as trusted without the step's arithmetic (see
+        :data:`STEADY_SPAN_S`); :data:`_NO_SPAN` admits none."""
 
     def _read(self) -> _Reading:
         return _Reading(self._clock.now(), self._clock.monotonic())
@@ -226,6 +247,7 @@ class TimeTrust:
         return self.reading()[1]
 
     def _verdict_now(self) -> tuple[_Reading, tuple[str, ...]]:
+        self._span = _NO_SPAN  # (a witness may have changed: the next span starts afresh)
         r = self._observe()
         reasons: tuple[str, ...] = ()
         if self._floor is not None and r.wall < self._floor:
@@ -290,12 +312,24 @@ class TimeTrust:
         While :attr:`_steady` (every offline decision, so this is written out flat): read the
         clocks, and if the verdict stands (no step of the wall clock, not behind the floor,
         the witness's word still good, the kernel's answer unchanged when it is due again,
-        :data:`KERNEL_RECHECK_S`) take the reading as trusted. Else everything is left to
+        :data:`KERNEL_RECHECK_S`) take the reading as trusted: first within the steady span's
+        bounds (:data:`STEADY_SPAN_S`), else in full. Else everything is left to
         :meth:`_verdict_now`, which reads the clocks again (a step it then sees is measured
         from the same last reading)."""
         if self._steady:
             clock = self._clock
             wall, mono = clock.now(), clock.monotonic()
+            lo, hi, until = self._span
+            if (
+                lo <= wall <= hi
+                and mono <= until
+                and (
+                    not self._require_kernel
+                    or mono - self._kernel_asked < KERNEL_RECHECK_S
+                    or self._kernel_unchanged(mono)
+                )
+            ):
+                return wall, ()
             last_wall, last_mono = self._last
             floor = self._floor
             if (
@@ -310,11 +344,23 @@ class TimeTrust:
             ):
                 self._readings += 1
                 self._last = self._anchor = _new_reading(_Reading, (wall, mono))
+                self._span = self._span_from(wall, mono)
                 return wall, ()
         r, reasons = self._verdict_now()
         now = self._assessment(r, reasons).now
         assert now is not None
         return now, reasons
+
+    def _span_from(self, wall: datetime, mono: float) -> tuple[datetime, datetime, float]:
+        """The span based on a reading just checked in full (see :data:`STEADY_SPAN_S`)."""
+        jump = self._max_jump_s
+        span = min(self._span_s, jump / 2)  # (bounds at least max_jump_s wide)
+        if span <= 0:
+            return _NO_SPAN
+        lo = wall + timedelta(seconds=span - jump)
+        if self._floor is not None and lo < self._floor:
+            lo = self._floor
+        return lo, wall + timedelta(seconds=jump), min(mono + span, self._vouched_until)
 
     def _kernel_unchanged(self, mono: float) -> bool:
         """Ask the kernel again: ``False`` if its answer changed (the full assessment notes
@@ -341,7 +387,7 @@ class TimeTrust:
                 self._meta.set("time_floor", to_db(now) or "")
             except StoreFullError:
                 return  # the next time, when there is room (the floor only protects)
-            self._floor = now
+            self._floor = now  # (trusted_now assessed in full: no span holds until the next)
 
 
 def _iso(t: datetime | None) -> str:

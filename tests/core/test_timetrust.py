@@ -8,6 +8,8 @@ import logging
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.clock import FakeClock
 from gateway.config import TimeConfig
@@ -15,6 +17,7 @@ from gateway.store.store import Store
 from gateway.timetrust import (
     CLOUD_CONFIRMATION_VALID_S,
     KERNEL_RECHECK_S,
+    STEADY_SPAN_S,
     HonestClock,
     TimeState,
     TimeTrust,
@@ -23,9 +26,15 @@ from gateway.timetrust import (
 Kernel = list[bool | None]
 
 
-def make(store: Store, clock: FakeClock, kernel: Kernel | None = None, **cfg: object) -> TimeTrust:
+def make(
+    store: Store,
+    clock: FakeClock,
+    kernel: Kernel | None = None,
+    span_s: float = STEADY_SPAN_S,
+    **cfg: object,
+) -> TimeTrust:
     state: Kernel = kernel if kernel is not None else [True]
-    return TimeTrust(clock, store.meta, TimeConfig(**cfg), kernel=lambda: state[0])
+    return TimeTrust(clock, store.meta, TimeConfig(**cfg), kernel=lambda: state[0], span_s=span_s)
 
 
 def test_a_step_forward_is_seen_and_time_runs_on(
@@ -277,3 +286,107 @@ def test_one_reading_gives_the_same_time_and_verdict_as_two(
     state[0] = False
     both("advance", 2 * KERNEL_RECHECK_S)
     both("advance", 1)
+
+
+def test_within_a_steady_span_a_step_is_still_seen_at_once(store: Store, clock: FakeClock) -> None:
+    """Readings within STEADY_SPAN_S of the last one checked in full are checked against the
+    span's bounds only: a step of more than max_jump_s (2 s) either way, at any time in the
+    span, is seen on the very reading after it; so is the clock behind a floor raised
+    meanwhile; and steps within one span add up (measured from the span's base)."""
+    for seconds in (2.001, -2.001, 30, -30):
+        for into in (0.0, 0.001, STEADY_SPAN_S / 2, STEADY_SPAN_S):
+            trust = make(store, clock)
+            assert trust.reading() == (clock.now(), ())  # in full: the verdict
+            assert trust.reading() == (clock.now(), ())  # steady, in full: the span's base
+            clock.advance(seconds=into)
+            assert trust.reading() == (clock.now(), ())  # in the span
+            clock.step(seconds=seconds)
+            assert trust.reading()[1] == ("clock_jumped",), (seconds, into)
+    for floor_first in (False, True):
+        trust = make(store, clock)
+        assert trust.reading() == (clock.now(), ())  # in full: the verdict
+        if floor_first:
+            trust.raise_floor()
+            clock.advance(seconds=STEADY_SPAN_S / 4)
+        assert trust.reading() == (clock.now(), ())  # steady, in full: the span's base
+        if not floor_first:
+            clock.advance(seconds=STEADY_SPAN_S / 4)
+            trust.raise_floor()
+        clock.step(seconds=-0.5)  # a step under max_jump_s, but behind the floor just raised
+        assert trust.reading()[1] == ("behind_floor",)
+        clock.advance(seconds=1)  # past that floor again
+    trust = make(store, clock, [False])  # trusted on the cloud's word: its end is in a span
+    trust.observe_cloud_time(clock.now())
+    clock.advance(seconds=CLOUD_CONFIRMATION_VALID_S - STEADY_SPAN_S / 2)
+    assert trust.reading() == (clock.now(), ())  # steady, in full: the span's base
+    clock.advance(seconds=STEADY_SPAN_S / 4)
+    assert trust.reading() == (clock.now(), ())  # in the span
+    clock.advance(seconds=STEADY_SPAN_S / 2)  # the cloud's word is too old now
+    assert trust.reading()[1] == ("not_synchronised",)
+    trust.observe_cloud_time(clock.now())
+    for span in (STEADY_SPAN_S, 0.0):  # 0: no span, each reading against the one before
+        trust = make(store, clock, span_s=span)
+        assert trust.reading() == (clock.now(), ())  # in full: the verdict
+        assert trust.reading() == (clock.now(), ())  # steady, in full: the span's base
+        clock.advance(seconds=STEADY_SPAN_S / 4)
+        clock.step(seconds=1.5)
+        assert trust.reading()[1] == ()  # 1.5 s: under max_jump_s
+        clock.advance(seconds=STEADY_SPAN_S / 4)
+        clock.step(seconds=1.5)
+        assert trust.reading()[1] == (("clock_jumped",) if span else ())
+
+
+_OPS = st.sampled_from(
+    [
+        ("advance", 0.001),
+        ("advance", 0.3),
+        ("advance", 0.9),
+        ("advance", 1.5),
+        ("advance", 7200.0),
+        ("advance", CLOUD_CONFIRMATION_VALID_S),
+        ("step", 3.0),
+        ("step", -3.0),
+        ("step", 3600.0),
+        ("step", -3600.0),
+        ("kernel", True),
+        ("kernel", False),
+        ("kernel", None),
+        ("cloud", 0.0),
+        ("cloud", 600.0),
+        ("floor", 0.0),
+    ]
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(ops=st.lists(_OPS, max_size=25), require_kernel=st.booleans())
+def test_a_steady_span_changes_no_reading(
+    store: Store, ops: list[tuple[str, float | bool | None]], require_kernel: bool
+) -> None:
+    """Every reading with the span the same as without it (each against the reading before),
+    through any sequence of time passing, steps of more than max_jump_s, kernel sync coming
+    and going, cloud dates that agree or not, and floors raised: steps within one span add up
+    only when each is under max_jump_s, which these are not."""
+    clocks = [FakeClock(), FakeClock()]
+    kernel: Kernel = [True]
+    spanned, unspanned = (
+        make(store, c, kernel, span_s=span, require_kernel_sync=require_kernel)
+        for c, span in zip(clocks, (STEADY_SPAN_S, 0.0), strict=True)
+    )
+    for op, arg in ops:
+        for trust, c in ((spanned, clocks[0]), (unspanned, clocks[1])):
+            if op == "advance":
+                c.advance(seconds=float(arg or 0))
+            elif op == "step":
+                c.step(seconds=float(arg or 0))
+            elif op == "cloud":
+                trust.observe_cloud_time(c.now() + timedelta(seconds=float(arg or 0)))
+            elif op == "floor":
+                trust.raise_floor()
+        if op == "kernel":
+            kernel[0] = arg if arg is None else bool(arg)
+        assert spanned.reading() == unspanned.reading(), (op, arg)
