@@ -9,7 +9,7 @@ verified, so garbage cannot push it forward.
 from __future__ import annotations
 
 from drivers.lockproto.crypto import Sealer
-from drivers.lockproto.datagrams import Data
+from drivers.lockproto.datagrams import Data, data_header
 from drivers.lockproto.errors import DecodeError, ReplayError
 
 MAX_COUNTER = 2**64 - 1
@@ -28,19 +28,16 @@ class SecureChannel:
     def seal(self, plaintext: bytes) -> Data:
         if self.send_counter >= MAX_COUNTER:
             raise OverflowError("counter exhausted: start a new session")
-        self.send_counter += 1
-        empty = Data(self.session_id, self.send_counter, b"")
-        return Data(
-            self.session_id,
-            self.send_counter,
-            self._sealer.seal(self.send_counter, empty.header, plaintext),
-        )
+        counter = self.send_counter = self.send_counter + 1
+        header = data_header(self.session_id, counter)
+        return Data(self.session_id, counter, self._sealer.seal(counter, header, plaintext))
 
     def open(self, dg: Data) -> bytes:
         if dg.session_id != self.session_id:
             raise DecodeError("datagram of another session")
         if dg.counter <= self.recv_counter:
             raise ReplayError(f"counter {dg.counter} not above {self.recv_counter}")
-        plaintext = self._opener.open(dg.counter, dg.header, dg.sealed)
+        header = data_header(self.session_id, dg.counter)
+        plaintext = self._opener.open(dg.counter, header, dg.sealed)
         self.recv_counter = dg.counter
         return plaintext

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -157,8 +158,12 @@ def session_keys(
 
 
 # --- sealing ------------------------------------------------------------------------------
+_NONCE = struct.Struct("<4xQ")
+
+
 def aead_nonce(counter: int) -> bytes:
-    return b"\x00\x00\x00\x00" + counter.to_bytes(8, "little")
+    """Four zero bytes, then the counter (u64, little-endian)."""
+    return _NONCE.pack(counter)
 
 
 class Sealer:

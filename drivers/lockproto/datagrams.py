@@ -7,6 +7,7 @@ are protected by the MACs inside them, and ERROR is an unauthenticated hint.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 from drivers.lockproto.errors import DecodeError
@@ -18,6 +19,8 @@ KEY_LEN = 32
 ID_LEN = 8
 TAG_LEN = 16
 DATA_HEADER_LEN = 1 + 4 + 8
+_DATA_HEADER = struct.Struct("<BIQ")
+"""A DATA datagram's header: type, session id (u32), counter (u64)."""
 MAX_ERROR_DETAIL = 32
 
 
@@ -60,7 +63,12 @@ class Data:
     @property
     def header(self) -> bytes:
         """The associated data of the AEAD: type, session id and counter, as on the wire."""
-        return Writer().u8(DgType.DATA).u32(self.session_id).u64(self.counter).getvalue()
+        return data_header(self.session_id, self.counter)
+
+
+def data_header(session_id: int, counter: int) -> bytes:
+    """A DATA datagram's header as on the wire (the AEAD's associated data too)."""
+    return _DATA_HEADER.pack(_DATA, session_id, counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +104,13 @@ class ErrorDg:
 
 
 Datagram = Hello | HelloReply | Data | PairStart | PairChallenge | PairProof | PairDone | ErrorDg
+_DATA = int(DgType.DATA)
+_DATA_BYTE = bytes((_DATA,))
 
 
 def encode(dg: Datagram) -> bytes:
+    if type(dg) is Data:  # every request and reply once a session is open
+        return data_header(dg.session_id, dg.counter) + dg.sealed
     w = Writer()
     match dg:
         case Hello():
@@ -129,6 +141,11 @@ def encode(dg: Datagram) -> bytes:
 
 
 def decode(data: bytes) -> Datagram:
+    if data[:1] == _DATA_BYTE:  # every datagram once a session is open
+        if len(data) < DATA_HEADER_LEN + TAG_LEN:
+            raise DecodeError("DATA datagram shorter than its header and tag")
+        _, sid, counter = _DATA_HEADER.unpack_from(data)
+        return Data(sid, counter, data[DATA_HEADER_LEN:])
     r = Reader(data)
     kind = r.u8()
     dg: Datagram
@@ -138,12 +155,6 @@ def decode(data: bytes) -> Datagram:
         dg = HelloReply(
             r.u8(), r.u32(), r.raw(ID_LEN), r.raw(NONCE_LEN), r.raw(KEY_LEN), r.raw(TAG_LEN)
         )
-    elif kind == DgType.DATA:
-        sid, counter = r.u32(), r.u64()
-        sealed = r.rest()
-        if len(sealed) < TAG_LEN:
-            raise DecodeError("sealed data shorter than its tag")
-        return Data(sid, counter, sealed)
     elif kind == DgType.PAIR_START:
         dg = PairStart(r.u8(), r.u8(), r.raw(NONCE_LEN), r.raw(KEY_LEN))
     elif kind == DgType.PAIR_CHALLENGE:

@@ -102,7 +102,7 @@ class ProtocolDriver(LockDriver):
         keys = self._link_keys()
         if keys is None:
             raise not_commissioned(self.lock_id)
-        if self._client is None or self._client.session.keys != keys:
+        if self._client is None or self._client.session.keys is not keys:
             session = ClientSession(
                 carrier, keys, lock_id=self.lock_id, rng=self._rng, timing=self._timing
             )

@@ -8,6 +8,7 @@ instead of executing the request again (§7.2).
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 from drivers.lockproto.errors import DecodeError
@@ -17,6 +18,9 @@ from drivers.lockproto.wire import Reader, Writer
 REPLY_FLAG = 0x80
 REQUEST_HEADER_LEN = 3
 REPLY_HEADER_LEN = 4
+_REQUEST_HEADER = struct.Struct("<BH")
+_REPLY_HEADER = struct.Struct("<BHB")
+_STATUS = {int(s): s for s in Status}
 
 
 class MsgType(enum.IntEnum):
@@ -57,7 +61,7 @@ class Reply:
 
 
 def encode_request(req: Request) -> bytes:
-    return Writer().u8(req.type).u16(req.req_id).raw(req.body).getvalue()
+    return _REQUEST_HEADER.pack(req.type, req.req_id) + req.body
 
 
 def decode_request(data: bytes) -> Request:
@@ -74,12 +78,12 @@ def encode_reply(rep: Reply) -> bytes:
 
 
 def decode_reply(data: bytes) -> Reply:
-    r = Reader(data)
-    kind, req_id, status = r.u8(), r.u16(), r.u8()
+    if len(data) < REPLY_HEADER_LEN:
+        raise DecodeError(f"reply of {len(data)} bytes, shorter than its header")
+    kind, req_id, status = _REPLY_HEADER.unpack_from(data)
     if not kind & REPLY_FLAG:
         raise DecodeError("a request where a reply was expected")
-    try:
-        parsed = Status(status)
-    except ValueError as err:
-        raise DecodeError(f"unknown status 0x{status:02x}") from err
-    return Reply(kind & ~REPLY_FLAG, req_id, parsed, r.rest())
+    parsed = _STATUS.get(status)
+    if parsed is None:
+        raise DecodeError(f"unknown status 0x{status:02x}")
+    return Reply(kind & ~REPLY_FLAG, req_id, parsed, data[REPLY_HEADER_LEN:])

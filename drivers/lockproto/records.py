@@ -8,6 +8,7 @@ including trailing bytes.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, field
 
 from drivers.lockproto.errors import DecodeError
@@ -424,12 +425,22 @@ class PollReply:
 
     @classmethod
     def decode(cls, data: bytes) -> PollReply:
+        if len(data) == _POLL_HEAD.size:  # nothing to decide: most polls of a quiet lock
+            bits, last_seq = _POLL_HEAD.unpack(data)
+            if not bits & _ACCESS_REQUEST:
+                return cls(_POLL_FLAGS[bits & 0x0F], last_seq)
         r = Reader(data)
-        flags = PollFlag(r.u8() & 0x0F)
+        flags = _POLL_FLAGS[r.u8() & 0x0F]
         last_seq = r.u32()
         request = AccessRequestRecord.read(r) if flags & PollFlag.ACCESS_REQUEST else None
         r.end()
         return cls(flags, last_seq, request)
+
+
+_POLL_HEAD = struct.Struct("<BI")
+"""A POLL reply without a request: flags, the newest audit-log sequence number."""
+_POLL_FLAGS = tuple(PollFlag(bits) for bits in range(16))
+_ACCESS_REQUEST = int(PollFlag.ACCESS_REQUEST)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,11 @@
 """One serial port and the locks on it (an RS-485 bus, or a UART with one lock).
 
 The gateway is the bus master: it speaks, one lock answers. :class:`SerialBus` owns the port,
-hands each received frame to the queue of its bus address, and holds :attr:`exchange_lock`
-so that one request/reply exchange runs at a time on the wire (several drivers share one
-bus). A supervisor task opens the port and reopens it with :class:`~drivers.backoff.Backoff`
-delays when it disappears (USB adapter unplugged); every reopening bumps :attr:`generation`,
-which ends the sessions that ran over the old one.
+hands each received frame to the :class:`Mailbox` of its bus address, and holds
+:attr:`exchange_lock` so that one request/reply exchange runs at a time on the wire (several
+drivers share one bus). A supervisor task opens the port and reopens it with
+:class:`~drivers.backoff.Backoff` delays when it disappears (USB adapter unplugged); every
+reopening bumps :attr:`generation`, which ends the sessions that ran over the old one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -68,6 +69,59 @@ Item = bytes | int
 """A datagram, or the generation number of a port that was just lost."""
 
 
+class Mailbox:
+    """What came from one bus address, for the one driver that waits on it (at most
+    :data:`QUEUE_DEPTH` items: the oldest goes first, counted in ``stats.overflows``).
+
+    :meth:`get` waits with a deadline on the loop's clock: one future and one timer per
+    wait, no ``asyncio.timeout`` context and no queue of getters (a resting gateway waits on
+    a mailbox for every poll of every lock). An item stays in the mailbox until the waiter
+    takes it, so nothing is lost when a wait ends by timeout or cancellation.
+    """
+
+    __slots__ = ("_items", "_stats", "_waiter")
+
+    def __init__(self, stats: BusStats) -> None:
+        self._items: deque[Item] = deque()
+        self._stats = stats
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Item) -> None:
+        if len(self._items) >= QUEUE_DEPTH:
+            self._items.popleft()
+            self._stats.overflows += 1
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, deadline: float) -> Item:
+        """The oldest item; ``TimeoutError`` if none came by ``deadline`` (loop time)."""
+        while not self._items:
+            loop = asyncio.get_running_loop()
+            if loop.time() >= deadline:
+                raise TimeoutError
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_at(deadline, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._items.popleft()
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class SerialBus:
     def __init__(
         self,
@@ -89,7 +143,7 @@ class SerialBus:
         self._sleep = sleep
         self._state = PortState.STOPPED
         self._changed = asyncio.Event()
-        self._queues: dict[int, asyncio.Queue[Item]] = {}
+        self._mailboxes: dict[int, Mailbox] = {}
         self._protocol: FrameProtocol | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -159,8 +213,8 @@ class SerialBus:
             self.last_error = f"port lost: {exc}" if exc else "port lost"
             self._set_state(PortState.DOWN)
             log.warning("serial port %s lost (%s); reopening", self.path, exc)
-            for queue in self._queues.values():
-                _put(queue, self.generation, self.stats)
+            for mailbox in self._mailboxes.values():
+                mailbox.put(self.generation)
             await self._sleep(self.policy.next_delay())
 
     def _open_port(self) -> FrameProtocol:
@@ -178,25 +232,24 @@ class SerialBus:
             await protocol.closed
 
     # --- frames -----------------------------------------------------------------------------
-    def register(self, address: int) -> asyncio.Queue[Item]:
-        if address in self._queues:
+    def register(self, address: int) -> Mailbox:
+        if address in self._mailboxes:
             raise ValueError(f"bus address {address} on {self.path} is already in use")
-        queue: asyncio.Queue[Item] = asyncio.Queue(QUEUE_DEPTH)
-        self._queues[address] = queue
-        return queue
+        mailbox = self._mailboxes[address] = Mailbox(self.stats)
+        return mailbox
 
     def unregister(self, address: int) -> None:
-        self._queues.pop(address, None)
+        self._mailboxes.pop(address, None)
 
     def _on_frame(self, frame: Frame) -> None:
         if not frame.from_lock:
             self.stats.echoes += 1  # our own frame, echoed by a half-duplex adapter
             return
-        queue = self._queues.get(frame.address)
-        if queue is None:
+        mailbox = self._mailboxes.get(frame.address)
+        if mailbox is None:
             self.stats.unaddressed += 1
             return
-        _put(queue, frame.datagram, self.stats)
+        mailbox.put(frame.datagram)
 
     async def ensure_open(self) -> None:
         if self._state is PortState.CONNECTING:
@@ -213,7 +266,8 @@ class SerialBus:
             )
 
     async def send(self, address: int, datagram: bytes) -> None:
-        await self.ensure_open()
+        if self._state is not PortState.OPEN:
+            await self.ensure_open()
         protocol = self._protocol
         if protocol is None:
             raise LockOfflineError(f"serial port {self.path} unavailable")
@@ -221,10 +275,3 @@ class SerialBus:
             await protocol.send_frame(Frame(address, False, datagram))
         except ConnectionError as err:
             raise LockOfflineError(f"serial port {self.path} lost: {err}") from err
-
-
-def _put(queue: asyncio.Queue[Item], item: Item, stats: BusStats) -> None:
-    if queue.full():
-        queue.get_nowait()
-        stats.overflows += 1
-    queue.put_nowait(item)

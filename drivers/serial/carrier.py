@@ -17,7 +17,7 @@ class BusCarrier:
     def __init__(self, bus: SerialBus, address: int) -> None:
         self.bus = bus
         self.address = address
-        self._queue = bus.register(address)
+        self._mailbox = bus.register(address)
         self._sent_generation = bus.generation
 
     def close(self) -> None:
@@ -39,17 +39,16 @@ class BusCarrier:
         await self.bus.send(self.address, datagram)
 
     async def receive(self, within: float) -> bytes:
-        async with asyncio.timeout(within):
-            while True:
-                item = await self._queue.get()
-                if isinstance(item, bytes):
-                    return item
-                if item >= self._sent_generation:
-                    raise LockOfflineError(f"serial port {self.bus.path} lost")
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            item = await self._mailbox.get(deadline)
+            if isinstance(item, bytes):
+                return item
+            if item >= self._sent_generation:
+                raise LockOfflineError(f"serial port {self.bus.path} lost")
 
     def discard_pending(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        self._mailbox.clear()
 
     def wire_time(self, datagram_len: int) -> float:
         return wire_size(datagram_len) * BITS_PER_BYTE / self.bus.baud

@@ -57,6 +57,8 @@ class FrameProtocol(asyncio.Protocol):
             raise ConnectionError("serial port is closed")
         self._transport.write(data)
         self.bytes_out += len(data)
+        if self._writable.is_set():
+            return
         await self._writable.wait()
         if self._transport is None:
             raise ConnectionError("serial port closed while writing")

@@ -26,7 +26,6 @@ maximum); :meth:`Poller.wake` cuts a wait short (after commissioning).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -43,6 +42,8 @@ IDLE_AFTER_POLLS = 20
 """Polls without a request before polling slows down (3 s at the default 0.15 s)."""
 IDLE_GROWTH = 1.25
 """Each further idle poll waits this much longer, up to ``idle_interval``."""
+_STATE_FLAGS = ~(PollFlag.ACCESS_REQUEST | PollFlag.MORE_REQUESTS)
+"""The flags that say how the lock is (tamper, clock lost), not what it asks for."""
 
 
 class Poller:
@@ -76,7 +77,10 @@ class Poller:
         self.polls = 0
         self.replies = PollReplies(lock_id, ctx)
         self._get_client = get_client
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        """What the poller waits on between polls (``None`` while it polls)."""
+        self._woken = False
+        """Woken while polling: the next wait is skipped."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -102,7 +106,11 @@ class Poller:
         """Something happened at or to the lock (the gateway wrote to it, unlocked it): poll
         it now and at full rate, a person is likely at the door or about to be."""
         self._active(self._now())
-        self._wake.set()
+        waiter = self._waiter
+        if waiter is None:
+            self._woken = True  # polling now: the next wait is skipped
+        elif not waiter.done():
+            waiter.set_result(None)
 
     def _now(self) -> float:
         return self._time() if self._time is not None else asyncio.get_running_loop().time()
@@ -129,10 +137,26 @@ class Poller:
                               self.lock_id, delay)
                 failing = True
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-                self._wake.clear()
+                await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` s, or less if :meth:`wake` or :meth:`activity` is called meanwhile.
+
+        A future and one timer that resolves it: the wait ends without cancelling anything (an
+        ``asyncio.timeout`` around an event ends each quiet wait, nearly every wait of a resting
+        lock, by cancelling the task and turning that into a ``TimeoutError``)."""
+        if self._woken:
+            self._woken = False
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(delay, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+            self._woken = False
 
     async def _cycle(self) -> float:
         client = await self._get_client()
@@ -140,7 +164,7 @@ class Poller:
         self.polls += 1
         now = self._now()
         logged = self.replies.note_log(reply)
-        flags = reply.flags & ~(PollFlag.ACCESS_REQUEST | PollFlag.MORE_REQUESTS)
+        flags = reply.flags & _STATE_FLAGS
         if logged or flags != self._flags or self._active_at is None:
             self._flags = flags
             self._active(now)
@@ -174,3 +198,8 @@ class Poller:
         # Fully idle (or resting): until the next multiple of that interval, where the other
         # such locks are polled too (never longer than the interval).
         return longest - now % longest
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
