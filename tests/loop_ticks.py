@@ -47,3 +47,12 @@ class LoopTicks:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def due_timers() -> int:
+    """Timers still due on the running loop: a wait that ended left none behind (a cancelled
+    timer stays in the loop's heap until its time, not counted). Reads the loop's heap, an
+    implementation detail of asyncio's base event loop."""
+    loop = asyncio.get_running_loop()
+    scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    return sum(1 for handle in scheduled if not handle.cancelled())

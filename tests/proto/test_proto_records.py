@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.lockproto import datagrams as dgm
+from drivers.lockproto.crypto import aead_nonce
 from drivers.lockproto.errors import DecodeError
 from drivers.lockproto.messages import (
     MsgType,
@@ -134,3 +135,43 @@ def test_reason_is_clipped_on_a_character_boundary() -> None:
     rec = AccessAnswerRecord(1, False, "é" * 40)
     decoded = AccessAnswerRecord.decode(rec.encode())
     assert decoded.reason == "é" * 16
+
+
+def test_data_header_and_nonce_layout() -> None:
+    # type, session id (u32 LE), counter (u64 LE): the AEAD's associated data, as on the wire
+    header = dgm.data_header(0x01020304, 0x0A0B0C0D0E0F1011)
+    assert header == b"\x03" + bytes((4, 3, 2, 1)) + bytes((0x11, 0x10, 0x0F, 0x0E, 0x0D,
+                                                              0x0C, 0x0B, 0x0A))
+    assert dgm.Data(0x01020304, 0x0A0B0C0D0E0F1011, b"").header == header
+    assert aead_nonce(0x0A0B0C0D0E0F1011) == bytes(4) + header[5:]
+
+
+@pytest.mark.parametrize("length", range(dgm.DATA_HEADER_LEN + dgm.TAG_LEN + 2))
+def test_a_data_datagram_needs_its_header_and_tag(length: int) -> None:
+    raw = (b"\x03" + bytes(range(1, 64)))[:length]
+    if length < dgm.DATA_HEADER_LEN + dgm.TAG_LEN:
+        with pytest.raises(DecodeError):
+            dgm.decode(raw)
+    else:
+        dg = dgm.decode(raw)
+        assert isinstance(dg, dgm.Data) and dgm.encode(dg) == raw
+
+
+def test_a_reply_needs_its_header_and_a_known_status() -> None:
+    for short in (b"", b"\x8b", b"\x8b\x01\x00"):
+        with pytest.raises(DecodeError):
+            decode_reply(short)
+    with pytest.raises(DecodeError):
+        decode_reply(bytes((0x8B, 1, 0, 0xEE)))
+
+
+@pytest.mark.parametrize("bits", range(256))
+def test_a_poll_reply_without_a_request_keeps_the_known_flags_only(bits: int) -> None:
+    raw = bytes((bits,)) + (77).to_bytes(4, "little")
+    if bits & PollFlag.ACCESS_REQUEST:  # says a request follows: none does
+        with pytest.raises(DecodeError):
+            PollReply.decode(raw)
+        return
+    reply = PollReply.decode(raw)
+    assert reply == PollReply(PollFlag(bits & 0x0F), 77)
+    assert type(reply.flags) is PollFlag

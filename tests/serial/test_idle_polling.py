@@ -3,6 +3,7 @@ rests (polled every few seconds), and any activity brings it back to full rate a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.records import PollFlag, PollReply
 from drivers.serial.options import SerialOptions
 from drivers.serial.poller import IDLE_AFTER_POLLS, Poller
+from tests.loop_ticks import due_timers
 
 
 class ScriptedLock:
@@ -168,3 +170,38 @@ def test_the_resting_pace_is_never_faster_than_the_idle_one_and_stays_under_the_
     with pytest.raises(ValidationError, match="rest_poll_interval"):
         SerialOptions(port="/dev/ttyUSB0", address=3, rest_poll_interval=5)
     assert SerialOptions(port="/dev/ttyUSB0", address=3).rest_poll_interval == 2.0
+
+
+
+async def test_the_wait_between_polls_ends_at_its_delay_or_at_once_on_activity() -> None:
+    async def client() -> LockClient:
+        raise AssertionError("not polled")
+
+    poller = Poller("front", cast(DriverContext, cast(Any, None)), client, interval=0.15,
+                    policy=Backoff(0.05, 1.0))
+    async with asyncio.timeout(10):  # the test's own bound
+        due = due_timers()
+        await poller._sleep(0.01)  # quiet: ends by itself
+        assert due_timers() == due
+
+        waiting = asyncio.create_task(poller._sleep(3600))
+        await asyncio.sleep(0)
+        assert due_timers() == due + 1
+        poller.activity()  # the gateway wrote to the lock: poll now
+        await waiting
+        assert due_timers() == due
+
+        poller.activity()  # while it polls: the next wait is skipped, the one after is not
+        await poller._sleep(3600)
+        waiting = asyncio.create_task(poller._sleep(3600))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        poller.wake()
+        await waiting
+
+        waiting = asyncio.create_task(poller._sleep(3600))
+        await asyncio.sleep(0)
+        waiting.cancel()  # stop() while it waits
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert due_timers() == due and poller._waiter is None
