@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from drivers.lockproto.errors import DecodeError
 
+_CODE = [bytes((n,)) for n in range(256)]
+
 
 def cobs_encode(data: bytes) -> bytes:
+    if len(data) < 254:  # no block can reach 254 bytes: one code byte before each
+        return b"".join([_CODE[len(block) + 1] + block for block in data.split(b"\x00")])
     out = bytearray()
     for block in data.split(b"\x00"):
         while len(block) >= 254:
@@ -22,19 +26,16 @@ def cobs_encode(data: bytes) -> bytes:
 
 
 def cobs_decode(data: bytes) -> bytes:
+    if 0 in data:
+        raise DecodeError("0x00 inside a COBS frame")
     out = bytearray()
     i, n = 0, len(data)
     while i < n:
         code = data[i]
-        if code == 0:
-            raise DecodeError("0x00 inside a COBS frame")
         end = i + code
         if end > n:
             raise DecodeError("COBS block runs past the end of the frame")
-        block = data[i + 1 : end]
-        if 0 in block:
-            raise DecodeError("0x00 inside a COBS frame")
-        out += block
+        out += data[i + 1 : end]
         i = end
         if code < 0xFF and i < n:
             out.append(0)

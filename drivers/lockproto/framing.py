@@ -90,13 +90,20 @@ class Deframer:
             if end < 0:
                 self._append(data[start:])
                 return frames
-            self._append(data[start:end])
-            encoded, discarding = bytes(self._buf), self._discarding
-            self._buf.clear()
-            self._discarding = False
+            if self._buf or self._discarding:
+                self._append(data[start:end])
+                encoded, discarding = bytes(self._buf), self._discarding
+                self._buf.clear()
+                self._discarding = False
+                if discarding:
+                    start = end + 1
+                    continue
+            else:  # the frame began in this read (the usual case): no copy into the buffer
+                encoded = data[start:end]
+                if len(encoded) > self._limit:
+                    self.stats.refuse("oversize")
+                    encoded = b""
             start = end + 1
-            if discarding:
-                continue
             if encoded:
                 frame = self._decode(encoded)
                 if frame is not None:

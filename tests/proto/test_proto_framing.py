@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.lockproto.cobs import cobs_decode, cobs_encode
 from drivers.lockproto.crc import CHECK_VALUE, crc16
@@ -104,3 +106,32 @@ def test_deframer_bounds_memory_on_endless_garbage() -> None:
     assert deframer.stats.refused == {"oversize": 1}
     good = encode_frame(Frame(3, False, b"\x01ok"))
     assert deframer.feed(good) == [Frame(3, False, b"\x01ok")]
+
+
+def _cobs_bytewise(data: bytes) -> bytes:  # Cheshire & Baker's encoder, one byte at a time
+    out, block = bytearray(), bytearray()
+    for byte in data:
+        if byte:
+            block.append(byte)
+            if len(block) == 254:
+                out += bytes((255,)) + block
+                block.clear()
+        else:
+            out += bytes((len(block) + 1,)) + block
+            block.clear()
+    return bytes(out + bytes((len(block) + 1,)) + block)
+
+
+@given(st.binary(max_size=600) | st.lists(st.sampled_from([0, 1, 0xFF]), max_size=600).map(bytes))
+def test_cobs_matches_the_bytewise_encoder_and_round_trips(data: bytes) -> None:
+    encoded = cobs_encode(data)
+    assert encoded == _cobs_bytewise(data)
+    assert cobs_decode(encoded) == data
+
+
+def test_deframer_refuses_an_oversize_frame_that_came_in_one_read() -> None:
+    deframer = Deframer(max_datagram=64)
+    big = encode_frame(Frame(3, False, bytes(range(1, 120))))
+    good = encode_frame(Frame(3, False, b"\x01ok"))
+    assert deframer.feed(big + good) == [Frame(3, False, b"\x01ok")]
+    assert deframer.stats.refused == {"oversize": 1}
