@@ -96,11 +96,14 @@ class Mailbox:
             waiter.set_result(None)
 
     async def get(self, deadline: float) -> Item:
-        """The oldest item; ``TimeoutError`` if none came by ``deadline`` (loop time)."""
+        """The oldest item; ``TimeoutError`` if none came by ``deadline`` (loop time). One
+        reader at a time: the driver waits only inside its exchange on the bus."""
         while not self._items:
             loop = asyncio.get_running_loop()
             if loop.time() >= deadline:
                 raise TimeoutError
+            if self._waiter is not None:
+                raise RuntimeError("a second reader waits on one bus address")
             waiter = self._waiter = loop.create_future()
             timer = loop.call_at(deadline, _expire, waiter)
             try:

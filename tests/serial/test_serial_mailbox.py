@@ -90,3 +90,14 @@ async def test_the_carrier_times_out_on_silence_and_reports_a_lost_port() -> Non
             await carrier.receive(30)
     finally:
         carrier.close()
+
+
+async def test_one_reader_at_a_time() -> None:
+    loop = asyncio.get_running_loop()
+    mailbox = Mailbox(BusStats())
+    first = asyncio.create_task(mailbox.get(loop.time() + 30))
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError):
+        await mailbox.get(loop.time() + 30)
+    mailbox.put(b"reply")
+    assert await first == b"reply"
