@@ -42,8 +42,10 @@ IDLE_AFTER_POLLS = 20
 """Polls without a request before polling slows down (3 s at the default 0.15 s)."""
 IDLE_GROWTH = 1.25
 """Each further idle poll waits this much longer, up to ``idle_interval``."""
-_STATE_FLAGS = ~(PollFlag.ACCESS_REQUEST | PollFlag.MORE_REQUESTS)
-"""The flags that say how the lock is (tamper, clock lost), not what it asks for."""
+_STATE_BITS = int(~(PollFlag.ACCESS_REQUEST | PollFlag.MORE_REQUESTS))
+"""The flags that say how the lock is (tamper, clock lost), not what it asks for (as an int:
+``IntFlag`` operators run in Python, twice a poll)."""
+_MORE_BITS = int(PollFlag.MORE_REQUESTS)
 
 
 class Poller:
@@ -70,7 +72,8 @@ class Poller:
         self._idle_polls = 0
         self._active_at: float | None = None
         """When the lock last did something (``None``: not yet polled, counts from then)."""
-        self._flags = PollFlag(0)
+        self._flags = 0
+        """The lock's state flags in its last poll reply (:data:`_STATE_BITS`)."""
         self.resting = asyncio.Event()
         """Set while the lock is polled at the resting pace; cleared by any activity."""
         self.policy = policy
@@ -164,11 +167,12 @@ class Poller:
         self.polls += 1
         now = self._now()
         logged = self.replies.note_log(reply)
-        flags = reply.flags & _STATE_FLAGS
+        bits = int(reply.flags)
+        flags = bits & _STATE_BITS
         if logged or flags != self._flags or self._active_at is None:
             self._flags = flags
             self._active(now)
-        if reply.request is not None or reply.flags & PollFlag.MORE_REQUESTS:
+        if reply.request is not None or bits & _MORE_BITS:
             self._active(now)
             if reply.request is not None:
                 await self.replies.decide(client, reply.request)
