@@ -169,6 +169,7 @@ def assert_indexed(view: CloudView, gs: dict[str, Grant], methods: list[AccessMe
                 m = live[0]
                 fields = (g.grant_id, g.user_identity_id, g.space_ids, g.starts_at, g.ends_at)
                 assert entry == Plain(m.method_id, *fields, m)
+                assert entry.space_ids is view.space_sets[g.space_ids]  # one object each set
                 assert (mode, secret) not in view.by_secret
             else:
                 assert entry is None
