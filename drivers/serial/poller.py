@@ -163,10 +163,11 @@ class Poller:
 
     async def _cycle(self) -> float:
         client = await self._get_client()
+        sent = self.replies.polling()
         reply = await client.poll()
         self.polls += 1
         now = self._now()
-        logged = self.replies.note_log(reply)
+        logged = self.replies.note_log(reply, sent)
         bits = int(reply.flags)
         flags = bits & _STATE_BITS
         if logged or flags != self._flags or self._active_at is None:
