@@ -84,7 +84,9 @@ class Mailbox:
     def __init__(self, stats: BusStats) -> None:
         self._items: deque[Item] = deque()
         self._stats = stats
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+        """Resolved ``True`` by :meth:`put`, ``False`` by the deadline's timer (a result, not
+        an exception: a wait cancelled just after its timer fired leaves nothing unread)."""
 
     def put(self, item: Item) -> None:
         if len(self._items) >= QUEUE_DEPTH:
@@ -93,7 +95,7 @@ class Mailbox:
         self._items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(True)
 
     async def get(self, deadline: float) -> Item:
         """The oldest item; ``TimeoutError`` if none came by ``deadline`` (loop time). One
@@ -107,10 +109,12 @@ class Mailbox:
             waiter = self._waiter = loop.create_future()
             timer = loop.call_at(deadline, _expire, waiter)
             try:
-                await waiter
+                came = await waiter
             finally:
                 timer.cancel()
                 self._waiter = None
+            if not came and not self._items:
+                raise TimeoutError
         return self._items.popleft()
 
     def clear(self) -> None:
@@ -120,9 +124,9 @@ class Mailbox:
         return len(self._items)
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError())
+        waiter.set_result(False)
 
 
 class SerialBus:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from drivers.errors import LockOfflineError
-from drivers.serial.bus import QUEUE_DEPTH, BusStats, Mailbox, SerialBus
+from drivers.serial.bus import QUEUE_DEPTH, BusStats, Mailbox, SerialBus, _expire
 from drivers.serial.carrier import BusCarrier
 from tests.loop_ticks import due_timers
 
@@ -101,3 +101,27 @@ async def test_one_reader_at_a_time() -> None:
         await mailbox.get(loop.time() + 30)
     mailbox.put(b"reply")
     assert await first == b"reply"
+
+
+async def test_a_datagram_there_when_the_deadline_wakes_the_reader_is_taken() -> None:
+    # The deadline's timer and the datagram in the same pass of the loop: what came is read,
+    # and a reader cancelled right then leaves no future with an unread exception behind.
+    loop = asyncio.get_running_loop()
+    mailbox = Mailbox(BusStats())
+    getter = asyncio.create_task(mailbox.get(loop.time() + 30))
+    await asyncio.sleep(0)
+    waiter = mailbox._waiter
+    assert waiter is not None
+    _expire(waiter)
+    mailbox.put(b"just in time")
+    assert await getter == b"just in time"
+
+    getter = asyncio.create_task(mailbox.get(loop.time() + 30))
+    await asyncio.sleep(0)
+    waiter = mailbox._waiter
+    assert waiter is not None
+    _expire(waiter)
+    getter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getter
+    assert waiter.done() and not waiter.cancelled() and waiter.exception() is None
