@@ -174,5 +174,5 @@ def test_correlation_properties_pack_as_paho_packs_them(size: int) -> None:
     assert str(made) == str(by_paho)
     with pytest.raises(TypeError):
         made.ResponseTopic = "x"  # what it packs is always what it holds
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="65535"):
         correlation_properties(bytes(65536))
