@@ -301,7 +301,8 @@ class LockDriver(ABC):
     (``connected`` is ``True``, :meth:`connect` and :meth:`disconnect` do nothing), no remote
     actuation (:meth:`lock` and :meth:`unlock` raise :class:`~drivers.errors.UnsupportedError`),
     a bolt state nobody knows (:meth:`status`), no audit log (:meth:`fetch_events` returns an
-    empty page, :meth:`ack_events` does nothing), no clock (:meth:`set_time` raises
+    empty page, :meth:`ack_events` does nothing, :meth:`log_origin` and :meth:`log_head` know
+    nothing), no clock (:meth:`set_time` raises
     ``UnsupportedError``) and no commissioning. Declare what the lock has in
     :class:`Capabilities`; the gateway asks only for that.
 
@@ -396,6 +397,32 @@ class LockDriver(ABC):
 
     async def ack_events(self, up_to_seq: int) -> None:  # noqa: B027 - optional
         """Tell the lock it may free log entries up to and including ``up_to_seq``."""
+
+    async def log_origin(self) -> str | None:
+        """Which log the ``seq`` of :meth:`fetch_events` count in: a short text that stays the
+        same for as long as the lock keeps counting in the same log, and changes whenever the
+        log could start again at 1 (another device under this lock id, a factory reset, a new
+        pairing that may follow one). The gateway keeps its cursor per origin: a new origin
+        starts a new log (its cursor at 0, event ids of a new epoch), the same origin goes on
+        from the cursor.
+
+        Take it only from what the authenticated link proved (the identity key or device id
+        learnt at commissioning and checked in every session), never from an advertisement
+        or anything else a stranger on the bus or the radio could send. Called inside a
+        session each time the gateway reads the log, so answer from memory, without I/O.
+        ``None`` (the default): the driver cannot tell, and the gateway takes the log for
+        the same one as long as the lock stays configured."""
+        return None
+
+    async def log_head(self) -> int | None:
+        """The newest ``seq`` the lock's log holds now, read over the authenticated link (or
+        from the driver's own journal); ``None`` (the default) when it cannot tell.
+
+        Asked only when a read after the gateway's cursor came back empty: a head below the
+        cursor means the log went back (the lock lost it) although its origin is the same,
+        and the gateway then reads it as a new log instead of waiting for it to pass the
+        cursor. Never answer from a value that may be older than the gateway's last read."""
+        return None
 
     async def set_time(self, t: datetime) -> None:
         """Set the lock's clock (``Capabilities.has_clock``)."""

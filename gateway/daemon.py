@@ -377,8 +377,9 @@ class Gateway:
 
     async def remove_lock(self, lock_id: str) -> None:
         """Stop serving a lock until the next start: its reconciler stops, its link closes,
-        its sync state and link keys are forgotten. (Remove it from the config to make it
-        permanent.)"""
+        its sync state, link keys and audit log are forgotten (the next log read under its id
+        is a new one unless its origin proves it the same: gateway/log_epochs.py). (Remove it
+        from the config to make it permanent.)"""
         reconciler = self.locks.pop(lock_id)
         task = self._lock_tasks.pop(lock_id, None)
         if task is not None:

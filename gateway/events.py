@@ -1,8 +1,9 @@
 """Access events: every allow and deny, every bolt movement, as they go to the outbox.
 
 A payload never holds a secret: it names the access method and grant, never the PIN or card.
-``event_id`` is stable (``<lock>:<seq>`` for entries of a lock's audit log, a random UUID for
-the gateway's own decisions) so a consumer can drop duplicates.
+``event_id`` is stable (``<lock>:<seq>`` for entries of a lock's audit log, ``<lock>:<epoch>:<seq>``
+once the lock's log was replaced (:mod:`gateway.log_epochs`), a random UUID for the gateway's
+own decisions) so a consumer can drop duplicates.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 
 from drivers.base import LockEvent, SecurityAlert
+from gateway.log_epochs import event_id
 
 _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 """A random hex digit with its top two bits set to ``10``: the RFC 4122 variant (what
@@ -61,6 +63,9 @@ class AccessEvent(msgspec.Struct, frozen=True):
     """What else a reader needs, never a secret: what a security alert saw, why a credential
     was refused (the validator's detail), or that another user's grant asked for the same code
     on this lock and was refused (``duplicate_code_on_device``)."""
+    lock_epoch: int | None = None
+    """Which of the logs read under this lock id ``lock_seq`` counts in (:mod:`gateway.log_epochs`):
+    absent for the first one, 1, 2... after the lock was replaced or its log started again."""
 
     def payload(self) -> dict[str, Any]:
         # Every field is a plain value: no need for asdict's deep copies (one per decision).
@@ -102,9 +107,10 @@ class AccessEvent(msgspec.Struct, frozen=True):
         grant_id: str | None,
         user_identity_id: str | None = None,
         detail: str | None = None,
+        epoch: int = 0,
     ) -> AccessEvent:
         return cls(
-            event_id=f"{lock_id}:{event.seq}",
+            event_id=event_id(lock_id, epoch, event.seq),
             occurred_at=event.occurred_at,
             kind=event.kind.value,
             lock_id=lock_id,
@@ -116,6 +122,7 @@ class AccessEvent(msgspec.Struct, frozen=True):
             reason=event.reason,
             lock_seq=event.seq,
             detail=detail,
+            lock_epoch=epoch or None,
         )
 
 
@@ -134,6 +141,7 @@ class _Payload(msgspec.Struct, omit_defaults=True):
     reason: str | None = None
     lock_seq: int | None = None
     detail: str | None = None
+    lock_epoch: int | None = None
 
 
 _FIELDS = AccessEvent.__struct_fields__

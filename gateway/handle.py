@@ -307,6 +307,12 @@ class LockOps:
     async def ack_events(self, up_to_seq: int) -> None:
         await self._op("ack_events", lambda: self._handle.driver.ack_events(up_to_seq))
 
+    async def log_origin(self) -> str | None:
+        return await self._op("log_origin", self._handle.driver.log_origin)
+
+    async def log_head(self) -> int | None:
+        return await self._op("log_head", self._handle.driver.log_head)
+
     async def set_time(self, t: datetime) -> None:
         await self._op("set_time", lambda: self._handle.driver.set_time(t))
 

@@ -133,6 +133,9 @@ class BleDriver(ProtocolDriver):
         await self.start()
         return self.carrier
 
+    def _poll_replies(self) -> PollReplies:
+        return self.replies
+
     def _keys_in_use(self, keys: LinkKeys) -> None:
         self.conn.expect_device_id = keys.device_id
 
@@ -228,8 +231,9 @@ class BleDriver(ProtocolDriver):
         await self._poll(await self._ready())
 
     async def _poll(self, client: LockClient) -> None:
+        sent = self.replies.polling()
         reply = await client.poll()
-        self.replies.note_log(reply)
+        self.replies.note_log(reply, sent)
         while reply.request is not None:
             await self.replies.decide(client, reply.request)
             if not reply.flags & PollFlag.MORE_REQUESTS:

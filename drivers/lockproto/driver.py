@@ -37,6 +37,7 @@ from drivers.lockproto.crypto import Rng
 from drivers.lockproto.keys import LinkKeys, load_link_keys, not_commissioned, save_link_keys
 from drivers.lockproto.lockclient import LockClient
 from drivers.lockproto.pairing import commission, read_pairing_secret
+from drivers.lockproto.requests import PollReplies
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class ProtocolDriver(LockDriver):
 
     def _commissioned(self) -> None:
         """Called once a commissioning succeeded and the link is up."""
+
+    def _poll_replies(self) -> PollReplies | None:
+        """Where the link's POLL replies are served (the lock's newest ``seq`` is read there),
+        if the link polls."""
+        return None
 
     def _changing(self) -> None:
         """Called before the gateway changes the lock (its credentials, its bolt): a link that
@@ -177,10 +183,27 @@ class ProtocolDriver(LockDriver):
         return await self._run(lambda c: c.status())
 
     async def fetch_events(self, after_seq: int, limit: int = 100) -> EventPage:
-        return await self._run(lambda c: c.fetch_events(after_seq, limit))
+        page = await self._run(lambda c: c.fetch_events(after_seq, limit))
+        replies = self._poll_replies()
+        if page.events and replies is not None:
+            replies.read_answered()
+        return page
 
     async def ack_events(self, up_to_seq: int) -> None:
         await self._run(lambda c: c.ack_events(up_to_seq))
+
+    async def log_origin(self) -> str | None:
+        """:attr:`LinkKeys.log_origin` of the commissioned lock (from memory, no I/O). A lock
+        that counts from 1 again has a new device id and key (docs/protocol.md §7.3.4)."""
+        keys = self._link_keys()
+        return None if keys is None else keys.log_origin
+
+    async def log_head(self) -> int | None:
+        """The ``last_seq`` of a POLL the lock answered after the gateway's last read that
+        returned entries (:attr:`PollReplies.head`), else ``None``: the link's own polling
+        asks, nothing more goes on the air for it."""
+        replies = self._poll_replies()
+        return None if replies is None else replies.head
 
     async def set_time(self, t: datetime) -> None:
         await self._run(lambda c: c.set_time(t))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from drivers.base import KeyStore
 from drivers.errors import LockAuthError
-from drivers.lockproto.crypto import gateway_id, private_key, public_bytes
+from drivers.lockproto.crypto import gateway_id, private_key, public_bytes, sha256
 
 _MAGIC = b"LGK1"
 _LEN = len(_MAGIC) + 32 + 32 + 32 + 8
@@ -36,6 +36,14 @@ class LinkKeys:
     @property
     def gateway_id(self) -> bytes:
         return gateway_id(self.gateway_public)
+
+    @property
+    def log_origin(self) -> str:
+        """The log this lock's ``seq`` count in: its device id and a fingerprint of its static
+        key, both proven in commissioning (the lock's PAIR_DONE) and in every session (the
+        HELLO_REPLY's confirm). The protocol numbers a lock's log for its whole life (§7.3.4):
+        a lock that loses its log loses these with it (one flash) and draws new ones."""
+        return f"lockproto:{self.device_id.hex()}/{sha256(self.lock_static)[:8].hex()}"
 
     def to_bytes(self) -> bytes:
         return _MAGIC + self.gateway_static + self.lock_static + self.long_term_key + self.device_id

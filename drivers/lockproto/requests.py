@@ -27,10 +27,36 @@ class PollReplies:
         """Access requests answered (allowed or denied) since the driver was built."""
         self._ctx = ctx
         self._seen_seq = 0
+        self._stamp = 0
+        self._read_at = 0
+        self._head: int | None = None
 
-    def note_log(self, reply: PollReply) -> bool:
+    def polling(self) -> int:
+        """Call just before a POLL goes out; hand what it returns to :meth:`note_log`."""
+        self._stamp += 1
+        return self._stamp
+
+    def read_answered(self) -> None:
+        """A READ_EVENTS that returned entries was answered: a POLL sent before now may name
+        an older ``last_seq`` than the entries the gateway has just read."""
+        self._stamp += 1
+        self._read_at = self._stamp
+        self._head = None
+
+    @property
+    def head(self) -> int | None:
+        """The lock's ``last_seq`` from a POLL sent after the last READ_EVENTS that returned
+        entries was answered (the lock answered that POLL after the READ, so its ``last_seq``
+        is at least every ``seq`` read; the lock's counter never goes back but for a lost
+        log); ``None`` when no such POLL came yet."""
+        return self._head
+
+    def note_log(self, reply: PollReply, sent: int) -> bool:
         """Tell the gateway when the lock's audit log holds entries newer than it last said;
-        ``True`` when it did (something happened at the lock)."""
+        ``True`` when it did (something happened at the lock). ``sent``: what
+        :meth:`polling` returned before this POLL went out."""
+        if sent > self._read_at:
+            self._head = reply.last_seq
         if reply.last_seq > self._seen_seq:
             self._seen_seq = reply.last_seq
             self._ctx.events_waiting()

@@ -91,6 +91,17 @@ class NukiClient:
                 break  # the list shrank while we read it
         return entries
 
+    async def log_newest(self) -> int:
+        """The index of the newest log entry (0 when the log is empty)."""
+        got = await self.session.secured(
+            Command.REQUEST_LOG_ENTRIES, encode_log_request(0, 1, descending=True, total=False)
+        )
+        try:
+            entries = [LogEntry.decode(m.payload) for m in got if m.command == Command.LOG_ENTRY]
+        except w.WireError as err:
+            raise NukiReplyError(f"log entry: {err}") from err
+        return max((e.index for e in entries), default=0)
+
     async def log_after(self, index: int, count: int) -> list[LogEntry]:
         """Up to ``count`` log entries newer than ``index`` (0: from the oldest), oldest
         first."""

@@ -580,6 +580,14 @@ class NukiDriver(LockDriver):
     async def ack_events(self, up_to_seq: int) -> None:
         """Nothing to free: a Nuki lock's log is a ring it overwrites itself."""
 
+    async def log_origin(self) -> str | None:
+        """This pairing's log (:attr:`NukiKeys.log_origin`), from the key store: no radio."""
+        return self._keys()[0].log_origin
+
+    async def log_head(self) -> int | None:
+        """The newest entry's index, read now (one exchange)."""
+        return await self._run(lambda c: c.log_newest())
+
 
 async def _nothing() -> None:
     return None

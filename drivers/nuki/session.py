@@ -11,6 +11,7 @@ nonce, and carry it with the security PIN.
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 import struct
 from collections.abc import Collection
@@ -69,6 +70,17 @@ class NukiKeys:
     @property
     def shared_key(self) -> bytes:
         return crypto.shared_key(self.private_key, self.lock_public)
+
+    @property
+    def log_origin(self) -> str:
+        """The log this pairing reads: the lock's key, the authorization id and the gateway's
+        key of this pairing (fingerprints). A factory reset ends every pairing and restarts
+        the log (and may hand out the same authorization id again): the gateway's key, new at
+        each pairing, tells the pairings apart. A pairing proves all three in every session
+        (every answer is sealed under the key they share)."""
+        lock = hashlib.sha256(self.lock_public).hexdigest()[:16]
+        ours = hashlib.sha256(crypto.public_key(self.private_key)).hexdigest()[:16]
+        return f"nuki:{lock}/{self.auth_id}/{ours}"
 
     _MAGIC = b"NUK1"
 

@@ -20,6 +20,7 @@ from drivers.lockproto.carrier import Carrier
 from drivers.lockproto.client import LinkTiming
 from drivers.lockproto.crypto import Rng
 from drivers.lockproto.driver import ProtocolDriver
+from drivers.lockproto.requests import PollReplies
 from drivers.serial.bus import SERIAL_JITTER, SerialBus
 from drivers.serial.buses import BusRegistry, default_bus_registry
 from drivers.serial.carrier import BusCarrier
@@ -97,6 +98,9 @@ class SerialDriver(ProtocolDriver):
 
     def _commissioned(self) -> None:
         self.poller.wake()
+
+    def _poll_replies(self) -> PollReplies:
+        return self.poller.replies
 
     def _changing(self) -> None:
         self.poller.activity()  # a person is likely about: poll at full rate

@@ -136,10 +136,11 @@ class Poller:
 
     async def _cycle(self) -> float:
         client = await self._get_client()
+        sent = self.replies.polling()
         reply = await client.poll()
         self.polls += 1
         now = self._now()
-        logged = self.replies.note_log(reply)
+        logged = self.replies.note_log(reply, sent)
         flags = reply.flags & ~(PollFlag.ACCESS_REQUEST | PollFlag.MORE_REQUESTS)
         if logged or flags != self._flags or self._active_at is None:
             self._flags = flags

@@ -519,6 +519,12 @@ class ZWaveDriver(LockDriver):
     async def ack_events(self, up_to_seq: int) -> None:
         self.journal.ack(up_to_seq)
 
+    async def log_head(self) -> int | None:
+        """The journal's newest seq: it lives in the gateway's key store, so it counts on
+        across a new device under this lock id (no :meth:`log_origin` needed); it starts
+        again only when the key store forgets the lock, which the gateway knows."""
+        return self.journal.last_seq
+
 
 def _not_attempted(cause: DriverError, lock_id: str, cred: Credential | None) -> DriverError:
     err = type(cause)(f"not attempted: {cause.message}", lock_id=lock_id)

@@ -167,6 +167,24 @@ class SimLock:
         self._boot()
         self._append(EventKind.REBOOTED)
 
+    def wipe(self) -> None:
+        """The installer's full wipe: flash erased (credentials, the audit log and its
+        ``seq``, the link keys), as the lock left the factory before its first boot."""
+        self._slots.clear()
+        self._by_secret.clear()
+        self._log.clear()
+        self._next_seq, self._acked_seq = 1, 0
+        self.link_keys = {}
+        self.put_counts.clear()
+        self._flash.snapshot(self._image())
+
+    def lose_log(self) -> None:
+        """A firmware fault (against the protocol): the audit log and its ``seq`` are gone, the
+        lock counts from 1 again and keeps everything else, its link keys too."""
+        self._log.clear()
+        self._next_seq, self._acked_seq = 1, 0
+        self._flash.snapshot(self._image())
+
     async def operate(self) -> None:
         """Called by links before every operation: applies the offline and slow faults."""
         if self.faults.slow_seconds:

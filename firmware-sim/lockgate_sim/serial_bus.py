@@ -122,11 +122,11 @@ class SimSerialBus:
         await self.stop()
 
     async def start(self) -> None:
-        for address, engine in self.engines.items():
+        for address in self.engines:
             queue: asyncio.Queue[bytes] = asyncio.Queue()
             self._queues[address] = queue
             self._workers.append(
-                asyncio.create_task(self._serve(engine, address, queue), name=f"sim-lock:{address}")
+                asyncio.create_task(self._serve(address, queue), name=f"sim-lock:{address}")
             )
         await self.plug()
 
@@ -198,11 +198,12 @@ class SimSerialBus:
         queue.put_nowait(frame.datagram)
 
     # --- answering --------------------------------------------------------------------------
-    async def _serve(self, engine: LockEngine, address: int, queue: asyncio.Queue[bytes]) -> None:
+    async def _serve(self, address: int, queue: asyncio.Queue[bytes]) -> None:
         while True:
             datagram = await queue.get()
             try:
-                reply = await engine.handle(datagram)
+                # The device at the address now: an installer may have swapped it (replace).
+                reply = await self.engines[address].handle(datagram)
             except Exception:  # a simulator bug: log it, keep the lock on the bus
                 log.exception("simulated lock at address %d failed on a datagram", address)
                 continue
@@ -259,6 +260,18 @@ class SerialSite:
 
     def pairing_secret(self, lock_id: str) -> str:
         return self.engines[lock_id].pairing_secret
+
+    def replace_lock(
+        self, lock_id: str, *, state_file: Path | None = None, **engine_options: Any
+    ) -> LockEngine:
+        """Another device at ``lock_id``'s bus address (its own flash, keys and log), as an
+        installer swaps a broken lock; the old one is off the bus."""
+        old = self.locks[lock_id]
+        lock = SimLock(lock_id, old.spec, now=old._true_now, state_file=state_file)
+        engine = LockEngine(lock, **engine_options)
+        self.locks[lock_id], self.engines[lock_id] = lock, engine
+        self.bus.engines[self.addresses[lock_id]] = engine
+        return engine
 
 
 def _utcnow() -> datetime:

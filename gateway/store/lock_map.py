@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.store import lock_logs
 from gateway.store.db import Database
 from gateway.store.keystore import delete_lock_keys
 from gateway.store.timefmt import to_db
@@ -44,7 +45,8 @@ class LockMap:
 
     def replace(self, locks: Iterable[LockRecord], now: datetime) -> list[str]:
         """Record the configured locks; returns the ids of locks no longer configured, whose
-        sync state and link keys are cleared in the same transaction."""
+        sync state and link keys are cleared, and audit logs forgotten, in the same
+        transaction."""
         locks = list(locks)
         keep = {lock.lock_id for lock in locks}
         with self._db.transaction() as conn:
@@ -53,6 +55,7 @@ class LockMap:
                 conn.execute("DELETE FROM locks WHERE lock_id = ?", (lid,))
                 conn.execute("DELETE FROM lock_credentials WHERE lock_id = ?", (lid,))
                 delete_lock_keys(conn, lid)
+                lock_logs.forget(conn, lid)
             conn.executemany(
                 "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -70,5 +73,8 @@ class LockMap:
         return gone
 
     def remove(self, lock_id: str) -> None:
+        """The lock is no longer served: its record goes and its audit log is forgotten
+        (:func:`gateway.store.lock_logs.forget`; the caller deletes its link keys with it)."""
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM locks WHERE lock_id = ?", (lock_id,))
+            lock_logs.forget(conn, lock_id)

@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from gateway.events import AccessEvent
+from gateway.store import lock_logs
 from gateway.store.db import Database
+from gateway.store.lock_logs import LockLogs
 from gateway.store.timefmt import to_db
 
 _CHUNK = 64
@@ -41,6 +43,8 @@ class OutboxEntry:
 class Outbox:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.logs = LockLogs(db)
+        """Which log each lock's cursor counts in (:mod:`gateway.store.lock_logs`)."""
         self.changed = asyncio.Event()
         """Set whenever events were added; a publisher clears it before reading."""
 
@@ -83,7 +87,8 @@ class Outbox:
     async def ingest_lock_events(
         self, lock_id: str, events: Sequence[AccessEvent], next_seq: int
     ) -> int:
-        """Record a page of a lock's audit log and move its cursor, atomically. Returns once
+        """Record a page of a lock's audit log and move its cursor, atomically (the log's
+        origin and epoch were kept before the read: :class:`LockLogs`). Returns once
         committed; while a bulk write holds the database it waits without holding the loop
         (see :meth:`Database.write`)."""
         rows = self.rows(events)
@@ -92,7 +97,7 @@ class Outbox:
             before = conn.total_changes
             self.insert(conn, rows)
             added = conn.total_changes - before
-            conn.execute("INSERT OR REPLACE INTO lock_cursors VALUES (?, ?)", (lock_id, next_seq))
+            lock_logs.advance(conn, lock_id, next_seq)
             return added
 
         added = await self._db.write(write)
@@ -101,14 +106,8 @@ class Outbox:
         return added
 
     def cursor(self, lock_id: str) -> int:
-        row = self._db.conn.execute(
-            "SELECT event_seq FROM lock_cursors WHERE lock_id = ?", (lock_id,)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def reset_cursor(self, lock_id: str) -> None:
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM lock_cursors WHERE lock_id = ?", (lock_id,))
+        position = self.logs.position(lock_id)
+        return position.seq if position else 0
 
     def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxEntry]:
         rows = self._db.conn.execute(

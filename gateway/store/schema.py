@@ -133,4 +133,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE lock_credentials_v5 RENAME TO lock_credentials;
     CREATE INDEX lock_credentials_by_method ON lock_credentials(method_id)
     """,
+    # 6: which log each lock's cursor counts in (gateway/store/lock_logs.py): the origin the
+    # driver declared (NULL: not known yet, as for every cursor kept before), the log's epoch
+    # in the event ids (0: the ids as they were, <lock>:<seq>), and whether the gateway forgot
+    # the lock (removed, or dropped from the config) since it last read it: so are the locks
+    # already gone from the lock map, whose link keys went with them
+    """
+    ALTER TABLE lock_cursors ADD COLUMN origin TEXT;
+    ALTER TABLE lock_cursors ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE lock_cursors ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0;
+    UPDATE lock_cursors SET forgotten = 1 WHERE lock_id NOT IN (SELECT lock_id FROM locks)
+    """,
 ]

@@ -209,6 +209,7 @@ async def check_optional(driver: LockDriver) -> None:
         _require(seqs == sorted(seqs), "events must come in seq order")
         _require(all(s > 0 for s in seqs), "events after seq 0 must have seq above 0")
     await _call("ack_events", lambda: driver.ack_events(page.next_seq))
+    await check_log_origin(driver, page)
     if caps.has_clock:
         await _call("set_time", lambda: driver.set_time(datetime.now(UTC)))
     else:
@@ -218,6 +219,24 @@ async def check_optional(driver: LockDriver) -> None:
     else:
         await _unsupported_or_default("lock", driver.lock)
         await _unsupported_or_default("unlock", lambda: driver.unlock(1.0))
+
+
+async def check_log_origin(driver: LockDriver, page: EventPage) -> None:
+    """``log_origin()`` names the log in a short text (or ``None``), the same while the lock
+    is the same; ``log_head()`` is ``None`` or not below any ``seq`` the lock returned."""
+    origin = await _call("log_origin", driver.log_origin)
+    _require(
+        origin is None or (isinstance(origin, str) and 0 < len(origin) <= 200),
+        "log_origin() must return None or a non-empty str of at most 200 characters",
+    )
+    again = await _call("log_origin", driver.log_origin)
+    _require(again == origin, "log_origin() changed while the lock stayed the same")
+    head = await _call("log_head", driver.log_head)
+    _require(
+        head is None or (isinstance(head, int) and head >= 0), "log_head() must be None or >= 0"
+    )
+    if head is not None and page.events:
+        _require(head >= page.events[-1].seq, "log_head() is below a seq the lock returned")
 
 
 async def _unsupported_or_default(what: str, call: Callable[[], Awaitable[object]]) -> None:

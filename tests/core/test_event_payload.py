@@ -36,6 +36,9 @@ def events() -> list[AccessEvent]:
             None,
             "seen",
         ),
+        AccessEvent.from_lock(
+            "back", LockEvent(3, T, EventKind.LOCKED), None, epoch=2
+        ),
         AccessEvent.security_alert(SecurityAlert("side", "rogue_device", "aa:bb"), T),
         AccessEvent("e", T, "k", lock_seq=0, detail=""),
     ]

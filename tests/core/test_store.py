@@ -149,7 +149,10 @@ def test_migration_5_keeps_sync_states_and_reads_old_rows(tmp_path: Path) -> Non
     with Store.open(path, SecretRef(file=tmp_path / "k")) as s:
         s.cloud.apply_snapshot(snapshot([grant("g1", start=T0)], [code("m1", "g1", "1234")]), T0)
     conn = sqlite3.connect(path)
-    # Undo migration 5 by hand: the v4 shapes of grants, methods and lock_credentials.
+    # Undo migration 6 (the cursors' origins) and 5 by hand: the v4 shapes of lock_cursors,
+    # grants, methods and lock_credentials.
+    for column in ("origin", "epoch", "forgotten"):
+        conn.execute(f"ALTER TABLE lock_cursors DROP COLUMN {column}")
     for table, extra in (
         ("grants", ("revoked_reason", "seam_notes")),
         ("methods", ("revoked_reason", "issued", "seam_notes")),

@@ -171,6 +171,13 @@ class NukiBleLock:
     def type_code(self, digits: str, action: LockAction = LockAction.UNLOCK) -> bool:
         return self.model.type_code(digits, action)
 
+    async def factory_reset(self) -> None:
+        """Reset to factory settings (:meth:`NukiLockModel.factory_reset`): the lock restarts,
+        dropping every link, and keeps its own key pair."""
+        self.model.factory_reset()
+        await self._drop_all(_LINK_LOST)
+        self._dirty.set()
+
     # --- advertising -------------------------------------------------------------------------
     @property
     def state_changed(self) -> bool:

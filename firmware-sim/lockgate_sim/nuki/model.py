@@ -75,6 +75,16 @@ class NukiLockModel:
     last_completion: int = 0
     on_change: Callable[[], None] | None = None
 
+    def factory_reset(self) -> None:
+        """Nuki's factory reset: every authorization, keypad code and log entry gone (the log
+        counts from 1 again, authorization ids are handed out from the start again)."""
+        self.auths.clear()
+        self.codes.clear()
+        self.log.clear()
+        self.next_auth_id, self.next_code_id, self.log_read_upto = 2, 1, 0
+        self.pairing_mode = False
+        self._changed()
+
     # --- state ---------------------------------------------------------------------------
     def states(self) -> KeyturnerStates:
         battery = (min(self.battery_percent, 100) // 2) << 2 | (1 if self.battery_critical else 0)

@@ -75,6 +75,14 @@ class LockEngine:
         self.store.reset(new_pairing_secret)
         self.responder.reset()
 
+    def factory_reset(self) -> None:
+        """The full wipe (:meth:`SimLock.wipe`): at the next boot the lock draws a new device
+        id, static key and pairing secret, and its log counts from 1 again."""
+        self.lock.wipe()
+        self.store.first_boot()
+        self.responder.reset()
+        self.access.drop_all()
+
     def _check_boot(self) -> None:
         if self.lock.boots != self._boots:
             self._boots = self.lock.boots

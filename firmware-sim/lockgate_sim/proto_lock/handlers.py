@@ -55,7 +55,6 @@ class LockApp:
         self.access = access
         self.max_message = max_message
         self.reply_ms = reply_ms
-        self.last_seq = 0
         self._handlers: dict[int, Handler] = {
             MsgType.GET_INFO: self._info,
             MsgType.SET_TIME: self._set_time,
@@ -187,15 +186,8 @@ class LockApp:
         return Status.OK, BatchResults(tuple(Status.OK for _ in req.credential_ids)).encode()
 
     # --- audit log --------------------------------------------------------------------------
-    def newest_seq(self) -> int:
-        log = self.lock.log
-        if log:
-            self.last_seq = max(self.last_seq, log[-1].seq)
-        return self.last_seq
-
     async def _read_events(self, body: bytes) -> tuple[Status, bytes]:
         req = ReadEvents.decode(body)
-        self.newest_seq()
         room = self._room - 5
         records: list[EventRecord] = []
         for event in self.lock.events_after(req.after_seq, req.max_count):
@@ -210,7 +202,6 @@ class LockApp:
         return Status.OK, EventPageRecord(next_seq, tuple(records)).encode()
 
     async def _ack(self, body: bytes) -> tuple[Status, bytes]:
-        self.newest_seq()
         self.lock.ack(U32Body.decode(body).value)
         return _OK
 
@@ -223,7 +214,7 @@ class LockApp:
             flags |= PollFlag.TAMPER
         if self.access.waiting > 1:
             flags |= PollFlag.MORE_REQUESTS
-        return Status.OK, PollReply(flags, self.newest_seq(), self.access.oldest()).encode()
+        return Status.OK, PollReply(flags, self.lock.last_seq, self.access.oldest()).encode()
 
     async def _answer(self, body: bytes) -> tuple[Status, bytes]:
         rec = AccessAnswerRecord.decode(body)

@@ -23,12 +23,17 @@ from lockgate_sim.lock import SimLock
 class LinkStore:
     def __init__(self, lock: SimLock, rng: Rng) -> None:
         self._lock = lock
-        keys = lock.link_keys
+        self._rng = rng
+        self.first_boot()
+
+    def first_boot(self) -> None:
+        """Draw the factory secrets if the flash holds none (new, or wiped)."""
+        keys = self._lock.link_keys
         if "static" not in keys:
-            keys["static"] = _b64(rng(32))
-            keys["device_id"] = _b64(rng(8))
-            keys["pairing_secret"] = _b64(rng(PAIRING_SECRET_LEN))
-            lock.save_link_keys()
+            keys["static"] = _b64(self._rng(32))
+            keys["device_id"] = _b64(self._rng(8))
+            keys["pairing_secret"] = _b64(self._rng(PAIRING_SECRET_LEN))
+            self._lock.save_link_keys()
 
     def _get(self, name: str) -> bytes | None:
         value = self._lock.link_keys.get(name)
