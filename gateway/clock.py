@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import time
@@ -41,6 +42,13 @@ class TimeSource(WaitClock, Protocol):
 
 class SystemTime(SystemClock):
     """The real wall clock and ``time.monotonic`` (the event loop's clock too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    now = staticmethod(functools.partial(datetime.now, UTC))
+    """``datetime.now(UTC)`` itself (no Python frame around it: read on every decision; the
+    wall time of a :class:`SystemClock` can be swapped, this one's cannot)."""
 
     monotonic = staticmethod(time.monotonic)
     """``time.monotonic`` itself (no Python frame around it: read on every decision)."""

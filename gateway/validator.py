@@ -15,7 +15,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+
+import msgspec
 
 from drivers.base import CredentialKind
 from gateway.clock import Clock
@@ -44,7 +45,11 @@ ProofCheck = Callable[[AccessMethod, bytes | None, str], bool]
 """Mobile keys: verifies the phone's proof for this method at this lock."""
 
 
-class Decision(NamedTuple):  # immutable; a tuple is built in a quarter of a frozen dataclass's time
+class Decision(msgspec.Struct, frozen=True, gc=False):
+    """An immutable record, one per decision (a msgspec struct: built in half the time of a
+    ``NamedTuple`` made without its Python-level ``__new__``; its fields are plain values, so
+    the collector need not track it)."""
+
     allow: bool
     reason: str
     lock_id: str
@@ -59,12 +64,8 @@ class Decision(NamedTuple):  # immutable; a tuple is built in a quarter of a fro
 _MOBILE_KEY = CredentialKind.MOBILE_KEY
 """A module constant: an enum member read off its class costs four times a global."""
 
-_new_decision = tuple.__new__
-"""Builds a :class:`Decision` from all its fields without its Python-level ``__new__`` (the
-allowed decision, once a decision)."""
-
-
 _new_id = AccessEvent.new_id
+_replace = msgspec.structs.replace
 
 
 def _no_proofs(method: AccessMethod, proof: bytes | None, lock_id: str) -> bool:
@@ -128,8 +129,10 @@ class Validator:
         What a door or an operator asks goes through :meth:`decide`."""
         if t is not None:
             return self._decide(kind, secret, lock_id, proof, t, None)
-        if self._reading is not None:
-            return self._decide(kind, secret, lock_id, proof, *self._reading())
+        reading = self._reading
+        if reading is not None:
+            t, distrust = reading()  # (not a starred call: that costs 8% of a decision)
+            return self._decide(kind, secret, lock_id, proof, t, distrust)
         return self._decide(kind, secret, lock_id, proof, self._clock.now(), None)
 
     def _now(self, t: datetime | None) -> tuple[datetime, tuple[str, ...] | None]:
@@ -322,9 +325,7 @@ class Validator:
                 )
             if ends is not None and t >= ends:
                 return Decision(False, "outside_window", lock_id, kind, mid, gid, uid, "expired")
-        return _new_decision(
-            Decision, (True, "valid", lock_id, kind, mid, gid, uid, "", event_id)
-        )
+        return Decision(True, "valid", lock_id, kind, mid, gid, uid, "", event_id)
 
     def _full(
         self,
@@ -482,4 +483,4 @@ def _decision(
 
 
 def _with_event(d: Decision, event_id: str) -> Decision:
-    return _new_decision(Decision, (*d[:-1], event_id))  # _replace's keywords: 4x the cost
+    return _replace(d, event_id=event_id)

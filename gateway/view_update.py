@@ -107,6 +107,7 @@ def update_steps(
     _put(view.by_grant, lists, new_lists)
     view.by_secret = dict(old.by_secret)
     view.plain = {kind: dict(entries) for kind, entries in old.plain.items()}
+    view.space_sets = dict(old.space_sets)
     for key in secret_keys:  # (every secret whose methods or their grants may differ)
         mode, secret = key
         view.by_secret.pop(key, None)

@@ -65,9 +65,14 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._bulk_after: list[Callable[[], None]] | None = None
+        """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
+        self.writing_elsewhere = False
+        """A bulk write is under way on the other connection (:attr:`_bulk_after` is set): its
+        commit may become visible on :attr:`conn` at any moment, before its
+        :meth:`after_commit` callbacks have run. An attribute, not a property: the data
+        version reads it on every decision."""
         self._behind: concurrent.futures.ThreadPoolExecutor | None = None
         self._behind_conn: sqlite3.Connection | None = None
-        """While a bulk write runs: what to do once it has committed (see :meth:`after_commit`)."""
         self._depth = 0
         self._after: list[Callable[[], None]] = []
         self.full_since: datetime | None = None
@@ -75,12 +80,6 @@ class Database:
         self.became_full = asyncio.Event()
         """Set while the disk is full (a keeper waits on it to retry)."""
         self.migrated_from = self._migrate()
-
-    @property
-    def writing_elsewhere(self) -> bool:
-        """A bulk write is under way on the other connection: its commit may become visible on
-        :attr:`conn` at any moment, before its :meth:`after_commit` callbacks have run."""
-        return self._bulk_after is not None
 
     def after_commit(self, conn: sqlite3.Connection, then: Callable[[], None]) -> None:
         """Call ``then`` (on the event loop's thread) once the transaction open on ``conn``
@@ -276,10 +275,10 @@ class Database:
         try:
             if self._bulk_conn is None:
                 self._bulk_conn = _connect(self.path)
-            self._bulk_after = []
+            self._bulk_after, self.writing_elsewhere = [], True
             done = asyncio.ensure_future(asyncio.to_thread(self._bulk_run, write, prepare))
         except BaseException:
-            self._bulk_after = None
+            self._bulk_after, self.writing_elsewhere = None, False
             self._bulk_lock.release()
             raise
         # The thread cannot be stopped: if this task is cancelled, the write goes on and may
@@ -317,7 +316,7 @@ class Database:
                     log.warning("could not drop a bulk write's staging tables: %s", err)
 
     def _bulk_done(self, done: asyncio.Future[Any]) -> None:
-        after, self._bulk_after = self._bulk_after, None
+        after, self._bulk_after, self.writing_elsewhere = self._bulk_after, None, False
         try:
             if not done.cancelled() and done.exception() is None and after:
                 _run(after)

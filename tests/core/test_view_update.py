@@ -68,6 +68,8 @@ def assert_same_view(got: CloudView, fresh: CloudView) -> None:
         assert [id(e.method) for e in entries.values()] == [
             id(fresh.plain[kind][s].method) for s in entries
         ]
+        for e in entries.values():  # one object for each distinct set of spaces
+            assert e.space_ids is got.space_sets[e.space_ids]
     assert got.user_of == fresh.user_of
     assert got.entrance_spaces == fresh.entrance_spaces
     assert got.grants_by_space == fresh.grants_by_space
