@@ -152,10 +152,14 @@ def load_operator_keys(path: Path) -> dict[str, Operator]:
 
 
 # --- signing (shared with lockgate ctl) -----------------------------------------------------
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""Made once: ``json.dumps`` with options makes an encoder on every call."""
+
+
 def canonical_json(value: object) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def signing_message(

@@ -17,11 +17,12 @@ them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -190,7 +191,9 @@ class Command(Generic[A]):
 
 # --- handlers ------------------------------------------------------------------------------
 async def cmd_status(ctx: CommandContext, args: NoArgs) -> object:
-    return {**ctx.view.gateway_state(), "time": iso(ctx.gw.clock.now())}
+    state = ctx.view.gateway_state()
+    state["time"] = state["clock"]["now"]  # the gateway's time, from the same reading
+    return state
 
 
 async def cmd_sync(ctx: CommandContext, args: SyncArgs) -> object:
@@ -569,7 +572,7 @@ class CommandRouter:
             data = await spec.handler(self.ctx, args)
         finally:
             CALLER.reset(token)
-        lock_id = getattr(args, "lock_id", None)
+        lock_id = vars(args).get("lock_id")  # not getattr: a miss costs pydantic a raise
         log.log(
             logging.INFO if spec.role is not None else logging.DEBUG,
             "command %s by %s: ok",
@@ -582,7 +585,7 @@ class CommandRouter:
     def _open_sealed(self, command: str, args: BaseModel, auth: Auth | None) -> BaseModel:
         """``args`` with each :class:`Sealed` argument opened; ``bad_payload`` if one won't."""
         update: dict[str, Sealed] = {}
-        for name in type(args).model_fields:
+        for name in _may_be_sealed(type(args)):
             value = getattr(args, name)
             if not isinstance(value, Sealed):
                 continue
@@ -624,6 +627,21 @@ class CommandRouter:
             err.message,
             extra={"lock": err.lock_id} if err.lock_id else None,
         )
+
+
+@functools.cache
+def _may_be_sealed(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose value may be :class:`Sealed` (by their type), so that a
+    command without any costs no look at each of its arguments."""
+    return tuple(name for name, f in model.model_fields.items() if _mentions_sealed(f.annotation))
+
+
+def _mentions_sealed(annotation: object) -> bool:
+    if annotation is Sealed or annotation is Any or annotation is object:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, Sealed):
+        return True
+    return any(_mentions_sealed(a) for a in get_args(annotation))
 
 
 # --- Home Assistant's unsigned lock entity -------------------------------------------------

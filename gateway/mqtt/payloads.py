@@ -190,10 +190,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+"""Made once: ``json.loads`` with options makes a decoder on every call."""
+
+
 def parse_json(payload: bytes) -> object:
     """Strict JSON (no NaN or Infinity); raises :class:`CommandError` ``bad_payload``."""
     try:
-        return json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        return _DECODER.decode(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise CommandError(ErrorCode.BAD_PAYLOAD, "payload is not a JSON object") from None
 

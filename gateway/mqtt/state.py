@@ -70,6 +70,8 @@ class StateView:
         self._all_stale = True
         self._counts: dict[str, dict[str, int]] = {}
         """Each lock's credential counts as of its last document (the gateway's totals)."""
+        self._issues: tuple[int, list[JsonObject]] | None = None
+        """The sync issues as of a version of the cloud data (they change only with it)."""
         for payload in gw.store.outbox.last_access().values():
             self.note_event(payload)  # the last-access sensor survives a restart
 
@@ -161,8 +163,18 @@ class StateView:
                 "events_pending": gw.store.outbox.count_pending(),
                 "credentials": totals,
             },
-            "sync_issues": [i.as_json() for i in issues_in(gw.store.cloud)],
+            "sync_issues": self._sync_issues(),
         }
+
+    def _sync_issues(self) -> list[JsonObject]:
+        """The cloud data's sync issues, read again only when its version moved (every write
+        of them bumps it in the same transaction, as does every write of the methods that
+        name their grants)."""
+        cloud = self.gw.store.cloud
+        version = cloud.version
+        if self._issues is None or self._issues[0] != version:
+            self._issues = (version, [i.as_json() for i in issues_in(cloud)])
+        return list(self._issues[1])
 
     def lock_state(self, lock_id: str, rec: LockReconciler) -> JsonObject:
         cfg = next((lock for lock in self.gw.config.locks if lock.id == lock_id), None)

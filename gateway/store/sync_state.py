@@ -120,9 +120,13 @@ class SyncStates:
             "SELECT state, COUNT(*) FROM lock_credentials WHERE lock_id = ? GROUP BY state",
             (lock_id,),
         )
-        counts = {s.value: 0 for s in SyncStatus}
+        counts = dict(_NO_COUNTS)
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
+
+
+_NO_COUNTS = {s.value: 0 for s in SyncStatus}
+"""Every state, none counted (made once: an enum member's ``value`` is a slow read)."""
 
 
 def _insert(

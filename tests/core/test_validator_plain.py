@@ -205,3 +205,34 @@ def test_the_plain_index_holds_only_what_the_plain_path_decides() -> None:
         ("cloud_key", b"1111", []),
     ]:
         assert [m.method_id for m in view.methods_with(mode, secret)] == held
+
+
+@pytest.mark.parametrize("synced", [True, False])
+def test_judge_on_the_daemons_clock_decides_on_one_reading(store: Store, synced: bool) -> None:
+    """``judge`` without a time takes the time and the trust's verdict from one reading of the
+    daemon's clock: it decides as on that reading given, bounded grants and not (a clock not
+    trusted refuses only the bounded ones)."""
+    gs = {
+        "g1": Grant("g1", T0 - HOUR, T0 + HOUR, frozenset({"space-a"}), user_identity_id="u"),
+        "g2": Grant("g2", None, None, frozenset({"space-a"})),
+        "g3": Grant("g3", T0 + US, None, frozenset({"space-b"})),
+    }
+    methods = [
+        AccessMethod("m1", "g1", "code", secret=b"1111"),
+        AccessMethod("m2", "g2", "code", secret=b"2222"),
+        AccessMethod("m3", "g3", "card", secret=b"3333"),
+    ]
+    view = CloudView(gs, methods, ENTRANCES, 1)
+    v, trust, clock = validator(store, view, synced, "deny_time_bounded")
+    clock.set(T0)
+    t, distrust = trust.reading()
+    assert t == T0 and bool(distrust) is not synced
+    for kind in CredentialKind:
+        for secret in [*SECRETS, UNKNOWN]:
+            for lock in LOCKS:
+                got = v.judge(kind, secret, lock)
+                assert got == v._decide(kind, secret, lock, None, t, distrust), (kind, secret)
+    assert v.judge(CredentialKind.CODE, b"2222", "a").reason == "valid"
+    assert v.judge(CredentialKind.CODE, b"1111", "a").reason == (
+        "valid" if synced else "clock_untrusted"
+    )

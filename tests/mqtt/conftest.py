@@ -1,5 +1,5 @@
 """Fixtures: a real Mosquitto on a free port, operator keys, a running gateway with its plane,
-and a requester connected to the same broker."""
+and a requester connected to the same broker (it verifies every answer's signature)."""
 
 from __future__ import annotations
 
@@ -38,5 +38,5 @@ async def site(tmp_path: Path, broker: Mosquitto, operators: Operators) -> Async
 
 @pytest.fixture
 async def requester(site: Site) -> AsyncIterator[Requester]:
-    async with Requester(broker_options(site.broker), site.topics) as r:
+    async with Requester(broker_options(site.broker), site.topics, identity=site.identity) as r:
         yield r

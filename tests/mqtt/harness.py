@@ -41,6 +41,7 @@ from gateway.mqtt.connection import (
     payload_bytes,
     v5_properties,
 )
+from gateway.mqtt.identity import verify_response
 from gateway.mqtt.plane import MqttPlane, Sleep
 from gateway.mqtt.sealed import public_key_from_b64, seal
 from gateway.mqtt.topics import Topics
@@ -85,6 +86,11 @@ class Site:
     topics: Topics
     operators: Operators
     broker: Mosquitto
+
+    @property
+    def identity(self) -> str:
+        """The gateway's identity (base64), that signs its answers."""
+        return self.plane.identity.public_b64
 
     @property
     def sim(self) -> SimLock:
@@ -229,7 +235,10 @@ def broker_options(broker: Mosquitto, **overrides: Any) -> BrokerOptions:
 
 
 class Requester:
-    """An operator's tool: sends requests (raw bytes or built), awaits the matching answer."""
+    """An operator's tool: sends requests (raw bytes or built), awaits the matching answer.
+
+    With ``identity`` (the gateway's, base64), every answer to a command's request topic must
+    verify as the gateway's answer to the request's bytes, as ``lockgate ctl`` checks it."""
 
     def __init__(
         self,
@@ -237,9 +246,11 @@ class Requester:
         topics: Topics,
         *,
         v5: bool = True,
+        identity: str | None = None,
     ) -> None:
         self.topics = topics
         self.v5 = v5
+        self.identity = identity
         self._client = make_client(opts, f"requester-{uuid.uuid4().hex[:8]}")
         self._waiting: dict[bytes | str, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -307,7 +318,10 @@ class Requester:
         target = topic or self.topics.request(command)
         await self._client.publish(target, payload, qos=1, properties=props)
         async with asyncio.timeout(WAIT):
-            return await fut
+            answer = await fut
+        if self.identity is not None and topic is None:
+            verify_response(self.identity, self.topics.gateway_id, command, payload, answer)
+        return answer
 
     async def request(
         self,

@@ -81,7 +81,7 @@ async def test_attack_guesses_through_the_dry_run_lock_the_keypad_out(
 ) -> None:
     site = fast_site
     await load_one_code(site)
-    async with Requester(broker_options(site.broker), site.topics) as r:
+    async with Requester(broker_options(site.broker), site.topics, identity=site.identity) as r:
         for pin in guesses(5):  # the lock's threshold (lockout_failures) of wrong PINs
             answer = await dry_run(r, site, "olga", pin)
             assert answer["data"]["reason"] == "unknown_credential"

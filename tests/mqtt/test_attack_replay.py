@@ -55,7 +55,7 @@ async def test_attack_recorded_unlock_replayed_after_a_clock_step_back_is_refuse
             clock=clock,
             kernel_synchronised=lambda: synchronised[0],
         ) as site,
-        Requester(broker_options(broker), site.topics) as r,
+        Requester(broker_options(broker), site.topics, identity=site.identity) as r,
     ):
         t0 = clock.now()
         unlock = recorded_request(site, "unlock", {"lock_id": "front"}, ms(t0))
@@ -90,7 +90,7 @@ async def test_attack_unlock_refused_while_the_clock_is_untrusted(
         running_site(
             tmp_path / "gw", broker, operators, kernel_synchronised=lambda: synchronised[0]
         ) as site,
-        Requester(broker_options(broker), site.topics) as r,
+        Requester(broker_options(broker), site.topics, identity=site.identity) as r,
     ):
         assert not site.gw.trust.assess().trusted
         unlock = recorded_request(site, "unlock", {"lock_id": "front"}, ms(datetime.now(UTC)))

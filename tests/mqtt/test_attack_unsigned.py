@@ -41,7 +41,10 @@ async def test_attack_home_assistant_set_flood_costs_one_task_per_lock(
     async with running_site(tmp_path / "gw", broker, operators, mqtt=mqtt) as site:
         opts = broker_options(broker)
         topic = site.topics.lock_state("front")
-        async with Requester(opts, site.topics) as r, Watcher(opts, topic) as w:
+        async with (
+            Requester(opts, site.topics, identity=site.identity) as r,
+            Watcher(opts, topic) as w,
+        ):
             await r.request("unlock", {"lock_id": "front"}, sign_as=operators.signer("olga"))
             await w.until(lambda: w.json(topic)["bolt"] == "unlocked")
             rec = site.gw.locks["front"]
@@ -99,7 +102,7 @@ async def test_attack_unsigned_lock_state_does_not_wake_a_sleeping_ble_lock(
                 return stats.connects, stats.connect_failures, driver.carrier.stats.datagrams_sent
 
             before = radio_use()
-            async with Requester(broker_options(broker), site.topics) as r:
+            async with Requester(broker_options(broker), site.topics, identity=site.identity) as r:
                 answers = [
                     await r.request("lock_state", {"lock_id": "ble-door"}) for _ in range(20)
                 ]

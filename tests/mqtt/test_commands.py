@@ -341,11 +341,11 @@ async def test_replay_after_gateway_restart_refused(
             ts=ms(),
         )
         captured = json.dumps({"args": {"lock_id": "front"}, "auth": auth}).encode()
-        async with Requester(opts, site.topics) as r:
+        async with Requester(opts, site.topics, identity=site.identity) as r:
             assert (await r.raw("unlock", captured))["status"] == "ok"
     async with running_site(tmp_path / "gw", broker, operators) as site:  # same store
         before = observe(site)
-        async with Requester(opts, site.topics) as r:
+        async with Requester(opts, site.topics, identity=site.identity) as r:
             assert error_of(await r.raw("unlock", captured)) == ("replayed", None)
             assert observe(site) == before
             fresh = await r.request("unlock", {"lock_id": "front"}, sign_as=olga)
@@ -478,7 +478,7 @@ async def test_commission_hands_the_secret_to_the_driver_only(
     PairableSim.paired_with = []
     async with (
         running_site(tmp_path / "gw", broker, operators, driver=PairableSim) as site,
-        Requester(broker_options(broker), site.topics) as r,
+        Requester(broker_options(broker), site.topics, identity=site.identity) as r,
     ):
         resp = await r.request(
             "commission",
@@ -497,7 +497,7 @@ async def test_lock_offline_and_timeout_are_typed_and_leave_the_bolt(
     olga = operators.signer("olga")
     async with (
         running_site(tmp_path / "gw", broker, operators, mqtt={"command_timeout_s": 0.3}) as site,
-        Requester(broker_options(broker), site.topics) as r,
+        Requester(broker_options(broker), site.topics, identity=site.identity) as r,
     ):
         site.sim.faults.offline = True
         resp = await r.request("unlock", {"lock_id": "front"}, sign_as=olga)
@@ -556,7 +556,7 @@ async def test_a_reply_topic_into_the_gateways_own_requests_is_not_used(site: Si
     goes to the default response topic instead."""
     default = site.topics.response("status")
     async with (
-        Requester(broker_options(site.broker), site.topics) as r,
+        Requester(broker_options(site.broker), site.topics, identity=site.identity) as r,
         Watcher(broker_options(site.broker), f"{site.topics.root}/#") as w,
     ):
         r.reply_to = site.topics.request("status")
@@ -574,7 +574,7 @@ async def test_too_many_commands_at_once_are_told_busy(
         tmp_path / "gw", broker, operators, mqtt={"max_concurrent_commands": 1}
     ) as site:
         site.sim.faults.slow_seconds = 0.3
-        async with Requester(broker_options(broker), site.topics) as r:
+        async with Requester(broker_options(broker), site.topics, identity=site.identity) as r:
             slow, fast = await asyncio.gather(
                 r.request("lock_state", {"lock_id": "front"}), r.request("status")
             )
@@ -612,7 +612,7 @@ async def fakecloud_site(
 
 async def test_sync_now_against_the_fake_cloud(fakecloud_site: Site) -> None:
     site = fakecloud_site
-    async with Requester(broker_options(site.broker), site.topics) as r:
+    async with Requester(broker_options(site.broker), site.topics, identity=site.identity) as r:
         resp = await r.request("sync", {"full": True}, sign_as=site.operators.signer("olga"))
         assert resp["status"] == "ok", resp
         assert resp["data"]["kind"] == "full" and resp["data"]["grants"] == 1
@@ -686,7 +686,7 @@ async def _sync_issues_shown(
             running_site(
                 tmp_path / "gw", broker, operators, cloud_url=cloud.url, cloud_key=cloud.api_key
             ) as site,
-            Requester(broker_options(broker), site.topics) as r,
+            Requester(broker_options(broker), site.topics, identity=site.identity) as r,
         ):
             synced = await r.request("sync", {"full": True}, sign_as=olga)
             assert synced["status"] == "ok", synced

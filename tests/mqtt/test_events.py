@@ -68,7 +68,7 @@ async def test_events_from_the_locks_own_log_are_published(site: Site) -> None:
     consumer = Consumer(broker_options(site.broker), site.topics.events, identifier="c-lock")
     async with (
         running(consumer.run(), "consumer"),
-        Requester(broker_options(site.broker), site.topics) as r,
+        Requester(broker_options(site.broker), site.topics, identity=site.identity) as r,
     ):
         await consumer.subscribed()
         await r.request("unlock", {"lock_id": "front"}, sign_as=site.operators.signer("olga"))
@@ -115,7 +115,10 @@ async def test_broker_outage_loses_nothing(
 
             await broker.start()  # same port, same persistence directory
             avail = site.topics.availability
-            async with Watcher(opts, avail) as w, Requester(opts, site.topics) as r:
+            async with (
+                Watcher(opts, avail) as w,
+                Requester(opts, site.topics, identity=site.identity) as r,
+            ):
                 await w.until(lambda: avail in w.latest)
                 assert w.latest[avail] == b"offline"  # the will, kept by the broker
                 # A request made while the gateway is away waits in its persistent session.

@@ -174,7 +174,7 @@ async def test_the_command_key_survives_a_restart_and_is_stored_encrypted(
     assert not files_containing(tmp_path, pem)
     async with running_site(tmp_path / "gw", broker, operators) as site:
         assert site.plane.opener.public_b64 == first
-        async with Requester(broker_options(broker), site.topics) as r:
+        async with Requester(broker_options(broker), site.topics, identity=site.identity) as r:
             resp = await r.request("status")
         assert resp["data"]["command_key"] == first
 
@@ -189,7 +189,7 @@ async def test_no_secret_in_any_published_payload(
     async with (
         running_site(tmp_path / "gw", broker, operators, driver=PairableSim) as site,
         Watcher(broker_options(broker), "#") as everything,
-        Requester(broker_options(broker), site.topics) as r,
+        Requester(broker_options(broker), site.topics, identity=site.identity) as r,
     ):
         resp = await r.request(
             "test_credential",

@@ -190,7 +190,10 @@ async def test_home_assistant_lock_honoured_unlock_refused_by_default(
     async with running_site(tmp_path / "gw", broker, operators, mqtt=HA) as site:
         opts = broker_options(broker)
         topic = site.topics.lock_state("front")
-        async with Requester(opts, site.topics) as r, Watcher(opts, topic) as w:
+        async with (
+            Requester(opts, site.topics, identity=site.identity) as r,
+            Watcher(opts, topic) as w,
+        ):
             await r.request("unlock", {"lock_id": "front"}, sign_as=operators.signer("olga"))
             await w.until(lambda: w.json(topic)["bolt"] == "unlocked")
             await r.publish(site.topics.ha_set("front"), b"LOCK")
@@ -210,7 +213,10 @@ async def test_home_assistant_unlock_when_allowed(
     async with running_site(tmp_path / "gw", broker, operators, mqtt=cfg) as site:
         opts = broker_options(broker)
         topic = site.topics.lock_state("front")
-        async with Requester(opts, site.topics) as r, Watcher(opts, topic) as w:
+        async with (
+            Requester(opts, site.topics, identity=site.identity) as r,
+            Watcher(opts, topic) as w,
+        ):
             await r.publish(site.topics.ha_set("front"), b"UNLOCK")
             await w.until(lambda: bool(w.latest.get(topic)) and w.json(topic)["bolt"] == "unlocked")
         assert site.bolt() is BoltState.UNLOCKED

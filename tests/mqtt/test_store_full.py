@@ -23,7 +23,7 @@ async def test_store_full_in_status_and_retained_state(
     with small_tmpfs(tmp_path / "state", "8m") as disk:
         async with (
             running_site(disk / "gw", broker, operators) as site,
-            Requester(broker_options(broker), site.topics) as requester,
+            Requester(broker_options(broker), site.topics, identity=site.identity) as requester,
             Watcher(broker_options(broker), site.topics.state) as watcher,
         ):
             topic = site.topics.state
@@ -63,7 +63,7 @@ async def test_an_unlock_whose_replay_floor_cannot_be_written_is_refused(
     with small_tmpfs(tmp_path / "state", "8m") as disk:
         async with (
             running_site(disk / "gw", broker, operators) as site,
-            Requester(broker_options(broker), site.topics) as requester,
+            Requester(broker_options(broker), site.topics, identity=site.identity) as requester,
         ):
             assert site.bolt() is BoltState.LOCKED
             shrink_wal(site.gw.store.db.conn)
