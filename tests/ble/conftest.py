@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from lockgate_sim.ble.backend import BumbleBackends, backends_for
@@ -25,8 +24,6 @@ from drivers.ble.adapter import AdapterRegistry, BleakBackends
 from drivers.ble.driver import BleDriver
 from drivers.ble.options import BleOptions
 from gateway.clock import FakeClock
-from gateway.secrets import SecretRef
-from gateway.store.store import Store
 
 WAIT = 5.0
 """Upper bound for awaiting something that should happen in milliseconds."""
@@ -147,9 +144,3 @@ async def ble_driver(
         if commission:
             await driver.commission(lock.pairing_secret)
         yield driver
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "lockgate.db", SecretRef(file=tmp_path / "store.key")) as s:
-        yield s

@@ -9,40 +9,21 @@ below the cursor).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from lockgate_sim.ble.radio import VirtualRadio
 from lockgate_sim.nuki.gatt import NukiBleLock
 
-from gateway.audit_log import collect_audit_log
 from gateway.clock import FakeClock
 from gateway.handle import LockHandle
-from gateway.secrets import SecretRef
 from gateway.store.store import Store
+from tests.audit_reads import collect
 from tests.ble.conftest import Adapter, MemoryKeyStore
 from tests.nuki.conftest import SECURITY_PIN, nuki_driver, nuki_lock
-
-LOG = logging.getLogger("tests.nuki_log_origin")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "lockgate.db", SecretRef(file=tmp_path / "store.key")) as s:
-        yield s
 
 
 def typed(nuki: NukiBleLock, times: int) -> None:
     """``times`` wrong codes at the keypad: one log entry each."""
     for _ in range(times):
         assert not nuki.type_code("999999")
-
-
-async def collect(handle: LockHandle, store: Store) -> int:
-    async with handle.session() as ops:
-        return await collect_audit_log(ops, store.outbox, {}, LOG)
 
 
 def ids(store: Store) -> list[str]:

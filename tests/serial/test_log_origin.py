@@ -9,33 +9,22 @@ goes on from its cursor with the ids it always had.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from lockgate_sim.lock import SimLock
 from lockgate_sim.serial_bus import SerialSite
 from lockgate_sim.serial_testing import MemoryKeyStore
 
-from gateway.audit_log import collect_audit_log
 from gateway.handle import LockHandle
 from gateway.secrets import SecretRef, create_secret_file
 from gateway.store.crypto import KEY_BYTES
 from gateway.store.lock_logs import LogPosition
 from gateway.store.schema import MIGRATIONS
 from gateway.store.store import Store
+from tests.audit_reads import collect
 from tests.serial.conftest import FAST, MakeDriver
-
-LOG = logging.getLogger("tests.log_origin")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "lockgate.db", SecretRef(file=tmp_path / "store.key")) as s:
-        yield s
 
 
 def happen(lock: SimLock, times: int) -> None:
@@ -47,9 +36,11 @@ def happen(lock: SimLock, times: int) -> None:
             lock.unlock()
 
 
-async def collect(handle: LockHandle, store: Store) -> int:
-    async with handle.session() as ops:
-        return await collect_audit_log(ops, store.outbox, {}, LOG)
+async def commissioned(site: SerialSite, make_driver: MakeDriver) -> LockHandle:
+    """``lock-1`` commissioned, behind a handle."""
+    driver = await make_driver("lock-1")
+    await driver.commission(site.pairing_secret("lock-1"))
+    return LockHandle(driver)
 
 
 def ids(store: Store) -> list[str]:
@@ -59,9 +50,7 @@ def ids(store: Store) -> list[str]:
 async def test_a_new_device_under_the_same_id_has_every_entry_recorded_with_new_ids(
     site: SerialSite, make_driver: MakeDriver, store: Store, tmp_path: Path
 ) -> None:
-    driver = await make_driver("lock-1")
-    await driver.commission(site.pairing_secret("lock-1"))
-    handle = LockHandle(driver)
+    handle = await commissioned(site, make_driver)
     happen(site.locks["lock-1"], 6)
     assert await collect(handle, store) == 6
     assert ids(store) == [f"lock-1:{seq}" for seq in range(1, 7)]
@@ -88,9 +77,7 @@ async def test_a_new_device_under_the_same_id_has_every_entry_recorded_with_new_
 async def test_a_full_wipe_and_commissioning_again_reads_the_new_log_from_its_start(
     site: SerialSite, make_driver: MakeDriver, store: Store
 ) -> None:
-    driver = await make_driver("lock-1")
-    await driver.commission(site.pairing_secret("lock-1"))
-    handle = LockHandle(driver)
+    handle = await commissioned(site, make_driver)
     lock = site.locks["lock-1"]
     happen(lock, 4)
     assert await collect(handle, store) == 4
@@ -114,9 +101,7 @@ async def test_a_pairing_reset_keeps_the_log_and_its_ids(
 ) -> None:
     """The lock forgets the gateway, not its log (docs/protocol.md §5.2): commissioned again,
     it goes on from the cursor, nothing read twice."""
-    driver = await make_driver("lock-1")
-    await driver.commission(site.pairing_secret("lock-1"))
-    handle = LockHandle(driver)
+    handle = await commissioned(site, make_driver)
     lock = site.locks["lock-1"]
     happen(lock, 3)
     assert await collect(handle, store) == 3
@@ -134,9 +119,7 @@ async def test_a_removed_lock_added_again_goes_on_when_it_is_the_same_device(
 ) -> None:
     """Removal forgets the lock and its link keys; the same device, commissioned again,
     proves the same origin and its log goes on. Another device would start a new epoch."""
-    driver = await make_driver("lock-1")
-    await driver.commission(site.pairing_secret("lock-1"))
-    handle = LockHandle(driver)
+    handle = await commissioned(site, make_driver)
     lock = site.locks["lock-1"]
     happen(lock, 3)
     assert await collect(handle, store) == 3
