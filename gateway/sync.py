@@ -63,6 +63,9 @@ _USER = attrgetter("user_identity_id")
 
 EVENT_OVERLAP = timedelta(seconds=5)
 """Ask for events a little before the cursor: ids already seen are skipped."""
+EVENTS_PAGE = 1000
+"""Events asked for at a time. The cloud lists them oldest first: a full page may leave
+events after it unread, so a poll that gets one reads everything instead (a full sync)."""
 CHUNK = 100
 
 
@@ -237,7 +240,7 @@ class CloudSync:
         down to the second: an event stamped at or before it happened before the snapshot.
         """
         data = await self._client.call(
-            "/events/list", {"since": (started - EVENT_OVERLAP).isoformat(), "limit": 1000}
+            "/events/list", {"since": (started - EVENT_OVERLAP).isoformat(), "limit": EVENTS_PAGE}
         )
         events = data.get("events")
         covered = []
@@ -328,11 +331,15 @@ class CloudSync:
         if cursor is None:
             return await self.full()
         data = await self._client.call(
-            "/events/list", {"since": (cursor - EVENT_OVERLAP).isoformat(), "limit": 1000}
+            "/events/list", {"since": (cursor - EVENT_OVERLAP).isoformat(), "limit": EVENTS_PAGE}
         )
         events = data.get("events")
         if not isinstance(events, list):
             raise CloudError("/events/list: 'events' missing or not a list")
+        if len(events) >= EVENTS_PAGE:
+            # Events after this page would stay unread while the same known ones fill it.
+            log.info("%d cloud events since the cursor, a full page: full sync", len(events))
+            return await self.full()
         named = [e for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)]
         known = self._store.cloud.seen_among([e["event_id"] for e in named])
         fresh = [e for e in named if e["event_id"] not in known]

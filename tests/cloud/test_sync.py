@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from fakecloud.server import FakeCloudServer
+from gateway import sync as sync_module
 from gateway.clock import FakeClock
 from gateway.cloud.client import CloudClient
 from gateway.secrets import SecretRef
@@ -242,3 +243,24 @@ async def test_an_identity_a_list_left_out_is_checked_before_anything_is_revoked
                 cloud.state.user_identities.remove(user)
                 await CloudSync(client, store, scope, clock).full()
                 assert store.cloud.grants() == {}
+
+
+async def test_a_poll_whose_page_of_events_is_full_reads_everything(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cloud lists events oldest first, a page at a time: when more events than a page
+    fall within the overlap (a bulk import), the page is the same known events on every
+    poll and nothing after it would be seen until the hourly full sync (a revocation
+    included). A full page makes the poll a full sync."""
+    monkeypatch.setattr(sync_module, "EVENTS_PAGE", 3)
+    kept = rig.grant("9100")
+    await rig.sync.full()
+    burst = [rig.grant(f"92{i:02d}") for i in range(4)]  # 4+ events: more than a page
+    await rig.sync.incremental()
+    assert {g["access_grant_id"] for g in burst} <= set(rig.store.cloud.grants())
+
+    rig.cloud.state.grants.delete(kept["access_grant_id"])  # after the burst, in the window
+    await rig.sync.incremental()
+    assert kept["access_grant_id"] not in rig.store.cloud.grants()
+    revoked = rig.store.cloud.find_by_secret("code", b"9100")
+    assert revoked and revoked[0].revoked_at is not None
