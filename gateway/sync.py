@@ -122,6 +122,12 @@ class CloudSync:
         self._on_change = on_change
         self._views = views
         self._memo = ObjectMemo()
+        self._heard_until: datetime | None = None
+        """The server's time (``Date``) of the last poll whose answer held every event after
+        the cursor and was applied: polls ask from it when it is past the stored cursor (the
+        newest event's time), as they do from a full sync's start, so a quiet site's polls do
+        not fetch the last burst of events again every time. In memory only: after a restart
+        the stored cursor asks a little more, once."""
 
     # --- full --------------------------------------------------------------------------------
     async def full(self) -> SyncReport:
@@ -330,9 +336,14 @@ class CloudSync:
         cursor = from_db(cursor_text) if cursor_text else None
         if cursor is None:
             return await self.full()
+        since = max(cursor, self._heard_until) if self._heard_until is not None else cursor
+        dated = self._client.last_server_time
         data = await self._client.call(
-            "/events/list", {"since": (cursor - EVENT_OVERLAP).isoformat(), "limit": EVENTS_PAGE}
+            "/events/list", {"since": (since - EVENT_OVERLAP).isoformat(), "limit": EVENTS_PAGE}
         )
+        # (this answer's Date: a new reading, or none if the answer had no Date header)
+        answered = self._client.last_server_time
+        heard = answered if answered is not dated else None
         events = data.get("events")
         if not isinstance(events, list):
             raise CloudError("/events/list: 'events' missing or not a list")
@@ -344,6 +355,7 @@ class CloudSync:
         known = self._store.cloud.seen_among([e["event_id"] for e in named])
         fresh = [e for e in named if e["event_id"] not in known]
         if not fresh:
+            self._heard(heard)
             return SyncReport("incremental")
         grant_ids: set[str] = set()
         full_needed = False
@@ -368,6 +380,7 @@ class CloudSync:
         self._apply(changes)
         self._on_change()
         log_new_issues(known_issues, issues_in(self._store.cloud, changes.issues))
+        self._heard(heard)
         log.info(
             "incremental sync: %d grants changed, %d deleted",
             len(changes.grants),
@@ -380,6 +393,11 @@ class CloudSync:
             len(changes.deleted_grant_ids) + len(changes.deleted_method_ids),
             changes.issues,
         )
+
+    def _heard(self, answered: datetime | None) -> None:
+        """Every event up to ``answered`` (a poll's ``Date``) is read and applied."""
+        if answered is not None and (self._heard_until is None or answered > self._heard_until):
+            self._heard_until = answered
 
     def _apply(self, changes: CloudChanges) -> None:
         """Commit an incremental sync's changes; the memo forgets what they rewrote."""

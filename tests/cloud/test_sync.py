@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -264,3 +265,31 @@ async def test_a_poll_whose_page_of_events_is_full_reads_everything(
     assert kept["access_grant_id"] not in rig.store.cloud.grants()
     revoked = rig.store.cloud.find_by_secret("code", b"9100")
     assert revoked and revoked[0].revoked_at is not None
+
+
+async def test_a_quiet_sites_polls_do_not_fetch_the_last_burst_again(
+    rig: Rig, clock: FakeClock
+) -> None:
+    """The stored cursor is the newest event's time, so every poll of a quiet site would
+    fetch again the events of the 5 seconds before it (after a bulk import, up to a page of
+    them every poll). A poll that read every event up to the server's time asks from that
+    time next (less the overlap), as a poll after a full sync does; and events after it,
+    or stamped within the overlap before it, are still read."""
+    await rig.sync.full()
+    burst = [rig.grant(f"94{i:02d}") for i in range(3)]
+    await rig.sync.incremental()
+    assert {g["access_grant_id"] for g in burst} <= set(rig.store.cloud.grants())
+    newest = clock.now()
+
+    clock.advance(30)
+    await rig.sync.incremental()  # asks from the burst (the stored cursor), finds it known
+    rig.cloud.control.clear_requests()
+    await rig.sync.incremental()
+    (asked,) = rig.cloud.control.requests_to("/events/list")
+    since = datetime.fromisoformat(str(asked.params["since"]))
+    assert since == clock.now() - sync_module.EVENT_OVERLAP > newest  # the burst is behind
+
+    clock.advance(-2)  # an event the cloud stamps 2 s before the time of the last answer
+    rig.cloud.state.grants.delete(burst[0]["access_grant_id"])
+    await rig.sync.incremental()
+    assert burst[0]["access_grant_id"] not in rig.store.cloud.grants()
