@@ -172,7 +172,6 @@ def test_the_resting_pace_is_never_faster_than_the_idle_one_and_stays_under_the_
     assert SerialOptions(port="/dev/ttyUSB0", address=3).rest_poll_interval == 2.0
 
 
-
 async def test_the_wait_between_polls_ends_at_its_delay_or_at_once_on_activity() -> None:
     async def client() -> LockClient:
         raise AssertionError("not polled")
